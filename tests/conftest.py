@@ -1,0 +1,129 @@
+"""Shared fixtures: real PostgreSQL and Redis, never mocks.
+
+One fresh database per test session (migrated once, dropped at the end) and one Redis key prefix per
+test, so test runs can share the machine's servers with each other and with a developer's replica.
+Tables are emptied before each test that asks for the app or the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from cryptography.fernet import Fernet
+
+from tradebot import db
+from tradebot.config import Secrets, Settings
+from tradebot.http.app import create_app
+from tradebot.services import ensure_database
+
+TABLES = (
+    "users, revoked_tokens, api_keys, bot_configs, bot_state, bot_ownership, orders, trades, backtests, "
+    "candles, candle_coverage, job_runs"
+)
+
+
+def _base_database_url() -> str:
+    return os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _redis_url() -> str:
+    return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A database of its own for this test session, with every migration applied."""
+    name = f"tradebot_test_{secrets.token_hex(4)}"
+    url = urlunsplit(urlsplit(_base_database_url())._replace(path=f"/{name}"))
+    asyncio.run(ensure_database(url))
+    db.apply_migrations_sync(url)
+    yield url
+
+    async def drop() -> None:
+        admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _redis_url()
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    return f"test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def test_secrets() -> Secrets:
+    return Secrets(jwt_secret=secrets.token_urlsafe(48), fernet_keys=(Fernet.generate_key().decode(),), ephemeral=True)
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, redis_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings.model_validate(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "env": "test",
+            "redis_prefix": redis_prefix,
+            "data_dir": tmp_path_factory.mktemp("var"),
+            "outbox_dir": tmp_path_factory.mktemp("outbox"),
+        }
+    )
+
+
+async def _truncate(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def clean_db(database_url: str) -> str:
+    await _truncate(database_url)
+    return database_url
+
+
+@pytest.fixture
+async def pool(clean_db: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await db.create_pool(clean_db, min_size=1, max_size=5)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def redis_client(redis_url: str, redis_prefix: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{redis_prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def app(settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str) -> web.Application:
+    return create_app(settings, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="test-replica")
+
+
+@pytest.fixture
+async def client(aiohttp_client: object, app: web.Application) -> TestClient:  # type: ignore[type-arg]
+    return await aiohttp_client(app)  # type: ignore[operator,no-any-return]

@@ -1,0 +1,110 @@
+"""The `tradebot` command line. Bad arguments or configuration: one line on stderr, exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from tradebot.config import ConfigError, Settings, load_settings
+from tradebot.logs import setup_logging
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse prints the whole usage block; the contract asks for one clear line.
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is outside 0-65535")
+    return port
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    setup_logging(json_lines=settings.log_json, level=settings.log_level)
+    return settings
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from tradebot import db
+    from tradebot.services import resolve_services
+
+    settings = _settings()
+
+    async def go() -> None:
+        services = await resolve_services(settings)
+        try:
+            applied = await db.apply_migrations(services.database_url)
+            print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+        finally:
+            services.close()
+
+    asyncio.run(go())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tradebot.server import serve
+
+    settings = _settings()
+    asyncio.run(serve(settings, host=args.host, port=args.port, migrate=not args.no_migrate))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tradebot", description="EMA-strategy crypto trading bots")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("migrate", help="apply every pending database migration")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("run", help="run one replica: the API and the bot runtime")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_port, default=8080)
+    p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    p.set_defaults(func=cmd_run)
+
+    _add_optional(sub, "simulator", "tradebot.exchange.simulator.command", "run the Binance-compatible exchange simulator")
+    _add_optional(sub, "backtest", "tradebot.strategies.command", "backtest the EMA strategy on a CSV of candles")
+    return parser
+
+
+def _add_optional(sub: argparse._SubParsersAction[_Parser], name: str, module: str, help_text: str) -> None:
+    """Commands whose module may be absent from a partial install are only listed when importable."""
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return
+    p = sub.add_parser(name, help=help_text)
+    mod.configure_parser(p)
+    p.set_defaults(func=mod.run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as e:
+        print(f"tradebot: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        logging.getLogger(__name__).info("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

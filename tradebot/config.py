@@ -1,0 +1,212 @@
+"""Settings from the environment, validated once at start.
+
+Every variable of CONTRACT.md's table maps to one field here. A bad value stops the process with one
+line naming the variable (see `load_settings`), never a stack trace.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+Environment = Literal["production", "development", "test"]
+
+_ENV_NAMES = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRADEBOT_", extra="ignore", frozen=True, env_ignore_empty=True)
+
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    env: Environment = "development"
+    jwt_secret: str | None = None
+    fernet_keys: str | None = None
+    exchange_url: str | None = None
+    replica_id: str | None = None
+    outbox_dir: Path | None = None
+    smtp_url: str | None = None
+    log_json: bool = False
+    log_level: str = "INFO"
+
+    # Where the local services are looked for when no URL is set, and where embedded ones keep data.
+    default_database_url: str = "postgresql://postgres@127.0.0.1:5432/tradebot"
+    default_redis_url: str = "redis://127.0.0.1:6379/0"
+    data_dir: Path = Path("var")
+    # Every Redis key and channel starts with this, so several deployments (or test runs) can share
+    # one Redis without seeing each other.
+    redis_prefix: str = Field(default="tradebot", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    trusted_proxies: str = ""
+    db_pool_min: int = Field(default=2, ge=1, le=100)
+    db_pool_max: int = Field(default=20, ge=1, le=500)
+
+    # Cluster timing (DESIGN.md "Cluster"): renew deadline < lease duration.
+    lease_ttl_ms: int = Field(default=5000, ge=500, le=600_000)
+    renew_interval_ms: int = Field(default=1000, ge=100, le=60_000)
+    heartbeat_interval_ms: int = Field(default=1000, ge=100, le=60_000)
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _jwt_secret_long_enough(cls, v: str | None) -> str | None:
+        if v is not None and len(v.encode()) < 32:
+            raise ValueError("must be at least 32 bytes")
+        return v
+
+    @field_validator("fernet_keys")
+    @classmethod
+    def _fernet_keys_valid(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        keys = [k.strip() for k in v.split(",") if k.strip()]
+        if not keys:
+            raise ValueError("must list at least one Fernet key")
+        for i, key in enumerate(keys):
+            try:
+                Fernet(key.encode())
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"key #{i + 1} is not a valid Fernet key (32 url-safe base64 bytes)") from e
+        return ",".join(keys)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql://")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("exchange_url")
+    @classmethod
+    def _exchange_url_scheme(cls, v: str | None) -> str | None:
+        if v is not None:
+            if not v.startswith(("http://", "https://")):
+                raise ValueError("must be an http:// or https:// URL")
+            return v.rstrip("/")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level_known(cls, v: str) -> str:
+        v = v.upper()
+        if v not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return v
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> Settings:
+        if self.renew_interval_ms * 2 > self.lease_ttl_ms:
+            raise ValueError("TRADEBOT_RENEW_INTERVAL_MS must be at most half of TRADEBOT_LEASE_TTL_MS")
+        return self
+
+    @property
+    def fernet_key_list(self) -> list[str]:
+        return (self.fernet_keys or "").split(",") if self.fernet_keys else []
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    jwt_secret: str
+    fernet_keys: tuple[str, ...]
+    ephemeral: bool
+
+
+def _env_name(field: str) -> str:
+    if field.isupper():
+        return field
+    return _ENV_NAMES.get(field, f"TRADEBOT_{field.upper()}")
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment; raise ConfigError with one line naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = [str(p) for p in first["loc"]]
+        msg = str(first["msg"]).removeprefix("Value error, ")
+        if not loc:  # a cross-field rule: its message already names the variables
+            raise ConfigError(msg) from e
+        name = _env_name(loc[0])
+        # Never echo a secret back, even an invalid one.
+        shown = "" if "secret" in loc[0] or "keys" in loc[0] else f" (got {first.get('input')!r})"
+        raise ConfigError(f"{name}: {msg}{shown}") from e
+
+
+def resolve_secrets(settings: Settings) -> Secrets:
+    """Real secrets from the environment, or generated ones outside production.
+
+    Development keeps its generated secrets in the data folder so a restart (or a second local
+    replica) can still read the keys it encrypted; tests keep them in memory only.
+    """
+    if settings.jwt_secret and settings.fernet_keys:
+        return Secrets(settings.jwt_secret, tuple(settings.fernet_key_list), ephemeral=False)
+    if settings.env == "production":
+        missing = [
+            n
+            for n, v in (("TRADEBOT_JWT_SECRET", settings.jwt_secret), ("TRADEBOT_FERNET_KEYS", settings.fernet_keys))
+            if not v
+        ]
+        raise ConfigError(f"{', '.join(missing)}: required when TRADEBOT_ENV=production (no ephemeral secrets)")
+    generated = _load_or_generate_dev_secrets(settings)
+    jwt_secret = settings.jwt_secret or generated["jwt_secret"]
+    fernet_keys = tuple(settings.fernet_key_list) or (generated["fernet_key"],)
+    log.warning(
+        "using generated secrets for TRADEBOT_ENV=%s%s; set TRADEBOT_JWT_SECRET and TRADEBOT_FERNET_KEYS for real use",
+        settings.env,
+        f" (kept in {settings.data_dir / 'dev-secrets.json'})" if settings.env == "development" else " (in memory)",
+    )
+    return Secrets(jwt_secret, fernet_keys, ephemeral=True)
+
+
+def _load_or_generate_dev_secrets(settings: Settings) -> dict[str, str]:
+    fresh = {
+        "jwt_secret": base64.urlsafe_b64encode(secrets.token_bytes(48)).decode(),
+        "fernet_key": Fernet.generate_key().decode(),
+    }
+    if settings.env != "development":
+        return fresh
+    path = settings.data_dir / "dev-secrets.json"
+    try:
+        stored = json.loads(path.read_text())
+        if isinstance(stored, dict) and {"jwt_secret", "fernet_key"} <= stored.keys():
+            return {k: str(stored[k]) for k in ("jwt_secret", "fernet_key")}
+    except (OSError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(fresh, f)
+    os.replace(tmp, path)
+    return fresh

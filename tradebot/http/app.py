@@ -1,0 +1,94 @@
+"""The aiohttp application: resources in cleanup_ctx (torn down in reverse), routes, middlewares."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from tradebot import db
+from tradebot.config import Secrets, Settings
+from tradebot.http import ops_routes
+from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.http.metrics import HttpMetrics
+from tradebot.http.middlewares import authentication, problems, request_context
+from tradebot.http.routing import RouteTable
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def all_routes() -> RouteTable:
+    table = RouteTable()
+    table.extend(ops_routes.routes)
+    return table
+
+
+def create_app(
+    settings: Settings,
+    secrets: Secrets,
+    *,
+    database_url: str,
+    redis_url: str,
+    replica_id: str,
+    extra_contexts: list[CleanupContext] | None = None,
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[request_context, problems, authentication],
+    )
+    app[SETTINGS] = settings
+    app[SECRETS] = secrets
+    app[REPLICA_ID] = replica_id
+    app[HTTP_METRICS] = HttpMetrics()
+    app[OPERATIONS] = all_routes().install(app)
+    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
+    _add_swagger_assets(app)
+
+    app.cleanup_ctx.append(_postgres(database_url, settings))
+    app.cleanup_ctx.append(_redis(redis_url))
+    for ctx in extra_contexts or []:
+        app.cleanup_ctx.append(ctx)
+    return app
+
+
+def _add_swagger_assets(app: web.Application) -> None:
+    import swagger_ui_bundle
+
+    app.router.add_static("/api/docs/assets/", swagger_ui_bundle.swagger_ui_path, name="swagger_assets")
+
+
+def _postgres(url: str, settings: Settings) -> CleanupContext:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = await db.create_pool(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        app[DB] = pool
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    return ctx
+
+
+def _redis(url: str) -> CleanupContext:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        client = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=15,
+        )
+        app[REDIS] = client
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return ctx

@@ -1,0 +1,83 @@
+"""`tradebot run`: one replica, the API and the runtime in one event loop, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from tradebot import db
+from tradebot.config import Settings, resolve_secrets
+from tradebot.http.app import create_app
+from tradebot.services import resolve_services
+
+log = logging.getLogger(__name__)
+
+# Long-lived handlers (SSE) are closed on shutdown; anything else gets this long to finish.
+SHUTDOWN_GRACE_S = 3.0
+
+
+def make_replica_id(settings: Settings) -> str:
+    """host + pid + random suffix: unique even when a pid is reused after a restart."""
+    if settings.replica_id:
+        return settings.replica_id
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+async def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    migrate: bool,
+    on_started: Callable[[str], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until `stop` is set or SIGTERM/SIGINT arrives; resources are released in reverse order."""
+    app_secrets = resolve_secrets(settings)
+    services = await resolve_services(settings)
+    try:
+        if migrate:
+            await db.apply_migrations(services.database_url)
+        replica_id = make_replica_id(settings)
+        app = create_app(
+            settings,
+            app_secrets,
+            database_url=services.database_url,
+            redis_url=services.redis_url,
+            replica_id=replica_id,
+        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_S)
+            await site.start()
+            url = f"http://{host}:{port}"
+            log.info("replica %s listening on %s", replica_id, url)
+            if on_started is not None:
+                await on_started(url)
+            await _wait_for_stop(stop)
+            log.info("shutting down replica %s", replica_id)
+        finally:
+            await runner.cleanup()
+    finally:
+        services.close()
+    log.info("stopped")
+
+
+async def _wait_for_stop(stop: asyncio.Event | None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
