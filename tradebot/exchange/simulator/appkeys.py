@@ -1,0 +1,12 @@
+"""Typed keys for what the simulator keeps on its aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from tradebot.exchange.simulator.state import Simulator
+
+SIMULATOR = web.AppKey("simulator", Simulator)
+RANDOM_WALK_TASK = web.AppKey("random_walk_task", asyncio.Task[None])

@@ -1,0 +1,522 @@
+"""Matching engine and accounts: pure state transitions, no I/O, no clock (callers pass `now_ms`).
+
+Money is `Decimal` throughout so that a hand-computed PnL or fee equals what the simulator reports, to
+the last digit. The model is Binance USD-M in one-way position mode with cross margin:
+
+- a market order fills at once, in full, at the current price moved by `slippage_bps` against the
+  taker (a buy pays more, a sell gets less);
+- a GTC limit order that is not marketable rests and fills at its own price once a later price
+  update crosses it (a marketable one fills at once like a market order, never worse than its limit);
+- every fill pays `fee_rate` × notional in USDT (one rate for maker and taker: simpler to reason about);
+- a fill against the position realises PnL on the reduced part; the entry price is the
+  quantity-weighted average of the fills that opened it; a fill larger than the position flips it and
+  the remainder opens at the fill price;
+- opening exposure needs initial margin = notional / leverage out of the available balance
+  (wallet + unrealised PnL − margin of positions − margin of resting orders), else -2019.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+
+from tradebot.exchange.simulator.markets import MarketSpec, decimal_str
+
+ZERO = Decimal(0)
+DEFAULT_LEVERAGE = 20
+SETTLEMENT_ASSET = "USDT"
+_CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+
+
+class Rejection(Exception):
+    """A request the exchange refuses, with Binance's error code, message and HTTP status."""
+
+    def __init__(self, code: int, msg: str, http_status: int = 400) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code = code
+        self.msg = msg
+        self.http_status = http_status
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """The parameters of POST /fapi/v1/order, still as the strings that came over the wire."""
+
+    symbol: str | None
+    side: str | None
+    type: str | None
+    quantity: str | None
+    price: str | None = None
+    time_in_force: str | None = None
+    reduce_only: bool = False
+    client_order_id: str | None = None
+
+
+@dataclass(slots=True)
+class Order:
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: str
+    type: str
+    time_in_force: str
+    orig_qty: Decimal
+    price: Decimal
+    reduce_only: bool
+    time: int
+    update_time: int
+    status: str = "NEW"
+    executed_qty: Decimal = ZERO
+    cum_quote: Decimal = ZERO
+
+    @property
+    def avg_price(self) -> Decimal:
+        return self.cum_quote / self.executed_qty if self.executed_qty else ZERO
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    trade_id: int
+    order_id: int
+    symbol: str
+    side: str
+    price: Decimal
+    qty: Decimal
+    commission: Decimal
+    realized_pnl: Decimal
+    maker: bool
+    time: int
+
+    @property
+    def quote_qty(self) -> Decimal:
+        return self.price * self.qty
+
+
+@dataclass(slots=True)
+class Position:
+    symbol: str
+    amount: Decimal = ZERO  # signed: > 0 long, < 0 short (one-way mode)
+    entry_price: Decimal = ZERO
+    update_time: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One order request as received, kept whether it was accepted or rejected."""
+
+    client_order_id: str | None
+    symbol: str | None
+    side: str | None
+    type: str | None
+    amount: Decimal | None
+    reject_code: int | None
+    order_id: int | None
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReport:
+    """What changed for one order, for the user-data stream (ORDER_TRADE_UPDATE / ACCOUNT_UPDATE)."""
+
+    api_key: str
+    execution_type: str  # NEW, TRADE, CANCELED, EXPIRED
+    order: Order  # a snapshot, never the live object
+    fill: Fill | None
+
+
+@dataclass(slots=True)
+class Account:
+    api_key: str
+    secret: str
+    balances: dict[str, Decimal]  # wallet balance per asset
+    update_time: int
+    leverage: dict[str, int] = field(default_factory=dict)
+    margin_type: dict[str, str] = field(default_factory=dict)
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    order_ids_by_client_id: dict[str, int] = field(default_factory=dict)
+    trades: list[Fill] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+
+    def position(self, symbol: str) -> Position:
+        pos = self.positions.get(symbol)
+        if pos is None:
+            pos = self.positions[symbol] = Position(symbol)
+        return pos
+
+    def leverage_for(self, symbol: str) -> int:
+        return self.leverage.get(symbol, DEFAULT_LEVERAGE)
+
+    def open_orders(self, symbol: str | None = None) -> Iterator[Order]:
+        return (o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol))
+
+
+@dataclass(frozen=True, slots=True)
+class AssetSummary:
+    asset: str
+    wallet_balance: Decimal
+    unrealized_pnl: Decimal
+    margin_balance: Decimal
+    position_initial_margin: Decimal
+    open_order_initial_margin: Decimal
+    available_balance: Decimal
+
+
+class MatchingEngine:
+    """All accounts, their orders and positions, and the last price of every market."""
+
+    def __init__(
+        self,
+        markets: Mapping[str, MarketSpec],
+        *,
+        fee_rate: Decimal,
+        slippage_bps: Decimal,
+    ) -> None:
+        self.markets = dict(markets)
+        self.fee_rate = fee_rate
+        self.slippage_bps = slippage_bps
+        self.prices: dict[str, Decimal] = {s: m.initial_price for s, m in self.markets.items()}
+        self.accounts: dict[str, Account] = {}
+        self._next_order_id = 1_000_001
+        self._next_trade_id = 5_000_001
+
+    # ---- accounts -------------------------------------------------------------------------------
+
+    def add_account(self, api_key: str, secret: str, balances: Mapping[str, Decimal], now_ms: int) -> Account:
+        """Creates (or replaces) the account behind an API key; replacing starts it afresh."""
+        account = Account(api_key=api_key, secret=secret, balances=dict(balances), update_time=now_ms)
+        self.accounts[api_key] = account
+        return account
+
+    def set_leverage(self, account: Account, symbol: str | None, leverage: str | None, now_ms: int) -> int:
+        market = self._market(symbol)
+        value = _parse_int(leverage, "leverage")
+        if not 1 <= value <= market.max_leverage:
+            raise Rejection(-4028, f"Leverage {value} is not valid")
+        account.leverage[market.symbol] = value
+        account.update_time = now_ms
+        return value
+
+    def set_margin_type(self, account: Account, symbol: str | None, margin_type: str | None) -> None:
+        market = self._market(symbol)
+        wanted = (margin_type or "").upper()
+        if wanted not in ("ISOLATED", "CROSSED"):
+            raise Rejection(
+                -1102, "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed."
+            )
+        current = account.margin_type.get(market.symbol, "CROSSED")
+        if current == wanted:
+            raise Rejection(-4046, "No need to change margin type.")
+        # The simulator accounts everything as cross margin; the setting is remembered and reported only.
+        account.margin_type[market.symbol] = wanted
+
+    def summary(self, account: Account, asset: str = SETTLEMENT_ASSET) -> AssetSummary:
+        wallet = account.balances.get(asset, ZERO)
+        if asset != SETTLEMENT_ASSET:
+            return AssetSummary(asset, wallet, ZERO, wallet, ZERO, ZERO, wallet)
+        unrealized = sum((self.unrealized_pnl(p) for p in account.positions.values()), ZERO)
+        position_im = sum(
+            (self.position_initial_margin(account, p) for p in account.positions.values()), ZERO
+        )
+        order_im = sum((self._order_margin(account, o) for o in account.open_orders()), ZERO)
+        margin_balance = wallet + unrealized
+        available = margin_balance - position_im - order_im
+        return AssetSummary(asset, wallet, unrealized, margin_balance, position_im, order_im, available)
+
+    def unrealized_pnl(self, position: Position) -> Decimal:
+        if not position.amount:
+            return ZERO
+        return (self.prices[position.symbol] - position.entry_price) * position.amount
+
+    def position_initial_margin(self, account: Account, position: Position) -> Decimal:
+        notional = abs(position.amount) * self.prices[position.symbol]
+        return notional / account.leverage_for(position.symbol)
+
+    # ---- orders ---------------------------------------------------------------------------------
+
+    def place_order(
+        self, account: Account, request: OrderRequest, now_ms: int
+    ) -> tuple[Order, list[ExecutionReport]]:
+        """Validates, records and (if it can) fills an order; every request lands in the audit trail."""
+        try:
+            order, reports = self._place(account, request, now_ms)
+        except Rejection as rejection:
+            account.audit.append(_audit(request, rejection.code, None, now_ms))
+            raise
+        account.audit.append(_audit(request, None, order.order_id, now_ms))
+        return order, reports
+
+    def _place(self, account: Account, req: OrderRequest, now_ms: int) -> tuple[Order, list[ExecutionReport]]:
+        market = self._market(req.symbol)
+        side = _require(req.side, "side").upper()
+        if side not in ("BUY", "SELL"):
+            raise Rejection(-1117, "Invalid side.")
+        order_type = _require(req.type, "type").upper()
+        if order_type not in ("MARKET", "LIMIT"):
+            raise Rejection(-1116, "Invalid orderType.")
+        qty = _parse_decimal(_require(req.quantity, "quantity"), "quantity")
+        if qty <= 0:
+            raise Rejection(-4003, "Quantity less than or equal to zero.")
+        if qty % market.step_size:
+            raise Rejection(-1111, "Precision is over the maximum defined for this asset.")
+        if qty < market.min_qty:
+            raise Rejection(-4003, f"Quantity less than minimum quantity {market.min_qty}.")
+        if qty > market.max_qty:
+            raise Rejection(-4005, "Quantity greater than max quantity.")
+        limit_price = ZERO
+        time_in_force = "GTC"
+        if order_type == "LIMIT":
+            limit_price = _parse_decimal(_require(req.price, "price"), "price")
+            if limit_price <= 0:
+                raise Rejection(-4001, "Price less than 0.")
+            if limit_price % market.tick_size:
+                raise Rejection(-1111, "Precision is over the maximum defined for this asset.")
+            time_in_force = _require(req.time_in_force, "timeInForce").upper()
+            if time_in_force != "GTC":
+                raise Rejection(-1115, "Invalid timeInForce.")
+        client_order_id = req.client_order_id
+        if client_order_id is not None:
+            if not _CLIENT_ORDER_ID.match(client_order_id):
+                raise Rejection(
+                    -1100,
+                    "Illegal characters found in parameter 'newClientOrderId'; "
+                    "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+                )
+            # Stricter than Binance, which refuses a reused id only while the first order is open: here
+            # an id that was ever accepted for this key is refused for good, so that a test proves an
+            # order is never sent twice. Ids of rejected requests were never stored and may be reused.
+            if client_order_id in account.order_ids_by_client_id:
+                raise Rejection(-4116, "ClientOrderId is duplicated.")
+
+        position = account.position(market.symbol)
+        signed = qty if side == "BUY" else -qty
+        if req.reduce_only:
+            if position.amount == 0 or (position.amount > 0) == (signed > 0):
+                raise Rejection(-2022, "ReduceOnly Order is rejected.")
+            qty = min(qty, abs(position.amount))  # Binance clamps a reduce-only order to the position
+
+        current = self.prices[market.symbol]
+        marketable = order_type == "MARKET" or (
+            limit_price >= current if side == "BUY" else limit_price <= current
+        )
+        reference = current if marketable else limit_price
+        if not req.reduce_only and qty * reference < market.min_notional:
+            raise Rejection(
+                -4164,
+                f"Order's notional must be no smaller than {decimal_str(market.min_notional)} "
+                "(unless you choose reduce only).",
+            )
+        opening_qty = _opening_qty(position.amount, signed)
+        if opening_qty > 0:
+            required = opening_qty * reference / account.leverage_for(market.symbol)
+            if required > self.summary(account).available_balance:
+                raise Rejection(-2019, "Margin is insufficient.")
+
+        if client_order_id is None:
+            client_order_id = f"sim-{self._next_order_id}"
+        order = Order(
+            order_id=self._next_order_id,
+            client_order_id=client_order_id,
+            symbol=market.symbol,
+            side=side,
+            type=order_type,
+            time_in_force=time_in_force,
+            orig_qty=qty,
+            price=limit_price,
+            reduce_only=req.reduce_only,
+            time=now_ms,
+            update_time=now_ms,
+        )
+        self._next_order_id += 1
+        account.orders[order.order_id] = order
+        account.order_ids_by_client_id[client_order_id] = order.order_id
+        reports = [ExecutionReport(account.api_key, "NEW", replace(order), None)]
+        if marketable:
+            price = self._taker_price(market.symbol, side)
+            if order_type == "LIMIT":
+                price = min(price, limit_price) if side == "BUY" else max(price, limit_price)
+            reports.append(self._fill(account, order, qty, price, maker=False, now_ms=now_ms))
+        return order, reports
+
+    def _taker_price(self, symbol: str, side: str) -> Decimal:
+        slip = self.slippage_bps / Decimal(10_000)
+        current = self.prices[symbol]
+        return current * (1 + slip) if side == "BUY" else current * (1 - slip)
+
+    def _fill(
+        self, account: Account, order: Order, qty: Decimal, price: Decimal, *, maker: bool, now_ms: int
+    ) -> ExecutionReport:
+        position = account.position(order.symbol)
+        signed = qty if order.side == "BUY" else -qty
+        realized = ZERO
+        if position.amount == 0 or (position.amount > 0) == (signed > 0):
+            total = abs(position.amount) + qty
+            position.entry_price = (abs(position.amount) * position.entry_price + qty * price) / total
+        else:
+            closed = min(qty, abs(position.amount))
+            direction = 1 if position.amount > 0 else -1
+            realized = closed * (price - position.entry_price) * direction
+            if qty > abs(position.amount):
+                position.entry_price = price  # flipped: the remainder opened at this fill
+        position.amount += signed
+        if position.amount == 0:
+            position.entry_price = ZERO
+        position.update_time = now_ms
+
+        commission = qty * price * self.fee_rate
+        balance = account.balances.get(SETTLEMENT_ASSET, ZERO)
+        account.balances[SETTLEMENT_ASSET] = balance + realized - commission
+        account.update_time = now_ms
+
+        order.executed_qty += qty
+        order.cum_quote += qty * price
+        order.status = "FILLED" if order.executed_qty >= order.orig_qty else "PARTIALLY_FILLED"
+        order.update_time = now_ms
+        fill = Fill(
+            trade_id=self._next_trade_id,
+            order_id=order.order_id,
+            symbol=order.symbol,
+            side=order.side,
+            price=price,
+            qty=qty,
+            commission=commission,
+            realized_pnl=realized,
+            maker=maker,
+            time=now_ms,
+        )
+        self._next_trade_id += 1
+        account.trades.append(fill)
+        return ExecutionReport(account.api_key, "TRADE", replace(order), fill)
+
+    def find_order(self, account: Account, order_id: str | None, client_order_id: str | None) -> Order:
+        if order_id is None and client_order_id is None:
+            raise Rejection(
+                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+            )
+        if order_id is not None:
+            found = account.orders.get(_parse_int(order_id, "orderId"))
+        else:
+            assert client_order_id is not None
+            oid = account.order_ids_by_client_id.get(client_order_id)
+            found = account.orders.get(oid) if oid is not None else None
+        if found is None:
+            raise Rejection(-2013, "Order does not exist.")
+        return found
+
+    def cancel_order(
+        self, account: Account, order_id: str | None, client_order_id: str | None, now_ms: int
+    ) -> tuple[Order, list[ExecutionReport]]:
+        try:
+            order = self.find_order(account, order_id, client_order_id)
+        except Rejection as rejection:
+            if rejection.code == -2013:
+                raise Rejection(-2011, "Unknown order sent.") from None
+            raise
+        if not order.is_open:
+            raise Rejection(-2011, "Unknown order sent.")
+        order.status = "CANCELED"
+        order.update_time = now_ms
+        return order, [ExecutionReport(account.api_key, "CANCELED", replace(order), None)]
+
+    # ---- prices ---------------------------------------------------------------------------------
+
+    def on_price(
+        self, symbol: str, last: Decimal, now_ms: int, low: Decimal | None = None, high: Decimal | None = None
+    ) -> list[ExecutionReport]:
+        """A new price (and the range it moved through): resting limit orders it crosses fill."""
+        self.prices[symbol] = last
+        low = last if low is None else min(low, last)
+        high = last if high is None else max(high, last)
+        reports: list[ExecutionReport] = []
+        for account in self.accounts.values():
+            # Oldest first, like a price-time queue on one price level.
+            for order in sorted(account.open_orders(symbol), key=lambda o: o.order_id):
+                crossed = low <= order.price if order.side == "BUY" else high >= order.price
+                if not crossed:
+                    continue
+                qty = order.orig_qty - order.executed_qty
+                if order.reduce_only:
+                    position = account.position(symbol)
+                    reduces = position.amount != 0 and (position.amount > 0) != (order.side == "BUY")
+                    if not reduces:
+                        order.status = "EXPIRED"
+                        order.update_time = now_ms
+                        reports.append(ExecutionReport(account.api_key, "EXPIRED", replace(order), None))
+                        continue
+                    qty = min(qty, abs(position.amount))
+                reports.append(self._fill(account, order, qty, order.price, maker=True, now_ms=now_ms))
+        return reports
+
+    # ---- helpers --------------------------------------------------------------------------------
+
+    def _market(self, symbol: str | None) -> MarketSpec:
+        market = self.markets.get(_require(symbol, "symbol").upper())
+        if market is None:
+            raise Rejection(-1121, "Invalid symbol.")
+        return market
+
+    def _order_margin(self, account: Account, order: Order) -> Decimal:
+        if order.reduce_only:
+            return ZERO
+        remaining = order.orig_qty - order.executed_qty
+        signed = remaining if order.side == "BUY" else -remaining
+        opening = _opening_qty(account.position(order.symbol).amount, signed)
+        return opening * order.price / account.leverage_for(order.symbol)
+
+
+def _opening_qty(position_amount: Decimal, signed_qty: Decimal) -> Decimal:
+    """The part of an order that adds exposure (all of it, or what is left after closing)."""
+    if position_amount == 0 or (position_amount > 0) == (signed_qty > 0):
+        return abs(signed_qty)
+    return max(ZERO, abs(signed_qty) - abs(position_amount))
+
+
+def _audit(req: OrderRequest, code: int | None, order_id: int | None, now_ms: int) -> AuditEntry:
+    try:
+        amount = Decimal(req.quantity) if req.quantity is not None else None
+    except InvalidOperation:
+        amount = None
+    if amount is not None and not amount.is_finite():
+        amount = None
+    return AuditEntry(
+        client_order_id=req.client_order_id,
+        symbol=req.symbol,
+        side=req.side.upper() if req.side else None,
+        type=req.type.upper() if req.type else None,
+        amount=amount,
+        reject_code=code,
+        order_id=order_id,
+        received_at=now_ms,
+    )
+
+
+def _require(value: str | None, name: str) -> str:
+    if value is None or value == "":
+        raise Rejection(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+    return value
+
+
+def _parse_decimal(value: str, name: str) -> Decimal:
+    try:
+        parsed = Decimal(value)
+    except InvalidOperation:
+        parsed = Decimal("NaN")
+    if not parsed.is_finite():
+        raise Rejection(-1100, f"Illegal characters found in parameter '{name}'.")
+    return parsed
+
+
+def _parse_int(value: str | None, name: str) -> int:
+    text = _require(value, name)
+    try:
+        return int(text)
+    except ValueError:
+        raise Rejection(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        ) from None

@@ -1,0 +1,365 @@
+"""Binance USD-M REST routes (`/fapi/...`), each a thin call into the simulator state.
+
+Security levels as on Binance: NONE (market data), USER_STREAM (API key only: listenKey) and SIGNED
+(API key + HMAC signature + timestamp). Errors are `{"code", "msg"}` with Binance's codes and statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+from aiohttp import web
+
+from tradebot.exchange.simulator import wire
+from tradebot.exchange.simulator.appkeys import SIMULATOR
+from tradebot.exchange.simulator.auth import API_KEY_HEADER, account_for_key, verify_signed
+from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVAL_MS, MAX_KLINES_LIMIT
+from tradebot.exchange.simulator.engine import Account, OrderRequest, Rejection
+from tradebot.exchange.simulator.state import Simulator
+
+Params = dict[str, str]
+Handler = Callable[[Simulator, Account | None, Params], Any]
+
+
+class Security(Enum):
+    NONE = "none"
+    USER_STREAM = "user_stream"
+    SIGNED = "signed"
+
+
+def json_response(body: object, status: int = 200) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+
+
+def rejection_response(rejection: Rejection) -> web.Response:
+    return json_response({"code": rejection.code, "msg": rejection.msg}, rejection.http_status)
+
+
+def endpoint(security: Security, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        sim = request.app[SIMULATOR]
+        body = await request.text() if request.can_read_body else ""
+        try:
+            account: Account | None = None
+            if security is Security.NONE:
+                params: Params = dict(request.query)
+            else:
+                account = account_for_key(sim.engine.accounts, request.headers.get(API_KEY_HEADER))
+                if security is Security.SIGNED:
+                    params = verify_signed(
+                        account, request.query_string, body, sim.clock(), sim.config.recv_window_ms
+                    )
+                else:
+                    params = dict(request.query)
+            return json_response(handler(sim, account, params))
+        except Rejection as rejection:
+            return rejection_response(rejection)
+
+    return handle
+
+
+def _account(account: Account | None) -> Account:
+    assert account is not None, "SIGNED and USER_STREAM endpoints always resolve the account"
+    return account
+
+
+# ---- market data (NONE) -------------------------------------------------------------------------
+
+
+def ping(sim: Simulator, _: Account | None, __: Params) -> object:
+    return {}
+
+
+def server_time(sim: Simulator, _: Account | None, __: Params) -> object:
+    return {"serverTime": sim.clock()}
+
+
+def exchange_info(sim: Simulator, _: Account | None, __: Params) -> object:
+    return wire.exchange_info(sim.markets.values(), sim.clock())
+
+
+def _symbol(sim: Simulator, params: Params, required: bool = True) -> str | None:
+    symbol = params.get("symbol")
+    if not symbol:
+        if required:
+            raise Rejection(-1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        return None
+    if symbol.upper() not in sim.markets:
+        raise Rejection(-1121, "Invalid symbol.")
+    return symbol.upper()
+
+
+def _int_param(params: Params, name: str) -> int | None:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise Rejection(
+            -1100, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        ) from None
+
+
+def klines(sim: Simulator, _: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params)
+    assert symbol is not None
+    interval = params.get("interval")
+    if not interval:
+        raise Rejection(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
+    if interval not in INTERVAL_MS:
+        raise Rejection(-1120, "Invalid interval.")
+    limit = _int_param(params, "limit") or DEFAULT_KLINES_LIMIT
+    limit = max(1, min(limit, MAX_KLINES_LIMIT))
+    start, end = _int_param(params, "startTime"), _int_param(params, "endTime")
+    if start is not None and end is not None and start > end:
+        raise Rejection(-1023, "Start time is greater than end time.")
+    return [wire.kline_row(c) for c in sim.klines(symbol, interval, start, end, limit)]
+
+
+def ticker_24hr(sim: Simulator, _: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params, required=False)
+    if symbol is not None:
+        return sim.ticker(symbol)
+    return [sim.ticker(s) for s in sim.markets]
+
+
+def ticker_price(sim: Simulator, _: Account | None, params: Params) -> object:
+    def one(symbol: str) -> dict[str, Any]:
+        return {"symbol": symbol, "price": wire.s(sim.current_price(symbol)), "time": sim.clock()}
+
+    symbol = _symbol(sim, params, required=False)
+    return one(symbol) if symbol is not None else [one(s) for s in sim.markets]
+
+
+def premium_index(sim: Simulator, _: Account | None, params: Params) -> object:
+    def one(symbol: str) -> dict[str, Any]:
+        price = wire.s(sim.current_price(symbol))
+        now = sim.clock()
+        return {
+            "symbol": symbol,
+            "markPrice": price,
+            "indexPrice": price,
+            "estimatedSettlePrice": price,
+            "lastFundingRate": "0.00000000",
+            "interestRate": "0.00000000",
+            "nextFundingTime": now - now % 28_800_000 + 28_800_000,
+            "time": now,
+        }
+
+    symbol = _symbol(sim, params, required=False)
+    return one(symbol) if symbol is not None else [one(s) for s in sim.markets]
+
+
+# ---- account (SIGNED) ---------------------------------------------------------------------------
+
+
+def set_leverage(sim: Simulator, account: Account | None, params: Params) -> object:
+    acct = _account(account)
+    leverage = sim.engine.set_leverage(acct, params.get("symbol"), params.get("leverage"), sim.clock())
+    symbol = params["symbol"].upper()
+    return {"leverage": leverage, "maxNotionalValue": "1000000000", "symbol": symbol}
+
+
+def set_margin_type(sim: Simulator, account: Account | None, params: Params) -> object:
+    sim.engine.set_margin_type(_account(account), params.get("symbol"), params.get("marginType"))
+    return {"code": 200, "msg": "success"}
+
+
+def leverage_bracket(sim: Simulator, _: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params, required=False)
+    markets = [sim.markets[symbol]] if symbol else list(sim.markets.values())
+    brackets = wire.leverage_brackets(markets)
+    return brackets[0] if symbol else brackets
+
+
+def position_side_dual(sim: Simulator, _: Account | None, __: Params) -> object:
+    return {"dualSidePosition": False}  # one-way mode only
+
+
+def change_position_side(sim: Simulator, _: Account | None, params: Params) -> object:
+    if params.get("dualSidePosition", "false").lower() == "true":
+        raise Rejection(-4059, "No need to change position side.")  # hedge mode is not simulated
+    return {"code": 200, "msg": "success"}
+
+
+def account_v2(sim: Simulator, account: Account | None, __: Params) -> object:
+    return wire.account_info(sim.engine, _account(account))
+
+
+def balance(sim: Simulator, account: Account | None, __: Params) -> object:
+    return wire.balances(sim.engine, _account(account))
+
+
+def position_risk_v2(sim: Simulator, account: Account | None, params: Params) -> object:
+    rows = wire.position_risk(sim.engine, _account(account), include_flat=True)
+    symbol = _symbol(sim, params, required=False)
+    return [r for r in rows if symbol is None or r["symbol"] == symbol]
+
+
+def position_risk_v3(sim: Simulator, account: Account | None, params: Params) -> object:
+    rows = wire.position_risk(sim.engine, _account(account), include_flat=False)
+    symbol = _symbol(sim, params, required=False)
+    return [r for r in rows if symbol is None or r["symbol"] == symbol]
+
+
+# ---- orders (SIGNED) ----------------------------------------------------------------------------
+
+
+def new_order(sim: Simulator, account: Account | None, params: Params) -> object:
+    acct = _account(account)
+    request = OrderRequest(
+        symbol=params.get("symbol"),
+        side=params.get("side"),
+        type=params.get("type"),
+        quantity=params.get("quantity"),
+        price=params.get("price"),
+        time_in_force=params.get("timeInForce"),
+        reduce_only=params.get("reduceOnly", "false").lower() == "true",
+        client_order_id=params.get("newClientOrderId") or None,
+    )
+    order, reports = sim.engine.place_order(acct, request, sim.clock())
+    sim.publish_reports(reports)
+    return wire.order(order)
+
+
+def query_order(sim: Simulator, account: Account | None, params: Params) -> object:
+    _symbol(sim, params)
+    order = sim.engine.find_order(_account(account), params.get("orderId"), params.get("origClientOrderId"))
+    return wire.order(order)
+
+
+def cancel_order(sim: Simulator, account: Account | None, params: Params) -> object:
+    _symbol(sim, params)
+    order, reports = sim.engine.cancel_order(
+        _account(account), params.get("orderId"), params.get("origClientOrderId"), sim.clock()
+    )
+    sim.publish_reports(reports)
+    return wire.order(order)
+
+
+def open_orders(sim: Simulator, account: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params, required=False)
+    return [wire.order(o) for o in _account(account).open_orders(symbol)]
+
+
+def all_orders(sim: Simulator, account: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params)
+    start, end = _int_param(params, "startTime"), _int_param(params, "endTime")
+    order_id = _int_param(params, "orderId")
+    limit = max(1, min(_int_param(params, "limit") or 500, 1000))
+    orders = [
+        o
+        for o in _account(account).orders.values()
+        if o.symbol == symbol
+        and (order_id is None or o.order_id >= order_id)
+        and (start is None or o.time >= start)
+        and (end is None or o.time <= end)
+    ]
+    return [wire.order(o) for o in orders[:limit]]
+
+
+def user_trades(sim: Simulator, account: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params)
+    start, end = _int_param(params, "startTime"), _int_param(params, "endTime")
+    from_id, order_id = _int_param(params, "fromId"), _int_param(params, "orderId")
+    limit = max(1, min(_int_param(params, "limit") or 500, 1000))
+    trades = [
+        t
+        for t in _account(account).trades
+        if t.symbol == symbol
+        and (from_id is None or t.trade_id >= from_id)
+        and (order_id is None or t.order_id == order_id)
+        and (start is None or t.time >= start)
+        and (end is None or t.time <= end)
+    ]
+    trades = trades[:limit] if start is not None or from_id is not None else trades[-limit:]
+    return [wire.trade(t) for t in trades]
+
+
+# ---- user data stream (USER_STREAM) -------------------------------------------------------------
+
+
+def new_listen_key(sim: Simulator, account: Account | None, __: Params) -> object:
+    return {"listenKey": sim.listen_key_for(_account(account).api_key)}
+
+
+def keep_listen_key(sim: Simulator, account: Account | None, __: Params) -> object:
+    return {"listenKey": sim.listen_key_for(_account(account).api_key)}
+
+
+def close_listen_key(sim: Simulator, account: Account | None, __: Params) -> object:
+    sim.close_listen_key(_account(account).api_key)
+    return {}
+
+
+# Every route served, in one table so the list of endpoints is easy to read and keep in step with ccxt.
+ROUTES: list[tuple[str, str, Security, Handler]] = [
+    ("GET", "/fapi/v1/ping", Security.NONE, ping),
+    ("GET", "/fapi/v1/time", Security.NONE, server_time),
+    ("GET", "/fapi/v1/exchangeInfo", Security.NONE, exchange_info),
+    ("GET", "/fapi/v1/klines", Security.NONE, klines),
+    ("GET", "/fapi/v1/ticker/24hr", Security.NONE, ticker_24hr),
+    ("GET", "/fapi/v1/ticker/price", Security.NONE, ticker_price),
+    ("GET", "/fapi/v2/ticker/price", Security.NONE, ticker_price),
+    ("GET", "/fapi/v1/premiumIndex", Security.NONE, premium_index),
+    ("POST", "/fapi/v1/leverage", Security.SIGNED, set_leverage),
+    ("POST", "/fapi/v1/marginType", Security.SIGNED, set_margin_type),
+    ("GET", "/fapi/v1/leverageBracket", Security.SIGNED, leverage_bracket),
+    ("GET", "/fapi/v1/positionSide/dual", Security.SIGNED, position_side_dual),
+    ("POST", "/fapi/v1/positionSide/dual", Security.SIGNED, change_position_side),
+    ("GET", "/fapi/v2/account", Security.SIGNED, account_v2),
+    ("GET", "/fapi/v3/account", Security.SIGNED, account_v2),
+    ("GET", "/fapi/v2/balance", Security.SIGNED, balance),
+    ("GET", "/fapi/v3/balance", Security.SIGNED, balance),
+    ("GET", "/fapi/v2/positionRisk", Security.SIGNED, position_risk_v2),
+    ("GET", "/fapi/v3/positionRisk", Security.SIGNED, position_risk_v3),
+    ("POST", "/fapi/v1/order", Security.SIGNED, new_order),
+    ("GET", "/fapi/v1/order", Security.SIGNED, query_order),
+    ("DELETE", "/fapi/v1/order", Security.SIGNED, cancel_order),
+    ("GET", "/fapi/v1/openOrders", Security.SIGNED, open_orders),
+    ("GET", "/fapi/v1/allOrders", Security.SIGNED, all_orders),
+    ("GET", "/fapi/v1/userTrades", Security.SIGNED, user_trades),
+    ("POST", "/fapi/v1/listenKey", Security.USER_STREAM, new_listen_key),
+    ("PUT", "/fapi/v1/listenKey", Security.USER_STREAM, keep_listen_key),
+    ("DELETE", "/fapi/v1/listenKey", Security.USER_STREAM, close_listen_key),
+]
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    # A JSON body with a code ccxt does not map turns into a plain ExchangeError: a caller sees at once
+    # that the simulator lacks the endpoint, instead of retrying the NetworkError a bare 404 becomes.
+    return json_response(
+        {
+            "code": -5000,
+            "msg": f"Path {request.method} {request.path} is not served by the tradebot simulator.",
+        },
+        404,
+    )
+
+
+@web.middleware
+async def fault_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Injected latency and failures, for exchange REST requests only (not /_sim/, not websockets)."""
+    if request.path.startswith("/_sim/") or request.headers.get("Upgrade", "").lower() == "websocket":
+        return await handler(request)
+    faults = request.app[SIMULATOR].faults
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    if faults.fail_next_requests > 0:
+        faults.fail_next_requests -= 1
+        return json_response(
+            {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}, 503
+        )
+    return await handler(request)
+
+
+def add_routes(app: web.Application) -> None:
+    for method, path, security, handler in ROUTES:
+        app.router.add_route(method, path, endpoint(security, handler))

@@ -1,0 +1,200 @@
+"""The running simulator: engine, candle histories, mode, faults and streams, tied together.
+
+One instance lives on the aiohttp app (`SIMULATOR` app key); REST handlers, the control API and the
+random-walk task all go through it, on one event loop, so no locking is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from tradebot.exchange.simulator import wire
+from tradebot.exchange.simulator.candles import (
+    BASE_INTERVAL_MS,
+    INTERVAL_MS,
+    Candle,
+    ManualHistory,
+    RandomWalk,
+    select_klines,
+)
+from tradebot.exchange.simulator.config import Mode, SimulatorConfig
+from tradebot.exchange.simulator.engine import ExecutionReport, MatchingEngine
+from tradebot.exchange.simulator.markets import MarketSpec, market_spec
+from tradebot.exchange.simulator.streams import StreamHub
+
+log = logging.getLogger(__name__)
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class Faults:
+    fail_next_requests: int = 0
+    latency_ms: int = 0
+
+
+class Simulator:
+    def __init__(self, config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self.clock = clock
+        self.markets: dict[str, MarketSpec] = {s: market_spec(s) for s in config.symbols}
+        self.engine = MatchingEngine(self.markets, fee_rate=config.fee_rate, slippage_bps=config.slippage_bps)
+        now = clock()
+        for spec in config.accounts:
+            self.engine.add_account(spec.api_key, spec.secret, spec.balances, now)
+        self.walk = RandomWalk(self.markets, seed=config.seed, start_ms=now, history=config.history_candles)
+        self.manual = ManualHistory()
+        self.hub = StreamHub()
+        self.faults = Faults()
+        self.listen_keys: dict[str, str] = {}  # listenKey -> api_key
+        self.mode: Mode = config.mode
+        self.candle_seconds = config.candle_seconds
+        self.mode_changed = asyncio.Event()
+        if self.mode == "random_walk":
+            self._price_from_walk()
+
+    # ---- market data ----------------------------------------------------------------------------
+
+    def klines(
+        self, symbol: str, interval: str, start: int | None, end: int | None, limit: int
+    ) -> list[Candle]:
+        if self.mode == "manual":
+            series: Sequence[Candle] = self.manual.series(symbol, interval)
+        else:
+            series = self.walk.candles(symbol, interval)
+        return select_klines(series, start, end, limit)
+
+    def ticker(self, symbol: str) -> dict[str, Any]:
+        now = self.clock()
+        if self.mode == "manual":
+            window: list[Candle] = []
+        else:
+            # The last 24 hours of simulated time, forming candle included.
+            window = self.walk.candles(symbol, "1m")[-(86_400_000 // BASE_INTERVAL_MS) :]
+        return wire.ticker_24hr(symbol, window, self.engine.prices[symbol], now)
+
+    def push_candles(self, symbol: str, interval: str, candles: Iterable[Candle]) -> int:
+        """Appends pushed (closed) candles, publishes each as a final kline, and moves the price."""
+        stream = f"{symbol.lower()}@kline_{interval}"
+        count = 0
+        for candle in candles:
+            self.manual.append(symbol, interval, candle)
+            now = self.clock()
+            self.hub.publish(stream, wire.kline_event(symbol, interval, candle, now))
+            # Resting limit orders fill if the candle's range crossed them; its close is the new price.
+            self._publish_reports(self.engine.on_price(symbol, candle.close, now, candle.low, candle.high))
+            count += 1
+        self._publish_tickers(symbol)
+        return count
+
+    def set_mode(self, mode: Mode, candle_seconds: float | None) -> None:
+        if candle_seconds is not None:
+            self.candle_seconds = candle_seconds
+        if mode != self.mode:
+            self.mode = mode
+            if mode == "random_walk":
+                self._price_from_walk()
+            else:
+                # Manual mode fills at the last pushed close; before any push, at the last price seen.
+                for symbol, close in self.manual.last_close.items():
+                    self.engine.prices[symbol] = close
+        self.mode_changed.set()
+
+    def _price_from_walk(self) -> None:
+        for symbol in self.markets:
+            self.engine.prices[symbol] = self.walk.price(symbol)
+
+    # ---- random walk ----------------------------------------------------------------------------
+
+    async def run_random_walk(self) -> None:
+        """Background task: moves every symbol's price a few times per candle and closes candles.
+
+        Runs for the life of the app; idles (waiting for a mode change) while in manual mode.
+        """
+        steps = 4
+        step = 0
+        while True:
+            if self.mode != "random_walk":
+                self.mode_changed.clear()
+                await self.mode_changed.wait()
+                step = 0
+                continue
+            self.mode_changed.clear()
+            try:
+                await asyncio.wait_for(
+                    self.mode_changed.wait(), timeout=max(self.candle_seconds, 0.01) / steps
+                )
+                continue  # the mode or the pace changed: look again before moving the price
+            except TimeoutError:
+                pass
+            step += 1
+            for symbol in self.markets:
+                self._walk_step(symbol, close=step >= steps)
+            if step >= steps:
+                step = 0
+
+    def _walk_step(self, symbol: str, *, close: bool) -> None:
+        forming = self.walk.step(symbol)
+        now = self.clock()
+        reports = self.engine.on_price(symbol, forming.close, now, forming.low, forming.high)
+        if close:
+            closed, forming = self.walk.roll(symbol)
+            self._publish_walk_candle(symbol, closed, now)
+        self._publish_walk_candle(symbol, forming, now)
+        self._publish_reports(reports)
+        self._publish_tickers(symbol)
+
+    def _publish_walk_candle(self, symbol: str, base: Candle, now: int) -> None:
+        for interval in INTERVAL_MS:
+            stream = f"{symbol.lower()}@kline_{interval}"
+            if self.hub.has_subscribers(stream):
+                self.hub.publish(
+                    stream, wire.kline_event(symbol, interval, self.walk.bucket(symbol, interval, base), now)
+                )
+
+    def _publish_tickers(self, symbol: str) -> None:
+        lower = symbol.lower()
+        if self.hub.has_subscribers(f"{lower}@ticker") or self.hub.has_subscribers(f"{lower}@miniTicker"):
+            full, mini = wire.ticker_events(self.ticker(symbol), self.clock())
+            self.hub.publish(f"{lower}@ticker", full)
+            self.hub.publish(f"{lower}@miniTicker", mini)
+
+    # ---- accounts and user data -----------------------------------------------------------------
+
+    def publish_reports(self, reports: Sequence[ExecutionReport]) -> None:
+        self._publish_reports(reports)
+
+    def _publish_reports(self, reports: Sequence[ExecutionReport]) -> None:
+        now = self.clock()
+        for report in reports:
+            self.hub.publish_user(report.api_key, wire.order_trade_update(report, now))
+            if report.fill is not None:
+                account = self.engine.accounts[report.api_key]
+                self.hub.publish_user(
+                    report.api_key, wire.account_update(self.engine, account, report.order.symbol, now)
+                )
+
+    def listen_key_for(self, api_key: str) -> str:
+        """Binance hands out one listen key per account and returns the same one while it lives."""
+        for key, owner in self.listen_keys.items():
+            if owner == api_key:
+                return key
+        key = secrets.token_hex(32)
+        self.listen_keys[key] = api_key
+        return key
+
+    def close_listen_key(self, api_key: str) -> None:
+        for key in [k for k, owner in self.listen_keys.items() if owner == api_key]:
+            del self.listen_keys[key]
+
+    def current_price(self, symbol: str) -> Decimal:
+        return self.engine.prices[symbol]

@@ -1,0 +1,463 @@
+"""Binance USD-M JSON shapes: the objects REST answers and streams push, built from engine state.
+
+Numbers go out as decimal strings and times as epoch milliseconds, like Binance; ccxt parses both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from tradebot.exchange.simulator.candles import Candle
+from tradebot.exchange.simulator.engine import (
+    SETTLEMENT_ASSET,
+    Account,
+    ExecutionReport,
+    Fill,
+    MatchingEngine,
+    Order,
+    Position,
+)
+from tradebot.exchange.simulator.markets import MarketSpec, decimal_str
+
+Json = dict[str, Any]
+ORDER_TYPES = ["LIMIT", "MARKET"]  # only what the engine matches; ccxt refuses others before sending
+_FAR_FUTURE_MS = 4133404800000  # Binance's deliveryDate for perpetuals (2100-12-25)
+
+
+def s(value: Decimal) -> str:
+    return decimal_str(value)
+
+
+def exchange_info(markets: Iterable[MarketSpec], server_time: int) -> Json:
+    return {
+        "timezone": "UTC",
+        "serverTime": server_time,
+        "futuresType": "U_MARGINED",
+        "rateLimits": [
+            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+            {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+        ],
+        "exchangeFilters": [],
+        "assets": [{"asset": SETTLEMENT_ASSET, "marginAvailable": True, "autoAssetExchange": "-10000"}],
+        "symbols": [_symbol_info(m) for m in markets],
+    }
+
+
+def _symbol_info(m: MarketSpec) -> Json:
+    lot = {"stepSize": s(m.step_size), "minQty": s(m.min_qty), "maxQty": s(m.max_qty)}
+    return {
+        "symbol": m.symbol,
+        "pair": m.symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": _FAR_FUTURE_MS,
+        "onboardDate": 1569398400000,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": m.base,
+        "quoteAsset": m.quote,
+        "marginAsset": m.quote,
+        "pricePrecision": m.price_precision,
+        "quantityPrecision": m.quantity_precision,
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": [],
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "tickSize": s(m.tick_size),
+                "minPrice": s(m.tick_size),
+                "maxPrice": "10000000",
+            },
+            {"filterType": "LOT_SIZE", **lot},
+            {"filterType": "MARKET_LOT_SIZE", **lot},
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MIN_NOTIONAL", "notional": s(m.min_notional)},
+        ],
+        "orderTypes": ORDER_TYPES,
+        "timeInForce": ["GTC"],
+    }
+
+
+def leverage_brackets(markets: Iterable[MarketSpec]) -> list[Json]:
+    # One bracket per symbol: the simulator does not lower the leverage cap as the position grows.
+    return [
+        {
+            "symbol": m.symbol,
+            "brackets": [
+                {
+                    "bracket": 1,
+                    "initialLeverage": m.max_leverage,
+                    "notionalCap": 1_000_000_000,
+                    "notionalFloor": 0,
+                    "maintMarginRatio": float(m.maint_margin_ratio),
+                    "cum": 0.0,
+                }
+            ],
+        }
+        for m in markets
+    ]
+
+
+def kline_row(c: Candle) -> list[Any]:
+    quote_volume = c.volume * c.close
+    return [
+        c.open_time,
+        s(c.open),
+        s(c.high),
+        s(c.low),
+        s(c.close),
+        s(c.volume),
+        c.close_time,
+        s(quote_volume),
+        c.trades,
+        s(c.volume / 2),
+        s(quote_volume / 2),
+        "0",
+    ]
+
+
+def kline_event(symbol: str, interval: str, c: Candle, event_time: int) -> Json:
+    return {
+        "e": "kline",
+        "E": event_time,
+        "s": symbol,
+        "k": {
+            "t": c.open_time,
+            "T": c.close_time,
+            "s": symbol,
+            "i": interval,
+            "f": 0,
+            "L": max(c.trades - 1, 0),
+            "o": s(c.open),
+            "c": s(c.close),
+            "h": s(c.high),
+            "l": s(c.low),
+            "v": s(c.volume),
+            "n": c.trades,
+            "x": c.closed,
+            "q": s(c.volume * c.close),
+            "V": s(c.volume / 2),
+            "Q": s(c.volume * c.close / 2),
+            "B": "0",
+        },
+    }
+
+
+def ticker_24hr(symbol: str, window: Sequence[Candle], last: Decimal, now: int) -> Json:
+    open_price = window[0].open if window else last
+    high = max((c.high for c in window), default=last)
+    low = min((c.low for c in window), default=last)
+    volume = sum((c.volume for c in window), Decimal(0))
+    quote = sum((c.volume * c.close for c in window), Decimal(0))
+    change = last - open_price
+    return {
+        "symbol": symbol,
+        "priceChange": s(change),
+        "priceChangePercent": s((change / open_price * 100).quantize(Decimal("0.001")))
+        if open_price
+        else "0",
+        "weightedAvgPrice": s(quote / volume) if volume else s(last),
+        "lastPrice": s(last),
+        "lastQty": "0",
+        "openPrice": s(open_price),
+        "highPrice": s(high),
+        "lowPrice": s(low),
+        "volume": s(volume),
+        "quoteVolume": s(quote),
+        "openTime": window[0].open_time if window else now,
+        "closeTime": now,
+        "firstId": 0,
+        "lastId": 0,
+        "count": sum(c.trades for c in window),
+    }
+
+
+def ticker_events(ticker: Json, event_time: int) -> tuple[Json, Json]:
+    """The `@ticker` and `@miniTicker` stream events built from a 24hr ticker object."""
+    full = {
+        "e": "24hrTicker",
+        "E": event_time,
+        "s": ticker["symbol"],
+        "p": ticker["priceChange"],
+        "P": ticker["priceChangePercent"],
+        "w": ticker["weightedAvgPrice"],
+        "c": ticker["lastPrice"],
+        "Q": ticker["lastQty"],
+        "o": ticker["openPrice"],
+        "h": ticker["highPrice"],
+        "l": ticker["lowPrice"],
+        "v": ticker["volume"],
+        "q": ticker["quoteVolume"],
+        "O": ticker["openTime"],
+        "C": ticker["closeTime"],
+        "F": 0,
+        "L": 0,
+        "n": ticker["count"],
+    }
+    mini = {k: full[k] for k in ("E", "s", "c", "o", "h", "l", "v", "q")}
+    return full, {"e": "24hrMiniTicker", **mini}
+
+
+def order(o: Order) -> Json:
+    return {
+        "orderId": o.order_id,
+        "symbol": o.symbol,
+        "status": o.status,
+        "clientOrderId": o.client_order_id,
+        "price": s(o.price),
+        "avgPrice": s(o.avg_price),
+        "origQty": s(o.orig_qty),
+        "executedQty": s(o.executed_qty),
+        "cumQty": s(o.executed_qty),
+        "cumQuote": s(o.cum_quote),
+        "timeInForce": o.time_in_force,
+        "type": o.type,
+        "reduceOnly": o.reduce_only,
+        "closePosition": False,
+        "side": o.side,
+        "positionSide": "BOTH",
+        "stopPrice": "0",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": o.type,
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": "NONE",
+        "goodTillDate": 0,
+        "time": o.time,
+        "updateTime": o.update_time,
+    }
+
+
+def trade(f: Fill) -> Json:
+    return {
+        "buyer": f.side == "BUY",
+        "commission": s(f.commission),
+        "commissionAsset": SETTLEMENT_ASSET,
+        "id": f.trade_id,
+        "maker": f.maker,
+        "orderId": f.order_id,
+        "price": s(f.price),
+        "qty": s(f.qty),
+        "quoteQty": s(f.quote_qty),
+        "realizedPnl": s(f.realized_pnl),
+        "side": f.side,
+        "positionSide": "BOTH",
+        "symbol": f.symbol,
+        "time": f.time,
+    }
+
+
+def _position_fields(engine: MatchingEngine, account: Account, p: Position) -> Json:
+    mark = engine.prices[p.symbol]
+    notional = p.amount * mark
+    initial_margin = engine.position_initial_margin(account, p)
+    market = engine.markets[p.symbol]
+    return {
+        "symbol": p.symbol,
+        "positionSide": "BOTH",
+        "positionAmt": s(p.amount),
+        "entryPrice": s(p.entry_price),
+        "breakEvenPrice": s(p.entry_price),
+        "markPrice": s(mark),
+        "unRealizedProfit": s(engine.unrealized_pnl(p)),
+        "unrealizedProfit": s(engine.unrealized_pnl(p)),
+        "liquidationPrice": "0",
+        "leverage": str(account.leverage_for(p.symbol)),
+        "maxNotionalValue": "1000000000",
+        "marginType": "cross" if account.margin_type.get(p.symbol, "CROSSED") == "CROSSED" else "isolated",
+        "isolated": False,
+        "isolatedMargin": "0",
+        "isolatedWallet": "0",
+        "isAutoAddMargin": "false",
+        "notional": s(notional),
+        "marginAsset": SETTLEMENT_ASSET,
+        "initialMargin": s(initial_margin),
+        "maintMargin": s(abs(notional) * market.maint_margin_ratio),
+        "positionInitialMargin": s(initial_margin),
+        "openOrderInitialMargin": "0",
+        "adl": 0,
+        "bidNotional": "0",
+        "askNotional": "0",
+        "updateTime": p.update_time,
+    }
+
+
+def position_risk(engine: MatchingEngine, account: Account, *, include_flat: bool) -> list[Json]:
+    """v2 lists every symbol, v3 only those with a position, like Binance."""
+    out = []
+    for symbol in engine.markets:
+        p = account.positions.get(symbol) or Position(symbol)
+        if p.amount or include_flat:
+            out.append(_position_fields(engine, account, p))
+    return out
+
+
+def _asset_fields(engine: MatchingEngine, account: Account, asset: str) -> Json:
+    summary = engine.summary(account, asset)
+    maint = Decimal(0)
+    if asset == SETTLEMENT_ASSET:
+        maint = sum(
+            (
+                abs(p.amount) * engine.prices[p.symbol] * engine.markets[p.symbol].maint_margin_ratio
+                for p in account.positions.values()
+            ),
+            Decimal(0),
+        )
+    return {
+        "asset": asset,
+        "walletBalance": s(summary.wallet_balance),
+        "unrealizedProfit": s(summary.unrealized_pnl),
+        "marginBalance": s(summary.margin_balance),
+        "maintMargin": s(maint),
+        "initialMargin": s(summary.position_initial_margin + summary.open_order_initial_margin),
+        "positionInitialMargin": s(summary.position_initial_margin),
+        "openOrderInitialMargin": s(summary.open_order_initial_margin),
+        "crossWalletBalance": s(summary.wallet_balance),
+        "crossUnPnl": s(summary.unrealized_pnl),
+        "availableBalance": s(summary.available_balance),
+        "maxWithdrawAmount": s(max(summary.available_balance, Decimal(0))),
+        "marginAvailable": True,
+        # ccxt drops a balance whose updateTime is 0, so never report 0.
+        "updateTime": account.update_time or 1,
+    }
+
+
+def account_info(engine: MatchingEngine, account: Account) -> Json:
+    assets = [_asset_fields(engine, account, a) for a in sorted(account.balances)]
+    usdt = engine.summary(account)
+    return {
+        "feeTier": 0,
+        "canTrade": True,
+        "canDeposit": True,
+        "canWithdraw": True,
+        "updateTime": account.update_time or 1,
+        "multiAssetsMargin": False,
+        "tradeGroupId": -1,
+        "totalInitialMargin": s(usdt.position_initial_margin + usdt.open_order_initial_margin),
+        "totalMaintMargin": next((a["maintMargin"] for a in assets if a["asset"] == SETTLEMENT_ASSET), "0"),
+        "totalWalletBalance": s(usdt.wallet_balance),
+        "totalUnrealizedProfit": s(usdt.unrealized_pnl),
+        "totalMarginBalance": s(usdt.margin_balance),
+        "totalPositionInitialMargin": s(usdt.position_initial_margin),
+        "totalOpenOrderInitialMargin": s(usdt.open_order_initial_margin),
+        "totalCrossWalletBalance": s(usdt.wallet_balance),
+        "totalCrossUnPnl": s(usdt.unrealized_pnl),
+        "availableBalance": s(usdt.available_balance),
+        "maxWithdrawAmount": s(max(usdt.available_balance, Decimal(0))),
+        "assets": assets,
+        "positions": position_risk(engine, account, include_flat=True),
+    }
+
+
+def balances(engine: MatchingEngine, account: Account) -> list[Json]:
+    out = []
+    for asset in sorted(account.balances):
+        f = _asset_fields(engine, account, asset)
+        out.append(
+            {
+                "accountAlias": "SgsR",
+                "asset": asset,
+                "balance": f["walletBalance"],
+                "crossWalletBalance": f["crossWalletBalance"],
+                "crossUnPnl": f["crossUnPnl"],
+                "availableBalance": f["availableBalance"],
+                "maxWithdrawAmount": f["maxWithdrawAmount"],
+                "marginAvailable": True,
+                "updateTime": f["updateTime"],
+            }
+        )
+    return out
+
+
+def order_trade_update(report: ExecutionReport, event_time: int) -> Json:
+    o, f = report.order, report.fill
+    return {
+        "e": "ORDER_TRADE_UPDATE",
+        "E": event_time,
+        "T": f.time if f else o.update_time,
+        "o": {
+            "s": o.symbol,
+            "c": o.client_order_id,
+            "S": o.side,
+            "o": o.type,
+            "f": o.time_in_force,
+            "q": s(o.orig_qty),
+            "p": s(o.price),
+            "ap": s(o.avg_price),
+            "sp": "0",
+            "x": report.execution_type,
+            "X": o.status,
+            "i": o.order_id,
+            "l": s(f.qty) if f else "0",
+            "z": s(o.executed_qty),
+            "L": s(f.price) if f else "0",
+            "N": SETTLEMENT_ASSET,
+            "n": s(f.commission) if f else "0",
+            "T": f.time if f else o.update_time,
+            "t": f.trade_id if f else 0,
+            "b": "0",
+            "a": "0",
+            "m": f.maker if f else False,
+            "R": o.reduce_only,
+            "wt": "CONTRACT_PRICE",
+            "ot": o.type,
+            "ps": "BOTH",
+            "cp": False,
+            "rp": s(f.realized_pnl) if f else "0",
+            "pP": False,
+            "si": 0,
+            "ss": 0,
+            "V": "NONE",
+            "pm": "NONE",
+            "gtd": 0,
+        },
+    }
+
+
+def account_update(engine: MatchingEngine, account: Account, symbol: str, event_time: int) -> Json:
+    p = account.positions.get(symbol) or Position(symbol)
+    wallet = account.balances.get(SETTLEMENT_ASSET, Decimal(0))
+    return {
+        "e": "ACCOUNT_UPDATE",
+        "E": event_time,
+        "T": event_time,
+        "a": {
+            "m": "ORDER",
+            "B": [{"a": SETTLEMENT_ASSET, "wb": s(wallet), "cw": s(wallet), "bc": "0"}],
+            "P": [
+                {
+                    "s": symbol,
+                    "pa": s(p.amount),
+                    "ep": s(p.entry_price),
+                    "bep": s(p.entry_price),
+                    "cr": "0",
+                    "up": s(engine.unrealized_pnl(p)),
+                    "mt": "cross",
+                    "iw": "0",
+                    "ps": "BOTH",
+                }
+            ],
+        },
+    }
+
+
+def positions_summary(account: Account, engine: MatchingEngine) -> Mapping[str, Json]:
+    """The `/_sim/positions` view: open positions keyed by symbol id, amounts positive."""
+    return {
+        p.symbol: {
+            "side": "long" if p.amount > 0 else "short",
+            "amount": float(abs(p.amount)),
+            "entry_price": float(p.entry_price),
+            "leverage": account.leverage_for(p.symbol),
+        }
+        for p in account.positions.values()
+        if p.amount
+    }
