@@ -11,6 +11,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -23,7 +24,7 @@ from cryptography.fernet import Fernet
 from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
-from tradebot.services import ensure_database
+from tradebot.services import ResolvedServices, ensure_database, resolve_services
 
 TABLES = (
     "users, revoked_tokens, api_keys, bot_configs, bot_state, bot_ownership, orders, trades, backtests, "
@@ -31,19 +32,27 @@ TABLES = (
 )
 
 
-def _base_database_url() -> str:
-    return os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def _redis_url() -> str:
-    return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+@pytest.fixture(scope="session")
+def services() -> Iterator[ResolvedServices]:
+    """PostgreSQL and Redis found the way a replica finds them: env URL, local default, or embedded."""
+    base = Settings.model_validate(
+        {
+            "DATABASE_URL": os.environ.get("DATABASE_URL") or None,
+            "REDIS_URL": os.environ.get("REDIS_URL") or None,
+            "env": "test",
+            "data_dir": os.environ.get("TRADEBOT_TEST_DATA_DIR") or Path("var/test").resolve(),
+        }
+    )
+    resolved = asyncio.run(resolve_services(base))
+    yield resolved
+    resolved.close()
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
+def database_url(services: ResolvedServices) -> Iterator[str]:
     """A database of its own for this test session, with every migration applied."""
     name = f"tradebot_test_{secrets.token_hex(4)}"
-    url = urlunsplit(urlsplit(_base_database_url())._replace(path=f"/{name}"))
+    url = urlunsplit(urlsplit(services.database_url)._replace(path=f"/{name}"))
     asyncio.run(ensure_database(url))
     db.apply_migrations_sync(url)
     yield url
@@ -60,8 +69,8 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return _redis_url()
+def redis_url(services: ResolvedServices) -> str:
+    return services.redis_url
 
 
 @pytest.fixture

@@ -62,6 +62,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tradebot.demo import run_demo
+
+    settings = _settings()
+    asyncio.run(run_demo(settings, host=args.host, port=args.port))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tradebot", description="EMA-strategy crypto trading bots")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -74,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8080)
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="everything on one machine with no configuration")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_port, default=8080)
+    p.set_defaults(func=cmd_demo)
 
     _add_optional(sub, "simulator", "tradebot.exchange.simulator.command", "run the Binance-compatible exchange simulator")
     _add_optional(sub, "backtest", "tradebot.strategies.command", "backtest the EMA strategy on a CSV of candles")

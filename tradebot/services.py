@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,7 +154,12 @@ def _start_pgserver(pgdata: Path, stack: ExitStack) -> str:
             "or install tradebot[embedded]"
         ) from e
     pgdata.mkdir(parents=True, exist_ok=True)
-    server: Any = pgserver.get_server(pgdata.resolve(), cleanup_mode="stop")
+    # pgserver narrates every pg_ctl call at INFO and warns when XDG_RUNTIME_DIR is unset (it then
+    # uses /tmp, which is what we want); neither is news to an operator.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server: Any = pgserver.get_server(pgdata.resolve(), cleanup_mode="stop")
     stack.callback(server.cleanup)
     return str(server.get_uri())
 

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import io
+from typing import Any
+
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pydantic import BaseModel, ConfigDict, Field
+
+from tradebot.config import Secrets, Settings
+from tradebot.http.app import create_app
+from tradebot.http.appkeys import OPERATIONS
+from tradebot.http.request_body import parse_body
+from tradebot.http.routing import RouteTable
 
 PROBLEM = "application/problem+json"
 
@@ -65,3 +76,70 @@ async def test_openapi_document_and_docs_page(client: TestClient) -> None:  # ty
     # Every asset the page needs is served by the app itself (the docs work offline).
     for asset in ("/api/docs/assets/swagger-ui.css", "/api/docs/assets/swagger-ui-bundle.js", "/static/docs-init.js"):
         assert (await client.get(asset)).status == 200, asset
+
+
+class _Echo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=10)
+    size: int = Field(ge=1)
+
+
+async def _echo_client(aiohttp_client: Any, settings: Settings, test_secrets: Secrets, database_url: str,
+                       redis_url: str) -> TestClient:  # type: ignore[type-arg]
+    app = create_app(settings, test_secrets, database_url=database_url, redis_url=redis_url, replica_id="t")
+    table = RouteTable()
+
+    @table.route("POST", "/echo", summary="echo", body=_Echo, responses={200: _Echo}, public=True)
+    async def echo(request: web.Request) -> web.Response:
+        body = await parse_body(request, _Echo)
+        return web.json_response(body.model_dump())
+
+    app[OPERATIONS].update(table.install(app))
+    return await aiohttp_client(app)  # type: ignore[no-any-return]
+
+
+async def test_body_errors_are_problems(
+    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, database_url: str, redis_url: str
+) -> None:
+    c = await _echo_client(aiohttp_client, settings, test_secrets, database_url, redis_url)
+    ok = await c.post("/echo", json={"name": "a", "size": 1})
+    assert ok.status == 200
+
+    r = await c.post("/echo", data=b'{"name": "a",', headers={"Content-Type": "application/json"})
+    assert r.status == 400 and r.content_type == PROBLEM
+    assert "malformed JSON" in (await r.json())["detail"]
+
+    r = await c.post("/echo", data=b"[1, 2]", headers={"Content-Type": "application/json"})
+    assert r.status == 422 and r.content_type == PROBLEM
+
+    r = await c.post("/echo", json={"name": "", "size": 0, "id": 5})
+    assert r.status == 422
+    body = await r.json()
+    assert {e["field"] for e in body["errors"]} == {"name", "size", "id"}
+    assert next(e for e in body["errors"] if e["field"] == "id")["message"] == "unknown field"
+
+    big = b'{"name": "' + b"x" * (settings.max_body_bytes + 10) + b'"}'
+    r = await c.post("/echo", data=io.BytesIO(big), headers={"Content-Type": "application/json"})
+    assert r.status == 413 and r.content_type == PROBLEM
+
+    r = await c.post("/echo", data=b"name=a", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 415 and r.content_type == PROBLEM
+
+
+async def test_internal_errors_hide_details(
+    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, database_url: str, redis_url: str
+) -> None:
+    app = create_app(settings, test_secrets, database_url=database_url, redis_url=redis_url, replica_id="t")
+    table = RouteTable()
+
+    @table.route("GET", "/boom", summary="boom", responses={200: None}, public=True)
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("secret internals")
+
+    app[OPERATIONS].update(table.install(app))
+    c = await aiohttp_client(app)
+    r = await c.get("/boom")
+    assert r.status == 500 and r.content_type == PROBLEM
+    body = await r.json()
+    assert "secret internals" not in body["detail"] and "Traceback" not in body["detail"]
+    assert body["request_id"] == r.headers["X-Request-ID"] and body["request_id"] in body["detail"]

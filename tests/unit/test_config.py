@@ -1,0 +1,98 @@
+"""Settings: each invalid variable gives one clear line naming it; production refuses generated secrets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from cryptography.fernet import Fernet
+
+from tradebot.config import ConfigError, Settings, load_settings, resolve_secrets
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("TRADEBOT_JWT_SECRET", "too-short", "TRADEBOT_JWT_SECRET: must be at least 32 bytes"),
+        ("TRADEBOT_FERNET_KEYS", "not-a-key", "TRADEBOT_FERNET_KEYS: key #1 is not a valid Fernet key"),
+        ("DATABASE_URL", "mysql://localhost/x", "DATABASE_URL: must start with postgresql://"),
+        ("REDIS_URL", "http://localhost", "REDIS_URL: must start with redis://"),
+        ("TRADEBOT_ENV", "prod", "TRADEBOT_ENV: Input should be 'production', 'development' or 'test'"),
+        ("TRADEBOT_EXCHANGE_URL", "ftp://x", "TRADEBOT_EXCHANGE_URL: must be an http:// or https:// URL"),
+        ("TRADEBOT_LEASE_TTL_MS", "soon", "TRADEBOT_LEASE_TTL_MS: Input should be a valid integer"),
+        ("TRADEBOT_LOG_LEVEL", "LOUD", "TRADEBOT_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR"),
+        ("TRADEBOT_RENEW_INTERVAL_MS", "4000", "TRADEBOT_RENEW_INTERVAL_MS must be at most half"),
+    ],
+)
+def test_invalid_variable_names_itself(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith(expected)
+    assert "\n" not in str(info.value)
+
+
+def test_secret_values_are_never_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEBOT_JWT_SECRET", "hunter2-short")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "hunter2" not in str(info.value)
+
+
+def test_second_fernet_key_is_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEBOT_FERNET_KEYS", f"{Fernet.generate_key().decode()},broken")
+    with pytest.raises(ConfigError, match="key #2"):
+        load_settings()
+
+
+def test_production_without_secrets_is_refused() -> None:
+    settings = Settings.model_validate({"env": "production"})
+    with pytest.raises(ConfigError, match="TRADEBOT_JWT_SECRET, TRADEBOT_FERNET_KEYS: required"):
+        resolve_secrets(settings)
+
+
+def test_production_with_real_secrets_uses_them() -> None:
+    key = Fernet.generate_key().decode()
+    settings = Settings.model_validate({"env": "production", "jwt_secret": "x" * 40, "fernet_keys": key})
+    got = resolve_secrets(settings)
+    assert got.jwt_secret == "x" * 40 and got.fernet_keys == (key,) and not got.ephemeral
+
+
+def test_development_secrets_survive_a_restart(tmp_path: object) -> None:
+    settings = Settings.model_validate({"env": "development", "data_dir": tmp_path})
+    first, second = resolve_secrets(settings), resolve_secrets(settings)
+    assert first.ephemeral and first == second
+
+
+def test_test_env_secrets_are_fresh_each_time(tmp_path: object) -> None:
+    settings = Settings.model_validate({"env": "test", "data_dir": tmp_path})
+    assert resolve_secrets(settings).jwt_secret != resolve_secrets(settings).jwt_secret
+
+
+def _tradebot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tradebot", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_cli_production_without_secrets_exits_2_with_one_line(tmp_path: object) -> None:
+    env = {"PATH": "/usr/bin:/bin", "TRADEBOT_ENV": "production", "TRADEBOT_DATA_DIR": str(tmp_path)}
+    result = _tradebot("run", "--port", "0", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("tradebot: TRADEBOT_JWT_SECRET, TRADEBOT_FERNET_KEYS: required")
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_bad_variable_exits_2() -> None:
+    result = _tradebot("migrate", env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "mysql://x"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "tradebot: DATABASE_URL: must start with postgresql:// (got 'mysql://x')"
+
+
+def test_cli_bad_argument_exits_2_with_one_line() -> None:
+    result = _tradebot("run", "--port", "99999", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "port 99999 is outside 0-65535" in result.stderr
