@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=2, ge=1, le=100)
     db_pool_max: int = Field(default=20, ge=1, le=500)
 
+    # Auth rate limits, requests per minute (GCRA: the whole count may come at once, then it refills).
+    auth_login_per_ip_per_min: int = Field(default=30, ge=1, le=1_000_000)
+    auth_login_per_account_per_min: int = Field(default=10, ge=1, le=1_000_000)
+    auth_register_per_ip_per_min: int = Field(default=5, ge=1, le=1_000_000)
+    auth_reset_per_ip_per_min: int = Field(default=5, ge=1, le=1_000_000)
+    # Base of links sent by mail (password reset): configured, never taken from a request's Host.
+    public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://[^\s?#]+$")
+
     # Cluster timing (DESIGN.md "Cluster"): renew deadline < lease duration.
     lease_ttl_ms: int = Field(default=5000, ge=500, le=600_000)
     renew_interval_ms: int = Field(default=1000, ge=100, le=60_000)
