@@ -11,8 +11,9 @@ the last digit. The model is Binance USD-M in one-way position mode with cross m
 - a fill against the position realises PnL on the reduced part; the entry price is the
   quantity-weighted average of the fills that opened it; a fill larger than the position flips it and
   the remainder opens at the fill price;
-- opening exposure needs initial margin = notional / leverage out of the available balance
-  (wallet + unrealised PnL − margin of positions − margin of resting orders), else -2019.
+- opening exposure needs initial margin = notional / leverage, plus the order's fee, out of the
+  available balance (wallet + unrealised PnL − margin of positions − margin of resting orders),
+  else -2019.
 """
 
 from __future__ import annotations
@@ -314,7 +315,9 @@ class MatchingEngine:
             )
         opening_qty = _opening_qty(position.amount, signed)
         if opening_qty > 0:
+            # Initial margin for the exposure it adds, plus the fee it will pay, must be available.
             required = opening_qty * reference / account.leverage_for(market.symbol)
+            required += qty * reference * self.fee_rate
             if required > self.summary(account).available_balance:
                 raise Rejection(-2019, "Margin is insufficient.")
 
