@@ -34,6 +34,8 @@ class Operation:
     public: bool
     errors: tuple[int, ...]
     description: str = ""
+    # Browsers' EventSource cannot send headers: such routes also accept ?access_token= (never logged).
+    query_token: bool = False
 
     @property
     def operation_id(self) -> str:
@@ -60,6 +62,7 @@ class RouteTable:
         tags: Sequence[str] = (),
         errors: Sequence[int] = (),
         description: str = "",
+        query_token: bool = False,
     ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
             self.operations.append(
@@ -76,6 +79,7 @@ class RouteTable:
                     public,
                     tuple(errors),
                     description,
+                    query_token,
                 )
             )
             return handler

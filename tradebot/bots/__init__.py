@@ -1,0 +1,1 @@
+"""Bots as users see them: settings, state, orders and trades (the runtime trades them)."""

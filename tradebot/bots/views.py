@@ -1,0 +1,70 @@
+"""The JSON shapes of a bot's state, orders and trades, shared by the API and the runtime's events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    return float(value) if isinstance(value, Decimal) else value  # type: ignore[no-any-return]
+
+
+STATE_COLUMNS = (
+    "status, in_position, position_side, position_size, entry_price, daily_pnl, daily_trades_count, "
+    "last_error_message, last_run_at, last_updated_at, replica_id"
+)
+
+
+def state_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "status": row["status"],
+        "in_position": row["in_position"],
+        "position_side": row["position_side"],
+        "position_size": _num(row["position_size"]) or 0.0,
+        "entry_price": _num(row["entry_price"]),
+        "daily_pnl": _num(row["daily_pnl"]) or 0.0,
+        "daily_trades_count": row["daily_trades_count"],
+        "last_error_message": row["last_error_message"],
+        "last_run_at": row["last_run_at"],
+        "last_updated_at": row["last_updated_at"],
+        "replica_id": row["replica_id"],
+    }
+
+
+TRADE_COLUMNS = "id, bot_id, symbol, side, price, amount, fee, realized_pnl, client_order_id, created_at"
+
+
+def trade_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "bot_id": row["bot_id"],
+        "symbol": row["symbol"],
+        "side": row["side"],
+        "price": _num(row["price"]),
+        "amount": _num(row["amount"]),
+        "fee": _num(row["fee"]),
+        "realized_pnl": _num(row["realized_pnl"]),
+        "client_order_id": row["client_order_id"],
+        "created_at": row["created_at"],
+    }
+
+
+ORDER_COLUMNS = "id, bot_id, client_order_id, exchange_order_id, side, amount, status, created_at, updated_at"
+
+
+def order_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "bot_id": row["bot_id"],
+        "client_order_id": row["client_order_id"],
+        "exchange_order_id": row["exchange_order_id"],
+        "side": row["side"],
+        "amount": _num(row["amount"]),
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }

@@ -1,0 +1,167 @@
+"""Bot events (state changes, trades) from whichever replica runs a bot to every SSE client.
+
+Each event is appended to a short per-bot Redis stream (its entry id is the SSE event id, so a
+client's Last-Event-ID replays exactly what it missed) and announced on one pub/sub channel. Each
+replica holds a single pub/sub connection and fans events out to its local listeners, so two
+thousand SSE clients cost two thousand in-memory queues, not two thousand Redis connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from tradebot import jsonutil
+from tradebot.runtime.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+STREAM_MAXLEN = 1000  # events kept per bot for Last-Event-ID replay
+LISTENER_QUEUE = 256  # a listener this far behind is dropped; its client reconnects and replays
+
+
+@dataclass(frozen=True, slots=True)
+class BotEvent:
+    id: str
+    bot_id: int
+    event: str  # "state" | "trade"
+    data: dict[str, Any]
+
+
+class ListenerOverflow(Exception):
+    """The listener fell too far behind; its client should reconnect with Last-Event-ID."""
+
+
+class _Listener:
+    __slots__ = ("overflowed", "queue")
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[BotEvent] = asyncio.Queue(LISTENER_QUEUE)
+        self.overflowed = False
+
+    def offer(self, event: BotEvent) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+
+    async def next(self) -> BotEvent:
+        if self.overflowed and self.queue.empty():
+            raise ListenerOverflow
+        return await self.queue.get()
+
+
+class BotEvents:
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._listeners: dict[int, set[_Listener]] = defaultdict(set)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+
+    @property
+    def channel(self) -> str:
+        return f"{self._prefix}:bot-events"
+
+    def stream_key(self, bot_id: int) -> str:
+        return f"{self._prefix}:bot-events:{bot_id}"
+
+    async def publish(self, bot_id: int, event: str, data: dict[str, Any]) -> str:
+        """Append to the bot's stream, then announce; returns the event id."""
+        payload = jsonutil.dumps(data)
+        event_id = await self._redis.xadd(
+            self.stream_key(bot_id), {"event": event, "data": payload}, maxlen=STREAM_MAXLEN, approximate=True
+        )
+        eid = event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+        await self._redis.publish(
+            self.channel, jsonutil.dumps({"id": eid, "bot_id": bot_id, "event": event, "data": data})
+        )
+        return eid
+
+    async def replay(self, bot_id: int, after_id: str | None, *, count: int = STREAM_MAXLEN) -> list[BotEvent]:
+        """Events after `after_id` (exclusive); all kept events when None."""
+        start = f"({after_id}" if after_id else "-"
+        entries = await self._redis.xrange(self.stream_key(bot_id), min=start, max="+", count=count)
+        out = []
+        for raw_id, fields in entries:
+            eid = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+            out.append(BotEvent(eid, bot_id, _text(fields["event"]), jsonutil.loads(fields["data"])))
+        return out
+
+    async def last_id(self, bot_id: int) -> str | None:
+        entries = await self._redis.xrevrange(self.stream_key(bot_id), count=1)
+        if not entries:
+            return None
+        raw_id = entries[0][0]
+        return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+
+    @contextlib.asynccontextmanager
+    async def listen(self, bot_id: int) -> AsyncIterator[_Listener]:
+        """Live events of one bot on this replica, from the moment of entry."""
+        self._ensure_dispatcher()
+        listener = _Listener()
+        self._listeners[bot_id].add(listener)
+        try:
+            yield listener
+        finally:
+            group = self._listeners.get(bot_id)
+            if group is not None:
+                group.discard(listener)
+                if not group:
+                    del self._listeners[bot_id]
+
+    def listener_count(self) -> int:
+        return sum(len(g) for g in self._listeners.values())
+
+    def _ensure_dispatcher(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._dispatch(), name="bot-events-dispatcher")
+
+    async def _dispatch(self) -> None:
+        """One pub/sub connection per replica; reconnects until closed."""
+        backoff = 0.1
+        while not self._closed.is_set():
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    self._fan_out(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (OSError, aioredis.RedisError) as e:
+                log.warning("bot event subscription lost; retrying", extra={"error": str(e)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(OSError, aioredis.RedisError):
+                    await pubsub.aclose()
+
+    def _fan_out(self, raw: bytes | str) -> None:
+        try:
+            msg = jsonutil.loads(raw)
+            event = BotEvent(str(msg["id"]), int(msg["bot_id"]), str(msg["event"]), dict(msg["data"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed bot event")
+            return
+        for listener in tuple(self._listeners.get(event.bot_id, ())):
+            listener.offer(event)
+
+    async def close(self) -> None:
+        self._closed.set()
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,29 @@
+"""Owning background tasks: cancel a child and wait for it without swallowing our own cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[object] | asyncio.Task[None]] | asyncio.Task[object] | asyncio.Task[None],
+                          timeout: float = 5.0) -> None:
+    """Cancel the tasks and wait up to `timeout` for them to finish.
+
+    `asyncio.wait` does not raise the children's CancelledError, so a cancellation of the caller
+    itself still propagates instead of being mistaken for the child's and suppressed.
+    """
+    group = [tasks] if isinstance(tasks, asyncio.Task) else list(tasks)
+    pending = [t for t in group if not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        _, still = await asyncio.wait(pending, timeout=timeout)
+        for t in still:
+            log.error("task did not stop within %.1fs", timeout, extra={"task": t.get_name()})
+    for t in group:
+        if t.done() and not t.cancelled() and t.exception() is not None:
+            log.error("task %s had failed", t.get_name(), exc_info=t.exception())
