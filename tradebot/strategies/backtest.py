@@ -1,0 +1,357 @@
+"""Vectorised backtest engine: numpy over bars and over trades, no per-bar Python loop.
+
+Accounting (USD-M futures style, one position at a time):
+
+- Signals: the target decided on candle ``t``'s close is executed at candle ``t+1``'s open. The
+  position held during bar ``t`` is therefore the target of bar ``t-1`` (none during bar 0; "no
+  target yet" counts as flat). A target on the last candle has no next open and is not executed.
+- Fills: a buy fills at ``price * (1 + slippage_bps/1e4)``, a sell at ``price * (1 - bps/1e4)``.
+  Every fill pays ``fee_rate * amount * fill_price`` out of the cash balance.
+- Size: ``amount = balance * order_size_pct/100 * leverage / entry_fill_price`` where ``balance`` is
+  the cash balance just before the entry (after all earlier realised PnL and fees). A reversal
+  (long -> short or back) is two fills at the same open: the close, then the open sized on the
+  balance after the close. PnL is ``amount * (exit - entry)`` for a long and the negative for a short.
+- Stop loss / take profit (percent of the entry fill price, a price move, not a leveraged return),
+  checked on every bar the position is held, the entry bar included. For a long:
+  ``stop = entry * (1 - stop_loss_pct/100)``, ``take = entry * (1 + take_profit_pct/100)``
+  (mirrored for a short). In order: the open at or through the stop exits at the open; else the
+  open at or through the take-profit exits at the open; else ``low <= stop`` exits at ``stop``
+  (when the bar also reaches ``take``, the stop is assumed first: conservative); else
+  ``high >= take`` exits at ``take``. The exit is a market order, so slippage and fee apply.
+- Re-entry after a stop loss / take profit: the engine stays flat until the strategy's target next
+  *changes*; if it changes to LONG or SHORT, that new signal is executed as usual (next open). A
+  target that merely stays LONG after a stop never re-enters.
+- End: a position still open after the last bar is closed at the last close (fee charged, no
+  slippage: it is a valuation, not a market order), exit reason ``end``.
+- Ruin: an entry is skipped when the cash balance is not positive (after a leveraged loss larger
+  than the balance); liquidation itself is not modelled.
+
+Equity is marked to market at every bar's close: ``cash + amount * (close - entry)`` for a long
+(mirrored for a short); its last point is the final balance, after the closing fee.
+
+Because each trade's entry and exit bars follow from the signal alone (stops only shorten a
+trade), trades are found with array operations, and the balance evolves multiplicatively,
+``balance_after = balance_before * m_i`` with ``m_i`` depending on prices only, so all balances are a
+cumulative product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tradebot.strategies.base import NO_TARGET, ParameterError, float_param
+from tradebot.strategies.candles import Candles
+
+__all__ = [
+    "BacktestSettings",
+    "ExitReason",
+    "Simulation",
+    "TradeLog",
+    "simulate",
+]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+class ExitReason(IntEnum):
+    SIGNAL = 0
+    STOP_LOSS = 1
+    TAKE_PROFIT = 2
+    END = 3
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestSettings:
+    """Execution and account parameters of a backtest (validated on construction)."""
+
+    initial_balance: float = 10_000.0
+    fee_rate: float = 0.0005
+    slippage_bps: float = 0.0
+    order_size_pct: float = 10.0
+    leverage: float = 1.0
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        raw = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        float_param(raw, "initial_balance", gt=0.0, le=1e15)
+        float_param(raw, "fee_rate", ge=0.0, lt=0.1)
+        float_param(raw, "slippage_bps", ge=0.0, lt=1000.0)
+        float_param(raw, "order_size_pct", gt=0.0, le=100.0)
+        float_param(raw, "leverage", ge=1.0, le=125.0)
+        if self.stop_loss_pct is not None:
+            float_param(raw, "stop_loss_pct", gt=0.0, lt=100.0)
+        if self.take_profit_pct is not None:
+            float_param(raw, "take_profit_pct", gt=0.0, le=1000.0)
+
+    @classmethod
+    def from_mapping(cls, raw: dict[str, Any]) -> BacktestSettings:
+        """Settings from a mapping with defaults for missing keys; raises ParameterError."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ParameterError(unknown[0], "is not a backtest setting")
+        return cls(**raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class TradeLog:
+    """Round trips as columns (one entry per trade, in time order)."""
+
+    entry_bar: IntArray
+    exit_bar: IntArray
+    side: NDArray[np.int8]  # +1 long, -1 short
+    entry_price: FloatArray  # fill prices (slippage included)
+    exit_price: FloatArray
+    amount: FloatArray  # base-currency quantity, > 0
+    entry_fee: FloatArray
+    exit_fee: FloatArray
+    pnl: FloatArray  # net of both fees
+    balance_after: FloatArray  # cash balance after the exit
+    exit_reason: NDArray[np.int8]  # ExitReason codes
+
+    def __len__(self) -> int:
+        return int(self.entry_bar.shape[0])
+
+    @property
+    def fees(self) -> FloatArray:
+        return self.entry_fee + self.exit_fee
+
+
+@dataclass(frozen=True, slots=True)
+class Simulation:
+    """The engine's output: trades, per-bar mark-to-market equity and exposure."""
+
+    settings: BacktestSettings
+    trades: TradeLog
+    equity: FloatArray  # at each bar's close; equity[-1] == final_balance
+    final_balance: float
+    bars_in_position: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+_EMPTY_I: Final = np.empty(0, dtype=np.int64)
+
+
+def held_positions(target: NDArray[np.int8]) -> NDArray[np.int8]:
+    """Position the signal asks to hold during each bar: ``target`` shifted by one bar, with
+    "no target" as flat."""
+    n = target.shape[0]
+    pos = np.empty(n, dtype=np.int8)
+    if n:
+        pos[0] = 0
+        np.copyto(pos[1:], target[:-1])
+        pos[pos == NO_TARGET] = 0
+    return pos
+
+
+def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSettings) -> Simulation:
+    """Runs the accounting described in the module docstring for the per-candle ``target`` codes
+    (``Target`` values or ``NO_TARGET``, one per candle, decided at that candle's close)."""
+    n = len(candles)
+    if target.shape != (n,):
+        raise ValueError(f"target has shape {target.shape}, expected ({n},)")
+    o, c = candles.open, candles.close
+    slip = settings.slippage_bps / 1e4
+    fee = settings.fee_rate
+    phi = settings.order_size_pct / 100.0 * settings.leverage
+    bal0 = float(settings.initial_balance)
+
+    # --- Trades from the signal: maximal runs of a constant, non-flat held position.
+    pos = held_positions(np.asarray(target, dtype=np.int8))
+    starts = np.flatnonzero(pos[1:] != pos[:-1]) + 1 if n > 1 else _EMPTY_I
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    if ends.size:
+        ends[-1] = n
+    dirs = pos[starts]
+    in_pos = dirs != 0
+    entry_bar = starts[in_pos]
+    run_end = ends[in_pos]  # bar whose open closes the position on signal (n: still open at the end)
+    side_i8 = dirs[in_pos]
+    side = side_i8.astype(np.float64)
+
+    entry_px = o[entry_bar] * (1.0 + side * slip)
+    exit_bar = run_end.copy()
+    reason = np.full(entry_bar.shape[0], ExitReason.SIGNAL, dtype=np.int8)
+    at_end = run_end == n
+    reason[at_end] = ExitReason.END
+    exit_bar[at_end] = n - 1
+    trigger_px = np.empty_like(entry_px)  # exit price before slippage
+    trigger_px[~at_end] = o[run_end[~at_end]]
+    trigger_px[at_end] = c[n - 1] if n else 0.0
+    exit_slip = np.where(at_end, 0.0, slip)
+
+    sl_pct, tp_pct = settings.stop_loss_pct, settings.take_profit_pct
+    if entry_bar.size and (sl_pct is not None or tp_pct is not None):
+        _apply_stops(
+            candles, starts, dirs, in_pos, entry_bar, run_end, side, entry_px, slip,
+            sl_pct, tp_pct, exit_bar, reason, trigger_px, exit_slip,
+        )  # fmt: skip
+    exit_px = trigger_px * (1.0 - side * exit_slip)
+
+    # --- Balances: balance_after_i = balance_before_i * m_i.
+    rel = exit_px / entry_px
+    m = 1.0 + phi * (side * (rel - 1.0) - fee * (1.0 + rel))
+    ruined = np.flatnonzero(m <= 0.0)
+    if ruined.size:  # the balance is gone after that trade: no later entries
+        keep = int(ruined[0]) + 1
+        entry_bar, exit_bar, side_i8, side = entry_bar[:keep], exit_bar[:keep], side_i8[:keep], side[:keep]
+        entry_px, exit_px, reason, m = entry_px[:keep], exit_px[:keep], reason[:keep], m[:keep]
+    bal_after = bal0 * np.cumprod(m)
+    bal_before = np.empty_like(bal_after)
+    if bal_before.size:
+        bal_before[0] = bal0
+        bal_before[1:] = bal_after[:-1]
+    amount = bal_before * phi / entry_px
+    entry_fee = fee * amount * entry_px
+    exit_fee = fee * amount * exit_px
+    pnl = side * amount * (exit_px - entry_px) - entry_fee - exit_fee
+    final_balance = float(bal_after[-1]) if bal_after.size else bal0
+
+    trades = TradeLog(
+        entry_bar=entry_bar,
+        exit_bar=exit_bar,
+        side=side_i8,
+        entry_price=entry_px,
+        exit_price=exit_px,
+        amount=amount,
+        entry_fee=entry_fee,
+        exit_fee=exit_fee,
+        pnl=pnl,
+        balance_after=bal_after,
+        exit_reason=reason,
+    )
+
+    # --- Bars held: a signal exit happens at the open of exit_bar (not held during it); a stop
+    # happens inside exit_bar (held during it); an end exit after the last close.
+    on_signal = reason == ExitReason.SIGNAL
+    held_until = np.where(on_signal, exit_bar, exit_bar + 1)  # exclusive, for exposure
+    bars_in_position = int(np.sum(held_until - entry_bar))
+    # Closes at which the position is still open: up to exit_bar for signal exits, exit_bar - 1
+    # for stops, through the last close for an end exit.
+    open_until = np.where(reason == ExitReason.END, n, exit_bar)
+
+    equity = _equity_curve(
+        c, bal0, entry_bar, open_until, side * amount, bal_before - entry_fee, entry_px, bal_after
+    )
+    if n:
+        equity[-1] = final_balance
+    return Simulation(settings, trades, equity, final_balance, bars_in_position)
+
+
+def _apply_stops(
+    candles: Candles,
+    starts: IntArray,
+    dirs: NDArray[np.int8],
+    in_pos: NDArray[np.bool_],
+    entry_bar: IntArray,
+    run_end: IntArray,
+    side: FloatArray,
+    entry_px: FloatArray,
+    slip: float,
+    sl_pct: float | None,
+    tp_pct: float | None,
+    exit_bar: IntArray,
+    reason: NDArray[np.int8],
+    trigger_px: FloatArray,
+    exit_slip: FloatArray,
+) -> None:
+    """Finds each trade's first stop-loss / take-profit bar and rewrites its exit in place."""
+    n = len(candles)
+    o, hi, lo = candles.open, candles.high, candles.low
+    inf = np.inf
+    long = side > 0
+    if sl_pct is None:
+        stop = np.where(long, -inf, inf)
+    else:
+        stop = entry_px * (1.0 - side * (sl_pct / 100.0))
+    if tp_pct is None:
+        take = np.where(long, inf, -inf)
+    else:
+        take = entry_px * (1.0 + side * (tp_pct / 100.0))
+    # Per-bar thresholds: a bar hits when low <= low_level or high >= high_level. For a long the
+    # low side is the stop and the high side the take-profit; for a short the other way round.
+    low_level = np.where(long, stop, take)
+    high_level = np.where(long, take, stop)
+    run_len = np.diff(np.concatenate((starts, [n]))) if starts.size else _EMPTY_I
+    lead = int(starts[0]) if starts.size else n  # bars before the first position change (flat)
+    low_vals = np.full(dirs.shape[0], -inf)
+    high_vals = np.full(dirs.shape[0], inf)
+    low_vals[in_pos] = low_level
+    high_vals[in_pos] = high_level
+    per_bar_low = np.concatenate((np.full(lead, -inf), np.repeat(low_vals, run_len)))
+    per_bar_high = np.concatenate((np.full(lead, inf), np.repeat(high_vals, run_len)))
+    hit = lo <= per_bar_low
+    hit |= hi >= per_bar_high
+    hit_bars = np.flatnonzero(hit)
+    if not hit_bars.size:
+        return
+    j = np.searchsorted(hit_bars, entry_bar)
+    first = hit_bars[np.minimum(j, hit_bars.size - 1)]
+    stopped = (j < hit_bars.size) & (first < run_end)
+    if not stopped.any():
+        return
+    idx = np.flatnonzero(stopped)
+    k = first[idx]
+    is_long = long[idx]
+    sl, tp = stop[idx], take[idx]
+    ok = o[k]
+    gap_sl = np.where(is_long, ok <= sl, ok >= sl)
+    gap_tp = np.where(is_long, ok >= tp, ok <= tp)
+    touch_sl = np.where(is_long, lo[k] <= sl, hi[k] >= sl)
+    by_sl = gap_sl | (~gap_tp & touch_sl)
+    price = np.where(gap_sl | gap_tp, ok, np.where(by_sl, sl, tp))
+    exit_bar[idx] = k
+    reason[idx] = np.where(by_sl, ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT)
+    trigger_px[idx] = price
+    exit_slip[idx] = slip
+
+
+def _equity_curve(
+    close: FloatArray,
+    bal0: float,
+    entry_bar: IntArray,
+    open_until: IntArray,
+    qty: FloatArray,
+    cash_in_trade: FloatArray,
+    entry_px: FloatArray,
+    bal_after: FloatArray,
+) -> FloatArray:
+    """Mark-to-market equity per close: ``base + qty * close`` with piecewise-constant ``base`` and
+    ``qty`` that change at entries (bar ``entry_bar``) and exits (bar ``open_until``)."""
+    n = close.shape[0]
+    k = entry_bar.shape[0]
+    # Events in time order: entry_0, exit_0, entry_1, exit_1, ... (an exit never precedes its
+    # entry; a reversal's exit and next entry share a bar and the entry, listed later, wins).
+    bars = np.empty(2 * k, dtype=np.int64)
+    bars[0::2] = entry_bar
+    bars[1::2] = open_until
+    base_vals = np.empty(2 * k + 1)
+    qty_vals = np.zeros(2 * k + 1)
+    base_vals[0] = bal0
+    base_vals[1::2] = cash_in_trade - qty * entry_px
+    qty_vals[1::2] = qty
+    base_vals[2::2] = bal_after
+    keep = np.ones(2 * k, dtype=np.bool_)
+    keep[:-1] = bars[:-1] != bars[1:]
+    keep &= bars < n
+    bars = bars[keep]
+    vals_keep = np.concatenate(([True], keep))
+    base_vals = base_vals[vals_keep]
+    qty_vals = qty_vals[vals_keep]
+    lengths = np.diff(np.concatenate(([0], bars, [n])))
+    base = np.repeat(base_vals, lengths)
+    qty_bar = np.repeat(qty_vals, lengths)
+    qty_bar *= close
+    qty_bar += base
+    return qty_bar

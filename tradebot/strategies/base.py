@@ -1,0 +1,240 @@
+"""What every strategy provides, the values it exchanges, and the registry of strategies by name.
+
+A strategy has two faces over one definition:
+
+- live: ``decide(candle, state, params) -> (decision, new_state)``, synchronous and pure (no I/O,
+  clock or ``await``), called once per closed candle; the state is a small frozen dataclass that
+  serialises to JSON so a bot resumes after a restart without replaying history;
+- vectorised: ``signals(candles, params) -> Signals`` over whole arrays, used by the backtest.
+
+Fed the same candles, both faces produce the same indicator values and the same target sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tradebot.strategies.candles import Candle, Candles
+
+__all__ = [
+    "NO_TARGET",
+    "TIMEFRAME_MINUTES",
+    "Decision",
+    "ParameterError",
+    "Signals",
+    "Strategy",
+    "Target",
+    "UnknownStrategyError",
+    "get_strategy",
+    "register",
+    "signal_sequence",
+    "strategy_names",
+    "timeframe_minutes",
+]
+
+
+class Target(IntEnum):
+    """The position a strategy wants to hold. The values are the codes of :attr:`Signals.target`."""
+
+    SHORT = -1
+    FLAT = 0
+    LONG = 1
+
+
+NO_TARGET: Final = -128
+"""Code in :attr:`Signals.target` for "no decision yet" (the indicator is still undefined)."""
+
+
+class ParameterError(ValueError):
+    """A strategy or backtest parameter is invalid; ``field`` names it (for 422 responses)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class UnknownStrategyError(LookupError):
+    """No strategy is registered under that name."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the strategy concluded on one closed candle.
+
+    ``target`` is the position it wants from now on (``None`` until it has decided anything);
+    ``changed`` is true when ``target`` differs from the one before this candle, and then ``seq``
+    (starting at 0, +1 on every change) numbers the new signal, which makes client order ids
+    deterministic. ``ema`` is the indicator value on this candle (``None`` while undefined).
+    """
+
+    candle_ts: int
+    target: Target | None
+    changed: bool
+    seq: int
+    ema: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """The vectorised face's output, one entry per candle: ``ema`` (NaN while undefined) and
+    ``target`` (a :class:`Target` code, or :data:`NO_TARGET` before the first decision)."""
+
+    ema: NDArray[np.float64]
+    target: NDArray[np.int8]
+
+    def seq(self) -> NDArray[np.int64]:
+        """Signal sequence numbers, as :attr:`Decision.seq` would give them candle by candle."""
+        return signal_sequence(self.target)
+
+
+def signal_sequence(target: NDArray[np.int8]) -> NDArray[np.int64]:
+    """``seq[t]`` = number of target changes up to and including candle ``t`` (the first decision
+    after "no target" counts as a change)."""
+    changed = np.empty(target.shape[0], dtype=np.int64)
+    if target.shape[0]:
+        changed[0] = target[0] != NO_TARGET
+        np.not_equal(target[1:], target[:-1], out=changed[1:])
+    return np.cumsum(changed)
+
+
+P = TypeVar("P")
+S = TypeVar("S")
+
+
+class Strategy(Protocol[P, S]):
+    """A trading strategy: parameters ``P`` (frozen dataclass), live state ``S`` (frozen dataclass)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def parse_params(self, raw: Mapping[str, Any]) -> P:
+        """Validated parameters from a mapping (e.g. a bot's settings); raises ParameterError."""
+        ...
+
+    def initial_state(self, params: P) -> S:
+        """The live state before any candle."""
+        ...
+
+    def decide(self, candle: Candle, state: S, params: P) -> tuple[Decision, S]:
+        """The live face: one closed candle in, a decision and the next state out. Pure."""
+        ...
+
+    def signals(self, candles: Candles, params: P) -> Signals:
+        """The vectorised face over a whole series."""
+        ...
+
+    def state_to_dict(self, state: S) -> dict[str, Any]:
+        """A JSON-safe representation of ``state``."""
+        ...
+
+    def state_from_dict(self, raw: Mapping[str, Any], params: P) -> S:
+        """Inverse of :meth:`state_to_dict`; raises ``ValueError`` if ``raw`` does not fit ``params``."""
+        ...
+
+
+_REGISTRY: dict[str, Strategy[Any, Any]] = {}
+
+
+def register(strategy: Strategy[Any, Any]) -> None:
+    """Makes ``strategy`` available under ``strategy.name`` (a name is registered once)."""
+    if strategy.name in _REGISTRY and _REGISTRY[strategy.name] is not strategy:
+        raise ValueError(f"a strategy named {strategy.name!r} is already registered")
+    _REGISTRY[strategy.name] = strategy
+
+
+def get_strategy(name: str) -> Strategy[Any, Any]:
+    """The strategy registered under ``name``; raises :class:`UnknownStrategyError`."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise UnknownStrategyError(f"unknown strategy {name!r} (known: {known})") from None
+
+
+def strategy_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+TIMEFRAME_MINUTES: Final[Mapping[str, int]] = {
+    "1m": 1,
+    "3m": 3,
+    "5m": 5,
+    "15m": 15,
+    "30m": 30,
+    "1h": 60,
+    "2h": 120,
+    "4h": 240,
+    "6h": 360,
+    "8h": 480,
+    "12h": 720,
+    "1d": 1440,
+    "3d": 4320,
+    "1w": 10080,
+}
+"""The candle intervals Binance offers (except the calendar month)."""
+
+
+def timeframe_minutes(timeframe: str) -> int:
+    """Minutes per candle of ``timeframe`` (``"1m"``, ``"1h"``, ...); raises ParameterError."""
+    try:
+        return TIMEFRAME_MINUTES[timeframe]
+    except KeyError:
+        raise ParameterError(
+            "timeframe", f"unknown timeframe {timeframe!r} (one of {', '.join(TIMEFRAME_MINUTES)})"
+        ) from None
+
+
+# Shared validation helpers for parameter parsing.
+
+
+def int_param(raw: Mapping[str, Any], name: str, lo: int, hi: int, default: int | None = None) -> int:
+    v = raw.get(name, default)
+    if v is None:
+        raise ParameterError(name, "is required")
+    if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+        raise ParameterError(name, f"must be an integer, got {v!r}")
+    if not lo <= v <= hi:
+        raise ParameterError(name, f"must be between {lo} and {hi}, got {v!r}")
+    return int(v)
+
+
+def float_param(
+    raw: Mapping[str, Any],
+    name: str,
+    *,
+    default: float | None = None,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> float:
+    v = raw.get(name, default)
+    if v is None:
+        raise ParameterError(name, "is required")
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ParameterError(name, f"must be a finite number, got {v!r}")
+    x = float(v)
+    if gt is not None and not x > gt:
+        raise ParameterError(name, f"must be > {gt:g}, got {x:g}")
+    if ge is not None and not x >= ge:
+        raise ParameterError(name, f"must be >= {ge:g}, got {x:g}")
+    if le is not None and not x <= le:
+        raise ParameterError(name, f"must be <= {le:g}, got {x:g}")
+    if lt is not None and not x < lt:
+        raise ParameterError(name, f"must be < {lt:g}, got {x:g}")
+    return x
+
+
+def bool_param(raw: Mapping[str, Any], name: str, default: bool) -> bool:
+    v = raw.get(name, default)
+    if not isinstance(v, bool):
+        raise ParameterError(name, f"must be true or false, got {v!r}")
+    return v

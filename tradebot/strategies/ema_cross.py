@@ -1,0 +1,242 @@
+"""The EMA cross strategy, registered as ``"ema_cross"``.
+
+On each closed candle ``t`` with the EMA defined: target LONG when ``close > ema``, FLAT when
+``close < ema`` (SHORT instead when ``allow_short``), unchanged when they are equal. No decision is
+made while the EMA is undefined (the first ``ema_period - 1`` candles), and a tie before the first
+decision leaves the target undecided (``None`` / ``NO_TARGET``).
+
+Both faces compare the close with a bit-identical EMA (see :mod:`tradebot.strategies.ema`), so they
+agree on every candle, ties included.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tradebot.strategies.base import (
+    NO_TARGET,
+    Decision,
+    ParameterError,
+    Signals,
+    Target,
+    bool_param,
+    int_param,
+    register,
+)
+from tradebot.strategies.candles import Candle, Candles
+from tradebot.strategies.ema import EmaState, ema
+
+__all__ = [
+    "EMA_CROSS",
+    "MAX_EMA_PERIOD",
+    "MIN_EMA_PERIOD",
+    "EmaCross",
+    "EmaCrossParams",
+    "EmaCrossState",
+    "StaleCandleError",
+    "decide",
+    "ema_cross_signals",
+    "warm_up",
+]
+
+MIN_EMA_PERIOD: Final = 2
+MAX_EMA_PERIOD: Final = 1000
+_STATE_VERSION: Final = 1
+
+
+class StaleCandleError(ValueError):
+    """A candle not newer than the last one decided on (a duplicate or out-of-order candle).
+
+    Feeding it would double-count it in the EMA, so :func:`decide` refuses; callers skip candles
+    with ``candle.ts <= state.last_candle_ts``."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmaCrossParams:
+    ema_period: int
+    allow_short: bool = False
+
+    def __post_init__(self) -> None:
+        p = self.ema_period
+        if isinstance(p, bool) or not isinstance(p, int) or not MIN_EMA_PERIOD <= p <= MAX_EMA_PERIOD:
+            raise ParameterError(
+                "ema_period", f"must be an integer between {MIN_EMA_PERIOD} and {MAX_EMA_PERIOD}, got {p!r}"
+            )
+        if not isinstance(self.allow_short, bool):
+            raise ParameterError("allow_short", f"must be true or false, got {self.allow_short!r}")
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> EmaCrossParams:
+        return cls(
+            ema_period=int_param(raw, "ema_period", MIN_EMA_PERIOD, MAX_EMA_PERIOD),
+            allow_short=bool_param(raw, "allow_short", False),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ema_period": self.ema_period, "allow_short": self.allow_short}
+
+
+@dataclass(frozen=True, slots=True)
+class EmaCrossState:
+    """Live state: the incremental EMA, the standing target and its sequence number, and the open
+    time of the last candle consumed."""
+
+    ema: EmaState
+    target: Target | None = None
+    seq: int = 0
+    last_candle_ts: int | None = None
+
+    @classmethod
+    def start(cls, params: EmaCrossParams) -> EmaCrossState:
+        return cls(EmaState.start(params.ema_period))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": _STATE_VERSION,
+            "ema": self.ema.to_dict(),
+            "target": None if self.target is None else self.target.name.lower(),
+            "seq": self.seq,
+            "last_candle_ts": self.last_candle_ts,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> EmaCrossState:
+        if raw.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported ema_cross state version {raw.get('version')!r}")
+        ema_raw = raw.get("ema")
+        if not isinstance(ema_raw, Mapping):
+            raise ValueError("ema_cross state lacks its 'ema' object")
+        ema_state = EmaState.from_dict(ema_raw)
+        target_raw = raw.get("target")
+        if target_raw is None:
+            target = None
+        elif isinstance(target_raw, str) and target_raw.upper() in Target.__members__:
+            target = Target[target_raw.upper()]
+        else:
+            raise ValueError(f"ema_cross state has an invalid target {target_raw!r}")
+        seq = raw.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+            raise ValueError(f"ema_cross state has an invalid seq {seq!r}")
+        if (target is None) != (seq == 0):
+            raise ValueError(f"ema_cross state target {target_raw!r} is inconsistent with seq {seq}")
+        ts = raw.get("last_candle_ts")
+        if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
+            raise ValueError(f"ema_cross state has an invalid last_candle_ts {ts!r}")
+        if (ts is None) != (ema_state.count == 0):
+            raise ValueError("ema_cross state last_candle_ts is inconsistent with the EMA's count")
+        return cls(ema_state, target, seq, ts)
+
+
+def decide(candle: Candle, state: EmaCrossState, params: EmaCrossParams) -> tuple[Decision, EmaCrossState]:
+    """The live face: consumes one closed candle. Pure: no I/O, no clock.
+
+    Raises :class:`StaleCandleError` for a candle not newer than the last one, ``ValueError`` for a
+    non-finite or non-positive close, or when ``state`` was built for another EMA period (a changed
+    period needs a fresh warm-up from history, see :func:`warm_up`).
+    """
+    if state.last_candle_ts is not None and candle.ts <= state.last_candle_ts:
+        raise StaleCandleError(
+            f"candle {candle.ts} is not after the last candle decided on ({state.last_candle_ts})"
+        )
+    if state.ema.period != params.ema_period:
+        raise ValueError(
+            f"state was built for ema_period {state.ema.period}, parameters say {params.ema_period}"
+        )
+    close = float(candle.close)
+    if not (math.isfinite(close) and close > 0.0):
+        raise ValueError(f"candle {candle.ts} has an invalid close {candle.close!r}")
+    ema_state = state.ema.update(close)
+    target = state.target
+    value = ema_state.value
+    if value is not None:
+        if close > value:
+            target = Target.LONG
+        elif close < value:
+            target = Target.SHORT if params.allow_short else Target.FLAT
+    changed = target is not state.target
+    seq = state.seq + 1 if changed else state.seq
+    decision = Decision(candle.ts, target, changed, seq, value)
+    return decision, EmaCrossState(ema_state, target, seq, candle.ts)
+
+
+def warm_up(candles: Iterable[Candle], params: EmaCrossParams) -> EmaCrossState:
+    """The state after deciding on ``candles`` in order (for a bot starting from history)."""
+    state = EmaCrossState.start(params)
+    for candle in candles:
+        _, state = decide(candle, state, params)
+    return state
+
+
+def ema_cross_signals(close: NDArray[np.float64], params: EmaCrossParams) -> Signals:
+    """The vectorised face over an array of closes (finite and > 0)."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    n = close.shape[0]
+    period = params.ema_period
+    values = ema(close, period)
+    target = np.full(n, NO_TARGET, dtype=np.int8)
+    start = period - 1
+    if n <= start:
+        return Signals(values, target)
+    c = close[start:]
+    e = values[start:]
+    above = c > e
+    below = c < e
+    out = target[start:]
+    if params.allow_short:
+        np.subtract(above.view(np.int8), below.view(np.int8), out=out)
+    else:
+        out[:] = above.view(np.int8)
+    ties = np.flatnonzero(~(above | below))
+    if ties.size:
+        # A tie keeps the target of the candle before its run of ties (NO_TARGET at the start).
+        run_first = np.empty(ties.shape[0], dtype=np.bool_)
+        run_first[0] = True
+        np.not_equal(ties[1:], ties[:-1] + 1, out=run_first[1:])
+        run_start = np.maximum.accumulate(np.where(run_first, ties, 0))
+        source = run_start - 1
+        filled = np.where(source >= 0, out[np.maximum(source, 0)], np.int8(NO_TARGET))
+        out[ties] = filled
+    return Signals(values, target)
+
+
+class EmaCross:
+    """The ``"ema_cross"`` strategy (implements :class:`tradebot.strategies.base.Strategy`)."""
+
+    @property
+    def name(self) -> str:
+        return "ema_cross"
+
+    def parse_params(self, raw: Mapping[str, Any]) -> EmaCrossParams:
+        return EmaCrossParams.from_mapping(raw)
+
+    def initial_state(self, params: EmaCrossParams) -> EmaCrossState:
+        return EmaCrossState.start(params)
+
+    def decide(
+        self, candle: Candle, state: EmaCrossState, params: EmaCrossParams
+    ) -> tuple[Decision, EmaCrossState]:
+        return decide(candle, state, params)
+
+    def signals(self, candles: Candles, params: EmaCrossParams) -> Signals:
+        return ema_cross_signals(candles.close, params)
+
+    def state_to_dict(self, state: EmaCrossState) -> dict[str, Any]:
+        return state.to_dict()
+
+    def state_from_dict(self, raw: Mapping[str, Any], params: EmaCrossParams) -> EmaCrossState:
+        state = EmaCrossState.from_dict(raw)
+        if state.ema.period != params.ema_period:
+            raise ValueError(
+                f"saved state is for ema_period {state.ema.period}, parameters say {params.ema_period}"
+            )
+        return state
+
+
+EMA_CROSS: Final = EmaCross()
+register(EMA_CROSS)

@@ -1,0 +1,158 @@
+"""Backtest results: the entry point :func:`run_backtest`, the summary metrics and the equity-curve
+downsampling used by the API and the CLI."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tradebot.strategies.backtest import BacktestSettings, Simulation, TradeLog, simulate
+from tradebot.strategies.base import Signals, get_strategy, timeframe_minutes
+from tradebot.strategies.candles import Candles
+
+__all__ = [
+    "BacktestResult",
+    "downsample",
+    "max_drawdown_pct",
+    "periods_per_year",
+    "run_backtest",
+    "sharpe_ratio",
+    "summarize",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestResult:
+    """A finished backtest. Percentages are in percent (``12.5`` = 12.5 %), ``win_rate`` is a
+    fraction 0-1; ``equity`` is marked to market at each candle's close, stamped with the candle's
+    open time ``ts``, and ``equity[-1] == final_balance``."""
+
+    strategy: str
+    strategy_params: Mapping[str, Any]
+    settings: BacktestSettings
+    timeframe: str
+    initial_balance: float
+    final_balance: float
+    total_pnl: float
+    return_pct: float
+    trades_count: int
+    win_rate: float
+    max_drawdown_pct: float
+    sharpe: float
+    exposure_pct: float
+    fees_paid: float
+    ts: NDArray[np.int64]
+    equity: NDArray[np.float64]
+    trades: TradeLog
+    signals: Signals | None = None
+
+
+def run_backtest(
+    candles: Candles,
+    settings: BacktestSettings,
+    *,
+    strategy: str = "ema_cross",
+    params: Mapping[str, Any],
+    timeframe: str,
+) -> BacktestResult:
+    """Runs ``strategy`` (by registry name, ``params`` validated by it) over ``candles`` and
+    summarises. Raises ``ParameterError`` / ``UnknownStrategyError`` for bad input."""
+    impl = get_strategy(strategy)
+    parsed = impl.parse_params(params)
+    timeframe_minutes(timeframe)  # validate before doing any work
+    signals = impl.signals(candles, parsed)
+    sim = simulate(candles, signals.target, settings)
+    return summarize(
+        candles,
+        sim,
+        timeframe=timeframe,
+        strategy=strategy,
+        strategy_params=parsed.to_dict(),
+        signals=signals,
+    )
+
+
+def summarize(
+    candles: Candles,
+    sim: Simulation,
+    *,
+    timeframe: str,
+    strategy: str,
+    strategy_params: Mapping[str, Any],
+    signals: Signals | None = None,
+) -> BacktestResult:
+    """The summary metrics of a simulation."""
+    settings = sim.settings
+    bal0 = float(settings.initial_balance)
+    trades = sim.trades
+    count = len(trades)
+    n = len(candles)
+    return BacktestResult(
+        strategy=strategy,
+        strategy_params=dict(strategy_params),
+        settings=settings,
+        timeframe=timeframe,
+        initial_balance=bal0,
+        final_balance=sim.final_balance,
+        total_pnl=sim.final_balance - bal0,
+        return_pct=(sim.final_balance / bal0 - 1.0) * 100.0,
+        trades_count=count,
+        win_rate=float(np.count_nonzero(trades.pnl > 0.0)) / count if count else 0.0,
+        max_drawdown_pct=max_drawdown_pct(sim.equity),
+        sharpe=sharpe_ratio(sim.equity, periods_per_year(timeframe)),
+        exposure_pct=100.0 * sim.bars_in_position / n if n else 0.0,
+        fees_paid=float(np.sum(trades.entry_fee) + np.sum(trades.exit_fee)),
+        ts=candles.ts,
+        equity=sim.equity,
+        trades=trades,
+        signals=signals,
+    )
+
+
+def periods_per_year(timeframe: str) -> float:
+    """Candles per year: ``365 * 24 * 60 / minutes``."""
+    return 365.0 * 24.0 * 60.0 / timeframe_minutes(timeframe)
+
+
+def max_drawdown_pct(equity: NDArray[np.float64]) -> float:
+    """Largest fall from a running peak, in percent of that peak (a positive number; 0 if none)."""
+    if equity.shape[0] == 0:
+        return 0.0
+    peak = np.maximum.accumulate(equity)
+    drawdown = peak - equity
+    drawdown /= peak
+    worst = float(np.max(drawdown)) * 100.0
+    return worst if math.isfinite(worst) and worst > 0.0 else 0.0
+
+
+def sharpe_ratio(equity: NDArray[np.float64], periods: float) -> float:
+    """Annualised Sharpe ratio of per-bar equity returns (risk-free rate 0, sample std);
+    0 when there are fewer than two returns, the std is 0, or the equity is not positive."""
+    if equity.shape[0] < 3:
+        return 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = equity[1:] / equity[:-1]
+    returns -= 1.0
+    std = float(np.std(returns, ddof=1))
+    if not (math.isfinite(std) and std > 0.0):
+        return 0.0
+    ratio = float(np.mean(returns)) / std * math.sqrt(periods)
+    return ratio if math.isfinite(ratio) else 0.0
+
+
+def downsample(
+    ts: NDArray[np.int64], values: NDArray[np.float64], max_points: int = 1000
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """At most ``max_points`` evenly spaced points of a curve, always keeping the first and last."""
+    if max_points < 2:
+        raise ValueError("max_points must be at least 2")
+    n = ts.shape[0]
+    if n <= max_points:
+        return ts, values
+    idx = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+    return ts[idx], values[idx]
