@@ -19,7 +19,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import ccxt.base.errors as ccxt_errors
+# `import ccxt.base.errors as …` fails (ccxt's package __init__ shadows the name); ccxt.async_support
+# re-exports the same classes.
+import ccxt.async_support as ccxt_errors
 
 
 class ExchangeError(Exception):

@@ -60,6 +60,9 @@ class StreamHub:
     def has_subscribers(self, stream: str) -> bool:
         return any(stream in c.streams for c in self._connections)
 
+    def has_user_stream(self, api_key: str) -> bool:
+        return any(c.api_key == api_key for c in self._connections)
+
     def publish(self, stream: str, event: dict[str, Any]) -> None:
         raw: str | None = None
         wrapped: str | None = None

@@ -1,0 +1,200 @@
+"""ccxt's real binanceusdm (REST and ccxt.pro websockets) reading market data from the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from itertools import pairwise
+
+import ccxt.async_support as ccxt
+import pytest
+from ccxt.async_support.base.exchange import Exchange
+
+from tests.simulator_helpers import MINUTE_MS, SimControl, eventually, flat_candles, minute_floor
+from tradebot.exchange.ccxt_factory import build_client
+from tradebot.exchange.simulator import RunningSimulator
+
+BTC = "BTC/USDT:USDT"
+# The fixtures (simulator, sim, account, exchange clients) until the project conftest registers them.
+pytest_plugins = ("tests.simulator_fixtures",)
+
+ETH = "ETH/USDT:USDT"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def test_load_markets_reads_filters_precision_and_limits(public_exchange: Exchange) -> None:
+    markets = await public_exchange.load_markets()
+    assert set(markets) == {BTC, ETH}
+    btc = markets[BTC]
+    assert (btc["id"], btc["type"], btc["linear"], btc["settle"], btc["active"]) == (
+        "BTCUSDT",
+        "swap",
+        True,
+        "USDT",
+        True,
+    )
+    assert btc["precision"]["amount"] == 0.001 and btc["precision"]["price"] == 0.1
+    assert btc["limits"]["amount"]["min"] == 0.001 and btc["limits"]["cost"]["min"] == 100
+    assert abs(await public_exchange.fetch_time() - now_ms()) < 5_000
+
+
+async def test_fetch_ohlcv_pages_through_pushed_history(public_exchange: Exchange, sim: SimControl) -> None:
+    start = minute_floor(now_ms()) - 30 * MINUTE_MS
+    closes = [100.0 + i for i in range(25)]
+    await sim.push_klines("ETHUSDT", "1m", flat_candles(start, closes))
+
+    pages: list[list[float]] = []
+    since = start
+    while True:
+        page = await public_exchange.fetch_ohlcv(ETH, "1m", since=since, limit=10)
+        if not page:
+            break
+        pages.extend(page)
+        since = int(page[-1][0]) + MINUTE_MS
+    assert [c[0] for c in pages] == [start + i * MINUTE_MS for i in range(25)]
+    assert [c[4] for c in pages] == closes
+    # Manual mode: the history is exactly the pushed candles, no forming candle after them.
+    latest = await public_exchange.fetch_ohlcv(ETH, "1m", limit=3)
+    assert [c[4] for c in latest] == closes[-3:]
+    assert await public_exchange.fetch_ohlcv(BTC, "1m", limit=3) == []
+
+
+async def test_pushed_candles_far_from_the_wall_clock_are_kept(
+    public_exchange: Exchange, sim: SimControl
+) -> None:
+    past = 1_500_000_000_000 - 1_500_000_000_000 % MINUTE_MS
+    future = minute_floor(now_ms()) + 10 * 24 * 3600 * 1000
+    await sim.push_klines("BTCUSDT", "5m", flat_candles(past, [50_000.0, 50_100.0], 5 * MINUTE_MS))
+    await sim.push_klines("BTCUSDT", "5m", flat_candles(future, [51_000.0], 5 * MINUTE_MS))
+    rows = await public_exchange.fetch_ohlcv(BTC, "5m", limit=10)
+    assert [r[0] for r in rows] == [past, past + 5 * MINUTE_MS, future]
+    ticker = await public_exchange.fetch_ticker(BTC)
+    assert ticker["last"] == 51_000.0
+
+
+async def test_watch_ohlcv_receives_each_pushed_candle(public_exchange: Exchange, sim: SimControl) -> None:
+    start = minute_floor(now_ms())
+    watcher = asyncio.create_task(public_exchange.watch_ohlcv(ETH, "1m"))
+    await eventually(lambda: _subscribed(sim, "ethusdt@kline_1m"))
+    await sim.push_klines("ETHUSDT", "1m", flat_candles(start, [2000.0]))
+    first = await asyncio.wait_for(watcher, 5)
+    assert first[-1][0] == start and first[-1][4] == 2000.0
+
+    await sim.push_klines("ETHUSDT", "1m", flat_candles(start + MINUTE_MS, [2010.0]))
+    second = await asyncio.wait_for(public_exchange.watch_ohlcv(ETH, "1m"), 5)
+    assert second[-1][0] == start + MINUTE_MS and second[-1][4] == 2010.0
+    stored = public_exchange.ohlcvs[ETH]["1m"]
+    assert [c[0] for c in stored] == [start, start + MINUTE_MS]
+
+
+async def _subscribed(sim: SimControl, stream: str) -> bool:
+    return sim.running.state.hub.has_subscribers(stream)
+
+
+async def test_kline_events_carry_binance_fields_and_the_closed_flag(
+    simulator: RunningSimulator, sim: SimControl
+) -> None:
+    import aiohttp
+
+    start = minute_floor(now_ms())
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
+    ):
+        await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 1})
+        assert await ws.receive_json(timeout=5) == {"result": None, "id": 1}
+        await sim.push_klines("BTCUSDT", "1m", [[start, 60000, 60100, 59900, 60050.5, 12.5]])
+        event = await ws.receive_json(timeout=5)
+        await ws.send_json({"method": "LIST_SUBSCRIPTIONS", "id": 2})
+        assert await ws.receive_json(timeout=5) == {"result": ["btcusdt@kline_1m"], "id": 2}
+    assert event["e"] == "kline" and event["s"] == "BTCUSDT"
+    k = event["k"]
+    assert (k["t"], k["T"], k["s"], k["i"], k["x"]) == (start, start + MINUTE_MS - 1, "BTCUSDT", "1m", True)
+    assert (k["o"], k["h"], k["l"], k["c"], k["v"]) == ("60000", "60100", "59900", "60050.5", "12.5")
+    assert set(k) >= {"f", "L", "n", "q", "V", "Q", "B"}
+
+
+async def test_combined_stream_form_wraps_events(simulator: RunningSimulator, sim: SimControl) -> None:
+    import aiohttp
+
+    start = minute_floor(now_ms())
+    url = simulator.ws_url + "/stream?streams=ethusdt@kline_1m"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await eventually(lambda: _subscribed(sim, "ethusdt@kline_1m"))
+        await sim.push_klines("ETHUSDT", "1m", [[start, 10, 11, 9, 10.5, 1]])
+        message = await ws.receive_json(timeout=5)
+    assert message["stream"] == "ethusdt@kline_1m" and message["data"]["k"]["c"] == "10.5"
+
+
+async def test_drop_websockets_fails_the_pending_watch_and_the_next_watch_reconnects(
+    public_exchange: Exchange, sim: SimControl
+) -> None:
+    start = minute_floor(now_ms())
+    await sim.push_klines("ETHUSDT", "1m", flat_candles(start, [2000.0]))
+    pending = asyncio.create_task(public_exchange.watch_ohlcv(ETH, "1m"))
+    await eventually(lambda: _subscribed(sim, "ethusdt@kline_1m"))
+    await sim.faults(drop_websockets=True)
+    with pytest.raises(ccxt.NetworkError):
+        await asyncio.wait_for(pending, 5)
+
+    again = asyncio.create_task(public_exchange.watch_ohlcv(ETH, "1m"))
+    await eventually(lambda: _subscribed(sim, "ethusdt@kline_1m"))
+    await sim.push_klines("ETHUSDT", "1m", flat_candles(start + MINUTE_MS, [2020.0]))
+    candles = await asyncio.wait_for(again, 5)
+    assert candles[-1][4] == 2020.0
+
+
+async def test_unknown_endpoint_is_a_json_404_that_ccxt_does_not_retry(public_exchange: Exchange) -> None:
+    with pytest.raises(ccxt.ExchangeError) as info:
+        await public_exchange.fapiPublicGetFundingRate({"symbol": "BTCUSDT"})
+    assert not isinstance(info.value, ccxt.NetworkError)
+    assert "-5000" in str(info.value) and "not served" in str(info.value)
+
+
+class TestRandomWalk:
+    @pytest.fixture
+    def simulator_config(self) -> object:
+        from tradebot.exchange.simulator import SimulatorConfig
+
+        return SimulatorConfig(port=0, mode="random_walk", candle_seconds=0.2, history_candles=600, seed=11)
+
+    async def test_history_is_pre_generated_and_the_last_row_is_the_forming_candle(
+        self, public_exchange: Exchange, simulator: RunningSimulator
+    ) -> None:
+        rows = await public_exchange.fetch_ohlcv(BTC, "1m", limit=1000)
+        assert len(rows) == 601
+        assert all(b[0] - a[0] == MINUTE_MS for a, b in pairwise(rows))
+        forming = simulator.state.walk.forming("BTCUSDT")
+        assert rows[-1][0] == forming.open_time
+        hourly = await public_exchange.fetch_ohlcv(BTC, "1h", limit=50)
+        assert 10 <= len(hourly) <= 12
+
+    async def test_watch_ohlcv_sees_updates_and_a_new_candle(self, public_exchange: Exchange) -> None:
+        first = await asyncio.wait_for(public_exchange.watch_ohlcv(ETH, "1m"), 5)
+        opened = first[-1][0]
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            await asyncio.wait_for(public_exchange.watch_ohlcv(ETH, "1m"), 5)
+            if public_exchange.ohlcvs[ETH]["1m"][-1][0] > opened:
+                break
+        stored = public_exchange.ohlcvs[ETH]["1m"]
+        assert stored[-1][0] >= opened + MINUTE_MS
+        ticker = await public_exchange.fetch_ticker(ETH)
+        assert ticker["last"] == stored[-1][4]
+
+
+async def test_a_plain_async_support_client_reads_klines_too(
+    simulator: RunningSimulator, sim: SimControl
+) -> None:
+    start = minute_floor(now_ms())
+    await sim.push_klines("BTCUSDT", "1m", flat_candles(start, [60_000.0, 60_100.0]))
+    client = build_client("binanceusdm", base_url=simulator.base_url, streaming=False)
+    try:
+        assert not hasattr(client, "watch_ohlcv") or type(client).__module__.startswith("ccxt.async_support")
+        rows = await client.fetch_ohlcv(BTC, "1m", limit=5)
+    finally:
+        await client.close()
+    assert [r[4] for r in rows] == [60_000.0, 60_100.0]
