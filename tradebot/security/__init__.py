@@ -1,0 +1,1 @@
+"""Passwords (argon2id), access tokens (pyjwt), secrets at rest (Fernet), rate limits, mail."""
