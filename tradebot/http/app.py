@@ -11,7 +11,8 @@ from aiohttp import web
 
 from tradebot import db
 from tradebot.config import Secrets, Settings
-from tradebot.http import ops_routes
+from tradebot.http import api_key_routes, auth_routes, ops_routes
+from tradebot.http.accounts_app import accounts_context
 from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SETTINGS
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.middlewares import authentication, problems, request_context
@@ -27,6 +28,8 @@ CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 def all_routes() -> RouteTable:
     table = RouteTable()
     table.extend(ops_routes.routes)
+    table.extend(auth_routes.routes)
+    table.extend(api_key_routes.routes)
     return table
 
 
@@ -53,6 +56,7 @@ def create_app(
 
     app.cleanup_ctx.append(_postgres(database_url, settings))
     app.cleanup_ctx.append(_redis(redis_url))
+    app.cleanup_ctx.append(accounts_context)  # services, AUTHENTICATOR; needs DB and REDIS
     for ctx in extra_contexts or []:
         app.cleanup_ctx.append(ctx)
     return app

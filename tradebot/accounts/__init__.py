@@ -1,0 +1,1 @@
+"""Accounts (users, login, tokens, password reset) and users' exchange API keys."""

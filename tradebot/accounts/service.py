@@ -1,0 +1,210 @@
+"""Accounts: register, log in and out, the per-request token check, password change and reset.
+
+Every public method is one use case; the HTTP handlers call exactly one of them. Passwords are
+hashed and verified in the hasher's executor; nothing here logs a password, token or reset link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from tradebot.accounts.emails import normalize_email
+from tradebot.accounts.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidResetToken,
+    RateLimited,
+    WrongCurrentPassword,
+)
+from tradebot.accounts.revocations import RevocationStore
+from tradebot.accounts.users import DuplicateEmail, User, UserRepository
+from tradebot.security.mailer import Mailer
+from tradebot.security.passwords import PasswordHasher
+from tradebot.security.rate_limit import Limit, RateLimiter
+from tradebot.security.tokens import InvalidToken, IssuedToken, TokenCodec
+
+log = logging.getLogger(__name__)
+
+RESET_TOKEN_TTL = dt.timedelta(minutes=30)
+# Mail to one address: at most 3 reset mails per 15 minutes, whoever asks.
+RESET_PER_EMAIL = Limit("reset-email", 3, 15 * 60)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthLimits:
+    login_per_ip: Limit
+    login_per_account: Limit
+    register_per_ip: Limit
+    reset_per_ip: Limit
+    reset_per_email: Limit = RESET_PER_EMAIL
+
+    @classmethod
+    def per_minute(cls, *, login_ip: int, login_account: int, register_ip: int, reset_ip: int) -> AuthLimits:
+        return cls(
+            login_per_ip=Limit("login-ip", login_ip, 60),
+            login_per_account=Limit("login-account", login_account, 60),
+            register_per_ip=Limit("register-ip", register_ip, 60),
+            reset_per_ip=Limit("reset-ip", reset_ip, 60),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedUser:
+    user_id: int
+    email: str
+    token_id: str
+    token_expires_at: int
+
+
+def hash_reset_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class AccountService:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        redis_prefix: str,
+        hasher: PasswordHasher,
+        tokens: TokenCodec,
+        limiter: RateLimiter,
+        mailer: Mailer,
+        limits: AuthLimits,
+        public_url: str,
+    ) -> None:
+        self._users = UserRepository(pool)
+        self._revocations = RevocationStore(pool, redis, redis_prefix)
+        self._hasher = hasher
+        self._tokens = tokens
+        self._limiter = limiter
+        self._mailer = mailer
+        self._limits = limits
+        self._public_url = public_url.rstrip("/")
+        # Reset mails go out after the response, so its timing does not tell whether the email has
+        # an account; these tasks are awaited on close.
+        self._mail_tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        if self._mail_tasks:
+            await asyncio.wait(self._mail_tasks, timeout=30)
+
+    async def _limit(self, limit: Limit, subject: str) -> None:
+        decision = await self._limiter.hit(limit, subject)
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_s)
+
+    async def register(self, email: str, password: str, *, client_ip: str) -> User:
+        email = normalize_email(email)
+        await self._limit(self._limits.register_per_ip, client_ip)
+        password_hash = await self._hasher.hash(password)
+        try:
+            user = await self._users.create(email, password_hash)
+        except DuplicateEmail as e:
+            raise EmailTaken from e
+        log.info("user registered", extra={"user_id": user.id})
+        return user
+
+    async def login(self, email: str, password: str, *, remember_me: bool, client_ip: str) -> IssuedToken:
+        email = normalize_email(email)
+        # Both limits are counted before any hashing, so a flood costs us no argon2 time.
+        await self._limit(self._limits.login_per_ip, client_ip)
+        await self._limit(self._limits.login_per_account, email)
+        creds = await self._users.credentials_by_email(email)
+        if creds is None:
+            await self._hasher.verify_dummy(password)
+            raise InvalidCredentials
+        result = await self._hasher.verify(creds.password_hash, password)
+        if not result.ok or not creds.is_active:
+            log.info("login refused", extra={"user_id": creds.id})
+            raise InvalidCredentials
+        if result.needs_rehash:
+            new_hash = await self._hasher.hash(password)
+            await self._users.replace_hash_if_unchanged(creds.id, creds.password_hash, new_hash)
+            log.info("password rehashed with current parameters", extra={"user_id": creds.id})
+        issued = self._tokens.issue(creds.id, creds.token_version, remember_me=remember_me)
+        log.info("user logged in", extra={"user_id": creds.id})
+        return issued
+
+    async def authenticate(self, token: str) -> AuthenticatedUser:
+        """The per-request check: signature and claims, revocation, token version, active user."""
+        try:
+            claims = self._tokens.decode(token)
+        except InvalidToken as e:
+            log.info("token refused", extra={"reason": str(e)})
+            raise InvalidCredentials from e
+        if await self._revocations.is_revoked(claims.jti):
+            raise InvalidCredentials
+        subject = await self._users.token_subject(claims.user_id)
+        if subject is None or not subject.is_active or subject.token_version != claims.token_version:
+            raise InvalidCredentials
+        return AuthenticatedUser(claims.user_id, subject.email, claims.jti, claims.expires_at)
+
+    async def logout(self, user: AuthenticatedUser) -> None:
+        await self._revocations.revoke(user.token_id, user.user_id, user.token_expires_at)
+        log.info("user logged out", extra={"user_id": user.user_id})
+
+    async def me(self, user_id: int) -> User:
+        user = await self._users.get(user_id)
+        if user is None:
+            raise InvalidCredentials
+        return user
+
+    async def change_password(self, user_id: int, current_password: str, new_password: str) -> None:
+        creds = await self._users.credentials_by_id(user_id)
+        if creds is None or not creds.is_active:
+            raise InvalidCredentials
+        # A stolen token must not become a password-guessing oracle: same budget as logins.
+        await self._limit(self._limits.login_per_account, f"user:{user_id}")
+        if not (await self._hasher.verify(creds.password_hash, current_password)).ok:
+            raise WrongCurrentPassword
+        new_hash = await self._hasher.hash(new_password)
+        if not await self._users.set_password_if_unchanged(user_id, creds.password_hash, new_hash):
+            raise WrongCurrentPassword  # changed by someone else meanwhile
+        log.info("password changed; earlier tokens revoked", extra={"user_id": user_id})
+
+    async def request_password_reset(self, email: str, *, client_ip: str) -> None:
+        """Same answer, and nearly the same work, whether or not the email has an account."""
+        email = normalize_email(email)
+        await self._limit(self._limits.reset_per_ip, client_ip)
+        await self._limit(self._limits.reset_per_email, email)
+        creds = await self._users.credentials_by_email(email)
+        # The user id in front lets confirm find the row by primary key; the random part is the
+        # secret, and only its hash is stored.
+        token = f"{creds.id if creds else 0}.{secrets.token_urlsafe(32)}"
+        if creds is None or not creds.is_active:
+            return
+        await self._users.store_reset_token(creds.id, hash_reset_token(token), RESET_TOKEN_TTL)
+        task = asyncio.create_task(self._send_reset_mail(email, token), name=f"reset-mail-{creds.id}")
+        self._mail_tasks.add(task)
+        task.add_done_callback(self._mail_tasks.discard)
+
+    async def _send_reset_mail(self, email: str, token: str) -> None:
+        link = f"{self._public_url}/reset-password?token={token}"
+        body = (
+            "Someone asked to reset the password of your tradebot account.\n\n"
+            f"To choose a new password, open this link within 30 minutes:\n\n{link}\n\n"
+            "The link works once. If you did not ask for this, ignore this mail.\n"
+        )
+        try:
+            await self._mailer.send(email, "Reset your tradebot password", body)
+        except Exception as e:  # a mail failure must not surface anywhere else; the user can ask again
+            log.error("password reset mail not sent", extra={"error": type(e).__name__})
+
+    async def confirm_password_reset(self, token: str, new_password: str) -> None:
+        user_part, _, secret_part = token.partition(".")
+        if not (user_part.isascii() and user_part.isdigit() and int(user_part) < 2**63 and secret_part):
+            raise InvalidResetToken
+        new_hash = await self._hasher.hash(new_password)
+        if not await self._users.consume_reset_token(int(user_part), hash_reset_token(token), new_hash):
+            raise InvalidResetToken
+        log.info("password reset; earlier tokens revoked", extra={"user_id": int(user_part)})

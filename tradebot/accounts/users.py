@@ -1,0 +1,130 @@
+"""The users table: every query the account service needs, and nothing else."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    email: str
+    is_active: bool
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    id: int
+    password_hash: str
+    is_active: bool
+    token_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSubject:
+    """What a request's token is checked against."""
+
+    email: str
+    is_active: bool
+    token_version: int
+
+
+class DuplicateEmail(Exception):
+    pass
+
+
+class UserRepository:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, email: str, password_hash: str) -> User:
+        try:
+            row = await self._pool.fetchrow(
+                "INSERT INTO users (email, password_hash) VALUES ($1, $2)"
+                " RETURNING id, email, is_active, created_at",
+                email,
+                password_hash,
+            )
+        except asyncpg.UniqueViolationError as e:
+            raise DuplicateEmail from e
+        assert row is not None
+        return User(**dict(row))
+
+    async def get(self, user_id: int) -> User | None:
+        row = await self._pool.fetchrow(
+            "SELECT id, email, is_active, created_at FROM users WHERE id = $1", user_id
+        )
+        return User(**dict(row)) if row else None
+
+    async def credentials_by_email(self, email: str) -> Credentials | None:
+        # lower(email) matches the unique index users_email_key.
+        row = await self._pool.fetchrow(
+            "SELECT id, password_hash, is_active, token_version FROM users WHERE lower(email) = $1", email
+        )
+        return Credentials(**dict(row)) if row else None
+
+    async def credentials_by_id(self, user_id: int) -> Credentials | None:
+        row = await self._pool.fetchrow(
+            "SELECT id, password_hash, is_active, token_version FROM users WHERE id = $1", user_id
+        )
+        return Credentials(**dict(row)) if row else None
+
+    async def token_subject(self, user_id: int) -> TokenSubject | None:
+        """The per-request check: one primary-key lookup."""
+        row = await self._pool.fetchrow(
+            "SELECT email, is_active, token_version FROM users WHERE id = $1", user_id
+        )
+        return TokenSubject(**dict(row)) if row else None
+
+    async def replace_hash_if_unchanged(self, user_id: int, old_hash: str, new_hash: str) -> None:
+        """Rehash-on-login: a no-op if the password changed in between (never undo that change)."""
+        await self._pool.execute(
+            "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+            user_id,
+            old_hash,
+            new_hash,
+        )
+
+    async def set_password_if_unchanged(self, user_id: int, old_hash: str, new_hash: str) -> bool:
+        """Password change: new hash, every earlier token refused, any pending reset cancelled."""
+        result: str = await self._pool.execute(
+            """
+            UPDATE users SET password_hash = $3, token_version = token_version + 1,
+                   reset_token_hash = NULL, reset_token_expires_at = NULL, updated_at = now()
+             WHERE id = $1 AND password_hash = $2 AND is_active
+            """,
+            user_id,
+            old_hash,
+            new_hash,
+        )
+        return result == "UPDATE 1"
+
+    async def store_reset_token(self, user_id: int, token_hash: bytes, ttl: dt.timedelta) -> None:
+        # A new request replaces any earlier token: only the latest link works.
+        await self._pool.execute(
+            """
+            UPDATE users SET reset_token_hash = $2, reset_token_expires_at = now() + $3::interval
+             WHERE id = $1 AND is_active
+            """,
+            user_id,
+            token_hash,
+            ttl,
+        )
+
+    async def consume_reset_token(self, user_id: int, token_hash: bytes, new_hash: str) -> bool:
+        """Single use by construction: the row matches only while the token is stored and fresh."""
+        result: str = await self._pool.execute(
+            """
+            UPDATE users SET password_hash = $3, token_version = token_version + 1,
+                   reset_token_hash = NULL, reset_token_expires_at = NULL, updated_at = now()
+             WHERE id = $1 AND reset_token_hash = $2 AND reset_token_expires_at > now() AND is_active
+            """,
+            user_id,
+            token_hash,
+            new_hash,
+        )
+        return result == "UPDATE 1"

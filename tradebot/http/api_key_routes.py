@@ -1,0 +1,147 @@
+"""/api/v1/api-keys: thin handlers over the API-key service (CONTRACT.md "Exchange API keys")."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from tradebot.accounts.api_keys import ApiKey
+from tradebot.accounts.errors import AccountError
+from tradebot.http.accounts_app import API_KEYS, problem_for
+from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.json_response import json_response
+from tradebot.http.pagination import Page, PageQuery, build_page, decode_id_cursor
+from tradebot.http.problems import not_found
+from tradebot.http.request_body import parse_body, parse_query
+from tradebot.http.routing import RouteTable
+
+routes = RouteTable()
+
+PREFIX = "/api/v1/api-keys"
+TAGS = ["api keys"]
+
+# Exchange keys and secrets are printable ASCII without spaces; anything else is a paste mistake.
+Credential = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[\x21-\x7e]+$")]
+Label = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    label: Label
+    exchange: Literal["binanceusdm"]
+    api_key: Credential
+    secret_key: Credential = Field(json_schema_extra={"writeOnly": True})
+
+
+class ApiKeyOut(BaseModel):
+    """An exchange API key as its owner sees it: never the key or the secret themselves."""
+
+    id: int
+    label: str
+    exchange: str
+    api_key_hint: str
+    is_valid: bool | None
+    validated_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            label=key.label,
+            exchange=key.exchange,
+            api_key_hint=key.api_key_hint,
+            is_valid=key.is_valid,
+            validated_at=key.validated_at,
+            created_at=key.created_at,
+            updated_at=key.updated_at,
+        )
+
+
+class ApiKeyPage(Page[ApiKeyOut]):
+    """A page of the caller's API keys, oldest first."""
+
+
+def _key_id(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    # Out-of-range or non-numeric ids cannot exist: the same 404 as someone else's key.
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
+        raise not_found("api key")
+    return int(raw)
+
+
+@routes.route(
+    "POST",
+    PREFIX,
+    summary="Store an exchange API key (encrypted)",
+    body=ApiKeyCreate,
+    responses={201: ApiKeyOut},
+    tags=TAGS,
+)
+async def create_api_key(request: web.Request) -> web.Response:
+    body = await parse_body(request, ApiKeyCreate)
+    key = await request.app[API_KEYS].create(
+        request[PRINCIPAL].user_id,
+        label=body.label,
+        exchange=body.exchange,
+        api_key=body.api_key,
+        secret_key=body.secret_key,
+    )
+    return json_response(ApiKeyOut.of(key), status=201)
+
+
+@routes.route(
+    "GET", PREFIX, summary="The caller's API keys", query=PageQuery, responses={200: ApiKeyPage}, tags=TAGS
+)
+async def list_api_keys(request: web.Request) -> web.Response:
+    query = parse_query(request, PageQuery)
+    after = decode_id_cursor(query.cursor)
+    rows = await request.app[API_KEYS].page(request[PRINCIPAL].user_id, after_id=after, limit=query.limit + 1)
+    items, next_cursor = build_page(rows, query.limit, lambda k: (k.id,))
+    return json_response(ApiKeyPage(items=[ApiKeyOut.of(k) for k in items], next_cursor=next_cursor))
+
+
+@routes.route("GET", PREFIX + "/{id}", summary="One API key", responses={200: ApiKeyOut}, tags=TAGS)
+async def get_api_key(request: web.Request) -> web.Response:
+    try:
+        key = await request.app[API_KEYS].get(request[PRINCIPAL].user_id, _key_id(request))
+    except AccountError as e:
+        raise problem_for(e) from e
+    return json_response(ApiKeyOut.of(key))
+
+
+@routes.route(
+    "POST",
+    PREFIX + "/{id}/validate",
+    summary="Check the key against the exchange",
+    responses={200: ApiKeyOut},
+    errors=[503],
+    tags=TAGS,
+)
+async def validate_api_key(request: web.Request) -> web.Response:
+    try:
+        key = await request.app[API_KEYS].validate(request[PRINCIPAL].user_id, _key_id(request))
+    except AccountError as e:
+        raise problem_for(e) from e
+    return json_response(ApiKeyOut.of(key))
+
+
+@routes.route(
+    "DELETE",
+    PREFIX + "/{id}",
+    summary="Delete an API key (not while a running bot uses it)",
+    responses={204: None},
+    errors=[409],
+    tags=TAGS,
+)
+async def delete_api_key(request: web.Request) -> web.Response:
+    try:
+        await request.app[API_KEYS].delete(request[PRINCIPAL].user_id, _key_id(request))
+    except AccountError as e:
+        raise problem_for(e) from e
+    return web.Response(status=204)
