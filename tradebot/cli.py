@@ -30,6 +30,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number} is not a positive number")
+    return number
+
+
 def _settings() -> Settings:
     settings = load_settings()
     setup_logging(json_lines=settings.log_json, level=settings.log_level)
@@ -47,6 +57,34 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         try:
             applied = await db.apply_migrations(services.database_url)
             print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+        finally:
+            services.close()
+
+    asyncio.run(go())
+    return 0
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from tradebot import db
+    from tradebot.accounts.key_rotation import rotate_all_keys
+    from tradebot.config import resolve_secrets
+    from tradebot.security.secrets_box import SecretBox, SecretDecryptError
+    from tradebot.services import resolve_services
+
+    settings = _settings()
+    box = SecretBox(resolve_secrets(settings).fernet_keys)
+
+    async def go() -> None:
+        services = await resolve_services(settings)
+        try:
+            pool = await db.create_pool(services.database_url, min_size=1, max_size=2)
+            try:
+                report = await rotate_all_keys(pool, box, batch_size=args.batch_size)
+            except SecretDecryptError as e:
+                raise ConfigError(f"TRADEBOT_FERNET_KEYS: {e}") from e
+            finally:
+                await pool.close()
+            print(f"re-encrypted {report.rotated} of {report.examined} api key(s) with the newest key")
         finally:
             services.close()
 
@@ -87,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_port, default=8080)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rotate-keys", help="re-encrypt every stored exchange key with the newest Fernet key")
+    p.add_argument("--batch-size", type=_positive_int, default=200, help="rows per transaction (default 200)")
+    p.set_defaults(func=cmd_rotate_keys)
 
     _add_optional(sub, "simulator", "tradebot.exchange.simulator.command", "run the Binance-compatible exchange simulator")
     _add_optional(sub, "backtest", "tradebot.strategies.command", "backtest the EMA strategy on a CSV of candles")

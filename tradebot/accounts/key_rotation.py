@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from tradebot.security.secrets_box import SecretBox
+from tradebot.security.secrets_box import SecretBox, SecretDecryptError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,12 @@ async def rotate_all_keys(
                 key_ct, secret_ct = bytes(row["api_key_encrypted"]), bytes(row["secret_encrypted"])
                 if box.is_current(key_ct) and box.is_current(secret_ct):
                     continue
-                updates.append((row["id"], box.rotate(key_ct), box.rotate(secret_ct)))
+                try:
+                    updates.append((row["id"], box.rotate(key_ct), box.rotate(secret_ct)))
+                except SecretDecryptError as e:
+                    # The batch rolls back; earlier batches stay done and a rerun continues.
+                    message = f"api key {row['id']} cannot be decrypted with any configured key"
+                    raise SecretDecryptError(message) from e
             if updates:
                 await conn.executemany(
                     "UPDATE api_keys SET api_key_encrypted = $2, secret_encrypted = $3 WHERE id = $1", updates
