@@ -278,3 +278,15 @@ async def test_leverage_bracket_margin_type_and_position_mode(private_exchange: 
     await private_exchange.set_margin_mode("isolated", BTC)
     with pytest.raises(ccxt.MarginModeAlreadySet):
         await private_exchange.set_margin_mode("isolated", BTC)
+
+
+async def test_client_order_ids_with_characters_that_need_encoding(
+    private_exchange: Exchange, sim: SimControl
+) -> None:
+    """Binance allows `.:/` in client order ids; the signature covers the percent-encoded query as sent."""
+    await set_price(sim, "ETHUSDT", 2000)
+    cid = "bot:7/fence.3_sig-1"
+    placed = await private_exchange.create_order(ETH, "market", "buy", 0.1, params={"newClientOrderId": cid})
+    assert placed["clientOrderId"] == cid
+    fetched = await private_exchange.fetch_order(None, ETH, params={"origClientOrderId": cid})
+    assert fetched["clientOrderId"] == cid and fetched["status"] == "closed"

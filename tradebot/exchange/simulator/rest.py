@@ -50,8 +50,13 @@ def endpoint(security: Security, handler: Handler) -> Callable[[web.Request], Aw
             else:
                 account = account_for_key(sim.engine.accounts, request.headers.get(API_KEY_HEADER))
                 if security is Security.SIGNED:
+                    # The raw (still percent-encoded) query: the signature covers the bytes as sent.
                     params = verify_signed(
-                        account, request.query_string, body, sim.clock(), sim.config.recv_window_ms
+                        account,
+                        request.rel_url.raw_query_string,
+                        body,
+                        sim.clock(),
+                        sim.config.recv_window_ms,
                     )
                 else:
                     params = dict(request.query)

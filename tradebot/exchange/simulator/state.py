@@ -91,7 +91,7 @@ class Simulator:
             now = self.clock()
             self.hub.publish(stream, wire.kline_event(symbol, interval, candle, now))
             # Resting limit orders fill if the candle's range crossed them; its close is the new price.
-            self._publish_reports(self.engine.on_price(symbol, candle.close, now, candle.low, candle.high))
+            self.publish_reports(self.engine.on_price(symbol, candle.close, now, candle.low, candle.high))
             count += 1
         self._publish_tickers(symbol)
         return count
@@ -143,14 +143,18 @@ class Simulator:
                 step = 0
 
     def _walk_step(self, symbol: str, *, close: bool) -> None:
+        before = self.walk.price(symbol)
         forming = self.walk.step(symbol)
         now = self.clock()
-        reports = self.engine.on_price(symbol, forming.close, now, forming.low, forming.high)
+        # Only the move just made can fill resting orders: the forming candle's earlier range may predate
+        # an order placed since.
+        after = forming.close
+        reports = self.engine.on_price(symbol, after, now, min(before, after), max(before, after))
         if close:
             closed, forming = self.walk.roll(symbol)
             self._publish_walk_candle(symbol, closed, now)
         self._publish_walk_candle(symbol, forming, now)
-        self._publish_reports(reports)
+        self.publish_reports(reports)
         self._publish_tickers(symbol)
 
     def _publish_walk_candle(self, symbol: str, base: Candle, now: int) -> None:
@@ -171,9 +175,7 @@ class Simulator:
     # ---- accounts and user data -----------------------------------------------------------------
 
     def publish_reports(self, reports: Sequence[ExecutionReport]) -> None:
-        self._publish_reports(reports)
-
-    def _publish_reports(self, reports: Sequence[ExecutionReport]) -> None:
+        """Sends order (and, on fills, account) updates to the user-data streams of their accounts."""
         now = self.clock()
         for report in reports:
             self.hub.publish_user(report.api_key, wire.order_trade_update(report, now))
