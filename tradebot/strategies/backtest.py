@@ -336,22 +336,20 @@ def _equity_curve(
     bars = np.empty(2 * k, dtype=np.int64)
     bars[0::2] = entry_bar
     bars[1::2] = open_until
-    base_vals = np.empty(2 * k + 1)
-    qty_vals = np.zeros(2 * k + 1)
-    base_vals[0] = bal0
-    base_vals[1::2] = cash_in_trade - qty * entry_px
-    qty_vals[1::2] = qty
-    base_vals[2::2] = bal_after
+    # (base, qty) per segment, as one 2-column array so a single np.repeat spreads both.
+    vals = np.empty((2 * k + 1, 2))
+    vals[0] = (bal0, 0.0)
+    vals[1::2, 0] = cash_in_trade - qty * entry_px
+    vals[1::2, 1] = qty
+    vals[2::2, 0] = bal_after
+    vals[2::2, 1] = 0.0
     keep = np.ones(2 * k, dtype=np.bool_)
     keep[:-1] = bars[:-1] != bars[1:]
     keep &= bars < n
     bars = bars[keep]
-    vals_keep = np.concatenate(([True], keep))
-    base_vals = base_vals[vals_keep]
-    qty_vals = qty_vals[vals_keep]
+    vals = vals[np.concatenate(([True], keep))]
     lengths = np.diff(np.concatenate(([0], bars, [n])))
-    base = np.repeat(base_vals, lengths)
-    qty_bar = np.repeat(qty_vals, lengths)
-    qty_bar *= close
-    qty_bar += base
-    return qty_bar
+    per_bar = np.repeat(vals, lengths, axis=0)
+    equity: FloatArray = np.multiply(per_bar[:, 1], close)
+    equity += per_bar[:, 0]
+    return equity

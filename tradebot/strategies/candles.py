@@ -149,8 +149,8 @@ class Candles:
 
     def _describe(self, i: int) -> str:
         return (
-            f"timestamp={int(self.ts[i])} open={self.open[i]!r} high={self.high[i]!r} "
-            f"low={self.low[i]!r} close={self.close[i]!r} volume={self.volume[i]!r}"
+            f"timestamp={int(self.ts[i])} open={float(self.open[i])!r} high={float(self.high[i])!r} "
+            f"low={float(self.low[i])!r} close={float(self.close[i])!r} volume={float(self.volume[i])!r}"
         )
 
 

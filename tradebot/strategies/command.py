@@ -1,0 +1,160 @@
+"""``tradebot backtest --csv FILE ...``: an offline backtest of a candle CSV.
+
+The main CLI calls :func:`configure_parser` on its ``backtest`` sub-parser and :func:`run` with the
+parsed arguments. Exit status: 0 done, 2 bad arguments or a bad CSV (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any
+
+import numpy as np
+import orjson
+
+from tradebot.strategies.backtest import BacktestSettings
+from tradebot.strategies.base import TIMEFRAME_MINUTES, ParameterError, UnknownStrategyError, get_strategy
+from tradebot.strategies.candles import CandleDataError, Candles, load_candles_csv
+from tradebot.strategies.ema_cross import MAX_EMA_PERIOD, MIN_EMA_PERIOD
+from tradebot.strategies.render import format_report, result_to_dict
+from tradebot.strategies.report import run_backtest
+
+__all__ = ["configure_parser", "run"]
+
+_DEFAULTS = BacktestSettings()
+DEFAULT_EMA_PERIOD = 20
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Adds the ``backtest`` options to ``p``."""
+    p.description = (
+        "Backtest the EMA cross strategy on a CSV of candles "
+        "(columns timestamp,open,high,low,close,volume; timestamp in ms or ISO 8601 UTC)."
+    )
+    p.add_argument("--csv", required=True, metavar="FILE", help="candle CSV file")
+    p.add_argument("--symbol", default=None, help="symbol to show in the report (default: none)")
+    p.add_argument(
+        "--timeframe",
+        default=None,
+        choices=list(TIMEFRAME_MINUTES),
+        metavar="TF",
+        help="candle interval, e.g. 1m, 1h, 1d (default: inferred from the CSV's candle spacing)",
+    )
+    p.add_argument(
+        "--ema-period",
+        type=int,
+        default=DEFAULT_EMA_PERIOD,
+        metavar="N",
+        help=f"EMA period, {MIN_EMA_PERIOD}-{MAX_EMA_PERIOD} (default {DEFAULT_EMA_PERIOD})",
+    )
+    p.add_argument(
+        "--initial-balance",
+        type=float,
+        default=_DEFAULTS.initial_balance,
+        metavar="X",
+        help=f"starting balance in quote currency (default {_DEFAULTS.initial_balance:g})",
+    )
+    p.add_argument(
+        "--fee-rate",
+        type=float,
+        default=_DEFAULTS.fee_rate,
+        metavar="F",
+        help=f"fee as a fraction of notional per fill (default {_DEFAULTS.fee_rate:g})",
+    )
+    p.add_argument(
+        "--slippage-bps",
+        type=float,
+        default=_DEFAULTS.slippage_bps,
+        metavar="B",
+        help=f"slippage per fill in basis points (default {_DEFAULTS.slippage_bps:g})",
+    )
+    p.add_argument(
+        "--order-size-pct",
+        type=float,
+        default=_DEFAULTS.order_size_pct,
+        metavar="P",
+        help=f"percent of the balance per position, before leverage (default {_DEFAULTS.order_size_pct:g})",
+    )
+    p.add_argument(
+        "--leverage",
+        type=float,
+        default=_DEFAULTS.leverage,
+        metavar="L",
+        help=f"leverage, 1-125 (default {_DEFAULTS.leverage:g})",
+    )
+    p.add_argument("--allow-short", action="store_true", help="go short when the close is below the EMA")
+    p.add_argument(
+        "--stop-loss-pct", type=float, default=None, metavar="X", help="stop loss, percent of entry price"
+    )
+    p.add_argument(
+        "--take-profit-pct", type=float, default=None, metavar="X", help="take profit, percent of entry price"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the backtest described by ``args``; prints the report (or JSON) and returns 0, or prints
+    one line to stderr and returns 2."""
+    try:
+        settings = BacktestSettings(
+            initial_balance=args.initial_balance,
+            fee_rate=args.fee_rate,
+            slippage_bps=args.slippage_bps,
+            order_size_pct=args.order_size_pct,
+            leverage=args.leverage,
+            stop_loss_pct=args.stop_loss_pct,
+            take_profit_pct=args.take_profit_pct,
+        )
+        params = {"ema_period": args.ema_period, "allow_short": bool(args.allow_short)}
+        get_strategy("ema_cross").parse_params(params)  # refuse bad parameters before reading the file
+        candles = load_candles_csv(args.csv)
+        timeframe = args.timeframe or infer_timeframe(candles)
+        check_spacing(candles, timeframe)
+        result = run_backtest(candles, settings, strategy="ema_cross", params=params, timeframe=timeframe)
+    except ParameterError as e:
+        return _fail(f"--{e.field.replace('_', '-')}: {e.message}")
+    except (CandleDataError, UnknownStrategyError) as e:
+        return _fail(str(e))
+    if args.json:
+        out: dict[str, Any] = {"symbol": args.symbol, **result_to_dict(result)}
+        sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))
+        sys.stdout.flush()
+    else:
+        print(format_report(result, symbol=args.symbol))
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"tradebot backtest: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _median_spacing_minutes(candles: Candles) -> float | None:
+    if len(candles) < 2:
+        return None
+    return float(np.median(np.diff(candles.ts))) / 60_000.0
+
+
+def infer_timeframe(candles: Candles) -> str:
+    """The timeframe whose length equals the median spacing of the candles."""
+    spacing = _median_spacing_minutes(candles)
+    if spacing is None:
+        raise ParameterError("timeframe", "cannot be inferred from a single candle; pass --timeframe")
+    for name, minutes in TIMEFRAME_MINUTES.items():
+        if math.isclose(spacing, minutes):
+            return name
+    raise ParameterError(
+        "timeframe",
+        f"the candles are {spacing:g} minutes apart, which is no known timeframe; pass --timeframe",
+    )
+
+
+def check_spacing(candles: Candles, timeframe: str) -> None:
+    """Refuses a timeframe that contradicts the CSV (it would mis-annualise the Sharpe ratio)."""
+    spacing = _median_spacing_minutes(candles)
+    if spacing is not None and not math.isclose(spacing, TIMEFRAME_MINUTES[timeframe]):
+        raise ParameterError(
+            "timeframe", f"is {timeframe} but the CSV's candles are {spacing:g} minutes apart"
+        )
