@@ -6,6 +6,7 @@ import asyncio
 import time
 from itertools import pairwise
 
+import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 from ccxt.async_support.base.exchange import Exchange
@@ -97,8 +98,6 @@ async def _subscribed(sim: SimControl, stream: str) -> bool:
 async def test_kline_events_carry_binance_fields_and_the_closed_flag(
     simulator: RunningSimulator, sim: SimControl
 ) -> None:
-    import aiohttp
-
     start = minute_floor(now_ms())
     async with (
         aiohttp.ClientSession() as session,
@@ -118,8 +117,6 @@ async def test_kline_events_carry_binance_fields_and_the_closed_flag(
 
 
 async def test_combined_stream_form_wraps_events(simulator: RunningSimulator, sim: SimControl) -> None:
-    import aiohttp
-
     start = minute_floor(now_ms())
     url = simulator.ws_url + "/stream?streams=ethusdt@kline_1m"
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
@@ -198,3 +195,38 @@ async def test_a_plain_async_support_client_reads_klines_too(
     finally:
         await client.close()
     assert [r[4] for r in rows] == [60_000.0, 60_100.0]
+
+
+class TestRandomWalkStream:
+    @pytest.fixture
+    def simulator_config(self) -> object:
+        from tradebot.exchange.simulator import SimulatorConfig
+
+        return SimulatorConfig(port=0, mode="random_walk", candle_seconds=0.2, history_candles=30, seed=5)
+
+    async def test_updates_are_open_until_the_final_closed_kline_then_the_next_candle_starts(
+        self, simulator: RunningSimulator
+    ) -> None:
+            events: list[dict[str, object]] = []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
+        ):
+            await ws.send_json(
+                {"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m", "btcusdt@kline_5m"], "id": 7}
+            )
+            assert await ws.receive_json(timeout=5) == {"result": None, "id": 7}
+            closed_seen = False
+            while True:
+                event = await ws.receive_json(timeout=5)
+                k = event["k"]
+                if k["i"] != "1m":
+                    continue
+                events.append(k)
+                if closed_seen:
+                    break
+                closed_seen = bool(k["x"])
+        final, after = events[-2], events[-1]
+        assert final["x"] is True and after["x"] is False
+        assert after["t"] == final["t"] + MINUTE_MS and after["o"] == final["c"]
+        assert any(e["x"] is False and e["t"] == final["t"] for e in events[:-2]) or len(events) == 2

@@ -7,6 +7,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 from ccxt.async_support.base.exchange import Exchange
@@ -290,3 +291,35 @@ async def test_client_order_ids_with_characters_that_need_encoding(
     assert placed["clientOrderId"] == cid
     fetched = await private_exchange.fetch_order(None, ETH, params={"origClientOrderId": cid})
     assert fetched["clientOrderId"] == cid and fetched["status"] == "closed"
+
+
+async def test_user_data_stream_events_on_a_fill(
+    private_exchange: Exchange, sim: SimControl, simulator: RunningSimulator
+) -> None:
+    await set_price(sim, "ETHUSDT", 2000)
+    listen_key = (await private_exchange.fapiPrivatePostListenKey())["listenKey"]
+    assert (await private_exchange.fapiPrivatePostListenKey())["listenKey"] == listen_key  # one per account
+    url = f"{simulator.ws_url}/private/ws?listenKey={listen_key}"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        await private_exchange.create_order(ETH, "market", "sell", 0.5, params={"newClientOrderId": "u-1"})
+        new, trade, account_update = [await ws.receive_json(timeout=5) for _ in range(3)]
+    assert (new["e"], new["o"]["x"], new["o"]["X"], new["o"]["c"]) == (
+        "ORDER_TRADE_UPDATE",
+        "NEW",
+        "NEW",
+        "u-1",
+    )
+    o = trade["o"]
+    assert (o["x"], o["X"], o["S"], o["l"], o["L"], o["n"], o["N"]) == (
+        "TRADE",
+        "FILLED",
+        "SELL",
+        "0.5",
+        "1998",  # 2000 − 10 bps
+        "0.3996",
+        "USDT",
+    )
+    assert account_update["e"] == "ACCOUNT_UPDATE"
+    [position] = account_update["a"]["P"]
+    assert (position["s"], position["pa"], position["ep"]) == ("ETHUSDT", "-0.5", "1998")
+    assert account_update["a"]["B"][0]["wb"] == "9999.6004"

@@ -16,7 +16,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 log = logging.getLogger(__name__)
 
-OUTBOX_SIZE = 2048
+# Large enough for a test or demo that pushes thousands of candles at once to a subscribed bot.
+OUTBOX_SIZE = 100_000
 MAX_STREAMS_PER_CONNECTION = 200
 
 
