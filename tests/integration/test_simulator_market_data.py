@@ -13,7 +13,7 @@ from ccxt.async_support.base.exchange import Exchange
 
 from tests.simulator_helpers import MINUTE_MS, SimControl, eventually, flat_candles, minute_floor
 from tradebot.exchange.ccxt_factory import build_client
-from tradebot.exchange.simulator import RunningSimulator
+from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 
 BTC = "BTC/USDT:USDT"
 # The fixtures (simulator, sim, account, exchange clients) until the project conftest registers them.
@@ -153,9 +153,7 @@ async def test_unknown_endpoint_is_a_json_404_that_ccxt_does_not_retry(public_ex
 
 class TestRandomWalk:
     @pytest.fixture
-    def simulator_config(self) -> object:
-        from tradebot.exchange.simulator import SimulatorConfig
-
+    def simulator_config(self) -> SimulatorConfig:
         return SimulatorConfig(port=0, mode="random_walk", candle_seconds=0.2, history_candles=600, seed=11)
 
     async def test_history_is_pre_generated_and_the_last_row_is_the_forming_candle(
@@ -199,15 +197,13 @@ async def test_a_plain_async_support_client_reads_klines_too(
 
 class TestRandomWalkStream:
     @pytest.fixture
-    def simulator_config(self) -> object:
-        from tradebot.exchange.simulator import SimulatorConfig
-
+    def simulator_config(self) -> SimulatorConfig:
         return SimulatorConfig(port=0, mode="random_walk", candle_seconds=0.2, history_candles=30, seed=5)
 
     async def test_updates_are_open_until_the_final_closed_kline_then_the_next_candle_starts(
         self, simulator: RunningSimulator
     ) -> None:
-            events: list[dict[str, object]] = []
+        events: list[dict[str, object]] = []
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
