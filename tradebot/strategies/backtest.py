@@ -241,9 +241,7 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
     # for stops, through the last close for an end exit.
     open_until = np.where(reason == ExitReason.END, n, exit_bar)
 
-    equity = _equity_curve(
-        c, bal0, entry_bar, open_until, side * amount, bal_before - entry_fee, entry_px, bal_after
-    )
+    equity = _equity_curve(c, bal0, entry_bar, open_until, side * amount, bal_before - entry_fee, entry_px, bal_after)
     if n:
         equity[-1] = final_balance
     return Simulation(settings, trades, equity, final_balance, bars_in_position)

@@ -191,8 +191,7 @@ def parse_candles_csv(text: str) -> Candles:
         missing = [name for name in COLUMNS if name not in header]
         if missing:
             raise CandleDataError(
-                f"line {first_line}: header lacks column(s) {', '.join(missing)} "
-                f"(expected {','.join(COLUMNS)})"
+                f"line {first_line}: header lacks column(s) {', '.join(missing)} (expected {','.join(COLUMNS)})"
             )
         index = [header.index(name) for name in COLUMNS]
         rows = rows[1:]
@@ -213,9 +212,7 @@ def parse_candles_csv(text: str) -> Candles:
             try:
                 values[col - 1, k] = float(cell)
             except ValueError:
-                raise CandleDataError(
-                    f"line {line}: column {COLUMNS[col]!r} is not a number: {cell!r}"
-                ) from None
+                raise CandleDataError(f"line {line}: column {COLUMNS[col]!r} is not a number: {cell!r}") from None
     return Candles.from_arrays(ts, *values, first_line=rows[0][0])
 
 
@@ -256,14 +253,10 @@ def _parse_timestamp(cell: str, line: int) -> int:
     else:
         if math.isfinite(number) and number >= 0 and number == int(number):
             return int(number)
-        raise CandleDataError(
-            f"line {line}: timestamp {cell!r} is not a non-negative whole number of milliseconds"
-        )
+        raise CandleDataError(f"line {line}: timestamp {cell!r} is not a non-negative whole number of milliseconds")
     try:
         dt = _parse_iso(cell)
     except ValueError:
-        raise CandleDataError(
-            f"line {line}: timestamp {cell!r} is neither milliseconds nor an ISO 8601 time"
-        ) from None
+        raise CandleDataError(f"line {line}: timestamp {cell!r} is neither milliseconds nor an ISO 8601 time") from None
     delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000

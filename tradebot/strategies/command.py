@@ -85,9 +85,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help=f"leverage, 1-125 (default {_DEFAULTS.leverage:g})",
     )
     p.add_argument("--allow-short", action="store_true", help="go short when the close is below the EMA")
-    p.add_argument(
-        "--stop-loss-pct", type=float, default=None, metavar="X", help="stop loss, percent of entry price"
-    )
+    p.add_argument("--stop-loss-pct", type=float, default=None, metavar="X", help="stop loss, percent of entry price")
     p.add_argument(
         "--take-profit-pct", type=float, default=None, metavar="X", help="take profit, percent of entry price"
     )
@@ -155,6 +153,4 @@ def check_spacing(candles: Candles, timeframe: str) -> None:
     """Refuses a timeframe that contradicts the CSV (it would mis-annualise the Sharpe ratio)."""
     spacing = _median_spacing_minutes(candles)
     if spacing is not None and not math.isclose(spacing, TIMEFRAME_MINUTES[timeframe]):
-        raise ParameterError(
-            "timeframe", f"is {timeframe} but the CSV's candles are {spacing:g} minutes apart"
-        )
+        raise ParameterError("timeframe", f"is {timeframe} but the CSV's candles are {spacing:g} minutes apart")

@@ -141,13 +141,9 @@ def decide(candle: Candle, state: EmaCrossState, params: EmaCrossParams) -> tupl
     period needs a fresh warm-up from history, see :func:`warm_up`).
     """
     if state.last_candle_ts is not None and candle.ts <= state.last_candle_ts:
-        raise StaleCandleError(
-            f"candle {candle.ts} is not after the last candle decided on ({state.last_candle_ts})"
-        )
+        raise StaleCandleError(f"candle {candle.ts} is not after the last candle decided on ({state.last_candle_ts})")
     if state.ema.period != params.ema_period:
-        raise ValueError(
-            f"state was built for ema_period {state.ema.period}, parameters say {params.ema_period}"
-        )
+        raise ValueError(f"state was built for ema_period {state.ema.period}, parameters say {params.ema_period}")
     close = float(candle.close)
     if not (math.isfinite(close) and close > 0.0):
         raise ValueError(f"candle {candle.ts} has an invalid close {candle.close!r}")
@@ -218,9 +214,7 @@ class EmaCross:
     def initial_state(self, params: EmaCrossParams) -> EmaCrossState:
         return EmaCrossState.start(params)
 
-    def decide(
-        self, candle: Candle, state: EmaCrossState, params: EmaCrossParams
-    ) -> tuple[Decision, EmaCrossState]:
+    def decide(self, candle: Candle, state: EmaCrossState, params: EmaCrossParams) -> tuple[Decision, EmaCrossState]:
         return decide(candle, state, params)
 
     def signals(self, candles: Candles, params: EmaCrossParams) -> Signals:
@@ -232,9 +226,7 @@ class EmaCross:
     def state_from_dict(self, raw: Mapping[str, Any], params: EmaCrossParams) -> EmaCrossState:
         state = EmaCrossState.from_dict(raw)
         if state.ema.period != params.ema_period:
-            raise ValueError(
-                f"saved state is for ema_period {state.ema.period}, parameters say {params.ema_period}"
-            )
+            raise ValueError(f"saved state is for ema_period {state.ema.period}, parameters say {params.ema_period}")
         return state
 
 

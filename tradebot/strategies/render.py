@@ -68,9 +68,7 @@ def trades_to_records(result: BacktestResult) -> list[dict[str, Any]]:
     return records
 
 
-def result_to_dict(
-    result: BacktestResult, *, max_points: int = 1000, include_trades: bool = True
-) -> dict[str, Any]:
+def result_to_dict(result: BacktestResult, *, max_points: int = 1000, include_trades: bool = True) -> dict[str, Any]:
     """The fields of a finished backtest in the API (``status: "done"``), the parameters echoed,
     the equity curve as ``[[ts_ms, equity], ...]`` downsampled to ``max_points`` (first and last
     points kept; the last equals ``final_balance``) and, optionally, every trade."""
@@ -164,8 +162,6 @@ def format_report(result: BacktestResult, *, symbol: str | None = None, last_tra
         widths = [max(len(row[i]) for row in table) for i in range(len(header))]
         numeric = {0, 4, 5, 6, 7}
         for row in table:
-            cells = [
-                cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)
-            ]
+            cells = [cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)]
             lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
