@@ -96,9 +96,7 @@ def test_three_hand_computed_trades() -> None:
     assert t.exit_price.tolist() == pytest.approx([X1, X2, X3], rel=1e-12)
     assert t.amount.tolist() == pytest.approx([A1, A2, A3], rel=1e-12)
     assert t.pnl.tolist() == pytest.approx([PNL1, PNL2, PNL3], rel=1e-12)
-    assert t.fees.tolist() == pytest.approx(
-        [FEE_IN1 + FEE_OUT1, FEE_IN2 + FEE_OUT2, FEE_IN3 + FEE_OUT3], rel=1e-12
-    )
+    assert t.fees.tolist() == pytest.approx([FEE_IN1 + FEE_OUT1, FEE_IN2 + FEE_OUT2, FEE_IN3 + FEE_OUT3], rel=1e-12)
     assert sim.final_balance == pytest.approx(BAL3, rel=1e-12)  # 10,861.82
     # Bars in a position: 1 (trade 1), 3 (trade 2, stopped inside it), 6 and 7 (trade 3).
     assert sim.bars_in_position == 4
