@@ -87,9 +87,7 @@ def minute_floor(ms: int) -> int:
     return ms - ms % MINUTE_MS
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], *, within: float = 5.0, interval: float = 0.02
-) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0, interval: float = 0.02) -> None:
     """Polls `check` until it is true; fails the test after `within` seconds."""
     deadline = time.monotonic() + within
     while not await check():

@@ -50,9 +50,7 @@ ETH = "ETH/USDT:USDT"
         ("/_sim/faults", {"drop_websocket": True}, "unknown"),
     ],
 )
-async def test_bad_control_bodies_get_a_clear_400(
-    sim: SimControl, path: str, body: Any, fragment: str
-) -> None:
+async def test_bad_control_bodies_get_a_clear_400(sim: SimControl, path: str, body: Any, fragment: str) -> None:
     status, payload = await sim.post_raw(path, body)
     assert status == 400
     assert fragment in payload["error"]
@@ -138,9 +136,7 @@ def test_command_parser_defaults() -> None:
 
 async def test_command_serves_until_sigterm(tmp_path: Path) -> None:
     accounts = tmp_path / "accounts.json"
-    accounts.write_text(
-        json.dumps([{"api_key": "demo", "secret": "demo-secret", "balances": {"USDT": 1000}}])
-    )
+    accounts.write_text(json.dumps([{"api_key": "demo", "secret": "demo-secret", "balances": {"USDT": 1000}}]))
     script = (
         "import argparse, sys\n"
         "from tradebot.exchange.simulator.command import configure_parser, run\n"

@@ -63,9 +63,7 @@ async def test_fetch_ohlcv_pages_through_pushed_history(public_exchange: Exchang
     assert await public_exchange.fetch_ohlcv(BTC, "1m", limit=3) == []
 
 
-async def test_pushed_candles_far_from_the_wall_clock_are_kept(
-    public_exchange: Exchange, sim: SimControl
-) -> None:
+async def test_pushed_candles_far_from_the_wall_clock_are_kept(public_exchange: Exchange, sim: SimControl) -> None:
     past = 1_500_000_000_000 - 1_500_000_000_000 % MINUTE_MS
     future = minute_floor(now_ms()) + 10 * 24 * 3600 * 1000
     await sim.push_klines("BTCUSDT", "5m", flat_candles(past, [50_000.0, 50_100.0], 5 * MINUTE_MS))
@@ -181,9 +179,7 @@ class TestRandomWalk:
         assert ticker["last"] == stored[-1][4]
 
 
-async def test_a_plain_async_support_client_reads_klines_too(
-    simulator: RunningSimulator, sim: SimControl
-) -> None:
+async def test_a_plain_async_support_client_reads_klines_too(simulator: RunningSimulator, sim: SimControl) -> None:
     start = minute_floor(now_ms())
     await sim.push_klines("BTCUSDT", "1m", flat_candles(start, [60_000.0, 60_100.0]))
     client = build_client("binanceusdm", base_url=simulator.base_url, streaming=False)
@@ -208,9 +204,7 @@ class TestRandomWalkStream:
             aiohttp.ClientSession() as session,
             session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
         ):
-            await ws.send_json(
-                {"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m", "btcusdt@kline_5m"], "id": 7}
-            )
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m", "btcusdt@kline_5m"], "id": 7})
             assert await ws.receive_json(timeout=5) == {"result": None, "id": 7}
             closed_seen = False
             while True:

@@ -104,16 +104,13 @@ async def test_fetch_order_by_client_order_id_and_the_audit_trail(
         await private_exchange.fetch_order(None, BTC, params={"origClientOrderId": "never-sent"})
 
     with pytest.raises(ccxt.InvalidOrder) as duplicate:
-        await private_exchange.create_order(
-            BTC, "market", "sell", 0.01, params={"newClientOrderId": "bot-1-1-1"}
-        )
+        await private_exchange.create_order(BTC, "market", "sell", 0.01, params={"newClientOrderId": "bot-1-1-1"})
     assert "-4116" in str(duplicate.value)
     assert isinstance(errors.translate(duplicate.value), errors.Rejected)
 
     audit = await sim.orders(account.api_key)
     assert [
-        (o["client_order_id"], o["side"], o["type"], o["amount"], o["status"], o["reject_code"])
-        for o in audit
+        (o["client_order_id"], o["side"], o["type"], o["amount"], o["status"], o["reject_code"]) for o in audit
     ] == [
         ("bot-1-1-1", "buy", "market", 0.01, "filled", None),
         ("bot-1-1-1", "sell", "market", 0.01, "rejected", -4116),
@@ -121,13 +118,9 @@ async def test_fetch_order_by_client_order_id_and_the_audit_trail(
     assert audit[0]["received_at"].endswith("Z")
 
 
-async def test_resting_limit_order_can_be_listed_and_cancelled(
-    private_exchange: Exchange, sim: SimControl
-) -> None:
+async def test_resting_limit_order_can_be_listed_and_cancelled(private_exchange: Exchange, sim: SimControl) -> None:
     await set_price(sim, "ETHUSDT", 2000)
-    order = await private_exchange.create_order(
-        ETH, "limit", "buy", 1, 1900, params={"newClientOrderId": "lim-1"}
-    )
+    order = await private_exchange.create_order(ETH, "limit", "buy", 1, 1900, params={"newClientOrderId": "lim-1"})
     assert order["status"] == "open" and order["price"] == 1900
     assert [o["clientOrderId"] for o in await private_exchange.fetch_open_orders(ETH)] == ["lim-1"]
     balance = await private_exchange.fetch_balance()
@@ -276,14 +269,20 @@ async def test_leverage_bracket_margin_type_and_position_mode(private_exchange: 
     assert tiers[BTC][0]["maxLeverage"] == 125
     mode = await private_exchange.fetch_position_mode(BTC)
     assert mode["hedged"] is False
+    await private_exchange.set_leverage(7, BTC)
     await private_exchange.set_margin_mode("isolated", BTC)
     with pytest.raises(ccxt.MarginModeAlreadySet):
         await private_exchange.set_margin_mode("isolated", BTC)
+    leverage = await private_exchange.fetch_leverage(BTC)
+    assert (leverage["longLeverage"], leverage["marginMode"]) == (7, "isolated")
+    fee = await private_exchange.fetch_trading_fee(BTC)
+    assert (fee["maker"], fee["taker"]) == (0.0004, 0.0004)
+    book = await private_exchange.fetch_order_book(BTC, 5)
+    assert len(book["bids"]) == 5 and book["bids"][0][0] < book["asks"][0][0]
+    assert (await private_exchange.fetch_status())["status"] == "ok"
 
 
-async def test_client_order_ids_with_characters_that_need_encoding(
-    private_exchange: Exchange, sim: SimControl
-) -> None:
+async def test_client_order_ids_with_characters_that_need_encoding(private_exchange: Exchange, sim: SimControl) -> None:
     """Binance allows `.:/` in client order ids; the signature covers the percent-encoded query as sent."""
     await set_price(sim, "ETHUSDT", 2000)
     cid = "bot:7/fence.3_sig-1"

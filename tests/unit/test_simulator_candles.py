@@ -63,9 +63,7 @@ def test_random_walk_is_deterministic_per_seed_and_symbol() -> None:
     history = a.candles("ETHUSDT", "1m")
     assert len(history) == 51 and not history[-1].closed and all(x.closed for x in history[:-1])
     assert history[-1].open_time == START  # the forming candle opens at the start minute
-    assert all(
-        later.open_time - earlier.open_time == BASE_INTERVAL_MS for earlier, later in pairwise(history)
-    )
+    assert all(later.open_time - earlier.open_time == BASE_INTERVAL_MS for earlier, later in pairwise(history))
     # Prices stay on the tick grid.
     assert all(x.close % eth.tick_size == 0 for x in history)
 
@@ -75,9 +73,7 @@ def test_random_walk_roll_closes_the_forming_candle_and_opens_the_next_at_its_cl
     forming = walk.step("BTCUSDT")
     closed, new = walk.roll("BTCUSDT")
     assert closed.closed and closed.open_time == forming.open_time and closed.close == forming.close
-    assert (
-        new.open_time == closed.open_time + BASE_INTERVAL_MS and new.open == closed.close and not new.closed
-    )
+    assert new.open_time == closed.open_time + BASE_INTERVAL_MS and new.open == closed.close and not new.closed
     hourly = walk.bucket("BTCUSDT", "1h", new)
     assert hourly.open_time == START and not hourly.closed
 

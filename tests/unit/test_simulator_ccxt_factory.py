@@ -102,9 +102,7 @@ def test_bad_arguments_are_refused() -> None:
 def test_translate_groups_ccxt_errors_by_what_the_caller_must_do(
     ccxt_error: type[ccxt.BaseError], ours: type[errors.ExchangeError]
 ) -> None:
-    translated = errors.translate(
-        ccxt_error('binanceusdm {"code":-4116,"msg":"ClientOrderId is duplicated."}')
-    )
+    translated = errors.translate(ccxt_error('binanceusdm {"code":-4116,"msg":"ClientOrderId is duplicated."}'))
     assert type(translated) is ours
     assert translated.code == "-4116"
 

@@ -126,9 +126,7 @@ class ExchangeClientFactory:
             self._retired.append(client)
             client = None
         if client is None:
-            client = self._private[key] = build_client(
-                exchange, base_url=self.base_url, api_key=api_key, secret=secret
-            )
+            client = self._private[key] = build_client(exchange, base_url=self.base_url, api_key=api_key, secret=secret)
         return client
 
     async def release_private_client(self, exchange: str, api_key: str) -> None:

@@ -53,9 +53,7 @@ class Candle:
         return self.open_time + self.interval_ms - 1
 
 
-def select_klines(
-    candles: Sequence[Candle], start_time: int | None, end_time: int | None, limit: int
-) -> list[Candle]:
+def select_klines(candles: Sequence[Candle], start_time: int | None, end_time: int | None, limit: int) -> list[Candle]:
     """Binance's rule: with startTime the first `limit` from there, otherwise the last `limit`."""
     chosen = [
         c
@@ -149,9 +147,7 @@ class RandomWalk:
             # A string seed is hashed deterministically, so each symbol's walk depends on the seed and
             # its own name only, not on which other symbols are listed.
             rng = random.Random(f"{seed}:{symbol}")
-            walk = _Walk(
-                rng, market.tick_size, market.initial_price, [], self._open(first_open, market.initial_price)
-            )
+            walk = _Walk(rng, market.tick_size, market.initial_price, [], self._open(first_open, market.initial_price))
             self._walks[symbol] = walk
             for _ in range(history):
                 for _ in range(self._steps):

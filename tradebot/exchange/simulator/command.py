@@ -52,9 +52,7 @@ def _symbols(text: str) -> tuple[str, ...]:
 def configure_parser(p: argparse.ArgumentParser) -> None:
     defaults = SimulatorConfig()
     p.add_argument("--host", default=defaults.host, help="address to bind (default %(default)s)")
-    p.add_argument(
-        "--port", type=int, default=defaults.port, help="port to bind, 0 for any (default %(default)s)"
-    )
+    p.add_argument("--port", type=int, default=defaults.port, help="port to bind, 0 for any (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="random-walk seed (default %(default)s)")
     p.add_argument(
         "--symbols",
@@ -69,9 +67,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         default=defaults.candle_seconds,
         help="real seconds per 1m candle in random-walk mode (default %(default)s)",
     )
-    p.add_argument(
-        "--fee-rate", type=_decimal, default=defaults.fee_rate, help="fee per fill (default %(default)s)"
-    )
+    p.add_argument("--fee-rate", type=_decimal, default=defaults.fee_rate, help="fee per fill (default %(default)s)")
     p.add_argument(
         "--slippage-bps",
         type=_decimal,
@@ -101,9 +97,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_serve(config))
     except OSError as e:
-        print(
-            f"tradebot simulator: cannot listen on {config.host}:{config.port}: {e.strerror}", file=sys.stderr
-        )
+        print(f"tradebot simulator: cannot listen on {config.host}:{config.port}: {e.strerror}", file=sys.stderr)
         return 1
     return 0
 
@@ -116,9 +110,7 @@ async def _serve(config: SimulatorConfig) -> None:
     try:
         async with running_simulator(config) as sim:
             print(f"simulator listening on {sim.base_url} (websockets at {sim.ws_url}/ws)", flush=True)
-            log.info(
-                "simulator up: %s mode=%s symbols=%s", sim.base_url, config.mode, ",".join(config.symbols)
-            )
+            log.info("simulator up: %s mode=%s symbols=%s", sim.base_url, config.mode, ",".join(config.symbols))
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):

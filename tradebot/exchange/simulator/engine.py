@@ -208,9 +208,7 @@ class MatchingEngine:
         market = self._market(symbol)
         wanted = (margin_type or "").upper()
         if wanted not in ("ISOLATED", "CROSSED"):
-            raise Rejection(
-                -1102, "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed."
-            )
+            raise Rejection(-1102, "Mandatory parameter 'marginType' was not sent, was empty/null, or malformed.")
         current = account.margin_type.get(market.symbol, "CROSSED")
         if current == wanted:
             raise Rejection(-4046, "No need to change margin type.")
@@ -222,9 +220,7 @@ class MatchingEngine:
         if asset != SETTLEMENT_ASSET:
             return AssetSummary(asset, wallet, ZERO, wallet, ZERO, ZERO, wallet)
         unrealized = sum((self.unrealized_pnl(p) for p in account.positions.values()), ZERO)
-        position_im = sum(
-            (self.position_initial_margin(account, p) for p in account.positions.values()), ZERO
-        )
+        position_im = sum((self.position_initial_margin(account, p) for p in account.positions.values()), ZERO)
         order_im = sum((self._order_margin(account, o) for o in account.open_orders()), ZERO)
         margin_balance = wallet + unrealized
         available = margin_balance - position_im - order_im
@@ -241,9 +237,7 @@ class MatchingEngine:
 
     # ---- orders ---------------------------------------------------------------------------------
 
-    def place_order(
-        self, account: Account, request: OrderRequest, now_ms: int
-    ) -> tuple[Order, list[ExecutionReport]]:
+    def place_order(self, account: Account, request: OrderRequest, now_ms: int) -> tuple[Order, list[ExecutionReport]]:
         """Validates, records and (if it can) fills an order; every request lands in the audit trail."""
         try:
             order, reports = self._place(account, request, now_ms)
@@ -303,9 +297,7 @@ class MatchingEngine:
             qty = min(qty, abs(position.amount))  # Binance clamps a reduce-only order to the position
 
         current = self.prices[market.symbol]
-        marketable = order_type == "MARKET" or (
-            limit_price >= current if side == "BUY" else limit_price <= current
-        )
+        marketable = order_type == "MARKET" or (limit_price >= current if side == "BUY" else limit_price <= current)
         reference = current if marketable else limit_price
         if not req.reduce_only and qty * reference < market.min_notional:
             raise Rejection(
@@ -399,9 +391,7 @@ class MatchingEngine:
 
     def find_order(self, account: Account, order_id: str | None, client_order_id: str | None) -> Order:
         if order_id is None and client_order_id is None:
-            raise Rejection(
-                -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
-            )
+            raise Rejection(-1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         if order_id is not None:
             found = account.orders.get(_parse_int(order_id, "orderId"))
         else:

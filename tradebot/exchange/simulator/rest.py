@@ -160,6 +160,28 @@ def premium_index(sim: Simulator, _: Account | None, params: Params) -> object:
     return one(symbol) if symbol is not None else [one(s) for s in sim.markets]
 
 
+def depth(sim: Simulator, _: Account | None, params: Params) -> object:
+    # A synthetic book a few ticks either side of the price: the engine does not match against it, but
+    # a caller checking the spread gets a sensible one.
+    symbol = _symbol(sim, params)
+    assert symbol is not None
+    levels = max(1, min(_int_param(params, "limit") or 10, 100))
+    tick = sim.markets[symbol].tick_size
+    price = sim.current_price(symbol)
+    now = sim.clock()
+    return {
+        "lastUpdateId": now,
+        "E": now,
+        "T": now,
+        "bids": [[wire.s(price - tick * (i + 1)), "10"] for i in range(levels)],
+        "asks": [[wire.s(price + tick * (i + 1)), "10"] for i in range(levels)],
+    }
+
+
+def system_status(sim: Simulator, _: Account | None, __: Params) -> object:
+    return {"status": 0, "msg": "normal"}
+
+
 # ---- account (SIGNED) ---------------------------------------------------------------------------
 
 
@@ -180,6 +202,27 @@ def leverage_bracket(sim: Simulator, _: Account | None, params: Params) -> objec
     markets = [sim.markets[symbol]] if symbol else list(sim.markets.values())
     brackets = wire.leverage_brackets(markets)
     return brackets[0] if symbol else brackets
+
+
+def symbol_config(sim: Simulator, account: Account | None, params: Params) -> object:
+    acct = _account(account)
+    symbol = _symbol(sim, params, required=False)
+    return [
+        {
+            "symbol": m,
+            "marginType": acct.margin_type.get(m, "CROSSED"),
+            "isAutoAddMargin": False,
+            "leverage": acct.leverage_for(m),
+            "maxNotionalValue": "1000000000",
+        }
+        for m in sim.markets
+        if symbol is None or m == symbol
+    ]
+
+
+def commission_rate(sim: Simulator, _: Account | None, params: Params) -> object:
+    rate = wire.s(sim.engine.fee_rate)
+    return {"symbol": _symbol(sim, params), "makerCommissionRate": rate, "takerCommissionRate": rate}
 
 
 def position_side_dual(sim: Simulator, _: Account | None, __: Params) -> object:
@@ -312,9 +355,13 @@ ROUTES: list[tuple[str, str, Security, Handler]] = [
     ("GET", "/fapi/v1/ticker/price", Security.NONE, ticker_price),
     ("GET", "/fapi/v2/ticker/price", Security.NONE, ticker_price),
     ("GET", "/fapi/v1/premiumIndex", Security.NONE, premium_index),
+    ("GET", "/fapi/v1/depth", Security.NONE, depth),
+    ("GET", "/sapi/v1/system/status", Security.NONE, system_status),
     ("POST", "/fapi/v1/leverage", Security.SIGNED, set_leverage),
     ("POST", "/fapi/v1/marginType", Security.SIGNED, set_margin_type),
     ("GET", "/fapi/v1/leverageBracket", Security.SIGNED, leverage_bracket),
+    ("GET", "/fapi/v1/symbolConfig", Security.SIGNED, symbol_config),
+    ("GET", "/fapi/v1/commissionRate", Security.SIGNED, commission_rate),
     ("GET", "/fapi/v1/positionSide/dual", Security.SIGNED, position_side_dual),
     ("POST", "/fapi/v1/positionSide/dual", Security.SIGNED, change_position_side),
     ("GET", "/fapi/v2/account", Security.SIGNED, account_v2),

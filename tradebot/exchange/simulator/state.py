@@ -64,9 +64,7 @@ class Simulator:
 
     # ---- market data ----------------------------------------------------------------------------
 
-    def klines(
-        self, symbol: str, interval: str, start: int | None, end: int | None, limit: int
-    ) -> list[Candle]:
+    def klines(self, symbol: str, interval: str, start: int | None, end: int | None, limit: int) -> list[Candle]:
         if self.mode == "manual":
             series: Sequence[Candle] = self.manual.series(symbol, interval)
         else:
@@ -130,9 +128,7 @@ class Simulator:
                 continue
             self.mode_changed.clear()
             try:
-                await asyncio.wait_for(
-                    self.mode_changed.wait(), timeout=max(self.candle_seconds, 0.01) / steps
-                )
+                await asyncio.wait_for(self.mode_changed.wait(), timeout=max(self.candle_seconds, 0.01) / steps)
                 continue  # the mode or the pace changed: look again before moving the price
             except TimeoutError:
                 pass

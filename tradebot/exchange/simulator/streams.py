@@ -92,9 +92,7 @@ class StreamHub:
         return len(dropped)
 
 
-async def serve_connection(
-    request: web.Request, hub: StreamHub, connection_factory: Any
-) -> web.WebSocketResponse:
+async def serve_connection(request: web.Request, hub: StreamHub, connection_factory: Any) -> web.WebSocketResponse:
     """Runs one websocket: a reader (this task) for control messages and a writer task for events."""
     ws = web.WebSocketResponse(autoping=True)
     await ws.prepare(request)

@@ -161,9 +161,7 @@ def ticker_24hr(symbol: str, window: Sequence[Candle], last: Decimal, now: int) 
     return {
         "symbol": symbol,
         "priceChange": s(change),
-        "priceChangePercent": s((change / open_price * 100).quantize(Decimal("0.001")))
-        if open_price
-        else "0",
+        "priceChangePercent": s((change / open_price * 100).quantize(Decimal("0.001"))) if open_price else "0",
         "weightedAvgPrice": s(quote / volume) if volume else s(last),
         "lastPrice": s(last),
         "lastQty": "0",
