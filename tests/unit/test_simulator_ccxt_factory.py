@@ -113,3 +113,19 @@ def test_translated_chains_the_cause() -> None:
         raise cause
     assert info.value.__cause__ is cause and info.value.code == "-2019"
     assert isinstance(info.value, errors.Rejected)
+
+
+async def test_a_subclass_gets_the_same_configuration_and_urls() -> None:
+    import ccxt.pro
+
+    class Tapped(ccxt.pro.binanceusdm):  # type: ignore[misc]
+        pass
+
+    client = build_client("binanceusdm", base_url="http://127.0.0.1:1", client_class=Tapped)
+    try:
+        assert isinstance(client, Tapped)
+        assert client.urls["api"]["ws"]["linear"] == "ws://127.0.0.1:1/ws"
+        assert client.exceptions["exact"]["-4116"] is ccxt.InvalidOrder
+        assert client.options["fetchCurrencies"] is False
+    finally:
+        await client.close()

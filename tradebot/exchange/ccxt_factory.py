@@ -63,7 +63,8 @@ def point_at(client: Exchange, base_url: str) -> None:
     client.exceptions["broad"] = {**client.exceptions["broad"], **linear.get("broad", {})}
 
 
-def _config(api_key: str | None, secret: str | None) -> dict[str, Any]:
+def client_config(api_key: str | None = None, secret: str | None = None) -> dict[str, Any]:
+    """The constructor config every tradebot ccxt client gets (for callers that subclass a ccxt class)."""
     config: dict[str, Any] = {
         "enableRateLimit": True,
         # Otherwise load_markets with credentials calls sapi/v1/capital/config/getall (spot wallet).
@@ -82,17 +83,21 @@ def build_client(
     api_key: str | None = None,
     secret: str | None = None,
     streaming: bool = True,
+    client_class: type[Exchange] | None = None,
 ) -> Exchange:
     """One new client; the caller owns it and must `await client.close()`.
 
     `streaming=True` gives a `ccxt.pro` class (REST and `watch_*`), `False` a plain
-    `ccxt.async_support` one (REST only, a little lighter).
+    `ccxt.async_support` one (REST only, a little lighter). `client_class` replaces either with a
+    subclass (say, one that overrides a websocket message handler) and gets the same configuration.
     """
     _check_exchange(exchange)
     if (api_key is None) != (secret is None):
         raise ValueError("give both api_key and secret, or neither")
-    module: Any = ccxt_pro if streaming else ccxt_async
-    client = cast(Exchange, getattr(module, exchange)(_config(api_key, secret)))
+    if client_class is None:
+        module: Any = ccxt_pro if streaming else ccxt_async
+        client_class = cast(type[Exchange], getattr(module, exchange))
+    client = client_class(client_config(api_key, secret))
     if base_url is not None:
         point_at(client, base_url)
     return client
