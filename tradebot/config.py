@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     lease_ttl_ms: int = Field(default=5000, ge=500, le=600_000)
     renew_interval_ms: int = Field(default=1000, ge=100, le=60_000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100, le=60_000)
+    # The bot runtime runs in every replica; API-only processes (and most API tests) turn it off.
+    runtime_enabled: bool = True
+
+    # SSE comment heartbeat (TRADEBOT_SSE_HEARTBEAT_S): keeps proxies from closing an idle stream and
+    # finds clients that went away.
+    sse_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
 
     @field_validator("jwt_secret")
     @classmethod

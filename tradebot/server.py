@@ -15,6 +15,7 @@ from aiohttp import web
 from tradebot import db
 from tradebot.config import Settings, resolve_secrets
 from tradebot.http.app import create_app
+from tradebot.runtime.app_runtime import runtime_context
 from tradebot.services import resolve_services
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ async def serve(
             database_url=services.database_url,
             redis_url=services.redis_url,
             replica_id=replica_id,
+            extra_contexts=[runtime_context()],
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -52,7 +52,7 @@ async def _postgres_answers(url: str) -> str | None:
     """None if a connection succeeds, else the reason."""
     try:
         conn = await asyncpg.connect(url, timeout=PROBE_TIMEOUT_S)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as e:
+    except (OSError, TimeoutError, asyncpg.PostgresError) as e:
         return f"{type(e).__name__}: {e}"
     await conn.close()
     return None

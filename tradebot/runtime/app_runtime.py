@@ -1,0 +1,75 @@
+"""The bot runtime as a resource of the aiohttp app: built in cleanup_ctx, closed in reverse.
+
+Closing hands every bot over before the event bus, Redis and PostgreSQL go away, so a SIGTERM'd
+replica's bots resume on another replica at once (DESIGN.md invariant 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from tradebot.exchange.ccxt_factory import ExchangeClientFactory
+from tradebot.http.appkeys import BOT_EVENTS, DB, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.runtime.bot_actor import ActorContext
+from tradebot.runtime.bot_runtime import Assignment, BotRuntime, RuntimeTiming, run_everything
+from tradebot.runtime.clock import Clock, SystemClock
+from tradebot.runtime.events import BotEvents
+from tradebot.runtime.leases import LeaseManager
+from tradebot.runtime.market_data_hub import MarketDataHub
+from tradebot.runtime.order_executor import AccountPool
+from tradebot.security.secrets_box import SecretBox
+
+RUNTIME = web.AppKey("runtime", BotRuntime)
+MARKET_DATA = web.AppKey("market_data", MarketDataHub)
+
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def runtime_context(
+    *, clock: Clock | None = None, timing: RuntimeTiming | None = None, assignment: Assignment = run_everything
+) -> CleanupContext:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        if not settings.runtime_enabled:
+            yield
+            return
+        the_clock = clock or SystemClock()
+        own_events = BOT_EVENTS not in app
+        events = app[BOT_EVENTS] if not own_events else BotEvents(app[REDIS], settings.redis_prefix)
+        factory = ExchangeClientFactory(settings.exchange_url)
+        hub = MarketDataHub(base_url=settings.exchange_url)
+        accounts = AccountPool(app[DB], SecretBox(app[SECRETS].fernet_keys), factory)
+        leases = LeaseManager(
+            app[REDIS],
+            settings.redis_prefix,
+            app[REPLICA_ID],
+            the_clock,
+            ttl_ms=settings.lease_ttl_ms,
+            renew_interval_ms=settings.renew_interval_ms,
+        )
+        runtime = BotRuntime(
+            ctx=ActorContext(app[DB], events, hub, accounts, the_clock, app[REPLICA_ID]),
+            redis=app[REDIS],
+            prefix=settings.redis_prefix,
+            leases=leases,
+            clock=the_clock,
+            timing=timing or RuntimeTiming(renew_interval_s=settings.renew_interval_ms / 1000),
+            assignment=assignment,
+        )
+        app[RUNTIME] = runtime
+        app[MARKET_DATA] = hub
+        runtime.start()
+        try:
+            yield
+        finally:
+            try:
+                await runtime.close()
+            finally:
+                await hub.close()
+                await factory.close()
+                if own_events:
+                    await events.close()
+
+    return ctx

@@ -1,0 +1,251 @@
+"""This replica's bot runtime: which bots run here, their leases, and the loops that keep it so.
+
+- reconcile loop: the database says which bots should run (active) or wind down (stopping); the
+  assignment says which of them are this replica's; bots are started (lease, claim, actor) or
+  handed over accordingly. Commands from the API only make it run sooner.
+- lease loop: renews every lease in one call; a lost or lapsed lease stops that actor at once, and
+  a Redis outage stops every actor before its lease could expire elsewhere (safety over liveness).
+- tick loop: clock ticks to every actor (daily rollover, resuming paused bots at 00:00 UTC).
+On shutdown the bots are handed over (state saved, leases released) so the next owner resumes at
+once instead of waiting for expiry (DESIGN.md invariant 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from tradebot.runtime import bot_store
+from tradebot.runtime.bot_actor import ActorContext, BotActor, Lease
+from tradebot.runtime.clock import Clock
+from tradebot.runtime.commands import BotCommand, command_channel, decode_command
+from tradebot.runtime.leases import LeaseManager
+from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
+from tradebot.runtime.supervisor import Supervisor
+from tradebot.runtime.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+Assignment = Callable[[set[int]], set[int]]
+
+
+def run_everything(bots: set[int]) -> set[int]:
+    """Single-replica assignment: every bot is a candidate; leases still decide who runs it."""
+    return bots
+
+
+@dataclass
+class RuntimeTiming:
+    reconcile_interval_s: float = 1.0
+    renew_interval_s: float = 1.0
+    tick_interval_s: float = 5.0
+    stop_timeout_s: float = 10.0
+    handover_timeout_s: float = 2.0
+
+
+@dataclass
+class RuntimeStats:
+    started: int = 0
+    lost_leases: int = 0
+    handovers: int = 0
+    redis_down: bool = False
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class BotRuntime:
+    def __init__(
+        self,
+        *,
+        ctx: ActorContext,
+        redis: aioredis.Redis,
+        prefix: str,
+        leases: LeaseManager,
+        clock: Clock,
+        timing: RuntimeTiming | None = None,
+        assignment: Assignment = run_everything,
+    ) -> None:
+        self.ctx = ctx
+        self._pool: asyncpg.Pool = ctx.pool
+        self._redis = redis
+        self._prefix = prefix
+        self.leases = leases
+        self._clock = clock
+        self.timing = timing or RuntimeTiming()
+        self.assignment = assignment
+        self.stats = RuntimeStats()
+        self.supervisor = Supervisor(self._make_actor, on_failed=self._failed, on_exit=self._exited, clock=clock)
+        self._poke = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._stop_sent: set[int] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._reconcile_loop(), name="runtime-reconcile"),
+            asyncio.create_task(self._lease_loop(), name="runtime-leases"),
+            asyncio.create_task(self._command_loop(), name="runtime-commands"),
+            asyncio.create_task(self._tick_loop(), name="runtime-ticks"),
+        ]
+
+    async def close(self) -> None:
+        """Hand every bot over (between decisions), release the leases, stop the loops."""
+        self._closing = True
+        await cancel_and_wait(self._tasks)
+        running = self.supervisor.running()
+        if running:
+            log.info("handing over %d bots", len(running))
+        await self.supervisor.close(Stop(reason="replica shutting down", handover=True),
+                                    timeout=self.timing.handover_timeout_s)
+        await self.leases.release_all()
+
+    def poke(self) -> None:
+        self._poke.set()
+
+    # ------------------------------------------------------------------ actors
+
+    def _make_actor(self, lease: Lease, mailbox: Mailbox) -> BotActor:
+        return BotActor(self.ctx, lease, mailbox)
+
+    async def _failed(self, lease: Lease, message: str) -> None:
+        """A bot that must not trade until a person looks: status 'error', no longer active."""
+        try:
+            async with bot_store.fenced(self._pool, lease.bot_id, lease.fence) as conn:
+                await conn.execute("UPDATE bot_configs SET is_active = false, updated_at = now() WHERE id = $1",
+                                   lease.bot_id)
+                state = await bot_store.update_state(conn, lease.bot_id, {
+                    "status": "error", "last_error_message": message[:1000], "stop_close_position": False,
+                })
+            await self.ctx.events.publish(lease.bot_id, "state", state)
+        except bot_store.FencedOut:
+            log.info("bot %s failed after losing its lease; the new owner decides", lease.bot_id)
+
+    async def _exited(self, lease: Lease) -> None:
+        self._stop_sent.discard(lease.bot_id)
+        try:
+            await bot_store.release_ownership(self._pool, lease.bot_id, lease.fence)
+        except (OSError, asyncpg.PostgresError) as e:
+            log.warning("could not record the end of ownership", extra={"bot_id": lease.bot_id, "error": str(e)})
+        if self.leases.is_valid(lease.bot_id, lease.fence) or lease.bot_id in self.leases.held():
+            await self.leases.release(lease.bot_id)
+        if not self._closing:
+            self.poke()
+
+    async def _take(self, bot_id: int) -> None:
+        floor = await bot_store.current_fence(self._pool, bot_id)
+        held = await self.leases.acquire(bot_id, floor)
+        if held is None:
+            return
+        if not await bot_store.claim(self._pool, bot_id, held.fence, self.leases.replica_id):
+            await self.leases.release(bot_id)
+            return
+        fence = held.fence
+        lease = Lease(bot_id, fence, lambda: self.leases.is_valid(bot_id, fence))
+        self.supervisor.start(lease)
+        self.stats.started += 1
+        log.info("took bot", extra={"bot_id": bot_id, "fence": fence})
+
+    # ------------------------------------------------------------------ loops
+
+    async def reconcile_once(self) -> None:
+        active = await bot_store.active_bot_ids(self._pool)
+        winding = await bot_store.stopping_bot_ids(self._pool)
+        mine = self.assignment(active | winding)
+        running = self.supervisor.running()
+        for bot_id in sorted((mine & (active | winding)) - running):
+            if self._closing:
+                return
+            try:
+                await self._take(bot_id)
+            except (OSError, aioredis.RedisError) as e:
+                log.warning("cannot take bot while Redis is unreachable", extra={"bot_id": bot_id, "error": str(e)})
+                return
+        for bot_id in running:
+            if self.supervisor.is_stopping(bot_id):
+                continue
+            if bot_id in winding and bot_id not in active:
+                row = await bot_store.load_state_row(self._pool, bot_id)
+                close = bool(row and row["stop_close_position"])
+                self.supervisor.send(bot_id, Stop(close_position=close))
+            elif bot_id not in active:
+                self.supervisor.send(bot_id, Stop(reason="bot is no longer active"))
+            elif bot_id not in mine:
+                self.stats.handovers += 1
+                self.supervisor.send(bot_id, Stop(reason="reassigned to another replica", handover=True))
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            try:
+                await self.reconcile_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconcile failed; retrying")
+            try:
+                await asyncio.wait_for(self._poke.wait(), timeout=self.timing.reconcile_interval_s)
+            except TimeoutError:
+                pass
+            self._poke.clear()
+
+    async def _lease_loop(self) -> None:
+        while True:
+            lost: set[int] = set()
+            try:
+                lost = await self.leases.renew_all()
+                if self.stats.redis_down:
+                    log.info("Redis is back; leases renewed")
+                self.stats.redis_down = False
+            except asyncio.CancelledError:
+                raise
+            except (OSError, aioredis.RedisError) as e:
+                if not self.stats.redis_down:
+                    log.error("cannot renew leases: Redis unreachable (%s); bots stop before their leases expire", e)
+                self.stats.redis_down = True
+            lost |= self.leases.expired()
+            for bot_id in lost:
+                self.stats.lost_leases += 1
+                log.warning("lease lost; stopping the bot now", extra={"bot_id": bot_id})
+                self.leases.drop([bot_id])
+                await self.supervisor.kill(bot_id)
+            await self._clock.sleep(self.timing.renew_interval_s)
+
+    async def _command_loop(self) -> None:
+        backoff = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(command_channel(self._prefix))
+                backoff = 0.1
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        command = decode_command(message["data"])
+                        if command is not None:
+                            self._handle(command)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, aioredis.RedisError):
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except (OSError, aioredis.RedisError):
+                    pass
+
+    def _handle(self, command: BotCommand) -> None:
+        if command.kind == "reconfigure":
+            self.supervisor.send(command.bot_id, Reconfigure())
+        elif command.kind in ("stop", "delete"):
+            self.supervisor.send(command.bot_id, Stop(close_position=command.close_position))
+        self.poke()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await self._clock.sleep(self.timing.tick_interval_s)
+            self.supervisor.broadcast(Tick())

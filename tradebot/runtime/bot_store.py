@@ -1,0 +1,298 @@
+"""A bot's rows in PostgreSQL, written only under its fencing token (DESIGN.md invariant 1).
+
+Every write runs in a transaction that first locks the bot's state row and checks that the token
+stored there is ours. A new owner raises the token under the same lock when it claims the bot, so
+once it has, a stale owner's writes (state, orders, trades) fail with FencedOut: the token, not the
+clock, makes a paused or partitioned replica harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from tradebot.bots.views import STATE_COLUMNS, state_view
+
+
+class FencedOut(Exception):
+    """Our fencing token is no longer the bot's: another replica owns it now."""
+
+
+@dataclass(frozen=True, slots=True)
+class BotConfig:
+    id: int
+    user_id: int
+    api_key_id: int | None
+    exchange: str
+    symbol: str
+    strategy: str
+    timeframe: str
+    ema_period: int
+    leverage: int
+    order_size_pct: float
+    allow_short: bool
+    max_daily_trades: int
+    max_daily_loss_pct: float
+    stop_loss_pct: float | None
+    take_profit_pct: float | None
+    is_active: bool
+    deleted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    side: str | None  # "long" | "short" | None when flat
+    size: float
+    entry_price: float | None
+
+    @property
+    def flat(self) -> bool:
+        return self.side is None or self.size == 0
+
+
+FLAT = Position(None, 0.0, None)
+
+_CONFIG_COLUMNS = (
+    "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.timeframe, c.ema_period, c.leverage, "
+    "c.order_size_pct, c.allow_short, c.max_daily_trades, c.max_daily_loss_pct, c.stop_loss_pct, "
+    "c.take_profit_pct, c.is_active, c.deleted_at IS NOT NULL AS deleted"
+)
+
+
+def _config(row: Mapping[str, Any]) -> BotConfig:
+    return BotConfig(**{k: row[k] for k in BotConfig.__slots__})  # type: ignore[attr-defined]
+
+
+async def load_config(pool: asyncpg.Pool, bot_id: int) -> BotConfig | None:
+    row = await pool.fetchrow(f"SELECT {_CONFIG_COLUMNS} FROM bot_configs c WHERE c.id = $1", bot_id)
+    return _config(row) if row else None
+
+
+async def load_state_row(conn: asyncpg.Pool | asyncpg.Connection, bot_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM bot_state WHERE bot_id = $1", bot_id)
+
+
+async def active_bot_ids(pool: asyncpg.Pool) -> set[int]:
+    rows = await pool.fetch("SELECT id FROM bot_configs WHERE is_active AND deleted_at IS NULL")
+    return {r["id"] for r in rows}
+
+
+async def stopping_bot_ids(pool: asyncpg.Pool) -> set[int]:
+    """Inactive bots that still have to be wound down (status 'stopping' or 'starting')."""
+    rows = await pool.fetch(
+        """SELECT s.bot_id FROM bot_state s JOIN bot_configs c ON c.id = s.bot_id
+           WHERE NOT c.is_active AND s.status IN ('stopping', 'starting', 'running', 'paused')"""
+    )
+    return {r["bot_id"] for r in rows}
+
+
+async def current_fence(pool: asyncpg.Pool, bot_id: int) -> int:
+    value = await pool.fetchval("SELECT fence_token FROM bot_state WHERE bot_id = $1", bot_id)
+    return int(value or 0)
+
+
+async def claim(pool: asyncpg.Pool, bot_id: int, fence: int, replica_id: str) -> bool:
+    """Take the bot under `fence`; False if the stored token is already at least as new."""
+    async with pool.acquire() as conn, conn.transaction():
+        stored = await conn.fetchval("SELECT fence_token FROM bot_state WHERE bot_id = $1 FOR UPDATE", bot_id)
+        if stored is None:
+            await conn.execute("INSERT INTO bot_state (bot_id) VALUES ($1) ON CONFLICT DO NOTHING", bot_id)
+            stored = await conn.fetchval("SELECT fence_token FROM bot_state WHERE bot_id = $1 FOR UPDATE", bot_id)
+        if int(stored) >= fence:
+            return False
+        await conn.execute(
+            "UPDATE bot_state SET fence_token = $2, replica_id = $3, started_at = now(), last_updated_at = now() "
+            "WHERE bot_id = $1",
+            bot_id,
+            fence,
+            replica_id,
+        )
+        await conn.execute(
+            "UPDATE bot_ownership SET released_at = now() WHERE bot_id = $1 AND released_at IS NULL", bot_id
+        )
+        await conn.execute(
+            "INSERT INTO bot_ownership (bot_id, fence_token, replica_id) VALUES ($1, $2, $3)", bot_id, fence, replica_id
+        )
+        return True
+
+
+@asynccontextmanager
+async def fenced(pool: asyncpg.Pool, bot_id: int, fence: int) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction in which the bot's state row is locked and known to carry our token."""
+    async with pool.acquire() as conn, conn.transaction():
+        stored = await conn.fetchval("SELECT fence_token FROM bot_state WHERE bot_id = $1 FOR UPDATE", bot_id)
+        if stored is None or int(stored) != fence:
+            raise FencedOut(f"bot {bot_id}: fence {fence} superseded by {stored}")
+        yield conn
+
+
+async def release_ownership(pool: asyncpg.Pool, bot_id: int, fence: int) -> None:
+    await pool.execute(
+        "UPDATE bot_ownership SET released_at = now() WHERE bot_id = $1 AND fence_token = $2 AND released_at IS NULL",
+        bot_id,
+        fence,
+    )
+
+
+_STATE_FIELDS = frozenset(
+    {
+        "status", "in_position", "position_side", "position_size", "entry_price", "daily_pnl", "daily_trades_count",
+        "daily_date", "pause_reason", "last_error_message", "last_run_at", "replica_id", "strategy_state",
+        "signal_seq", "last_candle_time", "stop_close_position", "leverage_applied",
+    }
+)
+
+
+async def update_state(conn: asyncpg.Connection, bot_id: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Set state columns (inside `fenced`); returns the state view after the change."""
+    unknown = set(fields) - _STATE_FIELDS
+    if unknown:
+        raise ValueError(f"not bot_state columns: {sorted(unknown)}")
+    names = list(fields)
+    sets = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
+    row = await conn.fetchrow(
+        f"UPDATE bot_state SET {sets}, last_updated_at = now() WHERE bot_id = $1 RETURNING {STATE_COLUMNS}",
+        bot_id,
+        *[fields[n] for n in names],
+    )
+    assert row is not None
+    return state_view(row)
+
+
+def position_fields(position: Position) -> dict[str, Any]:
+    return {
+        "in_position": not position.flat,
+        "position_side": None if position.flat else position.side,
+        "position_size": Decimal(str(position.size)) if not position.flat else Decimal(0),
+        "entry_price": Decimal(str(position.entry_price)) if not position.flat and position.entry_price else None,
+    }
+
+
+def position_from_row(row: Mapping[str, Any]) -> Position:
+    if not row["in_position"]:
+        return FLAT
+    return Position(row["position_side"], float(row["position_size"]), _f(row["entry_price"]))
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    bot_id: int
+    user_id: int
+    client_order_id: str
+    symbol: str
+    side: str  # "buy" | "sell"
+    amount: float
+    reduce_only: bool
+    intent: str
+    signal_seq: int
+    fence: int
+
+
+async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
+    """Record the intent before sending; None if this client order id was recorded already."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """INSERT INTO orders (bot_id, user_id, client_order_id, symbol, side, amount, reduce_only, intent,
+                               signal_seq, fence_token)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
+        order.bot_id,
+        order.user_id,
+        order.client_order_id,
+        order.symbol,
+        order.side,
+        Decimal(str(order.amount)),
+        order.reduce_only,
+        order.intent,
+        order.signal_seq,
+        order.fence,
+    )
+
+
+async def order_by_client_id(conn: asyncpg.Pool | asyncpg.Connection, cid: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM orders WHERE client_order_id = $1", cid)
+
+
+async def unresolved_orders(pool: asyncpg.Pool, bot_id: int) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            "SELECT * FROM orders WHERE bot_id = $1 AND status IN ('pending', 'unknown', 'open') ORDER BY id", bot_id
+        )
+    )
+
+
+async def mark_order(
+    conn: asyncpg.Connection,
+    order_id: int,
+    *,
+    status: str,
+    exchange_order_id: str | None = None,
+    filled_amount: float | None = None,
+    average_price: float | None = None,
+    fee: float | None = None,
+    error_message: str | None = None,
+) -> None:
+    await conn.execute(
+        """UPDATE orders SET status = $2,
+                             exchange_order_id = COALESCE($3, exchange_order_id),
+                             filled_amount = COALESCE($4, filled_amount),
+                             average_price = COALESCE($5, average_price),
+                             fee = COALESCE($6, fee),
+                             error_message = COALESCE($7, error_message),
+                             updated_at = now()
+           WHERE id = $1""",
+        order_id,
+        status,
+        exchange_order_id,
+        None if filled_amount is None else Decimal(str(filled_amount)),
+        None if average_price is None else Decimal(str(average_price)),
+        None if fee is None else Decimal(str(fee)),
+        error_message,
+    )
+
+
+async def insert_trade(
+    conn: asyncpg.Connection,
+    *,
+    bot_id: int,
+    user_id: int,
+    order_id: int,
+    symbol: str,
+    side: str,
+    price: float,
+    amount: float,
+    fee: float,
+    realized_pnl: float,
+    client_order_id: str,
+) -> asyncpg.Record | None:
+    """One trade per filled order; None if it was recorded already (a replay of the same fill)."""
+    return await conn.fetchrow(
+        """INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, realized_pnl,
+                               client_order_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+           ON CONFLICT (order_id) DO NOTHING
+           RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, client_order_id, created_at""",
+        bot_id,
+        user_id,
+        order_id,
+        symbol,
+        side,
+        Decimal(str(price)),
+        Decimal(str(amount)),
+        Decimal(str(fee)),
+        Decimal(str(realized_pnl)),
+        client_order_id,
+    )
+
+
+def daily_fields(pnl: float, trades: int, day: date | None) -> dict[str, Any]:
+    return {"daily_pnl": Decimal(str(round(pnl, 10))), "daily_trades_count": trades, "daily_date": day}

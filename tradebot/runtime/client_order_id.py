@@ -1,0 +1,48 @@
+"""Deterministic client order ids: (bot, fencing token, signal sequence, leg).
+
+The same decision under the same lease always produces the same id, so a retry after an unclear
+outcome is recognised by the exchange (duplicate rejection) and by our own query-before-resend.
+Binance allows at most 36 characters of [A-Za-z0-9_-] (DESIGN.md invariant 2).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+MAX_LEN = 36
+_VALID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class Leg(StrEnum):
+    OPEN = "o"  # enter the target position
+    CLOSE = "c"  # leave the current position because the target changed
+    EXIT = "x"  # leave it because a stop loss / take profit / daily-loss rule fired
+    MANUAL = "m"  # leave it because the user stopped the bot with close_position
+
+
+def _base36(n: int) -> str:
+    if n == 0:
+        return "0"
+    out = []
+    while n:
+        n, r = divmod(n, 36)
+        out.append(_DIGITS[r])
+    return "".join(reversed(out))
+
+
+def client_order_id(bot_id: int, fence: int, seq: int, leg: Leg) -> str:
+    if bot_id < 1 or fence < 1 or seq < 0:
+        raise ValueError(f"invalid order id parts: bot={bot_id} fence={fence} seq={seq}")
+    readable = f"tb{bot_id}-{fence}-{seq}{leg.value}"
+    if len(readable) <= MAX_LEN:
+        return readable
+    compact = f"tb{_base36(bot_id)}-{_base36(fence)}-{_base36(seq)}{leg.value}"
+    if len(compact) > MAX_LEN:
+        raise ValueError("order id parts too large to fit 36 characters")
+    return compact
+
+
+def is_valid(cid: str) -> bool:
+    return bool(_VALID.match(cid))

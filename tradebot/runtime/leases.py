@@ -1,0 +1,144 @@
+"""Per-bot leases in Redis with fencing tokens (DESIGN.md "Cluster", invariant 1).
+
+A lease is a key `…:lease:bot:<id>` holding the owner's replica id with a TTL, taken with SET NX PX.
+Each acquisition takes a fencing token with INCR; the bot's PostgreSQL writes are conditional on
+it (see bot_store), so the token, not the clock, protects against a paused owner. All of a
+replica's leases are renewed by one script call per tick. Locally, each lease has a renew
+deadline well inside its TTL (Kubernetes' rule: renew deadline < lease duration): past it the
+owner treats the lease as lost and stops the bot, before anyone else can have taken it.
+
+No redis-py Lock objects: their thread-local token would be shared between tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from tradebot.runtime.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# Renew every key we still own; returns, per key, 1 if renewed, 0 if not ours any more.
+_RENEW = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# A fencing token above `floor`: after Redis lost its data, INCR would restart at 1 and fall
+# behind the tokens PostgreSQL has already seen; the floor (the database's last token) keeps
+# tokens increasing anyway.
+_NEXT_FENCE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if current < floor then redis.call('SET', KEYS[1], floor) end
+return redis.call('INCR', KEYS[1])
+"""
+
+
+@dataclass
+class HeldLease:
+    bot_id: int
+    fence: int
+    deadline: float  # monotonic seconds; past it the lease must be treated as lost
+
+
+class LeaseManager:
+    def __init__(self, redis: aioredis.Redis, prefix: str, replica_id: str, clock: Clock, *,
+                 ttl_ms: int, renew_interval_ms: int) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self.replica_id = replica_id
+        self._clock = clock
+        self.ttl_ms = ttl_ms
+        # Act on a missed renewal with a safety margin of two renew intervals before expiry.
+        self.renew_deadline_s = max((ttl_ms - 2 * renew_interval_ms) / 1000, ttl_ms / 2000)
+        self._held: dict[int, HeldLease] = {}
+        self._renew = self._redis.register_script(_RENEW)
+        self._release = self._redis.register_script(_RELEASE)
+        self._next_fence = self._redis.register_script(_NEXT_FENCE)
+        self.renewals = 0
+        self.last_renew_seconds = 0.0
+
+    def lease_key(self, bot_id: int) -> str:
+        return f"{self._prefix}:lease:bot:{bot_id}"
+
+    def fence_key(self, bot_id: int) -> str:
+        return f"{self._prefix}:fence:bot:{bot_id}"
+
+    def held(self) -> dict[int, HeldLease]:
+        return dict(self._held)
+
+    def is_valid(self, bot_id: int, fence: int) -> bool:
+        lease = self._held.get(bot_id)
+        return lease is not None and lease.fence == fence and self._clock.monotonic() < lease.deadline
+
+    async def acquire(self, bot_id: int, fence_floor: int) -> HeldLease | None:
+        """Take the bot's lease if nobody holds it; None if another replica does."""
+        started = self._clock.monotonic()
+        ok = await self._redis.set(self.lease_key(bot_id), self.replica_id, nx=True, px=self.ttl_ms)
+        if not ok:
+            owner = await self._redis.get(self.lease_key(bot_id))
+            if owner != self.replica_id:
+                return None
+            await self._redis.pexpire(self.lease_key(bot_id), self.ttl_ms)
+        fence = int(await self._next_fence(keys=[self.fence_key(bot_id)], args=[fence_floor]))
+        lease = HeldLease(bot_id, fence, started + self.renew_deadline_s)
+        self._held[bot_id] = lease
+        return lease
+
+    async def renew_all(self) -> set[int]:
+        """Renew every held lease in one call; returns the bots whose lease is lost."""
+        if not self._held:
+            return set()
+        bots = list(self._held)
+        started = self._clock.monotonic()
+        results = await self._renew(keys=[self.lease_key(b) for b in bots], args=[self.replica_id, self.ttl_ms])
+        self.renewals += 1
+        self.last_renew_seconds = self._clock.monotonic() - started
+        lost = set()
+        for bot_id, renewed in zip(bots, results, strict=True):
+            if renewed:
+                lease = self._held.get(bot_id)
+                if lease is not None:
+                    lease.deadline = started + self.renew_deadline_s
+            else:
+                lost.add(bot_id)
+                self._held.pop(bot_id, None)
+        return lost
+
+    def expired(self) -> set[int]:
+        """Leases whose renew deadline passed without a renewal (Redis unreachable, loop stalled)."""
+        now = self._clock.monotonic()
+        return {b for b, lease in self._held.items() if now >= lease.deadline}
+
+    def drop(self, bot_ids: Iterable[int]) -> None:
+        for b in bot_ids:
+            self._held.pop(b, None)
+
+    async def release(self, bot_id: int) -> None:
+        self._held.pop(bot_id, None)
+        try:
+            await self._release(keys=[self.lease_key(bot_id)], args=[self.replica_id])
+        except (OSError, aioredis.RedisError) as e:
+            log.warning("could not release a lease; it will expire", extra={"bot_id": bot_id, "error": str(e)})
+
+    async def release_all(self) -> None:
+        for bot_id in list(self._held):
+            await self.release(bot_id)
