@@ -289,6 +289,7 @@ async def test_fetch_closed_history_pages_and_excludes_nothing_closed(hub: Marke
 
     page = await hub.fetch_closed_history(ETH, "1m", pushed[5], 1500)  # more than one REST page
     assert times(page) == pushed[5:1505]
+    assert times(await hub.fetch_closed_history(ETH, "1m", pushed[0], 1)) == pushed[:1]
     latest = await hub.fetch_closed_history(ETH, "1m", None, 4)
     assert times(latest) == pushed[-4:]
     assert all(c.closed for c in latest)
