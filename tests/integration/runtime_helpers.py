@@ -92,3 +92,18 @@ def candle_rows(closes: list[float], start_ms: int = START_MS, spread: float = 0
         rows.append([start_ms + i * MINUTE, o, max(o, close) + spread, min(o, close) - spread, close, 10.0])
         prev = close
     return rows
+
+
+async def push_and_wait(runtime: Any, sim: Any, bot_id: int, row: list[float], *, what: str = "a decision",
+                        symbol: str = "BTCUSDT", interval: str = "1m", timeout: float = 10.0) -> None:
+    """Push one closed candle and wait until the bot's actor has decided (and traded) on it."""
+    actor = runtime.supervisor.actor(bot_id)
+    assert actor is not None, f"bot {bot_id} is not running here"
+    before = actor.decisions
+    await sim.push_klines(symbol, interval, [row])
+
+    async def decided() -> bool:
+        current = runtime.supervisor.actor(bot_id)
+        return current is not None and current.decisions > before and len(current.mailbox) == 0
+
+    await eventually(decided, timeout=timeout, what=what)

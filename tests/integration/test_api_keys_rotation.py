@@ -17,13 +17,15 @@ from tradebot.security.secrets_box import SecretBox
 
 async def _seed(pool: asyncpg.Pool, box: SecretBox, n: int) -> dict[int, tuple[str, str]]:
     user_id = await pool.fetchval(
-        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id", f"r-{secrets.token_hex(4)}@example.com"
+        "INSERT INTO users (email, password_hash) VALUES ($1, 'x') RETURNING id",
+        f"r-{secrets.token_hex(4)}@example.com",
     )
     clear: dict[int, tuple[str, str]] = {}
     for i in range(n):
         key, secret = f"KEY{secrets.token_hex(8)}", secrets.token_hex(32)
         key_id = await pool.fetchval(
-            """INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
+            """INSERT INTO api_keys
+                 (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
                VALUES ($1, $2, 'binanceusdm', $3, $4, '') RETURNING id""",
             user_id,
             f"k{i}",
@@ -82,7 +84,11 @@ async def test_rotate_keys_command(pool: asyncpg.Pool, clean_db: str, redis_url:
     # Without the old key nothing can be read: one clear line, status 2, nothing changed.
     env["TRADEBOT_FERNET_KEYS"] = Fernet.generate_key().decode()
     proc = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "tradebot", "rotate-keys"], env=env, capture_output=True, text=True
+        subprocess.run,
+        [sys.executable, "-m", "tradebot", "rotate-keys"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert "cannot be decrypted" in proc.stderr

@@ -25,6 +25,7 @@ from tests.integration.runtime_helpers import (
     create_bot,
     create_user,
     eventually,
+    push_and_wait,
 )
 from tests.simulator_helpers import Credentials, SimControl
 from tradebot.config import Secrets, Settings
@@ -103,15 +104,9 @@ async def test_bot_trades_where_the_backtest_trades(
     latencies = []
     rows = candle_rows(CLOSES)
     for i, row in enumerate(rows):
-        before = len(await _orders(pool, bot))
-        actor = runtime.supervisor.actor(bot)
-        assert actor is not None
-        decided = actor.decisions
         sent = time.monotonic()
-        await sim.push_klines("BTCUSDT", "1m", [row])
-        await eventually(lambda: _decided(runtime, bot, decided), what=f"a decision on candle {i}")
+        await push_and_wait(runtime, sim, bot, row, what=f"a decision on candle {i}")
         latencies.append(time.monotonic() - sent)
-        del before
 
     expected = _expected_orders(CLOSES, 5, True)
     orders = await _orders(pool, bot)
@@ -145,6 +140,3 @@ async def _is(pool: asyncpg.Pool, bot: int, status: str) -> bool:
     return await bot_status(pool, bot) == status
 
 
-async def _decided(runtime: BotRuntime, bot: int, before: int) -> bool:
-    actor = runtime.supervisor.actor(bot)
-    return actor is not None and actor.decisions > before and len(actor.mailbox) == 0

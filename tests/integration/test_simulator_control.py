@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,20 @@ import aiohttp
 import pytest
 from ccxt.async_support.base.exchange import Exchange
 
-from tests.simulator_helpers import Credentials, SimControl, eventually, flat_candles, minute_floor
+from tests.simulator_helpers import MINUTE_MS, Credentials, SimControl, eventually, flat_candles, minute_floor
+from tradebot.exchange.simulator import SimulatorConfig
+from tradebot.exchange.simulator.replay import load_replay
 
 pytest_plugins = ("tests.simulator_fixtures",)
 
 ETH = "ETH/USDT:USDT"
+# `tradebot simulator` as tradebot.cli runs it, without depending on the CLI module.
+COMMAND = (
+    "import argparse, sys\n"
+    "from tradebot.exchange.simulator.command import configure_parser, run\n"
+    "p = argparse.ArgumentParser(); configure_parser(p)\n"
+    "sys.exit(run(p.parse_args(sys.argv[1:])))\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -137,16 +147,10 @@ def test_command_parser_defaults() -> None:
 async def test_command_serves_until_sigterm(tmp_path: Path) -> None:
     accounts = tmp_path / "accounts.json"
     accounts.write_text(json.dumps([{"api_key": "demo", "secret": "demo-secret", "balances": {"USDT": 1000}}]))
-    script = (
-        "import argparse, sys\n"
-        "from tradebot.exchange.simulator.command import configure_parser, run\n"
-        "p = argparse.ArgumentParser(); configure_parser(p)\n"
-        "sys.exit(run(p.parse_args(sys.argv[1:])))\n"
-    )
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        script,
+        COMMAND,
         "--port",
         "0",
         "--mode",
@@ -175,15 +179,51 @@ async def test_command_serves_until_sigterm(tmp_path: Path) -> None:
 async def test_command_rejects_a_bad_accounts_file(tmp_path: Path) -> None:
     bad = tmp_path / "accounts.json"
     bad.write_text("{not json")
-    script = (
-        "import argparse, sys\n"
-        "from tradebot.exchange.simulator.command import configure_parser, run\n"
-        "p = argparse.ArgumentParser(); configure_parser(p)\n"
-        "sys.exit(run(p.parse_args(sys.argv[1:])))\n"
-    )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, "--accounts", str(bad), stderr=asyncio.subprocess.PIPE
+        sys.executable, "-c", COMMAND, "--accounts", str(bad), stderr=asyncio.subprocess.PIPE
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 2
     assert b"not valid JSON" in stderr and stderr.count(b"\n") == 1
+
+
+class TestReplay:
+    @pytest.fixture
+    def simulator_config(self, tmp_path: Path) -> SimulatorConfig:
+        start = 1_700_000_040_000 - 1_700_000_040_000 % MINUTE_MS
+        rows = ["timestamp,open,high,low,close,volume"] + [
+            f"{start + i * MINUTE_MS},{100 + i},{101 + i},{99 + i},{100.5 + i},{i + 1}" for i in range(5)
+        ]
+        csv_path = tmp_path / "replay.csv"
+        csv_path.write_text("\n".join(rows) + "\n")
+        replay = load_replay(csv_path, "ETHUSDT", "1m", warmup=2)
+        return SimulatorConfig(port=0, mode="manual", history_candles=10, candle_seconds=0.05, replay=replay)
+
+    async def test_a_csv_replays_warmup_at_once_then_one_candle_at_a_time(
+        self, public_exchange: Exchange, sim: SimControl
+    ) -> None:
+        async def all_replayed() -> bool:
+            return len(await public_exchange.fetch_ohlcv(ETH, "1m")) == 5
+
+        await eventually(all_replayed)
+        rows = await public_exchange.fetch_ohlcv(ETH, "1m")
+        assert [r[4] for r in rows] == [100.5, 101.5, 102.5, 103.5, 104.5]
+        assert sim.running.state.current_price("ETHUSDT") == Decimal("104.5")
+
+
+async def test_command_refuses_a_replay_for_an_unlisted_symbol(tmp_path: Path) -> None:
+    csv_path = tmp_path / "replay.csv"
+    csv_path.write_text("1700000040000,1,1,1,1,1\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        COMMAND,
+        "--replay-csv",
+        str(csv_path),
+        "--replay-symbol",
+        "SOLUSDT",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 20)
+    assert process.returncode == 2
+    assert b"SOLUSDT is not among --symbols" in stderr

@@ -1,0 +1,125 @@
+"""Auth rate limits: 429 with Retry-After, shared through Redis, local (not open, not closed) without it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.integration.auth_helpers import PASSWORD, Client, bearer, login, new_email, problem, register
+from tradebot.config import Secrets, Settings
+from tradebot.http.app import create_app
+
+MakeClient = Callable[..., Awaitable[Client]]
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def make_client(
+    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
+) -> MakeClient:
+    async def make(*, redis: str = redis_url, **overrides: Any) -> Client:
+        app = create_app(
+            settings.model_copy(update=overrides),
+            test_secrets,
+            database_url=clean_db,
+            redis_url=redis,
+            replica_id="test-replica",
+        )
+        client: Client = await aiohttp_client(app)
+        return client
+
+    return make
+
+
+async def attempt(client: Client, email: str, password: str = "wrong password", **headers: str) -> Any:
+    return await client.post("/api/v1/auth/login", json={"email": email, "password": password}, headers=headers)
+
+
+async def assert_429(response: Any) -> int:
+    await problem(response, 429)
+    retry_after = int(response.headers["Retry-After"])
+    assert retry_after >= 1
+    return retry_after
+
+
+async def test_login_per_account(client: Client) -> None:
+    email = new_email()
+    await register(client, email)
+    for _ in range(10):
+        await problem(await attempt(client, email), 401)
+    # The limit holds for the right password too: a guesser cannot probe past it.
+    retry_after = await assert_429(await attempt(client, email, PASSWORD))
+    assert retry_after <= 6  # 10 per minute: one more every 6 s
+    # Another account from the same address is not affected.
+    other = new_email()
+    await register(client, other)
+    await login(client, other)
+
+
+async def test_login_per_ip(make_client: MakeClient, redis_client: aioredis.Redis, redis_prefix: str) -> None:
+    client = await make_client(auth_login_per_ip_per_min=4)
+    for i in range(4):
+        await problem(await attempt(client, new_email(f"u{i}")), 401)
+    await assert_429(await attempt(client, new_email()))
+    # The buckets live in Redis, under the deployment's prefix, without the address or email in the key.
+    keys = [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:ratelimit:*")]
+    assert keys and all("127.0.0.1" not in k and "@" not in k for k in keys)
+
+
+async def test_replicas_share_the_limit(make_client: MakeClient) -> None:
+    a = await make_client(auth_login_per_ip_per_min=4)
+    b = await make_client(auth_login_per_ip_per_min=4)
+    for i in range(4):
+        await problem(await attempt(a if i % 2 else b, new_email()), 401)
+    await assert_429(await attempt(a, new_email()))
+    await assert_429(await attempt(b, new_email()))
+
+
+async def test_register_and_reset_per_ip(make_client: MakeClient) -> None:
+    client = await make_client(auth_register_per_ip_per_min=2, auth_reset_per_ip_per_min=2)
+    await register(client, new_email())
+    await register(client, new_email())
+    r = await client.post("/api/v1/auth/register", json={"email": new_email(), "password": PASSWORD})
+    await assert_429(r)
+    for _ in range(2):
+        r = await client.post("/api/v1/auth/password-reset/request", json={"email": new_email()})
+        assert r.status == 202
+    await assert_429(await client.post("/api/v1/auth/password-reset/request", json={"email": new_email()}))
+
+
+async def test_forwarded_for_counts_only_behind_a_trusted_proxy(make_client: MakeClient) -> None:
+    trusting = await make_client(auth_login_per_ip_per_min=2, trusted_proxies="127.0.0.1,::1")
+    for client_ip in ("203.0.113.1", "203.0.113.2"):
+        for _ in range(2):
+            await problem(await attempt(trusting, new_email(), **{"X-Forwarded-For": client_ip}), 401)
+    await assert_429(await attempt(trusting, new_email(), **{"X-Forwarded-For": "203.0.113.1"}))
+
+
+async def test_forwarded_for_is_ignored_from_untrusted_peers(make_client: MakeClient) -> None:
+    client = await make_client(auth_login_per_ip_per_min=2)
+    for i in range(2):
+        await problem(await attempt(client, new_email(), **{"X-Forwarded-For": f"198.51.100.{i}"}), 401)
+    await assert_429(await attempt(client, new_email(), **{"X-Forwarded-For": "198.51.100.99"}))
+
+
+async def test_without_redis_the_limit_is_local_and_auth_still_works(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tradebot")
+    client = await make_client(redis=UNREACHABLE_REDIS, auth_login_per_account_per_min=3)
+    email = new_email()
+    await register(client, email)
+    token = await login(client, email)  # not failed closed
+    assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status == 200
+    for _ in range(2):
+        await problem(await attempt(client, email), 401)
+    await assert_429(await attempt(client, email, PASSWORD))  # not failed open
+    # Revocation falls back to PostgreSQL.
+    assert (await client.post("/api/v1/auth/logout", headers=bearer(token))).status == 204
+    await problem(await client.get("/api/v1/auth/me", headers=bearer(token)), 401)
+    degraded = [r for r in caplog.records if "redis unavailable for rate limits" in r.getMessage()]
+    assert len(degraded) == 1, "the degradation is logged once, not per request"
