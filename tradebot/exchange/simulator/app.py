@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tradebot.exchange.simulator import control, rest
-from tradebot.exchange.simulator.appkeys import RANDOM_WALK_TASK, SIMULATOR
+from tradebot.exchange.simulator.appkeys import BACKGROUND_TASKS, SIMULATOR
 from tradebot.exchange.simulator.config import SimulatorConfig
 from tradebot.exchange.simulator.state import Simulator, wall_clock_ms
 from tradebot.exchange.simulator.streams import Connection, serve_connection
@@ -19,15 +19,21 @@ from tradebot.exchange.simulator.streams import Connection, serve_connection
 log = logging.getLogger(__name__)
 
 
-async def _random_walk_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[SIMULATOR].run_random_walk(), name="simulator-random-walk")
-    app[RANDOM_WALK_TASK] = task
+async def _background_tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The random walk (and a CSV replay, if configured) run for the app's life; cancelled at cleanup."""
+    sim = app[SIMULATOR]
+    tasks = [asyncio.create_task(sim.run_random_walk(), name="simulator-random-walk")]
+    if sim.config.replay is not None:
+        tasks.append(asyncio.create_task(sim.run_replay(), name="simulator-replay"))
+    app[BACKGROUND_TASKS] = tasks
     yield
-    task.cancel()
-    # asyncio.wait neither raises the task's CancelledError nor hides a cancellation of this cleanup.
-    await asyncio.wait([task])
-    if not task.cancelled() and task.exception() is not None:
-        log.error("random walk task had failed", exc_info=task.exception())
+    for task in tasks:
+        task.cancel()
+    # asyncio.wait neither raises the tasks' CancelledError nor hides a cancellation of this cleanup.
+    await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("simulator task %s had failed", task.get_name(), exc_info=task.exception())
 
 
 async def _close_streams(app: web.Application) -> None:
@@ -75,7 +81,7 @@ async def _serve_user(request: web.Request, listen_key: str) -> web.StreamRespon
 def build_app(config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> web.Application:
     app = web.Application(middlewares=[control.bad_body_middleware, rest.fault_middleware])
     app[SIMULATOR] = Simulator(config, clock)
-    app.cleanup_ctx.append(_random_walk_ctx)
+    app.cleanup_ctx.append(_background_tasks_ctx)
     app.on_shutdown.append(_close_streams)
     app.add_routes(control.routes)
     rest.add_routes(app)

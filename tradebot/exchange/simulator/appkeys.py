@@ -9,4 +9,4 @@ from aiohttp import web
 from tradebot.exchange.simulator.state import Simulator
 
 SIMULATOR = web.AppKey("simulator", Simulator)
-RANDOM_WALK_TASK = web.AppKey("random_walk_task", asyncio.Task[None])
+BACKGROUND_TASKS = web.AppKey("background_tasks", list[asyncio.Task[None]])

@@ -13,6 +13,7 @@ from pathlib import Path
 from tradebot.exchange.simulator.app import running_simulator
 from tradebot.exchange.simulator.config import MODES, ConfigError, SimulatorConfig, load_accounts_file
 from tradebot.exchange.simulator.markets import market_spec
+from tradebot.exchange.simulator.replay import load_replay
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,32 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help="market-order slippage in basis points (default %(default)s)",
     )
     p.add_argument("--accounts", type=Path, default=None, help="JSON list of {api_key, secret, balances}")
+    p.add_argument(
+        "--replay-csv",
+        type=Path,
+        default=None,
+        help="replay this timestamp,open,high,low,close,volume CSV in manual mode, one candle per --candle-seconds",
+    )
+    p.add_argument("--replay-symbol", default=None, help="symbol the replay feeds (default: the first of --symbols)")
+    p.add_argument("--replay-interval", default="1m", help="interval of the replayed candles (default %(default)s)")
+    p.add_argument(
+        "--replay-warmup",
+        type=int,
+        default=200,
+        help="how many of the replay's first candles are history at start (default %(default)s)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    symbols = tuple(args.symbols)
     try:
         accounts = load_accounts_file(args.accounts) if args.accounts is not None else ()
+        replay = None
+        if args.replay_csv is not None:
+            replay_symbol = (args.replay_symbol or symbols[0]).upper()
+            if replay_symbol not in symbols:
+                raise ConfigError(f"--replay-symbol {replay_symbol} is not among --symbols {','.join(symbols)}")
+            replay = load_replay(args.replay_csv, replay_symbol, args.replay_interval, args.replay_warmup)
     except ConfigError as e:
         print(f"tradebot simulator: {e}", file=sys.stderr)
         return 2
@@ -87,12 +109,14 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         seed=args.seed,
-        symbols=tuple(args.symbols),
-        mode=args.mode,
+        symbols=symbols,
+        # A replay is a stream of pushed candles: it runs in manual mode.
+        mode="manual" if replay is not None else args.mode,
         candle_seconds=args.candle_seconds,
         fee_rate=args.fee_rate,
         slippage_bps=args.slippage_bps,
         accounts=accounts,
+        replay=replay,
     )
     try:
         asyncio.run(_serve(config))

@@ -6,7 +6,10 @@ import json
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from tradebot.exchange.simulator.replay import ReplaySpec
 
 Mode = Literal["random_walk", "manual"]
 MODES: tuple[Mode, ...] = ("random_walk", "manual")
@@ -32,6 +35,7 @@ class SimulatorConfig:
     accounts: tuple[AccountSpec, ...] = field(default_factory=tuple)
     history_candles: int = 1500  # closed 1m candles generated before the start, to warm indicators
     recv_window_ms: int = 5000  # Binance's default when a request does not send recvWindow
+    replay: ReplaySpec | None = None  # a CSV replayed in manual mode, one candle per candle_seconds
 
 
 class ConfigError(ValueError):

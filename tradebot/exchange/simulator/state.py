@@ -58,7 +58,7 @@ class Simulator:
         self.listen_keys: dict[str, str] = {}  # listenKey -> api_key
         self.mode: Mode = config.mode
         self.candle_seconds = config.candle_seconds
-        self.mode_changed = asyncio.Event()
+        self._mode_watchers: set[asyncio.Event] = set()
         if self.mode == "random_walk":
             self._price_from_walk()
 
@@ -105,7 +105,20 @@ class Simulator:
                 # Manual mode fills at the last pushed close; before any push, at the last price seen.
                 for symbol, close in self.manual.last_close.items():
                     self.engine.prices[symbol] = close
-        self.mode_changed.set()
+        for watcher in self._mode_watchers:
+            watcher.set()
+
+    async def _pause(self, seconds: float | None) -> bool:
+        """Sleeps `seconds` (until a mode change if None); True if the mode or pace changed meanwhile."""
+        changed = asyncio.Event()
+        self._mode_watchers.add(changed)
+        try:
+            await asyncio.wait_for(changed.wait(), timeout=seconds)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._mode_watchers.discard(changed)
 
     def _price_from_walk(self) -> None:
         for symbol in self.markets:
@@ -122,21 +135,35 @@ class Simulator:
         step = 0
         while True:
             if self.mode != "random_walk":
-                self.mode_changed.clear()
-                await self.mode_changed.wait()
+                await self._pause(None)
                 step = 0
                 continue
-            self.mode_changed.clear()
-            try:
-                await asyncio.wait_for(self.mode_changed.wait(), timeout=max(self.candle_seconds, 0.01) / steps)
+            if await self._pause(max(self.candle_seconds, 0.01) / steps):
                 continue  # the mode or the pace changed: look again before moving the price
-            except TimeoutError:
-                pass
             step += 1
             for symbol in self.markets:
                 self._walk_step(symbol, close=step >= steps)
             if step >= steps:
                 step = 0
+
+    # ---- CSV replay ------------------------------------------------------------------------------
+
+    async def run_replay(self) -> None:
+        """Background task: pushes the replay's candles one per `candle_seconds`, as if just closed.
+
+        The warm-up part is pushed at once; afterwards it only pushes while in manual mode, and it
+        ends after the last candle.
+        """
+        replay = self.config.replay
+        if replay is None:
+            return
+        self.push_candles(replay.symbol, replay.interval, replay.candles[: replay.warmup])
+        for candle in replay.candles[replay.warmup :]:
+            # Wait a whole candle_seconds in manual mode; a mode or pace change starts the wait afresh.
+            while await self._pause(self.candle_seconds) or self.mode != "manual":
+                pass
+            self.push_candles(replay.symbol, replay.interval, [candle])
+        log.info("replay of %d %s %s candles finished", len(replay.candles), replay.symbol, replay.interval)
 
     def _walk_step(self, symbol: str, *, close: bool) -> None:
         before = self.walk.price(symbol)
