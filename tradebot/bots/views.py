@@ -68,3 +68,50 @@ def order_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+
+
+def state_or_stopped_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """state_view, or a stopped bot's state when the bot has no state row yet (a LEFT JOIN's nulls)."""
+    if row["status"] is None:
+        return {
+            "status": "stopped",
+            "in_position": False,
+            "position_side": None,
+            "position_size": 0.0,
+            "entry_price": None,
+            "daily_pnl": 0.0,
+            "daily_trades_count": 0,
+            "last_error_message": None,
+            "last_run_at": None,
+            "last_updated_at": None,
+            "replica_id": None,
+        }
+    return state_view(row)
+
+
+BOT_FIELDS = (
+    "id",
+    "name",
+    "api_key_id",
+    "symbol",
+    "strategy",
+    "timeframe",
+    "ema_period",
+    "leverage",
+    "order_size_pct",
+    "allow_short",
+    "max_daily_trades",
+    "max_daily_loss_pct",
+    "stop_loss_pct",
+    "take_profit_pct",
+    "is_active",
+    "created_at",
+    "updated_at",
+)
+
+
+def bot_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A bot's settings and flags plus its `state`, from a row holding bot_configs and STATE_COLUMNS."""
+    out = {name: row[name] for name in BOT_FIELDS}
+    out["state"] = state_or_stopped_view(row)
+    return out

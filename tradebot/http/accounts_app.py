@@ -21,7 +21,7 @@ from tradebot.accounts.errors import (
 )
 from tradebot.accounts.key_validator import CcxtKeyValidator
 from tradebot.accounts.service import AccountService, AuthLimits
-from tradebot.http.appkeys import AUTHENTICATOR, DB, REDIS, SECRETS, SETTINGS, Principal
+from tradebot.http.appkeys import AUTHENTICATOR, DB, OPERATIONS, REDIS, SECRETS, SETTINGS, Principal
 from tradebot.http.problems import Problem, conflict, not_found, unauthorized
 from tradebot.security.mailer import make_mailer
 from tradebot.security.passwords import PasswordHasher
@@ -41,7 +41,12 @@ class BearerAuthenticator:
         self._accounts = accounts
 
     async def __call__(self, request: web.Request) -> Principal:
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        header = request.headers.get("Authorization")
+        if header is None and _takes_query_token(request):
+            # Browsers' EventSource cannot send headers; such routes take ?access_token= (never logged).
+            scheme, token = "bearer", request.query.get("access_token", "")
+        else:
+            scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("a bearer token is required")
         try:
@@ -49,6 +54,11 @@ class BearerAuthenticator:
         except InvalidCredentials:
             raise unauthorized("invalid, expired or revoked token") from None
         return Principal(user.user_id, user.email, user.token_id, user.token_expires_at)
+
+
+def _takes_query_token(request: web.Request) -> bool:
+    op = request.app[OPERATIONS].get(request.match_info.route)
+    return op is not None and op.query_token
 
 
 def problem_for(error: AccountError) -> Problem:

@@ -11,7 +11,15 @@ from aiohttp import web
 
 from tradebot import db
 from tradebot.config import Secrets, Settings
-from tradebot.http import api_key_routes, auth_routes, ops_routes
+from tradebot.http import (
+    api_key_routes,
+    auth_routes,
+    bot_routes,
+    bots_app,
+    ops_routes,
+    sse_routes,
+    trade_routes,
+)
 from tradebot.http.accounts_app import accounts_context
 from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SETTINGS
 from tradebot.http.metrics import HttpMetrics
@@ -30,6 +38,9 @@ def all_routes() -> RouteTable:
     table.extend(ops_routes.routes)
     table.extend(auth_routes.routes)
     table.extend(api_key_routes.routes)
+    table.extend(bot_routes.routes)
+    table.extend(sse_routes.routes)
+    table.extend(trade_routes.routes)
     return table
 
 
@@ -57,6 +68,7 @@ def create_app(
     app.cleanup_ctx.append(_postgres(database_url, settings))
     app.cleanup_ctx.append(_redis(redis_url))
     app.cleanup_ctx.append(accounts_context)  # services, AUTHENTICATOR; needs DB and REDIS
+    bots_app.install(app)  # BOT_EVENTS, the bots service, SSE streams closed on shutdown
     for ctx in extra_contexts or []:
         app.cleanup_ctx.append(ctx)
     return app

@@ -12,6 +12,7 @@ from aiohttp import web
 from tradebot.config import Secrets, Settings
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.routing import Operation
+from tradebot.runtime.events import BotEvents
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,7 @@ HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 OPERATIONS = web.AppKey("operations", dict[web.AbstractRoute, Operation])
 REPLICA_ID = web.AppKey("replica_id", str)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+BOT_EVENTS = web.AppKey("bot_events", BotEvents)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

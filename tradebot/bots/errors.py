@@ -1,0 +1,37 @@
+"""What the bots service can refuse; the HTTP layer maps each to one status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class BotError(Exception):
+    """Base of every refusal from this package."""
+
+
+class BotNotFound(BotError):
+    """Absent, deleted or someone else's: one answer for all three (DESIGN.md invariant 5)."""
+
+
+class BotAlreadyRunning(BotError):
+    pass
+
+
+class BotHasNoApiKey(BotError):
+    pass
+
+
+class BotIsRunning(BotError):
+    """A change that cannot be applied to a running bot (its open position belongs to the old one)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidBotSettings(BotError):
+    """Settings that are well-formed but not acceptable (unknown symbol, someone else's key...)."""
+
+    def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
+        self.errors = tuple(errors)  # (field, message) pairs

@@ -1,0 +1,61 @@
+"""A bot's settings as the domain holds them, and the lookups the service needs from elsewhere."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+# The columns of bot_configs a user may set, in the order the API shows them.
+SETTING_FIELDS: tuple[str, ...] = (
+    "name",
+    "api_key_id",
+    "symbol",
+    "strategy",
+    "timeframe",
+    "ema_period",
+    "leverage",
+    "order_size_pct",
+    "allow_short",
+    "max_daily_trades",
+    "max_daily_loss_pct",
+    "stop_loss_pct",
+    "take_profit_pct",
+)
+
+# bot_configs allows up to 125 (Binance's highest); a market without a stated maximum gets this.
+DEFAULT_MAX_LEVERAGE = 125
+
+
+@dataclass(frozen=True, slots=True)
+class BotSettings:
+    """Everything a user chooses about a bot; ranges were checked at the edge (pydantic)."""
+
+    api_key_id: int | None
+    symbol: str
+    timeframe: str
+    ema_period: int
+    name: str = ""
+    strategy: str = "ema_cross"
+    leverage: int = 1
+    order_size_pct: float = 10.0
+    allow_short: bool = False
+    max_daily_trades: int = 50
+    max_daily_loss_pct: float = 5.0
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+
+
+class Market(Protocol):
+    """What the service reads of a market: its unified symbol and its leverage ceiling."""
+
+    @property
+    def symbol(self) -> str: ...
+
+    @property
+    def max_leverage(self) -> int | float | None: ...
+
+
+class SymbolResolver(Protocol):
+    """Turns user text ("BTCUSDT" or "BTC/USDT:USDT") into a known market, or None."""
+
+    async def resolve(self, text: str) -> Market | None: ...

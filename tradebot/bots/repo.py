@@ -1,0 +1,243 @@
+"""SQL for bots, their state, orders and trades: every statement is scoped by the owner's user id.
+
+A bot that is soft-deleted (deleted_at set) or belongs to someone else is simply not found, so no
+caller can tell the two apart (DESIGN.md invariant 5). Its orders and trades stay in the database
+and in the user's `GET /trades`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import asyncpg
+
+from tradebot.bots.models import SETTING_FIELDS, BotSettings
+from tradebot.bots.views import ORDER_COLUMNS, STATE_COLUMNS, TRADE_COLUMNS
+
+_CONFIG_COLUMNS = ", ".join(
+    f"c.{name}" for name in ("id", *SETTING_FIELDS, "is_active", "created_at", "updated_at")
+)
+# A bot and its state in one row; LEFT JOIN so a bot whose state row is missing still shows (as stopped).
+_BOT_SELECT = (
+    f"SELECT {_CONFIG_COLUMNS}, {STATE_COLUMNS} FROM bot_configs c LEFT JOIN bot_state s ON s.bot_id = c.id"
+)
+_OWNED = "c.id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL"
+_STATE_RETURNING = f"RETURNING {STATE_COLUMNS}"
+
+
+class StartOutcome(Enum):
+    STARTED = "started"
+    NOT_FOUND = "not_found"
+    ALREADY_ACTIVE = "already_active"
+    NO_API_KEY = "no_api_key"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """The state row after a start/stop/delete, and whether the bot had been active before it."""
+
+    state: asyncpg.Record
+    was_active: bool
+
+
+class BotsRepo:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def api_key_owned(self, user_id: int, api_key_id: int) -> bool:
+        found = await self._pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND user_id = $2)", api_key_id, user_id
+        )
+        return bool(found)
+
+    async def insert(self, user_id: int, settings: BotSettings) -> asyncpg.Record:
+        values = [getattr(settings, name) for name in SETTING_FIELDS]
+        placeholders = ", ".join(f"${i}" for i in range(2, len(values) + 2))
+        async with self._pool.acquire() as conn, conn.transaction():
+            bot_id = await conn.fetchval(
+                f"INSERT INTO bot_configs (user_id, {', '.join(SETTING_FIELDS)}) VALUES ($1, {placeholders}) "
+                "RETURNING id",
+                user_id,
+                *values,
+            )
+            await conn.execute("INSERT INTO bot_state (bot_id) VALUES ($1)", bot_id)
+            row = await conn.fetchrow(f"{_BOT_SELECT} WHERE {_OWNED}", bot_id, user_id)
+        assert row is not None
+        return row
+
+    async def get(self, user_id: int, bot_id: int) -> asyncpg.Record | None:
+        return await self._pool.fetchrow(f"{_BOT_SELECT} WHERE {_OWNED}", bot_id, user_id)
+
+    async def page(self, user_id: int, *, after_id: int | None, limit: int) -> list[asyncpg.Record]:
+        """Oldest first (creation order), `limit` rows after `after_id`."""
+        return list(
+            await self._pool.fetch(
+                f"{_BOT_SELECT} WHERE c.user_id = $1 AND c.deleted_at IS NULL AND c.id > $2 "
+                "ORDER BY c.id LIMIT $3",
+                user_id,
+                after_id or 0,
+                limit,
+            )
+        )
+
+    async def update_if_unchanged(
+        self, user_id: int, bot_id: int, changes: Mapping[str, Any], seen_updated_at: dt.datetime
+    ) -> bool:
+        """Apply `changes` unless the row changed since it was read (the caller then re-reads, re-checks)."""
+        names = [name for name in changes if name in SETTING_FIELDS]
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=4))
+        status = await self._pool.execute(
+            f"UPDATE bot_configs c SET {sets + ', ' if sets else ''}updated_at = now() "
+            f"WHERE {_OWNED} AND c.updated_at = $3",
+            bot_id,
+            user_id,
+            seen_updated_at,
+            *(changes[name] for name in names),
+        )
+        return bool(status == "UPDATE 1")
+
+    async def start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins.
+            started = await conn.fetchval(
+                f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
+                f"WHERE {_OWNED} AND NOT c.is_active AND c.api_key_id IS NOT NULL RETURNING c.id",
+                bot_id,
+                user_id,
+            )
+            if started is None:
+                row = await conn.fetchrow(
+                    f"SELECT c.is_active, c.api_key_id FROM bot_configs c WHERE {_OWNED}", bot_id, user_id
+                )
+                if row is None:
+                    return StartOutcome.NOT_FOUND, None
+                if row["is_active"]:
+                    return StartOutcome.ALREADY_ACTIVE, None
+                return StartOutcome.NO_API_KEY, None
+            state = await conn.fetchrow(
+                "INSERT INTO bot_state (bot_id, status) VALUES ($1, 'starting') "
+                "ON CONFLICT (bot_id) DO UPDATE SET status = 'starting', last_error_message = NULL, "
+                "pause_reason = NULL, stop_close_position = false, last_updated_at = now() "
+                f"{_STATE_RETURNING}",
+                bot_id,
+            )
+        return StartOutcome.STARTED, state
+
+    async def stop(self, user_id: int, bot_id: int, *, close_position: bool) -> StateChange | None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            return await _stop(conn, user_id, bot_id, close_position=close_position)
+
+    async def delete(self, user_id: int, bot_id: int) -> StateChange | None:
+        """Stop (when active) and soft-delete in one transaction; None when not found."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            change = await _stop(conn, user_id, bot_id, close_position=False)
+            if change is None:
+                return None
+            await conn.execute(
+                "UPDATE bot_configs SET deleted_at = now(), updated_at = now() WHERE id = $1", bot_id
+            )
+            return change
+
+    async def state(self, user_id: int, bot_id: int) -> asyncpg.Record | None:
+        return await self._pool.fetchrow(
+            f"SELECT c.id, {STATE_COLUMNS} FROM bot_configs c LEFT JOIN bot_state s ON s.bot_id = c.id "
+            f"WHERE {_OWNED}",
+            bot_id,
+            user_id,
+        )
+
+    async def bot_exists(self, user_id: int, bot_id: int) -> bool:
+        found = await self._pool.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM bot_configs c WHERE {_OWNED})", bot_id, user_id
+        )
+        return bool(found)
+
+    async def trades(
+        self,
+        user_id: int,
+        *,
+        bot_id: int | None,
+        since: dt.datetime | None,
+        before: tuple[dt.datetime, int] | None,
+        limit: int,
+    ) -> list[asyncpg.Record]:
+        """Newest first by (created_at, id): the order both trade indexes are built in."""
+        clauses = ["user_id = $1"]
+        args: list[Any] = [user_id]
+        if bot_id is not None:
+            args.append(bot_id)
+            clauses.append(f"bot_id = ${len(args)}")
+        if since is not None:
+            args.append(since)
+            clauses.append(f"created_at >= ${len(args)}")
+        if before is not None:
+            args.extend(before)
+            clauses.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+        args.append(limit)
+        return list(
+            await self._pool.fetch(
+                f"SELECT {TRADE_COLUMNS} FROM trades WHERE {' AND '.join(clauses)} "
+                f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+                *args,
+            )
+        )
+
+    async def orders(
+        self, user_id: int, bot_id: int, *, before_id: int | None, limit: int
+    ) -> list[asyncpg.Record]:
+        """Newest first by id (orders_bot_id index)."""
+        return list(
+            await self._pool.fetch(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE bot_id = $1 AND user_id = $2 AND id < $3 "
+                "ORDER BY id DESC LIMIT $4",
+                bot_id,
+                user_id,
+                before_id if before_id is not None else 2**63 - 1,
+                limit,
+            )
+        )
+
+
+async def _stop(
+    conn: asyncpg.Connection, user_id: int, bot_id: int, *, close_position: bool
+) -> StateChange | None:
+    row = await conn.fetchrow(
+        f"SELECT c.is_active, s.status FROM bot_configs c LEFT JOIN bot_state s ON s.bot_id = c.id "
+        f"WHERE {_OWNED} FOR UPDATE OF c",
+        bot_id,
+        user_id,
+    )
+    if row is None:
+        return None
+    was_active: bool = row["is_active"]
+    await conn.execute("UPDATE bot_configs SET is_active = false, updated_at = now() WHERE id = $1", bot_id)
+    # An inactive bot that is stopped (or gave up with an error) has no actor anywhere: nothing would
+    # ever move it from 'stopping' to 'stopped', so it is stopped right here. Otherwise the owner of
+    # the bot finishes the stop (and closes the position if asked) and writes 'stopped' itself.
+    settled = not was_active and row["status"] in (None, "stopped", "error")
+    state = await conn.fetchrow(
+        "INSERT INTO bot_state (bot_id, status, stop_close_position) VALUES ($1, $2, $3) "
+        "ON CONFLICT (bot_id) DO UPDATE SET status = EXCLUDED.status, "
+        "stop_close_position = EXCLUDED.stop_close_position, last_updated_at = now() "
+        f"{_STATE_RETURNING}",
+        bot_id,
+        "stopped" if settled else "stopping",
+        close_position and not settled,
+    )
+    assert state is not None
+    return StateChange(state, was_active)
+
+
+def settings_of(row: Mapping[str, Any]) -> BotSettings:
+    return BotSettings(**{name: row[name] for name in SETTING_FIELDS})
+
+
+def key_of_trade(row: Mapping[str, Any]) -> tuple[dt.datetime, int]:
+    return row["created_at"], row["id"]
+
+
+__all__: Sequence[str] = ("BotsRepo", "StartOutcome", "StateChange", "key_of_trade", "settings_of")

@@ -1,0 +1,218 @@
+"""The bots API's wire shapes (pydantic at the edge): request bodies, queries and response models.
+
+Request bodies forbid unknown fields, so `id`, `user_id`, `is_active` or `state` in a body is a 422
+naming that field, never silently taken or ignored (mass assignment). The ranges mirror the CHECK
+constraints of bot_configs, so a bad value is a 422 naming the field and never a database error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, BotSettings
+from tradebot.http.pagination import Page, PageQuery
+
+Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
+Strategy = Literal["ema_cross"]
+Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"]
+
+_ID = Field(ge=1, lt=2**63)
+
+
+class BotCreate(BaseModel):
+    """Bot settings; `symbol` may be the exchange's id (BTCUSDT) and is stored in ccxt's unified form."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(default="", max_length=100)
+    api_key_id: int = _ID
+    symbol: str = Field(min_length=1, max_length=64)
+    strategy: Strategy = "ema_cross"
+    timeframe: Timeframe
+    ema_period: int = Field(ge=2, le=1000)
+    leverage: int = Field(default=1, ge=1, le=DEFAULT_MAX_LEVERAGE)
+    order_size_pct: float = Field(default=10.0, gt=0, le=100)
+    allow_short: bool = False
+    max_daily_trades: int = Field(default=50, ge=1, le=100_000)
+    max_daily_loss_pct: float = Field(default=5.0, gt=0, le=100)
+    stop_loss_pct: float | None = Field(default=None, gt=0, lt=100)
+    take_profit_pct: float | None = Field(default=None, gt=0, le=1000)
+
+    def to_settings(self) -> BotSettings:
+        return BotSettings(**self.model_dump())
+
+
+_NULLABLE = frozenset({"stop_loss_pct", "take_profit_pct"})
+
+
+class BotUpdate(BaseModel):
+    """Any subset of the bot settings; `null` clears stop_loss_pct or take_profit_pct."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str | None = Field(default=None, max_length=100)
+    api_key_id: int | None = Field(default=None, ge=1, lt=2**63)
+    symbol: str | None = Field(default=None, min_length=1, max_length=64)
+    strategy: Strategy | None = None
+    timeframe: Timeframe | None = None
+    ema_period: int | None = Field(default=None, ge=2, le=1000)
+    leverage: int | None = Field(default=None, ge=1, le=DEFAULT_MAX_LEVERAGE)
+    order_size_pct: float | None = Field(default=None, gt=0, le=100)
+    allow_short: bool | None = None
+    max_daily_trades: int | None = Field(default=None, ge=1, le=100_000)
+    max_daily_loss_pct: float | None = Field(default=None, gt=0, le=100)
+    stop_loss_pct: float | None = Field(default=None, gt=0, lt=100)
+    take_profit_pct: float | None = Field(default=None, gt=0, le=1000)
+
+    @field_validator(
+        "name",
+        "api_key_id",
+        "symbol",
+        "strategy",
+        "timeframe",
+        "ema_period",
+        "leverage",
+        "order_size_pct",
+        "allow_short",
+        "max_daily_trades",
+        "max_daily_loss_pct",
+    )
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        # Runs only for fields present in the body: an absent field stays unchanged, a null is refused.
+        if v is None:
+            raise ValueError("may not be null")
+        return v
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class StopRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    close_position: bool = False
+
+
+class StateOut(BaseModel):
+    """A bot's live state."""
+
+    status: Status
+    in_position: bool
+    position_side: Literal["long", "short"] | None
+    position_size: float
+    entry_price: float | None
+    daily_pnl: float
+    daily_trades_count: int
+    last_error_message: str | None
+    last_run_at: dt.datetime | None
+    last_updated_at: dt.datetime | None
+    replica_id: str | None
+
+
+class BotOut(BaseModel):
+    """A bot: its settings, flags and current state."""
+
+    id: int
+    name: str
+    api_key_id: int | None
+    symbol: str
+    strategy: Strategy
+    timeframe: Timeframe
+    ema_period: int
+    leverage: int
+    order_size_pct: float
+    allow_short: bool
+    max_daily_trades: int
+    max_daily_loss_pct: float
+    stop_loss_pct: float | None
+    take_profit_pct: float | None
+    is_active: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    state: StateOut
+
+
+class BotPage(Page[BotOut]):
+    """A page of the caller's bots, oldest first."""
+
+
+class LifecycleOut(BaseModel):
+    """The transition was accepted; the bot's runtime carries it out."""
+
+    status: Literal["starting", "stopping"]
+
+
+class TradeOut(BaseModel):
+    """A fill of one of the bot's orders."""
+
+    id: int
+    bot_id: int
+    symbol: str
+    side: Literal["buy", "sell"]
+    price: float
+    amount: float
+    fee: float
+    realized_pnl: float
+    client_order_id: str
+    created_at: dt.datetime
+
+
+class TradePage(Page[TradeOut]):
+    """A page of trades, newest first."""
+
+
+class OrderOut(BaseModel):
+    """An order the bot sent (or is about to send) to the exchange."""
+
+    id: int
+    bot_id: int
+    client_order_id: str
+    exchange_order_id: str | None
+    side: Literal["buy", "sell"]
+    amount: float
+    status: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class OrderPage(Page[OrderOut]):
+    """A page of orders, newest first."""
+
+
+class TradesQuery(PageQuery):
+    """`?bot_id=` keeps one bot's trades; `?since=` (ISO 8601, UTC when no zone) those at or after it."""
+
+    bot_id: int | None = Field(default=None, ge=1, lt=2**63)
+    since: dt.datetime | None = None
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _plus_survives_the_query_string(cls, v: Any) -> Any:
+        # An unencoded "+00:00" arrives as " 00:00" after form-decoding; put the plus back.
+        if isinstance(v, str) and " " in v.strip():
+            return v.strip().replace(" ", "+")
+        return v
+
+    @field_validator("since")
+    @classmethod
+    def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=dt.UTC)
+        return v
+
+
+class StreamQuery(BaseModel):
+    """For browsers' EventSource, which cannot send headers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    access_token: str | None = Field(
+        default=None, description="the bearer token, when no Authorization header"
+    )
+    last_event_id: str | None = Field(
+        default=None, pattern=r"^\d{1,20}(-\d{1,20})?$", description="as the Last-Event-ID header"
+    )

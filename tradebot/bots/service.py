@@ -1,0 +1,212 @@
+"""The bots service: what the API does to bots, one method per operation, each scoped to a user.
+
+The database row is the truth (is_active, bot_state.status); after each change the service prompts
+the runtime with a command and tells SSE clients with a "state" event. Both go over Redis and may be
+lost while Redis is away: the request still succeeds, and the runtime's reconcile loop converges on
+the row anyway (see tradebot.runtime.commands).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from tradebot.bots.errors import (
+    BotAlreadyRunning,
+    BotHasNoApiKey,
+    BotIsRunning,
+    BotNotFound,
+    InvalidBotSettings,
+)
+from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SETTING_FIELDS, BotSettings, SymbolResolver
+from tradebot.bots.repo import BotsRepo, StartOutcome, settings_of
+from tradebot.bots.views import bot_view, order_view, state_or_stopped_view, state_view, trade_view
+from tradebot.runtime.commands import BotCommand, CommandKind, publish_command
+from tradebot.runtime.events import BotEvents
+
+log = logging.getLogger(__name__)
+
+# Settings a running bot cannot take over: its open position lives on the old market and key.
+_FIXED_WHILE_RUNNING = ("symbol", "api_key_id")
+# Optimistic PATCH: re-read and re-check this many times when another write lands in between.
+_UPDATE_ATTEMPTS = 5
+
+
+class BotService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        redis_prefix: str,
+        events: BotEvents,
+        markets: SymbolResolver,
+    ) -> None:
+        self._repo = BotsRepo(pool)
+        self._redis = redis
+        self._prefix = redis_prefix
+        self._events = events
+        self._markets = markets
+
+    # -- settings -------------------------------------------------------------------------------
+
+    async def create(self, user_id: int, settings: BotSettings) -> dict[str, Any]:
+        checked = await self._checked(user_id, settings, changed=frozenset(SETTING_FIELDS))
+        row = await self._repo.insert(user_id, checked)
+        log.info("bot created", extra={"user_id": user_id, "bot_id": row["id"]})
+        return bot_view(row)
+
+    async def get(self, user_id: int, bot_id: int) -> dict[str, Any]:
+        row = await self._repo.get(user_id, bot_id)
+        if row is None:
+            raise BotNotFound
+        return bot_view(row)
+
+    async def page(self, user_id: int, *, after_id: int | None, limit: int) -> list[dict[str, Any]]:
+        return [bot_view(r) for r in await self._repo.page(user_id, after_id=after_id, limit=limit)]
+
+    async def update(self, user_id: int, bot_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply any subset of the settings; the merged result is checked as a whole."""
+        unknown = set(changes) - set(SETTING_FIELDS)
+        if unknown:
+            raise ValueError(f"not settings: {sorted(unknown)}")
+        for _ in range(_UPDATE_ATTEMPTS):
+            row = await self._repo.get(user_id, bot_id)
+            if row is None:
+                raise BotNotFound
+            current = settings_of(row)
+            merged = await self._checked(
+                user_id, dataclasses.replace(current, **changes), changed=frozenset(changes)
+            )
+            diff = {
+                name: getattr(merged, name)
+                for name in SETTING_FIELDS
+                if getattr(merged, name) != getattr(current, name)
+            }
+            if not diff:
+                return bot_view(row)
+            if row["is_active"]:
+                fixed = [name for name in _FIXED_WHILE_RUNNING if name in diff]
+                if fixed:
+                    raise BotIsRunning(f"stop the bot before changing {', '.join(fixed)}")
+            if await self._repo.update_if_unchanged(user_id, bot_id, diff, row["updated_at"]):
+                break
+        else:
+            raise BotIsRunning("the bot is being changed concurrently; try again")
+        await self._command(bot_id, "reconfigure")
+        log.info("bot reconfigured", extra={"user_id": user_id, "bot_id": bot_id, "fields": sorted(diff)})
+        return await self.get(user_id, bot_id)
+
+    async def _checked(self, user_id: int, settings: BotSettings, *, changed: frozenset[str]) -> BotSettings:
+        """Check what only the database and the market list can tell; returns the normalised settings."""
+        errors: list[tuple[str, str]] = []
+        if "api_key_id" in changed:
+            if settings.api_key_id is None:
+                errors.append(("api_key_id", "an api key is required"))
+            elif not await self._repo.api_key_owned(user_id, settings.api_key_id):
+                errors.append(("api_key_id", "no such api key"))
+        if changed & {"symbol", "leverage"}:
+            market = await self._markets.resolve(settings.symbol)
+            if market is None:
+                errors.append(("symbol", f"unknown symbol {settings.symbol!r}"))
+            else:
+                settings = dataclasses.replace(settings, symbol=market.symbol)
+                ceiling = min(int(market.max_leverage or DEFAULT_MAX_LEVERAGE), DEFAULT_MAX_LEVERAGE)
+                if settings.leverage > ceiling:
+                    errors.append(("leverage", f"must be at most {ceiling} for {market.symbol}"))
+        if errors:
+            raise InvalidBotSettings(errors)
+        return settings
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self, user_id: int, bot_id: int) -> None:
+        outcome, state = await self._repo.start(user_id, bot_id)
+        if outcome is StartOutcome.NOT_FOUND:
+            raise BotNotFound
+        if outcome is StartOutcome.ALREADY_ACTIVE:
+            raise BotAlreadyRunning
+        if outcome is StartOutcome.NO_API_KEY:
+            raise BotHasNoApiKey
+        assert state is not None
+        await self._publish_state(bot_id, state)
+        await self._command(bot_id, "start")
+        log.info("bot start requested", extra={"user_id": user_id, "bot_id": bot_id})
+
+    async def stop(self, user_id: int, bot_id: int, *, close_position: bool = False) -> None:
+        change = await self._repo.stop(user_id, bot_id, close_position=close_position)
+        if change is None:
+            raise BotNotFound
+        await self._publish_state(bot_id, change.state)
+        await self._command(bot_id, "stop", close_position=close_position)
+        log.info(
+            "bot stop requested",
+            extra={"user_id": user_id, "bot_id": bot_id, "close_position": close_position},
+        )
+
+    async def delete(self, user_id: int, bot_id: int) -> None:
+        """Stop (when active) and soft-delete; orders and trades stay readable in GET /trades."""
+        change = await self._repo.delete(user_id, bot_id)
+        if change is None:
+            raise BotNotFound
+        if change.was_active:
+            await self._publish_state(bot_id, change.state)
+            await self._command(bot_id, "stop")
+        await self._command(bot_id, "delete")
+        log.info("bot deleted", extra={"user_id": user_id, "bot_id": bot_id, "was_active": change.was_active})
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    async def state(self, user_id: int, bot_id: int) -> dict[str, Any]:
+        row = await self._repo.state(user_id, bot_id)
+        if row is None:
+            raise BotNotFound
+        return state_or_stopped_view(row)
+
+    async def bot_trades(
+        self, user_id: int, bot_id: int, *, before: tuple[dt.datetime, int] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        if not await self._repo.bot_exists(user_id, bot_id):
+            raise BotNotFound
+        rows = await self._repo.trades(user_id, bot_id=bot_id, since=None, before=before, limit=limit)
+        return [trade_view(r) for r in rows]
+
+    async def bot_orders(
+        self, user_id: int, bot_id: int, *, before_id: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        if not await self._repo.bot_exists(user_id, bot_id):
+            raise BotNotFound
+        return [
+            order_view(r) for r in await self._repo.orders(user_id, bot_id, before_id=before_id, limit=limit)
+        ]
+
+    async def user_trades(
+        self,
+        user_id: int,
+        *,
+        bot_id: int | None,
+        since: dt.datetime | None,
+        before: tuple[dt.datetime, int] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        """The user's trades newest first, deleted bots' included (their history stays readable)."""
+        rows = await self._repo.trades(user_id, bot_id=bot_id, since=since, before=before, limit=limit)
+        return [trade_view(r) for r in rows]
+
+    # -- prompts to the runtime and to SSE clients ---------------------------------------------
+
+    async def _publish_state(self, bot_id: int, state: Mapping[str, Any]) -> None:
+        try:
+            await self._events.publish(bot_id, "state", state_view(state))
+        except (OSError, aioredis.RedisError) as e:
+            # The change is committed; clients see it on their next connect (the snapshot comes
+            # from the database). Failing the request would only invite a retry of a done change.
+            log.warning("could not publish bot state event", extra={"bot_id": bot_id, "error": str(e)})
+
+    async def _command(self, bot_id: int, kind: CommandKind, *, close_position: bool = False) -> None:
+        await publish_command(self._redis, self._prefix, BotCommand(bot_id, kind, close_position))

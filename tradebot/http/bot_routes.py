@@ -1,0 +1,204 @@
+"""/api/v1/bots: thin handlers over the bots service (CONTRACT.md "Bots")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from tradebot.bots.errors import BotError
+from tradebot.bots.schemas import (
+    BotCreate,
+    BotOut,
+    BotPage,
+    BotUpdate,
+    LifecycleOut,
+    OrderPage,
+    StateOut,
+    StopRequest,
+    TradePage,
+)
+from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.bots_app import BOTS, problem_for
+from tradebot.http.json_response import json_response
+from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
+from tradebot.http.problems import not_found
+from tradebot.http.request_body import parse_body, parse_query
+from tradebot.http.routing import RouteTable
+from tradebot.http.trade_routes import decode_trade_cursor, trade_key
+
+routes = RouteTable()
+
+PREFIX = "/api/v1/bots"
+TAGS = ["bots"]
+
+
+def by_id(row: Mapping[str, Any]) -> tuple[int]:
+    return (row["id"],)
+
+
+def bot_id_of(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    # A non-numeric or out-of-range id cannot exist: the same 404 as someone else's bot.
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
+        raise not_found("bot")
+    return int(raw)
+
+
+@routes.route(
+    "POST", PREFIX, summary="Create a bot (stopped)", body=BotCreate, responses={201: BotOut}, tags=TAGS
+)
+async def create_bot(request: web.Request) -> web.Response:
+    body = await parse_body(request, BotCreate)
+    try:
+        bot = await request.app[BOTS].create(request[PRINCIPAL].user_id, body.to_settings())
+    except BotError as e:
+        raise problem_for(e) from e
+    return json_response(bot, status=201)
+
+
+@routes.route(
+    "GET", PREFIX, summary="The caller's bots", query=PageQuery, responses={200: BotPage}, tags=TAGS
+)
+async def list_bots(request: web.Request) -> web.Response:
+    query = parse_query(request, PageQuery)
+    rows = await request.app[BOTS].page(
+        request[PRINCIPAL].user_id, after_id=decode_id_cursor(query.cursor), limit=query.limit + 1
+    )
+    items, next_cursor = build_page(rows, query.limit, by_id)
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+@routes.route("GET", PREFIX + "/{id}", summary="One bot, with its state", responses={200: BotOut}, tags=TAGS)
+async def get_bot(request: web.Request) -> web.Response:
+    try:
+        bot = await request.app[BOTS].get(request[PRINCIPAL].user_id, bot_id_of(request))
+    except BotError as e:
+        raise problem_for(e) from e
+    return json_response(bot)
+
+
+@routes.route(
+    "PATCH",
+    PREFIX + "/{id}",
+    summary="Change any of the bot's settings",
+    description="A running bot picks the new settings up at its next decision; symbol and api_key_id "
+    "can only change while it is stopped (409).",
+    body=BotUpdate,
+    responses={200: BotOut},
+    errors=[409],
+    tags=TAGS,
+)
+async def update_bot(request: web.Request) -> web.Response:
+    bot_id = bot_id_of(request)
+    body = await parse_body(request, BotUpdate)
+    try:
+        bot = await request.app[BOTS].update(request[PRINCIPAL].user_id, bot_id, body.changes())
+    except BotError as e:
+        raise problem_for(e) from e
+    return json_response(bot)
+
+
+@routes.route(
+    "DELETE", PREFIX + "/{id}", summary="Delete a bot (stopping it first)", responses={204: None}, tags=TAGS
+)
+async def delete_bot(request: web.Request) -> web.Response:
+    try:
+        await request.app[BOTS].delete(request[PRINCIPAL].user_id, bot_id_of(request))
+    except BotError as e:
+        raise problem_for(e) from e
+    return web.Response(status=204)
+
+
+@routes.route(
+    "POST",
+    PREFIX + "/{id}/start",
+    summary="Start the bot",
+    responses={202: LifecycleOut},
+    errors=[409],
+    description="409 when it is already running or has no API key.",
+    tags=TAGS,
+)
+async def start_bot(request: web.Request) -> web.Response:
+    try:
+        await request.app[BOTS].start(request[PRINCIPAL].user_id, bot_id_of(request))
+    except BotError as e:
+        raise problem_for(e) from e
+    return json_response({"status": "starting"}, status=202)
+
+
+@routes.route(
+    "POST",
+    PREFIX + "/{id}/stop",
+    summary="Stop the bot, optionally closing its position",
+    body=StopRequest,
+    body_required=False,
+    responses={202: LifecycleOut},
+    tags=TAGS,
+)
+async def stop_bot(request: web.Request) -> web.Response:
+    bot_id = bot_id_of(request)
+    body = await parse_body(request, StopRequest, optional=True)
+    try:
+        await request.app[BOTS].stop(request[PRINCIPAL].user_id, bot_id, close_position=body.close_position)
+    except BotError as e:
+        raise problem_for(e) from e
+    return json_response({"status": "stopping"}, status=202)
+
+
+@routes.route("GET", PREFIX + "/{id}/state", summary="The bot's state", responses={200: StateOut}, tags=TAGS)
+async def get_bot_state(request: web.Request) -> web.Response:
+    try:
+        state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id_of(request))
+    except BotError as e:
+        raise problem_for(e) from e
+    return json_response(state)
+
+
+@routes.route(
+    "GET",
+    PREFIX + "/{id}/trades",
+    summary="The bot's trades, newest first",
+    query=PageQuery,
+    responses={200: TradePage},
+    tags=TAGS,
+)
+async def list_bot_trades(request: web.Request) -> web.Response:
+    bot_id = bot_id_of(request)
+    query = parse_query(request, PageQuery)
+    try:
+        rows = await request.app[BOTS].bot_trades(
+            request[PRINCIPAL].user_id,
+            bot_id,
+            before=decode_trade_cursor(query.cursor),
+            limit=query.limit + 1,
+        )
+    except BotError as e:
+        raise problem_for(e) from e
+    items, next_cursor = build_page(rows, query.limit, trade_key)
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+@routes.route(
+    "GET",
+    PREFIX + "/{id}/orders",
+    summary="The bot's orders, newest first",
+    query=PageQuery,
+    responses={200: OrderPage},
+    tags=TAGS,
+)
+async def list_bot_orders(request: web.Request) -> web.Response:
+    bot_id = bot_id_of(request)
+    query = parse_query(request, PageQuery)
+    try:
+        rows = await request.app[BOTS].bot_orders(
+            request[PRINCIPAL].user_id,
+            bot_id,
+            before_id=decode_id_cursor(query.cursor),
+            limit=query.limit + 1,
+        )
+    except BotError as e:
+        raise problem_for(e) from e
+    items, next_cursor = build_page(rows, query.limit, by_id)
+    return json_response({"items": items, "next_cursor": next_cursor})

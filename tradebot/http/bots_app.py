@@ -1,0 +1,107 @@
+"""Wires the bots API into the app: bot events, the bots service, open SSE streams, and the one
+mapping from the service's refusals to problem responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse
+
+from tradebot.bots.errors import (
+    BotAlreadyRunning,
+    BotError,
+    BotHasNoApiKey,
+    BotIsRunning,
+    BotNotFound,
+    InvalidBotSettings,
+)
+from tradebot.bots.models import Market, SymbolResolver
+from tradebot.bots.service import BotService
+from tradebot.http.appkeys import BOT_EVENTS, DB, REDIS, SETTINGS
+from tradebot.http.problems import FieldError, Problem, conflict, not_found, validation_problem
+from tradebot.runtime.events import BotEvents
+
+log = logging.getLogger(__name__)
+
+
+class OpenStreams:
+    """The SSE responses open on this replica, so shutdown can end them instead of waiting them out."""
+
+    def __init__(self) -> None:
+        self._open: set[EventSourceResponse] = set()
+        self.closing = False
+
+    def add(self, resp: EventSourceResponse) -> None:
+        self._open.add(resp)
+
+    def discard(self, resp: EventSourceResponse) -> None:
+        self._open.discard(resp)
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def close_all(self) -> None:
+        # Ending the ping task ends each handler's wait; the handler then finishes its response
+        # cleanly (a terminated chunked body), and the client's EventSource reconnects elsewhere.
+        self.closing = True
+        for resp in tuple(self._open):
+            resp.stop_streaming()
+
+
+BOTS = web.AppKey("bots", BotService)
+SYMBOLS = web.AppKey("bot_symbols", SymbolResolver)
+OPEN_STREAMS = web.AppKey("open_sse_streams", OpenStreams)
+
+
+def install(app: web.Application) -> None:
+    """Called by create_app before the app freezes (signals cannot be added later)."""
+    app[OPEN_STREAMS] = OpenStreams()
+    app.on_shutdown.append(_close_streams)
+    app.cleanup_ctx.append(bot_events_context)
+    app.cleanup_ctx.append(bots_context)
+
+
+async def _close_streams(app: web.Application) -> None:
+    streams = app[OPEN_STREAMS]
+    if len(streams):
+        log.info("closing %d SSE streams for shutdown", len(streams))
+    streams.close_all()
+
+
+async def bot_events_context(app: web.Application) -> AsyncIterator[None]:
+    """One BotEvents per app: a single pub/sub connection fans events out to every local stream."""
+    events = BotEvents(app[REDIS], app[SETTINGS].redis_prefix)
+    app[BOT_EVENTS] = events
+    try:
+        yield
+    finally:
+        await events.close()
+
+
+class _NoMarkets:
+    """Until a market list is wired in, every symbol is unknown (a 422, never a guess)."""
+
+    async def resolve(self, text: str) -> Market | None:
+        return None
+
+
+async def bots_context(app: web.Application) -> AsyncIterator[None]:
+    symbols = app.get(SYMBOLS) or _NoMarkets()
+    app[BOTS] = BotService(app[DB], app[REDIS], app[SETTINGS].redis_prefix, app[BOT_EVENTS], symbols)
+    yield
+
+
+def problem_for(error: BotError) -> Problem:
+    if isinstance(error, BotNotFound):
+        return not_found("bot")
+    if isinstance(error, BotAlreadyRunning):
+        return conflict("the bot is already running")
+    if isinstance(error, BotHasNoApiKey):
+        return conflict("the bot has no api key; set api_key_id first")
+    if isinstance(error, BotIsRunning):
+        return conflict(error.detail)
+    if isinstance(error, InvalidBotSettings):
+        return validation_problem([FieldError(f, m) for f, m in error.errors])
+    return Problem(400, "request refused")

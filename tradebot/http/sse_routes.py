@@ -1,0 +1,140 @@
+"""GET /api/v1/bots/{id}/status-stream: a bot's state and trade events as Server-Sent Events.
+
+Order of work on connect, so that nothing falls between the cracks:
+1. listen to live events first (from now on nothing published is missed),
+2. read the newest event id, then the state from the database (the runtime writes the row before
+   it publishes, so the snapshot includes every change up to that id), and send it as `state`,
+3. replay what the client missed after its Last-Event-ID,
+4. relay live events, skipping any already sent (ids are Redis stream ids, ordered).
+A comment heartbeat keeps proxies from closing an idle stream; an overflowing listener (a client
+too slow to keep up) ends the stream, and the client's reconnect replays from its last id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from typing import Protocol
+
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
+
+from tradebot import jsonutil
+from tradebot.bots.errors import BotError
+from tradebot.bots.schemas import StreamQuery
+from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
+from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
+from tradebot.http.bots_app import BOTS, OPEN_STREAMS, problem_for
+from tradebot.http.problems import field_problem
+from tradebot.http.request_body import parse_query
+from tradebot.http.routing import RouteTable
+from tradebot.runtime.events import BotEvent, ListenerOverflow
+from tradebot.runtime.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+routes = RouteTable()
+
+_EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+EventKey = tuple[int, int]
+
+
+class Listener(Protocol):
+    """What BotEvents.listen yields."""
+
+    async def next(self) -> BotEvent: ...
+
+
+def event_key(event_id: str) -> EventKey | None:
+    """A Redis stream id ("<ms>-<seq>") as a comparable pair; None when malformed."""
+    m = _EVENT_ID.match(event_id)
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+@routes.route(
+    "GET",
+    PREFIX + "/{id}/status-stream",
+    summary="Live state and trade events (Server-Sent Events)",
+    description="Events `state` and `trade` carry JSON data and an `id`; a comment heartbeat arrives "
+    "periodically. Send `Last-Event-ID` (or `?last_event_id=`) to replay what was missed. Browsers' "
+    "EventSource may pass the token as `?access_token=`.",
+    query=StreamQuery,
+    responses={200: "text/event-stream"},
+    query_token=True,
+    tags=TAGS,
+)
+async def bot_status_stream(request: web.Request) -> web.StreamResponse:
+    bot_id = bot_id_of(request)
+    query = parse_query(request, StreamQuery)
+    last_seen = request.headers.get("Last-Event-ID") or query.last_event_id
+    if last_seen is not None and event_key(last_seen) is None:
+        raise field_problem("last_event_id", "not an event id of this stream")
+    events = request.app[BOT_EVENTS]
+    async with events.listen(bot_id) as listener:
+        newest = await events.last_id(bot_id)
+        try:
+            state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id)
+        except BotError as e:
+            raise problem_for(e) from e
+        missed = await events.replay(bot_id, last_seen) if last_seen is not None else []
+        streams = request.app[OPEN_STREAMS]
+        if streams.closing:
+            raise web.HTTPServiceUnavailable(headers={"Retry-After": "1"})
+        async with sse_response(request, ping_interval=request.app[SETTINGS].sse_heartbeat_s) as resp:
+            streams.add(resp)
+            try:
+                # With a Last-Event-ID the snapshot carries no id: the client's last id must stay at
+                # its own until the replay has been delivered, or a drop in between would skip it.
+                sent = event_key(newest) if newest is not None and last_seen is None else None
+                await resp.send(
+                    jsonutil.dumps(state).decode(), event="state", id=newest if sent is not None else None
+                )
+                for event in missed:
+                    await _send(resp, event)
+                    sent = _later(sent, event.id)
+                await _relay(resp, listener, sent)
+            except (ConnectionResetError, TimeoutError):
+                pass  # the client went away; nothing to tell it
+            finally:
+                streams.discard(resp)
+    return resp
+
+
+async def _relay(resp: EventSourceResponse, listener: Listener, sent: EventKey | None) -> None:
+    """Send live events until the client leaves, the app shuts down, or the listener overflows."""
+    closed = asyncio.create_task(resp.wait(), name="sse-closed")  # ping task ends: shutdown or client gone
+    pump = asyncio.create_task(_pump(resp, listener, sent), name="sse-pump")
+    try:
+        await asyncio.wait((closed, pump), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        await cancel_and_wait((closed, pump), timeout=1.0)
+
+
+async def _pump(resp: EventSourceResponse, listener: Listener, sent: EventKey | None) -> None:
+    with contextlib.suppress(ConnectionResetError, TimeoutError):
+        while True:
+            try:
+                event = await listener.next()
+            except ListenerOverflow:
+                log.info("SSE client fell behind; closing its stream so that it reconnects and replays")
+                return
+            key = event_key(event.id)
+            if key is None or (sent is not None and key <= sent):
+                continue  # published before the snapshot or the replay, which covered it
+            await _send(resp, event)
+            sent = key
+
+
+async def _send(resp: EventSourceResponse, event: BotEvent) -> None:
+    await resp.send(jsonutil.dumps(event.data).decode(), event=event.event, id=event.id)
+
+
+def _later(sent: EventKey | None, event_id: str) -> EventKey | None:
+    key = event_key(event_id)
+    if key is None:
+        return sent
+    return key if sent is None or key > sent else sent
