@@ -121,6 +121,7 @@ async def test_ticker_and_premium_index(public_exchange: Exchange, sim: SimContr
     await sim.push_klines("ETHUSDT", "1m", flat_candles(start, [2000.0, 2050.5]))
     ticker = await public_exchange.fetch_ticker(ETH)
     assert ticker["last"] == 2050.5
+    assert ticker["open"] == 2000.0 and ticker["change"] == 50.5 and ticker["baseVolume"] == 2.0
     mark = await public_exchange.fapiPublicGetPremiumIndex({"symbol": "ETHUSDT"})
     assert mark["markPrice"] == "2050.5"
 

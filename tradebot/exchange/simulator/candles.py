@@ -102,11 +102,22 @@ class ManualHistory:
     def __init__(self) -> None:
         self._series: dict[tuple[str, str], list[Candle]] = {}
         self.last_close: dict[str, Decimal] = {}
+        self._last_interval: dict[str, str] = {}
 
     def append(self, symbol: str, interval: str, candle: Candle) -> None:
         # Kept even when its time is out of order or far from the wall clock: tests replay history.
         self._series.setdefault((symbol, interval), []).append(candle)
         self.last_close[symbol] = candle.close
+        self._last_interval[symbol] = interval
+
+    def recent(self, symbol: str, window_ms: int) -> list[Candle]:
+        """The candles of the series pushed to last, opened within `window_ms` before its last one."""
+        interval = self._last_interval.get(symbol)
+        if interval is None:
+            return []
+        series = self._series[(symbol, interval)]
+        cutoff = series[-1].open_time - window_ms
+        return [c for c in series[-2000:] if c.open_time > cutoff]  # a day of 1m candles is 1,440
 
     def series(self, symbol: str, interval: str) -> list[Candle]:
         return self._series.get((symbol, interval), [])

@@ -88,6 +88,11 @@ async def create_account(request: web.Request) -> web.Response:
 
 @routes.post("/_sim/klines")
 async def push_klines(request: web.Request) -> web.Response:
+    """Appends closed candles, streams each as a final kline and moves the price to the last close.
+
+    Meant for manual mode; in random-walk mode a push is kept and streamed too, but the REST history
+    stays the walk's and the walk's next step moves the price again.
+    """
     sim = request.app[SIMULATOR]
     body = await _json_object(request)
     symbol = body.get("symbol")

@@ -73,11 +73,12 @@ class Simulator:
 
     def ticker(self, symbol: str) -> dict[str, Any]:
         now = self.clock()
+        day_ms = 86_400_000
         if self.mode == "manual":
-            window: list[Candle] = []
+            window = self.manual.recent(symbol, day_ms)
         else:
             # The last 24 hours of simulated time, forming candle included.
-            window = self.walk.candles(symbol, "1m")[-(86_400_000 // BASE_INTERVAL_MS) :]
+            window = self.walk.candles(symbol, "1m")[-(day_ms // BASE_INTERVAL_MS) :]
         return wire.ticker_24hr(symbol, window, self.engine.prices[symbol], now)
 
     def push_candles(self, symbol: str, interval: str, candles: Iterable[Candle]) -> int:
