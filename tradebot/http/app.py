@@ -16,6 +16,7 @@ from tradebot.http import (
     auth_routes,
     bot_routes,
     bots_app,
+    markets_routes,
     ops_routes,
     sse_routes,
     trade_routes,
@@ -41,6 +42,7 @@ def all_routes() -> RouteTable:
     table.extend(bot_routes.routes)
     table.extend(sse_routes.routes)
     table.extend(trade_routes.routes)
+    table.extend(markets_routes.routes)
     return table
 
 
@@ -69,6 +71,8 @@ def create_app(
     app.cleanup_ctx.append(_redis(redis_url))
     app.cleanup_ctx.append(accounts_context)  # services, AUTHENTICATOR; needs DB and REDIS
     bots_app.install(app)  # BOT_EVENTS, the bots service, SSE streams closed on shutdown
+    if settings.exchange_url or settings.env != "test":  # MARKET_CACHE; test apps without a simulator skip it
+        app.cleanup_ctx.append(markets_routes.market_cache_ctx)
     for ctx in extra_contexts or []:
         app.cleanup_ctx.append(ctx)
     return app
