@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 STREAM_MAXLEN = 1000  # events kept per bot for Last-Event-ID replay
 LISTENER_QUEUE = 256  # a listener this far behind is dropped; its client reconnects and replays
+# How long `listen` waits for the replica's subscription to be confirmed before going on without it
+# (Redis away: the stream then serves its snapshot and replay, and live events once it is back).
+SUBSCRIBE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ class BotEvents:
         self._listeners: dict[int, set[_Listener]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        # Set while Redis has confirmed the subscription: only then is no published event missed.
+        self._subscribed = asyncio.Event()
 
     @property
     def channel(self) -> str:
@@ -109,6 +114,12 @@ class BotEvents:
         listener = _Listener()
         self._listeners[bot_id].add(listener)
         try:
+            if not self._subscribed.is_set():
+                # The first listener starts the subscription; an event published before Redis has
+                # confirmed it would be lost, and a snapshot taken now would not cover it.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(SUBSCRIBE_WAIT_S):
+                        await self._subscribed.wait()
             yield listener
         finally:
             group = self._listeners.get(bot_id)
@@ -128,12 +139,15 @@ class BotEvents:
         """One pub/sub connection per replica; reconnects until closed."""
         backoff = 0.1
         while not self._closed.is_set():
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 backoff = 0.1
                 async for message in pubsub.listen():
-                    if message.get("type") != "message":
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        self._subscribed.set()  # Redis has processed the SUBSCRIBE
+                    if kind != "message":
                         continue
                     self._fan_out(message["data"])
             except asyncio.CancelledError:
@@ -143,6 +157,7 @@ class BotEvents:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
+                self._subscribed.clear()
                 with contextlib.suppress(OSError, aioredis.RedisError):
                     await pubsub.aclose()
 
