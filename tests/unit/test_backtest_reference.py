@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tradebot.strategies import EmaCrossParams, ema_cross_signals
+from tradebot.strategies import EmaCrossParams, backtest, ema_cross_signals
 from tradebot.strategies.backtest import BacktestSettings, ExitReason, simulate
 from tradebot.strategies.base import NO_TARGET, signal_sequence
 from tradebot.strategies.candles import Candles
@@ -216,3 +217,29 @@ def test_run_backtest_summary_is_consistent_with_trades() -> None:
     assert r.equity[-1] == r.final_balance
     reasons = set(r.trades.exit_reason.tolist())
     assert {ExitReason.SIGNAL, ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT} <= reasons
+
+
+@settings(max_examples=150, deadline=None)
+@given(candles=market(), s=backtest_settings, period=st.integers(2, 12), chunk=st.sampled_from([1, 2, 3, 7, 16]))
+def test_engine_matches_reference_across_chunk_boundaries(
+    candles: Candles, s: BacktestSettings, period: int, chunk: int
+) -> None:
+    """The engine streams bars in chunks of backtest.CHUNK; tiny chunks put every kind of event on a
+    chunk boundary."""
+    target = ema_cross_signals(candles.close, EmaCrossParams(period, True)).target
+    with mock.patch.object(backtest, "CHUNK", chunk):
+        assert_matches_reference(candles, target, s)
+
+
+def test_engine_matches_reference_on_a_long_series() -> None:
+    """200,000 bars: several real chunks, every exit reason, long and short."""
+    rng = np.random.default_rng(11)
+    n = 200_000
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.004, n)))
+    open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0.0, 0.001, n))
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0.0, 0.003, n)))
+    low = np.minimum(open_, close) / (1 + np.abs(rng.normal(0.0, 0.003, n)))
+    candles = Candles.from_arrays(np.arange(n) * 60_000, open_, high, low, close)
+    target = ema_cross_signals(close, EmaCrossParams(30, True)).target
+    s = BacktestSettings(fee_rate=0.0004, slippage_bps=1, leverage=2, stop_loss_pct=1.0, take_profit_pct=1.5)
+    assert_matches_reference(candles, target, s)

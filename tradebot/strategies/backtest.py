@@ -37,15 +37,17 @@ cumulative product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from tradebot.strategies.base import NO_TARGET, ParameterError, float_param
 from tradebot.strategies.candles import Candles
+from tradebot.strategies.metrics import CHUNK, EquityStats, EquitySummary
 
 __all__ = [
     "BacktestSettings",
@@ -129,17 +131,14 @@ class TradeLog:
 
 @dataclass(frozen=True, slots=True)
 class Simulation:
-    """The engine's output: trades, per-bar mark-to-market equity and exposure."""
+    """The engine's output: trades, per-bar mark-to-market equity, its statistics and exposure."""
 
     settings: BacktestSettings
     trades: TradeLog
     equity: FloatArray  # at each bar's close; equity[-1] == final_balance
     final_balance: float
     bars_in_position: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-_EMPTY_I: Final = np.empty(0, dtype=np.int64)
+    equity_summary: EquitySummary
 
 
 def held_positions(target: NDArray[np.int8]) -> NDArray[np.int8]:
@@ -154,10 +153,54 @@ def held_positions(target: NDArray[np.int8]) -> NDArray[np.int8]:
     return pos
 
 
+def _position_changes(target: NDArray[np.int8]) -> tuple[IntArray, NDArray[np.int8]]:
+    """Bars where the held position (see :func:`held_positions`) changes, and the new position
+    there; computed chunk by chunk without bar-sized temporaries."""
+    n = target.shape[0]
+    found: list[IntArray] = []
+    held = np.empty(min(CHUNK, max(n - 1, 0)), dtype=np.int8)
+    changed = np.empty(held.shape[0], dtype=np.bool_)
+    prev = 0  # flat during bar 0
+    for a in range(1, n, CHUNK):  # bars a..b-1 hold target[a-1..b-2]
+        b = min(n, a + CHUNK)
+        m = b - a
+        h = held[:m]
+        src = target[a - 1 : b - 1]
+        np.copyto(h, src)
+        h[src == NO_TARGET] = 0
+        ch = changed[:m]
+        ch[0] = h[0] != prev
+        np.not_equal(h[1:], h[:-1], out=ch[1:])
+        idx = np.flatnonzero(ch)
+        if idx.size:
+            found.append(idx + a)
+        prev = int(h[-1])
+    starts = np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+    dirs = target[starts - 1].copy()
+    dirs[dirs == NO_TARGET] = 0
+    return starts, dirs
+
+
+def _chunks_of_segments(seg_start: IntArray, n: int) -> Iterator[tuple[int, int, int, int, IntArray]]:
+    """For piecewise-constant data with segments starting at ``seg_start`` (``seg_start[0] == 0``,
+    increasing): yields ``(a, b, i0, i1, lengths)`` per chunk of bars ``[a, b)``, where segments
+    ``i0..i1-1`` cover the chunk with ``lengths`` bars each."""
+    for a in range(0, n, CHUNK):
+        b = min(n, a + CHUNK)
+        i0 = int(np.searchsorted(seg_start, a, side="right")) - 1
+        i1 = int(np.searchsorted(seg_start, b, side="left"))
+        edges = np.empty(i1 - i0 + 1, dtype=np.int64)
+        edges[0] = a
+        edges[1:-1] = seg_start[i0 + 1 : i1]
+        edges[-1] = b
+        yield a, b, i0, i1, np.diff(edges)
+
+
 def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSettings) -> Simulation:
     """Runs the accounting described in the module docstring for the per-candle ``target`` codes
     (``Target`` values or ``NO_TARGET``, one per candle, decided at that candle's close)."""
     n = len(candles)
+    target = np.asarray(target, dtype=np.int8)
     if target.shape != (n,):
         raise ValueError(f"target has shape {target.shape}, expected ({n},)")
     o, c = candles.open, candles.close
@@ -167,56 +210,72 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
     bal0 = float(settings.initial_balance)
 
     # --- Trades from the signal: maximal runs of a constant, non-flat held position.
-    pos = held_positions(np.asarray(target, dtype=np.int8))
-    starts = np.flatnonzero(pos[1:] != pos[:-1]) + 1 if n > 1 else _EMPTY_I
-    ends = np.empty_like(starts)
-    ends[:-1] = starts[1:]
-    if ends.size:
-        ends[-1] = n
-    dirs = pos[starts]
+    starts, dirs = _position_changes(target)
     in_pos = dirs != 0
     entry_bar = starts[in_pos]
-    run_end = ends[in_pos]  # bar whose open closes the position on signal (n: still open at the end)
+    # The run of a trade ends where the next run starts (or at n: still open after the last bar).
+    run_end = np.empty_like(starts)
+    run_end[:-1] = starts[1:]
+    if run_end.size:
+        run_end[-1] = n
+    run_end = run_end[in_pos]
     side_i8 = dirs[in_pos]
     side = side_i8.astype(np.float64)
+    k = entry_bar.shape[0]
 
-    entry_px = o[entry_bar] * (1.0 + side * slip)
+    entry_px = o[entry_bar]
+    if slip:
+        entry_px *= 1.0 + side * slip
+    # Signal exits at the open of run_end; only the last trade can run to the end instead.
+    open_at_end = bool(k) and int(run_end[-1]) == n
     exit_bar = run_end.copy()
-    reason = np.full(entry_bar.shape[0], ExitReason.SIGNAL, dtype=np.int8)
-    at_end = run_end == n
-    reason[at_end] = ExitReason.END
-    exit_bar[at_end] = n - 1
-    trigger_px = np.empty_like(entry_px)  # exit price before slippage
-    trigger_px[~at_end] = o[run_end[~at_end]]
-    trigger_px[at_end] = c[n - 1] if n else 0.0
-    exit_slip = np.where(at_end, 0.0, slip)
+    reason = np.zeros(k, dtype=np.int8)  # ExitReason.SIGNAL
+    if open_at_end:
+        exit_bar[-1] = n - 1
+        reason[-1] = ExitReason.END
+    trigger_px = o[np.minimum(run_end, n - 1)]  # exit price before slippage
+    if open_at_end:
+        trigger_px[-1] = c[n - 1]
 
     sl_pct, tp_pct = settings.stop_loss_pct, settings.take_profit_pct
-    if entry_bar.size and (sl_pct is not None or tp_pct is not None):
-        _apply_stops(
-            candles, starts, dirs, in_pos, entry_bar, run_end, side, entry_px, slip,
-            sl_pct, tp_pct, exit_bar, reason, trigger_px, exit_slip,
-        )  # fmt: skip
-    exit_px = trigger_px * (1.0 - side * exit_slip)
+    if k and (sl_pct is not None or tp_pct is not None):
+        _apply_stops(candles, starts, dirs, entry_bar, run_end, side, entry_px, sl_pct, tp_pct,
+                     exit_bar, reason, trigger_px)  # fmt: skip
+    exit_px = trigger_px
+    if slip:
+        exit_px = trigger_px * (1.0 - side * slip)
+        if k and reason[-1] == ExitReason.END:
+            exit_px[-1] = trigger_px[-1]  # a valuation at the last close, not a market order
 
     # --- Balances: balance_after_i = balance_before_i * m_i.
     rel = exit_px / entry_px
-    m = 1.0 + phi * (side * (rel - 1.0) - fee * (1.0 + rel))
+    m = rel - 1.0
+    m *= side
+    m -= fee * (1.0 + rel)
+    m *= phi
+    m += 1.0
     ruined = np.flatnonzero(m <= 0.0)
     if ruined.size:  # the balance is gone after that trade: no later entries
         keep = int(ruined[0]) + 1
         entry_bar, exit_bar, side_i8, side = entry_bar[:keep], exit_bar[:keep], side_i8[:keep], side[:keep]
         entry_px, exit_px, reason, m = entry_px[:keep], exit_px[:keep], reason[:keep], m[:keep]
-    bal_after = bal0 * np.cumprod(m)
+        k = keep
+    bal_after = np.cumprod(m)
+    bal_after *= bal0
     bal_before = np.empty_like(bal_after)
-    if bal_before.size:
+    if k:
         bal_before[0] = bal0
         bal_before[1:] = bal_after[:-1]
-    amount = bal_before * phi / entry_px
-    entry_fee = fee * amount * entry_px
-    exit_fee = fee * amount * exit_px
-    pnl = side * amount * (exit_px - entry_px) - entry_fee - exit_fee
-    final_balance = float(bal_after[-1]) if bal_after.size else bal0
+    amount = bal_before * (phi / entry_px)
+    entry_notional = amount * entry_px
+    exit_notional = amount * exit_px
+    entry_fee = fee * entry_notional
+    exit_fee = fee * exit_notional
+    pnl = exit_notional - entry_notional
+    pnl *= side
+    pnl -= entry_fee
+    pnl -= exit_fee
+    final_balance = float(bal_after[-1]) if k else bal0
 
     trades = TradeLog(
         entry_bar=entry_bar,
@@ -232,37 +291,37 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
         exit_reason=reason,
     )
 
-    # --- Bars held: a signal exit happens at the open of exit_bar (not held during it); a stop
-    # happens inside exit_bar (held during it); an end exit after the last close.
-    on_signal = reason == ExitReason.SIGNAL
-    held_until = np.where(on_signal, exit_bar, exit_bar + 1)  # exclusive, for exposure
-    bars_in_position = int(np.sum(held_until - entry_bar))
-    # Closes at which the position is still open: up to exit_bar for signal exits, exit_bar - 1
-    # for stops, through the last close for an end exit.
-    open_until = np.where(reason == ExitReason.END, n, exit_bar)
+    # --- Bars held: a signal exit happens at the open of exit_bar (not held during it); a stop or
+    # an end exit happens inside / after exit_bar (held during it).
+    not_signal = reason != ExitReason.SIGNAL
+    bars_in_position = int(np.sum(exit_bar - entry_bar)) + int(np.count_nonzero(not_signal))
+    # Closes at which the position is open: before exit_bar for signal exits and stops, through
+    # the last close for an end exit.
+    open_until = exit_bar
+    if k and reason[-1] == ExitReason.END:
+        open_until = exit_bar.copy()
+        open_until[-1] = n
 
-    equity = _equity_curve(c, bal0, entry_bar, open_until, side * amount, bal_before - entry_fee, entry_px, bal_after)
-    if n:
-        equity[-1] = final_balance
-    return Simulation(settings, trades, equity, final_balance, bars_in_position)
+    qty = side * amount
+    equity, summary = _equity_curve(
+        c, bal0, entry_bar, open_until, qty, bal_before - entry_fee - qty * entry_px, bal_after, final_balance
+    )
+    return Simulation(settings, trades, equity, final_balance, bars_in_position, summary)
 
 
 def _apply_stops(
     candles: Candles,
     starts: IntArray,
     dirs: NDArray[np.int8],
-    in_pos: NDArray[np.bool_],
     entry_bar: IntArray,
     run_end: IntArray,
     side: FloatArray,
     entry_px: FloatArray,
-    slip: float,
     sl_pct: float | None,
     tp_pct: float | None,
     exit_bar: IntArray,
     reason: NDArray[np.int8],
     trigger_px: FloatArray,
-    exit_slip: FloatArray,
 ) -> None:
     """Finds each trade's first stop-loss / take-profit bar and rewrites its exit in place."""
     n = len(candles)
@@ -277,23 +336,29 @@ def _apply_stops(
         take = np.where(long, inf, -inf)
     else:
         take = entry_px * (1.0 + side * (tp_pct / 100.0))
-    # Per-bar thresholds: a bar hits when low <= low_level or high >= high_level. For a long the
-    # low side is the stop and the high side the take-profit; for a short the other way round.
-    low_level = np.where(long, stop, take)
-    high_level = np.where(long, take, stop)
-    run_len = np.diff(np.concatenate((starts, [n]))) if starts.size else _EMPTY_I
-    lead = int(starts[0]) if starts.size else n  # bars before the first position change (flat)
-    low_vals = np.full(dirs.shape[0], -inf)
-    high_vals = np.full(dirs.shape[0], inf)
-    low_vals[in_pos] = low_level
-    high_vals[in_pos] = high_level
-    per_bar_low = np.concatenate((np.full(lead, -inf), np.repeat(low_vals, run_len)))
-    per_bar_high = np.concatenate((np.full(lead, inf), np.repeat(high_vals, run_len)))
-    hit = lo <= per_bar_low
-    hit |= hi >= per_bar_high
-    hit_bars = np.flatnonzero(hit)
-    if not hit_bars.size:
+    # Per-segment thresholds: a bar hits when low <= low_level or high >= high_level. For a long
+    # the low side is the stop and the high side the take-profit; for a short the other way round.
+    # Flat segments get levels no price reaches.
+    in_pos = dirs != 0
+    seg_start = np.concatenate(([0], starts))
+    levels = np.empty((seg_start.shape[0], 2))
+    levels[:, 0] = -inf
+    levels[:, 1] = inf
+    levels[1:][in_pos, 0] = np.where(long, stop, take)
+    levels[1:][in_pos, 1] = np.where(long, take, stop)
+    found: list[IntArray] = []
+    hit = np.empty(min(CHUNK, n), dtype=np.bool_)
+    for a, b, i0, i1, lengths in _chunks_of_segments(seg_start, n):
+        per_bar = np.repeat(levels[i0:i1], lengths, axis=0)
+        h = hit[: b - a]
+        np.less_equal(lo[a:b], per_bar[:, 0], out=h)
+        h |= hi[a:b] >= per_bar[:, 1]
+        idx = np.flatnonzero(h)
+        if idx.size:
+            found.append(idx + a)
+    if not found:
         return
+    hit_bars = np.concatenate(found)
     j = np.searchsorted(hit_bars, entry_bar)
     first = hit_bars[np.minimum(j, hit_bars.size - 1)]
     stopped = (j < hit_bars.size) & (first < run_end)
@@ -308,11 +373,9 @@ def _apply_stops(
     gap_tp = np.where(is_long, ok >= tp, ok <= tp)
     touch_sl = np.where(is_long, lo[k] <= sl, hi[k] >= sl)
     by_sl = gap_sl | (~gap_tp & touch_sl)
-    price = np.where(gap_sl | gap_tp, ok, np.where(by_sl, sl, tp))
     exit_bar[idx] = k
     reason[idx] = np.where(by_sl, ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT)
-    trigger_px[idx] = price
-    exit_slip[idx] = slip
+    trigger_px[idx] = np.where(gap_sl | gap_tp, ok, np.where(by_sl, sl, tp))
 
 
 def _equity_curve(
@@ -321,12 +384,13 @@ def _equity_curve(
     entry_bar: IntArray,
     open_until: IntArray,
     qty: FloatArray,
-    cash_in_trade: FloatArray,
-    entry_px: FloatArray,
+    base_in_trade: FloatArray,
     bal_after: FloatArray,
-) -> FloatArray:
-    """Mark-to-market equity per close: ``base + qty * close`` with piecewise-constant ``base`` and
-    ``qty`` that change at entries (bar ``entry_bar``) and exits (bar ``open_until``)."""
+    final_balance: float,
+) -> tuple[FloatArray, EquitySummary]:
+    """Mark-to-market equity per close, ``base + qty * close`` with piecewise-constant ``base`` and
+    ``qty`` that change at entries (bar ``entry_bar``) and exits (bar ``open_until``), and its
+    statistics, chunk by chunk while each chunk is in cache."""
     n = close.shape[0]
     k = entry_bar.shape[0]
     # Events in time order: entry_0, exit_0, entry_1, exit_1, ... (an exit never precedes its
@@ -334,20 +398,25 @@ def _equity_curve(
     bars = np.empty(2 * k, dtype=np.int64)
     bars[0::2] = entry_bar
     bars[1::2] = open_until
-    # (base, qty) per segment, as one 2-column array so a single np.repeat spreads both.
-    vals = np.empty((2 * k + 1, 2))
+    vals = np.empty((2 * k + 1, 2))  # (base, qty) per segment
     vals[0] = (bal0, 0.0)
-    vals[1::2, 0] = cash_in_trade - qty * entry_px
+    vals[1::2, 0] = base_in_trade
     vals[1::2, 1] = qty
     vals[2::2, 0] = bal_after
     vals[2::2, 1] = 0.0
     keep = np.ones(2 * k, dtype=np.bool_)
     keep[:-1] = bars[:-1] != bars[1:]
     keep &= bars < n
-    bars = bars[keep]
+    seg_start = np.concatenate(([0], bars[keep]))
     vals = vals[np.concatenate(([True], keep))]
-    lengths = np.diff(np.concatenate(([0], bars, [n])))
-    per_bar = np.repeat(vals, lengths, axis=0)
-    equity: FloatArray = np.multiply(per_bar[:, 1], close)
-    equity += per_bar[:, 0]
-    return equity
+    equity = np.empty(n)
+    stats = EquityStats()
+    for a, b, i0, i1, lengths in _chunks_of_segments(seg_start, n):
+        per_bar = np.repeat(vals[i0:i1], lengths, axis=0)
+        out = equity[a:b]
+        np.multiply(per_bar[:, 1], close[a:b], out=out)
+        out += per_bar[:, 0]
+        if b == n:
+            out[-1] = final_balance
+        stats.update(out)
+    return equity, stats.summary()

@@ -3,7 +3,6 @@ downsampling used by the API and the CLI."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ from numpy.typing import NDArray
 from tradebot.strategies.backtest import BacktestSettings, Simulation, TradeLog, simulate
 from tradebot.strategies.base import Signals, get_strategy, timeframe_minutes
 from tradebot.strategies.candles import Candles
+from tradebot.strategies.metrics import max_drawdown_pct, sharpe_ratio
 
 __all__ = [
     "BacktestResult",
@@ -103,8 +103,8 @@ def summarize(
         return_pct=(sim.final_balance / bal0 - 1.0) * 100.0,
         trades_count=count,
         win_rate=float(np.count_nonzero(trades.pnl > 0.0)) / count if count else 0.0,
-        max_drawdown_pct=max_drawdown_pct(sim.equity),
-        sharpe=sharpe_ratio(sim.equity, periods_per_year(timeframe)),
+        max_drawdown_pct=sim.equity_summary.max_drawdown_pct,
+        sharpe=sim.equity_summary.sharpe(periods_per_year(timeframe)),
         exposure_pct=100.0 * sim.bars_in_position / n if n else 0.0,
         fees_paid=float(np.sum(trades.entry_fee) + np.sum(trades.exit_fee)),
         ts=candles.ts,
@@ -117,67 +117,6 @@ def summarize(
 def periods_per_year(timeframe: str) -> float:
     """Candles per year: ``365 * 24 * 60 / minutes``."""
     return 365.0 * 24.0 * 60.0 / timeframe_minutes(timeframe)
-
-
-_DD_BLOCK = 1024
-
-
-def max_drawdown_pct(equity: NDArray[np.float64]) -> float:
-    """Largest fall from a running peak, in percent of that peak (a positive number; 0 if none).
-
-    Blocked: a block whose maximum does not exceed the peak before it has that peak throughout, so
-    its worst point is its minimum; only blocks that make a new high need a running maximum."""
-    n = equity.shape[0]
-    if n == 0:
-        return 0.0
-    worst = 0.0
-    nb = n // _DD_BLOCK
-    peak_before_tail = -np.inf
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if nb:
-            blocks = equity[: nb * _DD_BLOCK].reshape(nb, _DD_BLOCK)
-            block_max = blocks.max(axis=1)
-            block_min = blocks.min(axis=1)
-            peak_before = np.empty(nb)
-            peak_before[0] = -np.inf
-            np.maximum.accumulate(block_max[:-1], out=peak_before[1:])
-            quiet = block_max <= peak_before
-            if quiet.any():
-                worst = max(worst, float(np.max(1.0 - block_min[quiet] / peak_before[quiet])))
-            rising = np.flatnonzero(~quiet)
-            sub = blocks[rising]
-            # One running maximum over the rising blocks in time order: every earlier value is at
-            # most the block's peak_before, so max(that, peak_before) is the true running peak.
-            run = np.maximum.accumulate(sub.reshape(-1)).reshape(sub.shape)
-            np.maximum(run, peak_before[rising, None], out=run)
-            worst = max(worst, float(np.max(1.0 - sub / run)))
-            peak_before_tail = float(block_max.max())
-        tail = equity[nb * _DD_BLOCK :]
-        if tail.shape[0]:
-            run = np.maximum.accumulate(tail)
-            np.maximum(run, peak_before_tail, out=run)
-            worst = max(worst, float(np.max(1.0 - tail / run)))
-    worst *= 100.0
-    return worst if math.isfinite(worst) and worst > 0.0 else 0.0
-
-
-def sharpe_ratio(equity: NDArray[np.float64], periods: float) -> float:
-    """Annualised Sharpe ratio of per-bar equity returns ``equity[t]/equity[t-1] - 1`` (risk-free
-    rate 0, sample standard deviation, times ``sqrt(periods)``); 0 when there are fewer than two
-    returns, when the deviation is 0, or when the equity is not positive throughout."""
-    n = equity.shape[0] - 1
-    if n < 2:
-        return 0.0
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        growth = equity[1:] / equity[:-1]  # 1 + return; same deviation as the returns
-        mean_growth = float(np.sum(growth)) / n
-        growth -= mean_growth
-        var = float(np.dot(growth, growth)) / (n - 1)
-    std = math.sqrt(var) if var >= 0.0 else math.nan
-    if not (math.isfinite(std) and std > 0.0) or not float(np.min(equity)) > 0.0:
-        return 0.0
-    ratio = (mean_growth - 1.0) / std * math.sqrt(periods)
-    return ratio if math.isfinite(ratio) else 0.0
 
 
 def downsample(
