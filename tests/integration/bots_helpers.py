@@ -96,8 +96,8 @@ async def seed_fills(
                 "INSERT INTO orders (bot_id, user_id, client_order_id, exchange_order_id, symbol, side, amount, "
                 "intent, signal_seq, fence_token, status, filled_amount, average_price, "
                 "created_at, updated_at) "
-                "VALUES ($1, $2, $3, $4, 'BTC/USDT:USDT', $5, 0.01, 'open_long', $6, 1, 'filled', 0.01, 100, "
-                "$7::timestamptz + make_interval(mins => $6), $7::timestamptz + make_interval(mins => $6)) "
+                "VALUES ($1, $2, $3, $4, 'BTC/USDT:USDT', $5, 0.01, 'open_long', $6::int, 1, 'filled', 0.01, 100, "
+                "$7::text::timestamptz + make_interval(mins => $6::int), $7::text::timestamptz + make_interval(mins => $6::int)) "
                 "RETURNING id",
                 bot_id, user.id, cid, f"ex{i}", "buy" if i % 2 == 0 else "sell", i, start,
             )
@@ -105,8 +105,8 @@ async def seed_fills(
                 await conn.fetchval(
                     "INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, "
                     "realized_pnl, client_order_id, created_at) "
-                    "VALUES ($1, $2, $3, 'BTC/USDT:USDT', $4, 100 + $5, 0.01, 0.0004, $5, $6, "
-                    "$7::timestamptz + make_interval(mins => $5)) RETURNING id",
+                    "VALUES ($1, $2, $3, 'BTC/USDT:USDT', $4, 100 + $5::int, 0.01, 0.0004, $5::int, $6, "
+                    "$7::text::timestamptz + make_interval(mins => $5::int)) RETURNING id",
                     bot_id, user.id, order_id, "buy" if i % 2 == 0 else "sell", i, cid, start,
                 )
             )
