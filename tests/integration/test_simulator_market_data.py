@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from itertools import pairwise
 
@@ -220,3 +221,24 @@ class TestRandomWalkStream:
         assert final["x"] is True and after["x"] is False
         assert after["t"] == final["t"] + MINUTE_MS and after["o"] == final["c"]
         assert any(e["x"] is False and e["t"] == final["t"] for e in events[:-2]) or len(events) == 2
+
+
+async def test_watch_ticker_and_two_symbols_on_one_connection(public_exchange: Exchange, sim: SimControl) -> None:
+    start = minute_floor(now_ms())
+    ticker_task = asyncio.create_task(public_exchange.watch_ticker(ETH))
+    btc_task = asyncio.create_task(public_exchange.watch_ohlcv(BTC, "1m"))
+    eth_task = asyncio.create_task(public_exchange.watch_ohlcv(ETH, "1m"))
+    for stream in ("ethusdt@miniTicker", "btcusdt@kline_1m", "ethusdt@kline_1m"):  # watch_ticker uses miniTicker
+        await eventually(functools.partial(_subscribed, sim, stream))
+    await sim.push_klines("ETHUSDT", "1m", flat_candles(start, [2000.0, 2100.0]))
+    await sim.push_klines("BTCUSDT", "1m", flat_candles(start, [60_000.0]))
+    ticker, btc, eth = await asyncio.wait_for(asyncio.gather(ticker_task, btc_task, eth_task), 5)
+    assert ticker["symbol"] == ETH and ticker["last"] == 2100.0
+    assert btc[-1][4] == 60_000.0 and eth[-1][4] in (2000.0, 2100.0)
+
+    await public_exchange.un_watch_ohlcv(BTC, "1m")
+    await eventually(lambda: _unsubscribed(sim, "btcusdt@kline_1m"))
+
+
+async def _unsubscribed(sim: SimControl, stream: str) -> bool:
+    return not sim.running.state.hub.has_subscribers(stream)
