@@ -35,3 +35,7 @@ class InvalidBotSettings(BotError):
     def __init__(self, errors: Sequence[tuple[str, str]]) -> None:
         super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
         self.errors = tuple(errors)  # (field, message) pairs
+
+
+class MarketsUnavailable(BotError):
+    """The market list could not be read (exchange and cache both away): the symbol cannot be checked."""

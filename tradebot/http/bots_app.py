@@ -16,10 +16,13 @@ from tradebot.bots.errors import (
     BotIsRunning,
     BotNotFound,
     InvalidBotSettings,
+    MarketsUnavailable,
 )
 from tradebot.bots.models import Market, SymbolResolver
 from tradebot.bots.service import BotService
+from tradebot.exchange.errors import ExchangeError
 from tradebot.http.appkeys import BOT_EVENTS, DB, REDIS, SETTINGS
+from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.problems import FieldError, Problem, conflict, not_found, validation_problem
 from tradebot.runtime.events import BotEvents
 
@@ -80,16 +83,29 @@ async def bot_events_context(app: web.Application) -> AsyncIterator[None]:
         await events.close()
 
 
-class _NoMarkets:
-    """Until a market list is wired in, every symbol is unknown (a 422, never a guess)."""
+class _AppMarkets:
+    """Symbols from the replica's market cache, looked up per call: the cache's context starts after
+    this one. A SYMBOLS resolver set on the app before startup takes its place (tests without an
+    exchange)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
 
     async def resolve(self, text: str) -> Market | None:
-        return None
+        override = self._app.get(SYMBOLS)
+        if override is not None:
+            return await override.resolve(text)
+        cache = self._app.get(MARKET_CACHE)
+        if cache is None:
+            raise MarketsUnavailable("no market cache on this replica")
+        try:
+            return await cache.resolve_symbol(text)
+        except ExchangeError as e:
+            raise MarketsUnavailable(str(e)) from e
 
 
 async def bots_context(app: web.Application) -> AsyncIterator[None]:
-    symbols = app.get(SYMBOLS) or _NoMarkets()
-    app[BOTS] = BotService(app[DB], app[REDIS], app[SETTINGS].redis_prefix, app[BOT_EVENTS], symbols)
+    app[BOTS] = BotService(app[DB], app[REDIS], app[SETTINGS].redis_prefix, app[BOT_EVENTS], _AppMarkets(app))
     yield
 
 
@@ -104,4 +120,6 @@ def problem_for(error: BotError) -> Problem:
         return conflict(error.detail)
     if isinstance(error, InvalidBotSettings):
         return validation_problem([FieldError(f, m) for f, m in error.errors])
+    if isinstance(error, MarketsUnavailable):
+        return Problem(503, "market data is unavailable right now; try again shortly", headers={"Retry-After": "5"})
     return Problem(400, "request refused")
