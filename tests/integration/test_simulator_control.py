@@ -101,7 +101,7 @@ async def test_switching_modes_changes_what_klines_serve(public_exchange: Exchan
     await sim.set_mode("random_walk", candle_seconds=0.2)
     walk = await public_exchange.fetch_ohlcv(ETH, "1m", limit=1000)
     assert len(walk) > 100  # the pre-generated history, forming candle last
-    forming = walk[-1][0]
+    forming = int(walk[-1][0])
 
     async def rolled() -> bool:
         return sim.running.state.walk.forming("ETHUSDT").open_time > forming

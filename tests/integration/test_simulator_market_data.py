@@ -6,6 +6,7 @@ import asyncio
 import functools
 import time
 from itertools import pairwise
+from typing import Any
 
 import aiohttp
 import ccxt.async_support as ccxt
@@ -200,27 +201,26 @@ class TestRandomWalkStream:
     async def test_updates_are_open_until_the_final_closed_kline_then_the_next_candle_starts(
         self, simulator: RunningSimulator
     ) -> None:
-        events: list[dict[str, object]] = []
+        events: list[dict[str, Any]] = []
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
         ):
             await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m", "btcusdt@kline_5m"], "id": 7})
             assert await ws.receive_json(timeout=5) == {"result": None, "id": 7}
-            closed_seen = False
-            while True:
+            # Read until two candles have closed: the second was watched from its opening to its close.
+            while sum(1 for e in events if e["x"]) < 2:
                 event = await ws.receive_json(timeout=5)
-                k = event["k"]
-                if k["i"] != "1m":
-                    continue
-                events.append(k)
-                if closed_seen:
-                    break
-                closed_seen = bool(k["x"])
-        final, after = events[-2], events[-1]
-        assert final["x"] is True and after["x"] is False
-        assert after["t"] == final["t"] + MINUTE_MS and after["o"] == final["c"]
-        assert any(e["x"] is False and e["t"] == final["t"] for e in events[:-2]) or len(events) == 2
+                if event["k"]["i"] == "1m":
+                    events.append(event["k"])
+        first_close = next(i for i, e in enumerate(events) if e["x"])
+        final = events[-1]
+        whole = events[first_close + 1 : -1]
+        assert whole and all(e["t"] == final["t"] and e["x"] is False for e in whole)
+        assert final["t"] == events[first_close]["t"] + MINUTE_MS
+        assert whole[0]["o"] == events[first_close]["c"] == final["o"]
+        closes = [float(e["c"]) for e in whole]
+        assert float(final["l"]) <= min(closes) and max(closes) <= float(final["h"])
 
 
 async def test_watch_ticker_and_two_symbols_on_one_connection(public_exchange: Exchange, sim: SimControl) -> None:
