@@ -26,6 +26,8 @@ from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
 from tradebot.services import ResolvedServices, ensure_database, resolve_services
 
+pytest_plugins = ("tests.simulator_fixtures", "tests.runtime_fixtures")
+
 TABLES = (
     "users, revoked_tokens, api_keys, bot_configs, bot_state, bot_ownership, orders, trades, backtests, "
     "candles, candle_coverage, job_runs"

@@ -8,59 +8,33 @@ sending it, and end with the same position as the exchange.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import numpy as np
 import pytest
-from aiohttp import web
 
 from tests.integration.runtime_helpers import (
     MINUTE,
     START_MS,
-    bot_status,
     candle_rows,
-    create_api_key,
-    create_bot,
-    create_user,
-    eventually,
     push_and_wait,
 )
-from tests.simulator_helpers import Credentials, SimControl
-from tradebot.config import Secrets, Settings
-from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import RUNTIME, runtime_context
-from tradebot.runtime.bot_runtime import BotRuntime, RuntimeTiming
+from tests.runtime_fixtures import Trader, manual_simulator, start_bot
+from tests.simulator_helpers import SimControl
+from tradebot.exchange.simulator import SimulatorConfig
+from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.strategies.base import NO_TARGET, Target
 from tradebot.strategies.candles import Candles
 from tradebot.strategies.ema_cross import EmaCrossParams, ema_cross_signals
 
-pytest_plugins = ("tests.simulator_fixtures",)
 
-FAST = RuntimeTiming(reconcile_interval_s=0.2, renew_interval_s=0.5, tick_interval_s=0.5)
+@pytest.fixture
+def simulator_config() -> SimulatorConfig:
+    return manual_simulator()
 
 # Crosses the EMA(5) up, down, up, down: four target changes with allow_short.
 CLOSES = [100.0, 100.0, 100.0, 100.0, 100.0, 104.0, 108.0, 103.0, 96.0, 92.0, 95.0, 101.0, 107.0, 109.0,
           100.0, 94.0, 93.0]
-
-
-@pytest.fixture
-def simulator_config() -> SimulatorConfig:
-    return SimulatorConfig(port=0, mode="manual", history_candles=0, seed=3)
-
-
-@pytest.fixture
-async def runtime_app(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
-    simulator: RunningSimulator,
-) -> AsyncIterator[web.Application]:
-    settings = settings.model_copy(update={"exchange_url": simulator.base_url, "runtime_enabled": True})
-    app = create_app(settings, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="replica-a",
-                     extra_contexts=[runtime_context(timing=FAST)])
-    await aiohttp_client(app)
-    yield app
 
 
 async def _orders(pool: asyncpg.Pool, bot_id: int) -> list[asyncpg.Record]:
@@ -92,14 +66,10 @@ def _expected_orders(closes: list[float], period: int, allow_short: bool) -> lis
 
 
 async def test_bot_trades_where_the_backtest_trades(
-    runtime_app: web.Application, pool: asyncpg.Pool, sim: SimControl, account: Credentials, test_secrets: Secrets
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader
 ) -> None:
-    runtime: BotRuntime = runtime_app[RUNTIME]
-    user = await create_user(pool)
-    key = await create_api_key(pool, user, account, test_secrets)
-    bot = await create_bot(pool, user, key, ema_period=5, allow_short=True)
-    runtime.poke()
-    await eventually(lambda: _is(pool, bot, "running"), what="the bot to run")
+    account = trader.creds
+    bot = await start_bot(pool, runtime, trader, ema_period=5, allow_short=True)
 
     latencies = []
     rows = candle_rows(CLOSES)
@@ -134,9 +104,5 @@ async def test_bot_trades_where_the_backtest_trades(
     assert state["daily_trades_count"] == len(orders)
     print(f"decision latency after push: median {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, "
           f"max {max(latencies) * 1000:.1f} ms")
-
-
-async def _is(pool: asyncpg.Pool, bot: int, status: str) -> bool:
-    return await bot_status(pool, bot) == status
 
 
