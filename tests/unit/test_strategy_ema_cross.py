@@ -3,7 +3,9 @@ candle; the live state serialises; the registry validates parameters."""
 
 from __future__ import annotations
 
+import importlib
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -213,3 +215,24 @@ def test_vectorised_face_through_the_protocol() -> None:
     sig = EMA_CROSS.signals(candles, EmaCrossParams(2))
     assert sig.target.tolist() == [NO_TARGET, Target.LONG, Target.LONG, Target.FLAT]
     assert sig.seq().tolist() == [0, 1, 1, 2]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=series(),
+    period=st.integers(2, 12),
+    allow_short=st.booleans(),
+    block=st.sampled_from([1, 2, 3, 7]),
+    chunk=st.sampled_from([1, 8, 40]),
+)
+def test_faces_agree_across_blocks_and_chunks(
+    data: tuple[list[float], list[int]], period: int, allow_short: bool, block: int, chunk: int
+) -> None:
+    """The EMA works in blocks and the vectorised face decides chunk by chunk; tiny blocks and
+    chunks put seeds, ties and changes on their edges. Both faces use the same block length."""
+    closes, ts = data
+    # (the package re-exports the function ema under the module's name, hence import_module)
+    ema_module = importlib.import_module("tradebot.strategies.ema")
+    with mock.patch.object(ema_module, "MAX_BLOCK", block), mock.patch.object(ema_module, "_CHUNK_ELEMENTS", chunk):
+        assert ema_module.default_block_len(period) <= block
+        assert_faces_agree(closes, ts, EmaCrossParams(period, allow_short))

@@ -405,10 +405,22 @@ def _equity_curve(
     vals[2::2, 0] = bal_after
     vals[2::2, 1] = 0.0
     keep = np.ones(2 * k, dtype=np.bool_)
-    keep[:-1] = bars[:-1] != bars[1:]
-    keep &= bars < n
-    seg_start = np.concatenate(([0], bars[keep]))
-    vals = vals[np.concatenate(([True], keep))]
+    np.not_equal(bars[:-1], bars[1:], out=keep[:-1])
+    if k and bars[-1] >= n:  # only the last exit can lie after the last bar
+        keep[-1] = False
+    if keep.all():
+        seg_start = np.empty(2 * k + 1, dtype=np.int64)
+        seg_start[0] = 0
+        seg_start[1:] = bars
+    else:
+        kept = np.flatnonzero(keep)
+        seg_start = np.empty(kept.shape[0] + 1, dtype=np.int64)
+        seg_start[0] = 0
+        seg_start[1:] = bars[kept]
+        rows = np.empty(kept.shape[0] + 1, dtype=np.int64)
+        rows[0] = 0
+        np.add(kept, 1, out=rows[1:])
+        vals = vals.take(rows, axis=0)
     equity = np.empty(n)
     stats = EquityStats()
     for a, b, i0, i1, lengths in _chunks_of_segments(seg_start, n):

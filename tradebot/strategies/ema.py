@@ -24,7 +24,7 @@ and a one-ulp difference would flip a decision between the live bot and its back
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -101,19 +101,37 @@ def _check_period(period: int) -> None:
         raise ValueError(f"EMA period must be an integer >= 2, got {period!r}")
 
 
-def ema(values: NDArray[Any], period: int, *, block_len: int | None = None) -> FloatArray:
+ChunkCallback = Callable[[int, int], None]
+
+
+def ema(
+    values: NDArray[Any],
+    period: int,
+    *,
+    block_len: int | None = None,
+    out: FloatArray | None = None,
+    on_chunk: ChunkCallback | None = None,
+) -> FloatArray:
     """EMA of ``values`` (any real 1-D array; converted to float64). NaN before index ``period-1``.
 
     Inputs must be finite (a NaN or infinity poisons every later value, as in any EMA); the candle
     loaders and :class:`EmaState` reject them. Runs in O(n) numpy operations plus one Python step
     per block of up to ``MAX_BLOCK`` elements.
+
+    ``out``, if given, receives the result (a float64 array of the input's length). ``on_chunk(start,
+    stop)``, if given, is called as soon as ``out[start:stop]`` is final (in
+    order, covering ``period - 1`` to ``n``), so a caller can consume each chunk while it is in
+    cache.
     """
     _check_period(period)
     x = np.ascontiguousarray(values, dtype=np.float64)
     if x.ndim != 1:
         raise ValueError(f"EMA input must be one-dimensional, got shape {x.shape}")
     n = x.shape[0]
-    out = np.empty(n, dtype=np.float64)
+    if out is None:
+        out = np.empty(n, dtype=np.float64)
+    elif out.shape != (n,) or out.dtype != np.float64:
+        raise ValueError(f"out must be a float64 array of shape ({n},)")
     if n < period:
         out.fill(np.nan)
         return out
@@ -123,13 +141,22 @@ def ema(values: NDArray[Any], period: int, *, block_len: int | None = None) -> F
     out[period - 1] = seed
     blen = default_block_len(period) if block_len is None else block_len
     tables = ema_tables(period, blen)
-    _ema_after_seed(x[period:], out[period:], seed, tables)
+    if on_chunk is not None:
+        on_chunk(period - 1, period)
+    _ema_after_seed(x[period:], out[period:], seed, tables, on_chunk, period)
     return out
 
 
-def _ema_after_seed(x: FloatArray, out: FloatArray, carry: float, tables: EmaTables) -> None:
+def _ema_after_seed(
+    x: FloatArray,
+    out: FloatArray,
+    carry: float,
+    tables: EmaTables,
+    on_chunk: ChunkCallback | None = None,
+    offset: int = 0,
+) -> None:
     """Fill ``out`` with the EMA of ``x`` continuing from the EMA value ``carry`` (blocks start at
-    ``x[0]``)."""
+    ``x[0]``); ``on_chunk`` gets the finished ranges shifted by ``offset``."""
     blen = tables.block_len
     w, h, g = tables.w, tables.h, tables.g
     g_last = float(g[-1])
@@ -153,6 +180,8 @@ def _ema_after_seed(x: FloatArray, out: FloatArray, carry: float, tables: EmaTab
             carry = block_sum * h_last + carry * g_last
         np.multiply(o, h, out=o)
         o += chunk_carries[:, None] * g
+        if on_chunk is not None:
+            on_chunk(offset + first * blen, offset + last * blen)
     start = full_blocks * blen
     if start < n:
         rest = n - start
@@ -161,6 +190,8 @@ def _ema_after_seed(x: FloatArray, out: FloatArray, carry: float, tables: EmaTab
         np.cumsum(o, out=o)
         o *= h[:rest]
         o += carry * g[:rest]
+        if on_chunk is not None:
+            on_chunk(offset + start, offset + n)
 
 
 @dataclass(frozen=True, slots=True)

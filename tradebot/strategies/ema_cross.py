@@ -173,32 +173,53 @@ def ema_cross_signals(close: NDArray[np.float64], params: EmaCrossParams) -> Sig
     """The vectorised face over an array of closes (finite and > 0)."""
     close = np.ascontiguousarray(close, dtype=np.float64)
     n = close.shape[0]
-    period = params.ema_period
-    values = ema(close, period)
+    values = np.empty(n)
     target = np.full(n, NO_TARGET, dtype=np.int8)
-    start = period - 1
-    if n <= start:
-        return Signals(values, target)
-    c = close[start:]
-    e = values[start:]
-    above = c > e
-    below = c < e
-    out = target[start:]
-    if params.allow_short:
-        np.subtract(above.view(np.int8), below.view(np.int8), out=out)
-    else:
-        out[:] = above.view(np.int8)
-    ties = np.flatnonzero(~(above | below))
-    if ties.size:
-        # A tie keeps the target of the candle before its run of ties (NO_TARGET at the start).
-        run_first = np.empty(ties.shape[0], dtype=np.bool_)
-        run_first[0] = True
-        np.not_equal(ties[1:], ties[:-1] + 1, out=run_first[1:])
-        run_start = np.maximum.accumulate(np.where(run_first, ties, 0))
-        source = run_start - 1
-        filled = np.where(source >= 0, out[np.maximum(source, 0)], np.int8(NO_TARGET))
-        out[ties] = filled
+    ema(close, params.ema_period, out=values, on_chunk=_ChunkDecider(close, values, target, params.allow_short))
     return Signals(values, target)
+
+
+class _ChunkDecider:
+    """Decides the targets of each chunk as soon as its EMA values are final (still in cache).
+
+    ``close > ema``: LONG; ``close < ema``: FLAT (SHORT with ``allow_short``); a tie keeps the
+    target of the candle before its run of ties (``NO_TARGET`` before any decision)."""
+
+    def __init__(
+        self, close: NDArray[np.float64], values: NDArray[np.float64], target: NDArray[np.int8], allow_short: bool
+    ) -> None:
+        self.close = close
+        self.values = values
+        self.target = target
+        self.allow_short = allow_short
+        self.carry = np.int8(NO_TARGET)  # the target on the candle before the current chunk
+        self.above = np.empty(0, dtype=np.bool_)
+        self.below = np.empty(0, dtype=np.bool_)
+
+    def __call__(self, start: int, stop: int) -> None:
+        m = stop - start
+        if self.above.shape[0] < m:
+            self.above = np.empty(m, dtype=np.bool_)
+            self.below = np.empty(m, dtype=np.bool_)
+        c = self.close[start:stop]
+        e = self.values[start:stop]
+        out = self.target[start:stop]
+        above = np.greater(c, e, out=self.above[:m])
+        below = np.less(c, e, out=self.below[:m])
+        if self.allow_short:
+            np.subtract(above.view(np.int8), below.view(np.int8), out=out)
+        else:
+            np.copyto(out, above.view(np.int8))
+        decided = np.logical_or(above, below, out=above)
+        ties = np.flatnonzero(~decided)
+        if ties.size:
+            run_first = np.empty(ties.shape[0], dtype=np.bool_)
+            run_first[0] = True
+            np.not_equal(ties[1:], ties[:-1] + 1, out=run_first[1:])
+            run_start = np.maximum.accumulate(np.where(run_first, ties, 0))
+            source = run_start - 1
+            out[ties] = np.where(source >= 0, out[np.maximum(source, 0)], self.carry)
+        self.carry = out[-1]
 
 
 class EmaCross:

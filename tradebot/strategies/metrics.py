@@ -82,7 +82,6 @@ class EquityStats:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             self._update_drawdown(x)
             self._update_returns(x)
-        self._min = min(self._min, float(x.min()))
 
     def _update_drawdown(self, x: FloatArray) -> None:
         # Blocked: a block whose maximum does not exceed the peak before it has that peak all
@@ -100,6 +99,7 @@ class EquityStats:
             if nb > 1:
                 np.maximum.accumulate(block_max[:-1], out=peak_before[1:])
                 np.maximum(peak_before[1:], peak, out=peak_before[1:])
+            self._min = min(self._min, float(block_min.min()))
             quiet = block_max <= peak_before
             if quiet.any():
                 worst = max(worst, float(np.max(1.0 - block_min[quiet] / peak_before[quiet])))
@@ -115,6 +115,7 @@ class EquityStats:
             peak = max(peak, float(block_max.max()))
         tail = x[nb * _DD_BLOCK :]
         if tail.shape[0]:
+            self._min = min(self._min, float(tail.min()))
             run = np.maximum.accumulate(tail)
             np.maximum(run, peak, out=run)
             np.divide(tail, run, out=run)
