@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tradebot.exchange.simulator.accounts import Account, Rejection
 from tradebot.exchange.simulator.auth import sign, verify_signed
 from tradebot.exchange.simulator.candles import (
     BASE_INTERVAL_MS,
@@ -16,7 +17,6 @@ from tradebot.exchange.simulator.candles import (
     aggregate,
     select_klines,
 )
-from tradebot.exchange.simulator.engine import Account, Rejection
 from tradebot.exchange.simulator.markets import market_spec
 
 D = Decimal

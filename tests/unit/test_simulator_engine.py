@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from tradebot.exchange.simulator.engine import Account, MatchingEngine, OrderRequest, Rejection
+from tradebot.exchange.simulator.accounts import Account, OrderRequest, Rejection
+from tradebot.exchange.simulator.engine import MatchingEngine
 from tradebot.exchange.simulator.markets import market_spec
 
 D = Decimal

@@ -1,6 +1,6 @@
 """A Binance USD-M futures-compatible exchange simulator (REST + websockets + a `/_sim/` control API).
 
-Pieces, each in its own module: `engine` (matching and accounts, pure), `candles` (histories and the
+Pieces, each in its own module: `accounts` (state dataclasses) and `engine` (matching, pure), `candles` (histories and the
 random walk, pure), `wire` (Binance JSON shapes), `auth` (signatures), `rest`, `streams`, `control`
 (the aiohttp routes), `state` (ties them together) and `app` (builds and runs the server).
 """

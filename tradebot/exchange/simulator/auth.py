@@ -7,7 +7,7 @@ import hmac
 from collections.abc import Mapping
 from urllib.parse import parse_qsl
 
-from tradebot.exchange.simulator.engine import Account, Rejection
+from tradebot.exchange.simulator.accounts import Account, Rejection
 
 API_KEY_HEADER = "X-MBX-APIKEY"
 MAX_RECV_WINDOW_MS = 60_000

@@ -10,10 +10,10 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.exchange.simulator import wire
+from tradebot.exchange.simulator.accounts import Account
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.candles import INTERVAL_MS, Candle
 from tradebot.exchange.simulator.config import MODES, ConfigError, parse_account
-from tradebot.exchange.simulator.engine import Account
 from tradebot.exchange.simulator.state import Simulator
 
 routes = web.RouteTableDef()

@@ -15,10 +15,10 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.exchange.simulator import wire
+from tradebot.exchange.simulator.accounts import Account, OrderRequest, Rejection
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.auth import API_KEY_HEADER, account_for_key, verify_signed
 from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVAL_MS, MAX_KLINES_LIMIT
-from tradebot.exchange.simulator.engine import Account, OrderRequest, Rejection
 from tradebot.exchange.simulator.state import Simulator
 
 Params = dict[str, str]

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradebot.exchange.simulator import wire
+from tradebot.exchange.simulator.accounts import ExecutionReport
 from tradebot.exchange.simulator.candles import (
     BASE_INTERVAL_MS,
     INTERVAL_MS,
@@ -25,7 +26,7 @@ from tradebot.exchange.simulator.candles import (
     select_klines,
 )
 from tradebot.exchange.simulator.config import Mode, SimulatorConfig
-from tradebot.exchange.simulator.engine import ExecutionReport, MatchingEngine
+from tradebot.exchange.simulator.engine import MatchingEngine
 from tradebot.exchange.simulator.markets import MarketSpec, market_spec
 from tradebot.exchange.simulator.streams import StreamHub
 

@@ -9,16 +9,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from tradebot.exchange.simulator.candles import Candle
-from tradebot.exchange.simulator.engine import (
+from tradebot.exchange.simulator.accounts import (
     SETTLEMENT_ASSET,
     Account,
     ExecutionReport,
     Fill,
-    MatchingEngine,
     Order,
     Position,
 )
+from tradebot.exchange.simulator.candles import Candle
+from tradebot.exchange.simulator.engine import MatchingEngine
 from tradebot.exchange.simulator.markets import MarketSpec, decimal_str
 
 Json = dict[str, Any]
