@@ -44,6 +44,8 @@ class Faults:
 
 
 class Simulator:
+    """The whole simulated exchange: markets, engine, price sources, streams, faults and listen keys."""
+
     def __init__(self, config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
         self.clock = clock
