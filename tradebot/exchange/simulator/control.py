@@ -156,6 +156,11 @@ def _iso(ms: int) -> str:
 
 @routes.get("/_sim/orders")
 async def list_orders(request: web.Request) -> web.Response:
+    """Every POST /fapi/v1/order that passed authentication, oldest first.
+
+    Requests refused before that (unknown key, bad signature, stale timestamp, an injected 503) are
+    absent: nothing proves they came from this key, and the engine never saw them.
+    """
     sim = request.app[SIMULATOR]
     account = _account_param(sim, request)
     out = []

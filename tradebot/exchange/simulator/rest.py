@@ -22,7 +22,7 @@ from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVAL_M
 from tradebot.exchange.simulator.state import Simulator
 
 Params = dict[str, str]
-Handler = Callable[[Simulator, Account | None, Params], Any]
+Handler = Callable[[Simulator, Account | None, Params], object]
 
 
 class Security(Enum):
