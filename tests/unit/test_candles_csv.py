@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
 
+import tradebot.strategies.candles as candles_module
 from tradebot.strategies.candles import Candle, CandleDataError, Candles, load_candles_csv, parse_candles_csv
 
 MS_CSV = """timestamp,open,high,low,close,volume
@@ -110,3 +112,37 @@ def test_from_arrays_and_from_candles() -> None:
         Candles.from_candles([])
     with pytest.raises(CandleDataError, match="shape"):
         Candles(np.zeros(2, np.int64), np.ones(2), np.ones(2), np.ones(2), np.ones(3), np.ones(2))
+
+
+@pytest.mark.parametrize(
+    "header", ["timestamp,open,high,low,close,volume\n", "volume,close,low,high,open,timestamp\n", ""]
+)
+def test_fast_numeric_parser_agrees_with_the_line_by_line_parser(header: str) -> None:
+    rng = np.random.default_rng(3)
+    n = 2000
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    open_ = np.concatenate(([100.0], close[:-1]))
+    high, low = np.maximum(open_, close) * 1.001, np.minimum(open_, close) * 0.999
+    ts = 1_700_000_000_000 + np.arange(n) * 60_000
+    reverse = header.startswith("volume")
+    rows = []
+    for i in range(n):
+        cells = [str(int(ts[i])), repr(float(open_[i])), repr(float(high[i])), repr(float(low[i])),
+                 repr(float(close[i])), "1.5"]  # fmt: skip
+        rows.append(",".join(reversed(cells) if reverse else cells))
+    text = header + "\n".join(rows) + "\n"
+    fast = candles_module._parse_numeric_fast(text)
+    assert fast is not None
+    with mock.patch.object(candles_module, "_parse_numeric_fast", return_value=None):
+        slow = parse_candles_csv(text)
+    for name in ("ts", "open", "high", "low", "close", "volume"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(slow, name))
+    assert fast.close.tolist() == close.tolist()
+
+
+def test_fast_parser_defers_to_the_line_by_line_parser_for_errors() -> None:
+    # A blank line in the middle: the error's line number must count it.
+    text = MS_CSV.replace("\n1704070800000", "\n\n1704070800000") + "1704078000000,1,1,2,1,1\n"
+    assert candles_module._parse_numeric_fast(text) is None
+    with pytest.raises(CandleDataError, match="line 6: low is above open or close"):
+        parse_candles_csv(text)

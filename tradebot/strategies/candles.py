@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,10 +122,11 @@ class Candles:
         for i in range(len(self)):
             yield self.candle(i)
 
-    def validate(self, *, first_line: int = 1) -> None:
+    def validate(self, *, first_line: int = 1, line_numbers: Sequence[int] | None = None) -> None:
         """Raises :class:`CandleDataError` naming the first bad candle: prices must be finite and
         > 0, ``low <= min(open, close) <= max(open, close) <= high``, volume finite and >= 0,
-        timestamps >= 0, below 1e14 (milliseconds) and strictly increasing (gaps are allowed)."""
+        timestamps >= 0, below 1e14 (milliseconds) and strictly increasing (gaps are allowed).
+        The message names line ``line_numbers[i]`` (default ``first_line + i``) for candle ``i``."""
         if len(self) == 0:
             raise CandleDataError("no candles")
         o, h, lo, c, v, ts = self.open, self.high, self.low, self.close, self.volume, self.ts
@@ -145,7 +147,8 @@ class Candles:
                 first_bad = (int(bad[0]), message)
         if first_bad is not None:
             i, message = first_bad
-            raise CandleDataError(f"line {first_line + i}: {message} ({self._describe(i)})")
+            line = line_numbers[i] if line_numbers is not None else first_line + i
+            raise CandleDataError(f"line {line}: {message} ({self._describe(i)})")
 
     def _describe(self, i: int) -> str:
         return (
@@ -181,7 +184,14 @@ def parse_candles_csv(text: str) -> Candles:
     - ``timestamp`` is either integer milliseconds since the epoch or an ISO 8601 time
       (``2024-01-02T03:04:00Z``, ``2024-01-02 03:04:00``, with an offset or naive = UTC).
     - Blank lines are skipped. Any other bad row raises :class:`CandleDataError` naming the line.
+
+    Files of plain numbers (millisecond timestamps) are read by numpy's C parser; anything it
+    cannot read, or data that fails validation, goes through the line-by-line parser, which gives
+    the precise error.
     """
+    fast = _parse_numeric_fast(text)
+    if fast is not None:
+        return fast
     rows = [(i + 1, row) for i, row in enumerate(csv.reader(io.StringIO(text))) if _non_blank(row)]
     if not rows:
         raise CandleDataError("the file is empty (expected columns " + ",".join(COLUMNS) + ")")
@@ -213,7 +223,52 @@ def parse_candles_csv(text: str) -> Candles:
                 values[col - 1, k] = float(cell)
             except ValueError:
                 raise CandleDataError(f"line {line}: column {COLUMNS[col]!r} is not a number: {cell!r}") from None
-    return Candles.from_arrays(ts, *values, first_line=rows[0][0])
+    candles = Candles.from_arrays(ts, *values, validate=False)
+    candles.validate(line_numbers=[line for line, _ in rows])
+    return candles
+
+
+def _parse_numeric_fast(text: str) -> Candles | None:
+    """numpy's C parser for the common case: a header (or none) on the first line, then only plain
+    numbers with integral millisecond timestamps. ``None`` when that does not apply or the data is
+    invalid (the slow path then explains why)."""
+    newline = text.find("\n")
+    first = (text if newline < 0 else text[:newline]).strip()
+    if not first:
+        return None
+    cells = [cell.strip().lower() for cell in first.split(",")]
+    if _is_number(cells[0]):
+        skip, index = 0, list(range(len(COLUMNS)))
+    elif all(name in cells for name in COLUMNS):
+        skip, index = 1, [cells.index(name) for name in COLUMNS]
+    else:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data" for a header-only file
+            table = np.loadtxt(
+                io.StringIO(text),
+                delimiter=",",
+                skiprows=skip,
+                usecols=index,
+                dtype=np.float64,
+                comments=None,
+                ndmin=2,
+            )
+    except ValueError:
+        return None
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if table.shape[0] == 0 or table.shape[0] != lines - skip:
+        return None  # blank lines: the slow path numbers the lines exactly
+    ts = table[:, 0]
+    if not (np.all(np.isfinite(ts)) and np.all(ts >= 0) and np.all(ts == np.floor(ts)) and np.all(ts < _MAX_MS)):
+        return None
+    candles = Candles.from_arrays(ts.astype(np.int64), *table[:, 1:].T, validate=False)
+    try:
+        candles.validate(first_line=1 + skip)
+    except CandleDataError:
+        return None
+    return candles
 
 
 def _non_blank(row: list[str]) -> bool:
