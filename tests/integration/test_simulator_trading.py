@@ -224,6 +224,12 @@ async def test_fail_next_requests_then_success_and_latency(
     with pytest.raises(ccxt.NetworkError):
         await private_exchange.fetch_positions([BTC])
 
+    await sim.faults(rate_limit_next_requests=1)
+    with pytest.raises(ccxt.DDoSProtection) as limited:
+        await private_exchange.fetch_balance()
+    assert isinstance(errors.translate(limited.value), errors.Retryable)
+    assert (await private_exchange.fetch_balance())["USDT"]["total"] == 10_000
+
     await sim.faults(latency_ms=300)
     started = time.monotonic()
     await private_exchange.fetch_time()

@@ -186,3 +186,16 @@ def test_audit_keeps_every_request_in_order() -> None:
         ("b", -2022),
     ]
     assert account.audit[0].order_id is not None and account.audit[1].order_id is None
+
+
+def test_binance_rule_refuses_a_client_order_id_only_while_its_order_is_open() -> None:
+    engine, account = make_engine()
+    engine.reuse_closed_client_ids = True
+    first, _ = engine.place_order(account, market("BUY", "1", cid="same"), NOW)
+    second, _ = engine.place_order(account, market("SELL", "1", cid="same"), NOW)  # the first one is filled
+    assert engine.find_order(account, None, "same") is second and first.status == "FILLED"
+
+    engine.place_order(account, limit("BUY", "1", "1500", cid="resting"), NOW)
+    assert reject_code(engine, account, limit("BUY", "1", "1500", cid="resting")) == -4116
+    engine.cancel_order(account, None, "resting", NOW)
+    engine.place_order(account, limit("BUY", "1", "1500", cid="resting"), NOW)

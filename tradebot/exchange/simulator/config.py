@@ -35,6 +35,7 @@ class SimulatorConfig:
     accounts: tuple[AccountSpec, ...] = field(default_factory=tuple)
     history_candles: int = 1500  # closed 1m candles generated before the start, to warm indicators
     recv_window_ms: int = 5000  # Binance's default when a request does not send recvWindow
+    reuse_closed_client_ids: bool = False  # True: Binance's rule (an id is refused only while its order is open)
     replay: ReplaySpec | None = None  # a CSV replayed in manual mode, one candle per candle_seconds
 
 

@@ -129,20 +129,24 @@ async def set_mode(request: web.Request) -> web.Response:
 
 @routes.post("/_sim/faults")
 async def set_faults(request: web.Request) -> web.Response:
+    """CONTRACT.md's faults, plus `rate_limit_next_requests: N` (the next N exchange REST requests get
+    Binance's 429 / -1003, which ccxt raises as DDoSProtection)."""
     sim = request.app[SIMULATOR]
     body = await _json_object(request)
-    unknown = set(body) - {"drop_websockets", "fail_next_requests", "latency_ms"}
+    unknown = set(body) - {"drop_websockets", "fail_next_requests", "rate_limit_next_requests", "latency_ms"}
     if unknown:
         raise BadBody(f"unknown fields: {sorted(unknown)}")
     drop = body.get("drop_websockets", False)
     if not isinstance(drop, bool):
         raise BadBody("drop_websockets must be true or false")
-    for name in ("fail_next_requests", "latency_ms"):
+    for name in ("fail_next_requests", "rate_limit_next_requests", "latency_ms"):
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise BadBody(f"{name} must be an integer ≥ 0")
     if "fail_next_requests" in body:
         sim.faults.fail_next_requests = body["fail_next_requests"]
+    if "rate_limit_next_requests" in body:
+        sim.faults.rate_limit_next_requests = body["rate_limit_next_requests"]
     if "latency_ms" in body:
         sim.faults.latency_ms = body["latency_ms"]
     if drop:

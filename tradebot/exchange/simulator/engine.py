@@ -50,10 +50,12 @@ class MatchingEngine:
         *,
         fee_rate: Decimal,
         slippage_bps: Decimal,
+        reuse_closed_client_ids: bool = False,
     ) -> None:
         self.markets = dict(markets)
         self.fee_rate = fee_rate
         self.slippage_bps = slippage_bps
+        self.reuse_closed_client_ids = reuse_closed_client_ids
         self.prices: dict[str, Decimal] = {s: m.initial_price for s, m in self.markets.items()}
         self.accounts: dict[str, Account] = {}
         self._next_order_id = 1_000_001
@@ -155,10 +157,13 @@ class MatchingEngine:
                     "Illegal characters found in parameter 'newClientOrderId'; "
                     "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
                 )
-            # Stricter than Binance, which refuses a reused id only while the first order is open: here
-            # an id that was ever accepted for this key is refused for good, so that a test proves an
-            # order is never sent twice. Ids of rejected requests were never stored and may be reused.
-            if client_order_id in account.order_ids_by_client_id:
+            # By default stricter than Binance, which refuses a reused id only while the first order is
+            # open: an id that was ever accepted for this key is refused for good, so that a test proves
+            # an order is never sent twice. `reuse_closed_client_ids` gives Binance's own rule, for tests
+            # proving a caller does not lean on the rejection. Ids of rejected requests were never
+            # stored and may always be reused.
+            previous = account.order_ids_by_client_id.get(client_order_id)
+            if previous is not None and (not self.reuse_closed_client_ids or account.orders[previous].is_open):
                 raise Rejection(-4116, "ClientOrderId is duplicated.")
 
         position = account.position(market.symbol)

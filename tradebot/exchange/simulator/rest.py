@@ -31,8 +31,8 @@ class Security(Enum):
     SIGNED = "signed"
 
 
-def json_response(body: object, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body), status=status, content_type="application/json")
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=json.dumps(body), status=status, content_type="application/json", headers=headers)
 
 
 def rejection_response(rejection: Rejection) -> web.Response:
@@ -408,6 +408,17 @@ async def fault_middleware(
         faults.fail_next_requests -= 1
         return json_response(
             {"code": -1001, "msg": "Internal error; unable to process your request. Please try again."}, 503
+        )
+    if faults.rate_limit_next_requests > 0:
+        faults.rate_limit_next_requests -= 1
+        return json_response(
+            {
+                "code": -1003,
+                "msg": "Too many requests; current limit of IP is 2400 requests per minute. "
+                "Please use the websocket for live updates to avoid polling the API.",
+            },
+            429,
+            headers={"Retry-After": "1"},
         )
     return await handler(request)
 

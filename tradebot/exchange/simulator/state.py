@@ -39,7 +39,8 @@ def wall_clock_ms() -> int:
 
 @dataclass(slots=True)
 class Faults:
-    fail_next_requests: int = 0
+    fail_next_requests: int = 0  # answered 503 / -1001
+    rate_limit_next_requests: int = 0  # answered 429 / -1003
     latency_ms: int = 0
 
 
@@ -50,7 +51,12 @@ class Simulator:
         self.config = config
         self.clock = clock
         self.markets: dict[str, MarketSpec] = {s: market_spec(s) for s in config.symbols}
-        self.engine = MatchingEngine(self.markets, fee_rate=config.fee_rate, slippage_bps=config.slippage_bps)
+        self.engine = MatchingEngine(
+            self.markets,
+            fee_rate=config.fee_rate,
+            slippage_bps=config.slippage_bps,
+            reuse_closed_client_ids=config.reuse_closed_client_ids,
+        )
         now = clock()
         for spec in config.accounts:
             self.engine.add_account(spec.api_key, spec.secret, spec.balances, now)
