@@ -283,6 +283,21 @@ async def test_subscriber_with_after_catches_up_from_history_then_goes_live(
     assert times(first.drain()) == more + live
 
 
+async def test_subscriber_with_after_zero_gets_the_whole_short_history(hub: MarketDataHub, sim: SimControl) -> None:
+    # A bot with no warm-up candles subscribes with after=0: everything the exchange has, then live.
+    pusher = Pusher(sim, past_start())
+    early = await pusher.push(ETH, 5)
+    q = BoundedCandleQueue()
+    await all_live([hub.subscribe(ETH, "1m", q, after=0)])
+    live = await pusher.push(ETH, 2)
+
+    async def has_all() -> bool:
+        return len(q) == 7
+
+    await eventually(has_all)
+    assert times(q.drain()) == early + live
+
+
 async def test_fetch_closed_history_pages_and_excludes_nothing_closed(hub: MarketDataHub, sim: SimControl) -> None:
     pusher = Pusher(sim, past_start(3000))
     pushed = await pusher.push(ETH, 2500)

@@ -56,6 +56,9 @@ SMALL_PAGE_LIMIT = 99
 # ccxt spaces SUBSCRIBE messages by rateLimit (50 ms) x this cost per connection; its default of 5
 # (4 messages/s) makes 50 streams take 12 s to resubscribe. Binance allows 10 incoming messages/s.
 WS_MESSAGE_COST = 2
+# A joiner's REST catch-up is capped: `after=0` on a real exchange would otherwise page through years
+# of history. A subscriber that asked for more sees a hole before the first candle and fetches it itself.
+MAX_CATCH_UP_CANDLES = 5000
 SERVER_CLOCK_REFRESH_S = 600.0
 
 
@@ -253,7 +256,8 @@ class MarketDataHub:
         `symbol` is ccxt's unified symbol. With `after` (an open time, e.g. the last candle of a
         warm-up history) the sink first receives every closed candle with a later open time from
         REST, then the live ones, with nothing missing or repeated; without it, the sink starts with
-        the stream's next closed candle. `subscription.live` is set once the sink is caught up.
+        the stream's next closed candle. `subscription.live` is set once the sink is caught up. The
+        catch-up covers at most `MAX_CATCH_UP_CANDLES`; a sink that asked for more sees the hole.
         """
         if self._closed:
             raise RuntimeError("market-data hub is closed")
@@ -501,7 +505,6 @@ class MarketDataHub:
             stream.started = True
             stream.state = "live"
             while True:
-                self._admit_joiners_fast(stream)
                 if stream.joining:
                     await self._admit_joiners(client, stream)
                 if stream.pending:
@@ -638,18 +641,6 @@ class MarketDataHub:
                     self._deliver(stream, _candle(key.symbol, key.timeframe, row), backfill=True)
             self._deliver(stream, candle, backfill=False)
 
-    def _admit_joiners_fast(self, stream: _Stream) -> None:
-        """Joiners that need no history go live at once, before the next candle is delivered."""
-        if not stream.joining or stream.state != "live":
-            return
-        keep: list[Subscription] = []
-        for sub in stream.joining:
-            if sub.after is None or (stream.cursor is not None and sub.after >= stream.cursor):
-                self._admit(stream, sub)
-            else:
-                keep.append(sub)
-        stream.joining = keep
-
     def _admit(self, stream: _Stream, sub: Subscription) -> None:
         self._next_sub_id += 1
         stream.subscribers[self._next_sub_id] = sub
@@ -657,18 +648,19 @@ class MarketDataHub:
         sub.live.set()
 
     async def _admit_joiners(self, client: Exchange, stream: _Stream) -> None:
-        """Joiners with `after` behind the stream: their own REST catch-up, then live like the rest."""
+        """New subscribers go live between two candles; one with `after` behind the stream first gets its
+        own REST catch-up up to the last delivered candle (the live ones wait in `pending` meanwhile)."""
         key = stream.key
         while stream.joining:
             sub = stream.joining[0]
-            assert sub.after is not None
-            if stream.cursor is not None:
-                upto = stream.cursor + 1
+            if sub.after is not None and stream.cursor is not None and sub.after < stream.cursor:
+                start = max(sub.after + 1, stream.cursor - (MAX_CATCH_UP_CANDLES - 1) * stream.tf_ms)
                 async for row in self._paged_closed(
-                    key.exchange, client, key.symbol, key.timeframe, sub.after + 1, upto
+                    key.exchange, client, key.symbol, key.timeframe, start, stream.cursor + 1
                 ):
                     if sub.active and int(row[0]) > sub.after:
                         self._offer(stream, _candle(key.symbol, key.timeframe, row), (sub.sink,))
+            # An unsubscribe during the catch-up removed it from `joining` already.
             if stream.joining and stream.joining[0] is sub:
                 stream.joining.pop(0)
                 if sub.active:
