@@ -75,6 +75,7 @@ class EmaTables:
     w: FloatArray
     h: FloatArray
     g: FloatArray
+    factors: tuple[tuple[float, float, float], ...]  # (w, h, g) per offset as Python floats
 
 
 @lru_cache(maxsize=256)
@@ -93,7 +94,8 @@ def ema_tables(period: int, block_len: int) -> EmaTables:
         raise ValueError(f"block_len {block_len} is too long for period {period}")
     for table in (w, h, g):
         table.setflags(write=False)
-    return EmaTables(period, block_len, w, h, g)
+    factors = tuple(zip(w.tolist(), h.tolist(), g.tolist(), strict=True))
+    return EmaTables(period, block_len, w, h, g, factors)
 
 
 def _check_period(period: int) -> None:
@@ -235,16 +237,16 @@ class EmaState:
                 return EmaState(period, self.block_len, count + 1, seed_sum)
             seed = seed_sum / period
             return EmaState(period, self.block_len, count + 1, seed_sum, seed, seed, 0.0)
-        tables = ema_tables(period, self.block_len)
         j = (count - period) % self.block_len
+        w, h, g = ema_tables(period, self.block_len).factors[j]
         assert self.value is not None  # count >= period
         if j == 0:
             carry = self.value
-            block_sum = x * float(tables.w[0])
+            block_sum = x * w
         else:
             carry = self.carry
-            block_sum = self.block_sum + x * float(tables.w[j])
-        value = block_sum * float(tables.h[j]) + carry * float(tables.g[j])
+            block_sum = self.block_sum + x * w
+        value = block_sum * h + carry * g
         return EmaState(period, self.block_len, count + 1, self.seed_sum, value, carry, block_sum)
 
     def to_dict(self) -> dict[str, Any]:
