@@ -140,7 +140,7 @@ def test_command_parser_defaults() -> None:
         ("BTCUSDT", "ETHUSDT"),
         "random_walk",
     )
-    assert str(args.fee_rate) == "0.0004"
+    assert str(args.fee_rate) == "0.0004" and args.reuse_closed_client_ids is False
     with pytest.raises(SystemExit):
         parser.parse_args(["--symbols", "BTCEUR"])
 

@@ -77,6 +77,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--accounts", type=Path, default=None, help="JSON list of {api_key, secret, balances}")
     p.add_argument(
+        "--reuse-closed-client-ids",
+        action="store_true",
+        help="Binance's rule: refuse a reused client order id only while its order is open "
+        "(default: refuse any id accepted before, with -4116)",
+    )
+    p.add_argument(
         "--replay-csv",
         type=Path,
         default=None,
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         fee_rate=args.fee_rate,
         slippage_bps=args.slippage_bps,
         accounts=accounts,
+        reuse_closed_client_ids=args.reuse_closed_client_ids,
         replay=replay,
     )
     try:
