@@ -120,12 +120,15 @@ def market(draw: st.DrawFn) -> Candles:
     seed = draw(st.integers(0, 2**32 - 1))
     vol = draw(st.sampled_from([0.001, 0.01, 0.05, 0.2]))
     tick = draw(st.sampled_from([None, 0.5, 1.0]))  # coarse ticks make ties and gaps
+    scale = draw(st.sampled_from([1e-6, 1.0, 1e6]))  # from sub-satoshi prices to huge ones
     rng = np.random.default_rng(seed)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, vol, n)))
     open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0.0, vol / 2, n))
     if tick is not None:
         close = np.maximum(np.round(close / tick) * tick, tick)
         open_ = np.maximum(np.round(open_ / tick) * tick, tick)
+    close *= scale
+    open_ *= scale
     high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0.0, vol, n)))
     low = np.minimum(open_, close) / (1 + np.abs(rng.normal(0.0, vol, n)))
     ts = np.cumsum(rng.integers(1, 4, n)) * 60_000
@@ -154,13 +157,10 @@ def assert_matches_reference(candles: Candles, target: np.ndarray, s: BacktestSe
         assert int(t.exit_bar[i]) == ref.exit_bar
         assert int(t.side[i]) == ref.side
         assert ExitReason(int(t.exit_reason[i])) is ref.reason
-        for got, want in (
-            (t.entry_price[i], ref.entry_price),
-            (t.exit_price[i], ref.exit_price),
-            (t.amount[i], ref.amount),
-            (t.pnl[i], ref.pnl),
-            (t.fees[i], ref.fees),
-        ):
+        assert float(t.entry_price[i]) == pytest.approx(ref.entry_price, rel=1e-12, abs=0)
+        assert float(t.exit_price[i]) == pytest.approx(ref.exit_price, rel=1e-12, abs=0)
+        assert float(t.amount[i]) == pytest.approx(ref.amount, rel=1e-9, abs=0)
+        for got, want in ((t.pnl[i], ref.pnl), (t.fees[i], ref.fees)):
             assert float(got) == pytest.approx(want, rel=1e-9, abs=1e-9 * s.initial_balance)
     assert sim.bars_in_position == bars_in_position
     np.testing.assert_allclose(sim.equity, equity, rtol=1e-9, atol=1e-9 * s.initial_balance)
