@@ -28,9 +28,19 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
-    """A finished backtest. Percentages are in percent (``12.5`` = 12.5 %), ``win_rate`` is a
-    fraction 0-1; ``equity`` is marked to market at each candle's close, stamped with the candle's
-    open time ``ts``, and ``equity[-1] == final_balance``."""
+    """A finished backtest. Percentages are in percent (``12.5`` = 12.5 %).
+
+    - ``trades_count``: round trips (a position open at the end is closed at the last close);
+      ``win_rate``: the fraction 0-1 of them with a positive PnL after both fees (0 if none).
+    - ``max_drawdown_pct``: the largest fall of the marked-to-market equity from its running peak,
+      in percent of that peak (a positive number).
+    - ``sharpe``: mean / sample standard deviation of per-candle equity returns, times
+      ``sqrt(365 * 24 * 60 / timeframe minutes)``; 0 if the deviation is 0.
+    - ``exposure_pct``: share of candles during which a position was held (entered at or before
+      the candle's open; a candle in which a stop fires counts).
+    - ``equity``: marked to market at each candle's close, stamped with the candle's open time
+      ``ts``; ``equity[-1] == final_balance``.
+    """
 
     strategy: str
     strategy_params: Mapping[str, Any]
