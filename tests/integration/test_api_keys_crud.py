@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from typing import Any
@@ -221,3 +222,22 @@ async def test_no_secret_reaches_the_database_redis_or_the_logs(
         assert not any(secret in row for row in dump), "a secret reached storage"
         assert secret not in logs, "a secret reached the logs"
     assert PASSWORD not in logs
+
+
+async def test_the_number_of_keys_per_user_is_capped(client: Client, pool: asyncpg.Pool) -> None:
+    """OWASP API4: one account cannot fill the table."""
+    from tradebot.accounts.api_keys import MAX_KEYS_PER_USER
+
+    _, token = await user_token(client)
+    results = await asyncio.gather(
+        *(
+            client.post("/api/v1/api-keys", json=key_body(label=f"k{i}"), headers=bearer(token))
+            for i in range(MAX_KEYS_PER_USER + 5)
+        )
+    )
+    statuses = sorted(r.status for r in results)
+    assert statuses == [201] * MAX_KEYS_PER_USER + [409] * 5
+    assert await pool.fetchval("SELECT count(*) FROM api_keys") == MAX_KEYS_PER_USER
+    # Another user is not affected.
+    _, other = await user_token(client, "other")
+    await create_key(client, other)

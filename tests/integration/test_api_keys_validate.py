@@ -98,3 +98,18 @@ async def test_unreachable_exchange_is_503(
     key = await create_key(client, token)
     await problem(await validate(client, token, key["id"]), 503)
     assert (await (await client.get(f"/api/v1/api-keys/{key['id']}", headers=bearer(token))).json())["is_valid"] is None
+
+
+async def test_validation_is_rate_limited_per_user(
+    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
+) -> None:
+    client: Client = await aiohttp_client(
+        _app(settings, test_secrets, clean_db, redis_url, f"http://127.0.0.1:{free_port()}")
+    )
+    _, token = await user_token(client)
+    key = await create_key(client, token)
+    for _ in range(10):
+        await problem(await validate(client, token, key["id"]), 503)
+    r = await validate(client, token, key["id"])
+    await problem(r, 429)
+    assert int(r.headers["Retry-After"]) >= 1

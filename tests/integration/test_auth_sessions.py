@@ -108,3 +108,16 @@ async def test_a_fresh_redis_is_filled_from_the_table(
     assert await redis_client.exists(f"{redis_prefix}:revoked:{jti}") == 1
     assert await redis_client.exists(f"{redis_prefix}:revoked:expired-one") == 0
     assert 0 < await redis_client.ttl(f"{redis_prefix}:revoked:{jti}") <= 86400
+
+
+async def test_logouts_clear_revocations_that_expired(
+    pool: asyncpg.Pool, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    user_id = await _user(pool)
+    await pool.execute(
+        "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ('long-gone', $1, now() - interval '1 day')",
+        user_id,
+    )
+    store = RevocationStore(pool, redis_client, redis_prefix)
+    await store.revoke("fresh", user_id, int(time.time()) + 3600)
+    assert [r[0] for r in await pool.fetch("SELECT jti FROM revoked_tokens")] == ["fresh"]

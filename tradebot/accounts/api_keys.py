@@ -16,10 +16,15 @@ from typing import Protocol
 
 import asyncpg
 
-from tradebot.accounts.errors import ApiKeyInUse, ApiKeyNotFound
+from tradebot.accounts.errors import ApiKeyInUse, ApiKeyNotFound, RateLimited, TooManyApiKeys
+from tradebot.security.rate_limit import Limit, RateLimiter
 from tradebot.security.secrets_box import SecretBox
 
 log = logging.getLogger(__name__)
+
+MAX_KEYS_PER_USER = 100
+# Each validation is a signed call to the exchange on the user's behalf: bounded per user.
+VALIDATE_PER_USER = Limit("validate-key", 10, 60)
 
 _COLUMNS = "id, label, exchange, api_key_hint, is_valid, validated_at, created_at, updated_at"
 
@@ -75,21 +80,27 @@ class OwnedApiKeys:
         self._pool = pool
         self._user_id = user_id
 
-    async def insert(self, label: str, exchange: str, encrypted: _Encrypted, hint: str) -> ApiKey:
-        row = await self._pool.fetchrow(
-            f"""
-            INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
-            VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}
-            """,
-            self._user_id,
-            label,
-            exchange,
-            encrypted.api_key,
-            encrypted.secret,
-            hint,
-        )
-        assert row is not None
-        return ApiKey(**dict(row))
+    async def insert(self, label: str, exchange: str, encrypted: _Encrypted, hint: str, cap: int) -> ApiKey | None:
+        """The new key, or None when the user already has `cap` keys."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Locking the user's row serialises concurrent inserts, so the cap cannot be raced past.
+            await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", self._user_id)
+            row = await conn.fetchrow(
+                f"""
+                INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
+                SELECT $1, $2, $3, $4, $5, $6
+                 WHERE (SELECT count(*) FROM api_keys WHERE user_id = $1) < $7
+                RETURNING {_COLUMNS}
+                """,
+                self._user_id,
+                label,
+                exchange,
+                encrypted.api_key,
+                encrypted.secret,
+                hint,
+                cap,
+            )
+        return ApiKey(**dict(row)) if row else None
 
     async def page(self, after_id: int | None, limit: int) -> list[ApiKey]:
         """Keyset page in id order: rows after `after_id`, at most `limit`."""
@@ -109,8 +120,7 @@ class OwnedApiKeys:
 
     async def encrypted(self, key_id: int) -> _Encrypted | None:
         row = await self._pool.fetchrow(
-            "SELECT exchange, api_key_encrypted, secret_encrypted FROM api_keys"
-            " WHERE user_id = $1 AND id = $2",
+            "SELECT exchange, api_key_encrypted, secret_encrypted FROM api_keys WHERE user_id = $1 AND id = $2",
             self._user_id,
             key_id,
         )
@@ -138,8 +148,7 @@ class OwnedApiKeys:
             if found is None:
                 return DeleteOutcome.NOT_FOUND
             in_use = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM bot_configs"
-                " WHERE api_key_id = $1 AND is_active AND deleted_at IS NULL)",
+                "SELECT EXISTS (SELECT 1 FROM bot_configs WHERE api_key_id = $1 AND is_active AND deleted_at IS NULL)",
                 key_id,
             )
             if in_use:
@@ -149,19 +158,29 @@ class OwnedApiKeys:
 
 
 class ApiKeyService:
-    def __init__(self, pool: asyncpg.Pool, box: SecretBox, validator: KeyValidator) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        box: SecretBox,
+        validator: KeyValidator,
+        limiter: RateLimiter,
+        *,
+        max_keys_per_user: int = MAX_KEYS_PER_USER,
+    ) -> None:
         self._pool = pool
         self._box = box
         self._validator = validator
+        self._limiter = limiter
+        self._max_keys = max_keys_per_user
 
     def _owned(self, user_id: int) -> OwnedApiKeys:
         return OwnedApiKeys(self._pool, user_id)
 
-    async def create(
-        self, user_id: int, *, label: str, exchange: str, api_key: str, secret_key: str
-    ) -> ApiKey:
+    async def create(self, user_id: int, *, label: str, exchange: str, api_key: str, secret_key: str) -> ApiKey:
         encrypted = _Encrypted(exchange, self._box.encrypt(api_key), self._box.encrypt(secret_key))
-        key = await self._owned(user_id).insert(label, exchange, encrypted, api_key_hint(api_key))
+        key = await self._owned(user_id).insert(label, exchange, encrypted, api_key_hint(api_key), self._max_keys)
+        if key is None:
+            raise TooManyApiKeys
         log.info("api key stored", extra={"user_id": user_id, "api_key_id": key.id})
         return key
 
@@ -179,13 +198,14 @@ class ApiKeyService:
         enc = await self._owned(user_id).encrypted(key_id)
         if enc is None:
             raise ApiKeyNotFound
-        return ExchangeCredentials(
-            enc.exchange, self._box.decrypt(enc.api_key), self._box.decrypt(enc.secret)
-        )
+        return ExchangeCredentials(enc.exchange, self._box.decrypt(enc.api_key), self._box.decrypt(enc.secret))
 
     async def validate(self, user_id: int, key_id: int) -> ApiKey:
         """Ask the exchange; store and return the answer. ExchangeUnavailable stores nothing."""
         credentials = await self.credentials(user_id, key_id)
+        decision = await self._limiter.hit(VALIDATE_PER_USER, f"user:{user_id}")
+        if not decision.allowed:
+            raise RateLimited(decision.retry_after_s)
         is_valid = await self._validator.check(credentials)
         key = await self._owned(user_id).record_validation(key_id, is_valid)
         if key is None:

@@ -37,5 +37,9 @@ class ApiKeyInUse(AccountError):
     pass
 
 
+class TooManyApiKeys(AccountError):
+    """A user's key count is capped (OWASP API4: unrestricted resource consumption)."""
+
+
 class ExchangeUnavailable(AccountError):
     """The exchange could not give a clear answer (network, outage); says nothing about the key."""

@@ -25,9 +25,7 @@ class RotationReport:
     rotated: int
 
 
-async def rotate_all_keys(
-    pool: asyncpg.Pool, box: SecretBox, *, batch_size: int = DEFAULT_BATCH
-) -> RotationReport:
+async def rotate_all_keys(pool: asyncpg.Pool, box: SecretBox, *, batch_size: int = DEFAULT_BATCH) -> RotationReport:
     examined = rotated = 0
     last_id = 0
     while True:

@@ -44,8 +44,7 @@ class UserRepository:
     async def create(self, email: str, password_hash: str) -> User:
         try:
             row = await self._pool.fetchrow(
-                "INSERT INTO users (email, password_hash) VALUES ($1, $2)"
-                " RETURNING id, email, is_active, created_at",
+                "INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id, email, is_active, created_at",
                 email,
                 password_hash,
             )
@@ -55,9 +54,7 @@ class UserRepository:
         return User(**dict(row))
 
     async def get(self, user_id: int) -> User | None:
-        row = await self._pool.fetchrow(
-            "SELECT id, email, is_active, created_at FROM users WHERE id = $1", user_id
-        )
+        row = await self._pool.fetchrow("SELECT id, email, is_active, created_at FROM users WHERE id = $1", user_id)
         return User(**dict(row)) if row else None
 
     async def credentials_by_email(self, email: str) -> Credentials | None:
@@ -75,9 +72,7 @@ class UserRepository:
 
     async def token_subject(self, user_id: int) -> TokenSubject | None:
         """The per-request check: one primary-key lookup."""
-        row = await self._pool.fetchrow(
-            "SELECT email, is_active, token_version FROM users WHERE id = $1", user_id
-        )
+        row = await self._pool.fetchrow("SELECT email, is_active, token_version FROM users WHERE id = $1", user_id)
         return TokenSubject(**dict(row)) if row else None
 
     async def replace_hash_if_unchanged(self, user_id: int, old_hash: str, new_hash: str) -> None:

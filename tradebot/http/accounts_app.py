@@ -3,6 +3,7 @@ authenticator, and the one mapping from domain refusals to problem responses."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -17,6 +18,7 @@ from tradebot.accounts.errors import (
     InvalidCredentials,
     InvalidResetToken,
     RateLimited,
+    TooManyApiKeys,
     WrongCurrentPassword,
 )
 from tradebot.accounts.key_validator import CcxtKeyValidator
@@ -77,12 +79,12 @@ def problem_for(error: AccountError) -> Problem:
         return Problem(400, "the reset token is invalid, expired or already used")
     if isinstance(error, ApiKeyNotFound):
         return not_found("api key")
+    if isinstance(error, TooManyApiKeys):
+        return conflict("the maximum number of api keys is reached; delete one first")
     if isinstance(error, ApiKeyInUse):
         return conflict("a running bot uses this api key; stop it first")
     if isinstance(error, ExchangeUnavailable):
-        return Problem(
-            503, "the exchange did not answer clearly; try again later", headers={"Retry-After": "5"}
-        )
+        return Problem(503, "the exchange did not answer clearly; try again later", headers={"Retry-After": "5"})
     return Problem(400, "request refused")
 
 
@@ -91,13 +93,15 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     settings, secrets = app[SETTINGS], app[SECRETS]
     hasher = PasswordHasher()
     await hasher.start()
+    # One limiter (one Redis circuit breaker, one local fallback) for every limit of this replica.
+    limiter = RateLimiter(app[REDIS], settings.redis_prefix)
     accounts = AccountService(
         pool=app[DB],
         redis=app[REDIS],
         redis_prefix=settings.redis_prefix,
         hasher=hasher,
         tokens=TokenCodec(secrets.jwt_secret),
-        limiter=RateLimiter(app[REDIS], settings.redis_prefix),
+        limiter=limiter,
         mailer=make_mailer(settings.smtp_url, settings.outbox_dir or settings.data_dir / "outbox"),
         limits=AuthLimits.per_minute(
             login_ip=settings.auth_login_per_ip_per_min,
@@ -110,11 +114,11 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     app[PASSWORD_HASHER] = hasher
     app[ACCOUNTS] = accounts
     app[API_KEYS] = ApiKeyService(
-        app[DB], SecretBox(secrets.fernet_keys), CcxtKeyValidator(settings.exchange_url)
+        app[DB], SecretBox(secrets.fernet_keys), CcxtKeyValidator(settings.exchange_url), limiter
     )
     app[AUTHENTICATOR] = BearerAuthenticator(accounts)
     try:
         yield
     finally:
         await accounts.close()
-        hasher.close()
+        await asyncio.to_thread(hasher.close)  # waits for a hash in flight; not on the loop

@@ -81,23 +81,25 @@ def _key_id(request: web.Request) -> int:
     summary="Store an exchange API key (encrypted)",
     body=ApiKeyCreate,
     responses={201: ApiKeyOut},
+    errors=[409],
     tags=TAGS,
 )
 async def create_api_key(request: web.Request) -> web.Response:
     body = await parse_body(request, ApiKeyCreate)
-    key = await request.app[API_KEYS].create(
-        request[PRINCIPAL].user_id,
-        label=body.label,
-        exchange=body.exchange,
-        api_key=body.api_key,
-        secret_key=body.secret_key,
-    )
+    try:
+        key = await request.app[API_KEYS].create(
+            request[PRINCIPAL].user_id,
+            label=body.label,
+            exchange=body.exchange,
+            api_key=body.api_key,
+            secret_key=body.secret_key,
+        )
+    except AccountError as e:
+        raise problem_for(e) from e
     return json_response(ApiKeyOut.of(key), status=201)
 
 
-@routes.route(
-    "GET", PREFIX, summary="The caller's API keys", query=PageQuery, responses={200: ApiKeyPage}, tags=TAGS
-)
+@routes.route("GET", PREFIX, summary="The caller's API keys", query=PageQuery, responses={200: ApiKeyPage}, tags=TAGS)
 async def list_api_keys(request: web.Request) -> web.Response:
     query = parse_query(request, PageQuery)
     after = decode_id_cursor(query.cursor)
@@ -120,7 +122,7 @@ async def get_api_key(request: web.Request) -> web.Response:
     PREFIX + "/{id}/validate",
     summary="Check the key against the exchange",
     responses={200: ApiKeyOut},
-    errors=[503],
+    errors=[429, 503],
     tags=TAGS,
 )
 async def validate_api_key(request: web.Request) -> web.Response:

@@ -140,9 +140,7 @@ async def logout(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.route(
-    "GET", f"{PREFIX}/me", summary="The authenticated user", responses={200: CurrentUser}, tags=TAGS
-)
+@routes.route("GET", f"{PREFIX}/me", summary="The authenticated user", responses={200: CurrentUser}, tags=TAGS)
 async def me(request: web.Request) -> web.Response:
     try:
         user = await request.app[ACCOUNTS].me(request[PRINCIPAL].user_id)

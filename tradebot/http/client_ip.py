@@ -49,6 +49,4 @@ def resolve_client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequ
 
 def client_ip(request: web.Request) -> str:
     settings = request.app[SETTINGS]
-    return resolve_client_ip(
-        request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_list
-    )
+    return resolve_client_ip(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_list)

@@ -76,9 +76,7 @@ def decode_id_cursor(cursor: str | None) -> int | None:
     return value
 
 
-def build_page(
-    rows: Sequence[T], limit: int, key: Callable[[T], Sequence[Scalar]]
-) -> tuple[list[T], str | None]:
+def build_page(rows: Sequence[T], limit: int, key: Callable[[T], Sequence[Scalar]]) -> tuple[list[T], str | None]:
     """Given up to `limit + 1` rows: the rows to show and the cursor of the next page (or None)."""
     if len(rows) > limit:
         kept = list(rows[:limit])

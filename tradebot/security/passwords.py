@@ -35,9 +35,7 @@ class VerifyResult:
 class PasswordHasher:
     """argon2id hashing in a bounded executor; `close()` when done."""
 
-    def __init__(
-        self, parameters: Parameters = DEFAULT_PARAMETERS, *, max_workers: int | None = None
-    ) -> None:
+    def __init__(self, parameters: Parameters = DEFAULT_PARAMETERS, *, max_workers: int | None = None) -> None:
         self._hasher = argon2.PasswordHasher.from_parameters(parameters)
         # One worker per core: more threads only add memory and queueing, not throughput.
         self._executor = ThreadPoolExecutor(

@@ -75,9 +75,7 @@ def subject_key(value: str) -> str:
 class LocalLimiter:
     """The same GCRA in process memory, for while Redis is down; bounded, oldest keys evicted."""
 
-    def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = LOCAL_MAX_KEYS
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = LOCAL_MAX_KEYS) -> None:
         self._clock = clock
         self._max_keys = max_keys
         self._tat: OrderedDict[str, float] = OrderedDict()
@@ -120,9 +118,7 @@ class RateLimiter:
         if self._guard.should_try():
             try:
                 async with asyncio.timeout(REDIS_TIMEOUT_S):
-                    wait_ms = int(
-                        await self._script(keys=[key], args=[limit.interval_s * 1000, limit.period_s * 1000])
-                    )
+                    wait_ms = int(await self._script(keys=[key], args=[limit.interval_s * 1000, limit.period_s * 1000]))
             except REDIS_ERRORS as e:
                 self._guard.failed(e)
             else:
