@@ -93,7 +93,8 @@ class BotActor:
         self.ctx = ctx
         self.lease = lease
         self.bot_id = lease.bot_id
-        self.mailbox = mailbox or Mailbox()
+        # Not `mailbox or …`: an empty Mailbox has len 0 and is falsy.
+        self.mailbox = mailbox if mailbox is not None else Mailbox()
         self.config: BotConfig | None = None
         self.account: ExchangeAccount | None = None
         self.position: Position = FLAT
@@ -109,10 +110,17 @@ class BotActor:
         self._subscription: Any = None
         self._state_saved_at = 0.0
         self.decisions = 0
+        self.last_close: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        except (InvalidCredentials, InsufficientBalance) as e:
+            raise BotFailed(_readable(e)) from e
+
+    async def _run(self) -> None:
         try:
             await self._start()
             while True:
@@ -172,6 +180,10 @@ class BotActor:
             }
         )
         log.info("bot running", extra={"bot_id": self.bot_id, "fence": self.lease.fence, "status": self.status})
+        # The position follows the target: after a restart (a crash may have interrupted a decision)
+        # or a start with history, catch up now rather than at the next change of signal.
+        if self.status == "running" and self.strategy is not None and self.last_close is not None:
+            await self._follow(self.strategy.target, self.strategy.seq, self.last_close)
 
     async def _stop(self, stop: Stop) -> None:
         self._unsubscribe()
@@ -211,10 +223,9 @@ class BotActor:
                 async with bot_store.fenced(self.ctx.pool, self.bot_id, self.lease.fence) as conn:
                     await bot_store.mark_order(conn, order["id"], status=fill.status,
                                                exchange_order_id=fill.exchange_order_id)
-        try:
-            actual = await account.position(config.symbol)
-        except ExchangeError as e:
-            raise BotFailed(f"cannot read the position from the exchange: {e}") from e
+        # A failed report raises (Retryable: the supervisor retries with backoff; InvalidCredentials:
+        # the bot fails); it is never read as "flat".
+        actual = await account.position(config.symbol)
         if _differs(actual, self.position):
             note = (
                 f"position reconciled with the exchange: recorded {_describe(self.position)}, "
@@ -237,21 +248,26 @@ class BotActor:
     # ------------------------------------------------------------------ strategy state
 
     async def _warm_up(self, saved: dict[str, Any] | None) -> None:
+        """Restore the saved strategy state and catch up from it, or rebuild it from closed history.
+
+        Parameters and state are replaced together at the end, so a reader never sees new
+        parameters with an indicator computed for the old ones.
+        """
         config = self._config()
-        self.params = EmaCrossParams(ema_period=config.ema_period, allow_short=config.allow_short)
+        params = EmaCrossParams(ema_period=config.ema_period, allow_short=config.allow_short)
         state: EmaCrossState | None = None
+        stopped_out_seq: int | None = None
         if saved:
             try:
                 state = EmaCrossState.from_dict(saved.get("ema_cross", {}))
                 if state.ema.period != config.ema_period or saved.get("timeframe") != config.timeframe:
                     state = None
                 else:
-                    self.stopped_out_seq = saved.get("stopped_out_seq")
+                    stopped_out_seq = saved.get("stopped_out_seq")
             except (ValueError, TypeError, AttributeError):
                 state = None
         if state is None:
-            self.stopped_out_seq = None
-            state = EmaCrossState.start(self.params)
+            state = EmaCrossState.start(params)
             since = None
         else:
             since = (state.last_candle_ts or 0) + timeframe_ms(config.timeframe)
@@ -259,8 +275,9 @@ class BotActor:
                                                                   WARMUP_CANDLES)
         for candle in history:
             if state.last_candle_ts is None or candle.open_time > state.last_candle_ts:
-                _, state = decide(_strategy_candle(candle), state, self.params)
-        self.strategy = state
+                _, state = decide(_strategy_candle(candle), state, params)
+            self.last_close = candle.close
+        self.params, self.strategy, self.stopped_out_seq = params, state, stopped_out_seq
 
     def _strategy_fields(self) -> dict[str, Any]:
         if self.strategy is None:
@@ -290,6 +307,7 @@ class BotActor:
         if last is not None and candle.open_time > last + step:
             await self._backfill(last + step, candle.open_time)
         decision, self.strategy = decide(_strategy_candle(candle), self.strategy, self.params)
+        self.last_close = candle.close
         self._roll_day(self.ctx.clock.now_ms())
         traded = await self._act(candle, decision.target, decision.seq)
         self.decisions += 1
@@ -325,12 +343,23 @@ class BotActor:
                 traded = True
                 if reason is ExitReason.STOP_LOSS:
                     log.info("stop loss hit", extra={"bot_id": self.bot_id, "price": candle.low})
-        if daily_loss_breached(self.daily_pnl, self.day_start_balance, limits) and self.status != "paused":
+        # Today's loss counts the open position at this close too, not only what was realised.
+        today = self.daily_pnl + self._unrealized(candle.close)
+        if daily_loss_breached(today, self.day_start_balance, limits) and self.status != "paused":
             if not self.position.flat:
                 await self._close_position(Leg.EXIT, seq, reason="daily loss limit")
             await self._pause("daily_loss", f"daily loss limit of {config.max_daily_loss_pct:g}% reached; "
                                             "trading resumes at 00:00 UTC")
             return True
+        return await self._follow(target, seq, candle.close) or traded
+
+    async def _follow(self, target: Target | None, seq: int, price: float) -> bool:
+        """Move the position to the strategy's target (never re-entering after a stop-out on the
+        same signal); True if it traded."""
+        config = self._config()
+        limits = RiskLimits(config.max_daily_trades, config.max_daily_loss_pct, config.stop_loss_pct,
+                            config.take_profit_pct)
+        traded = False
         if target is None:
             return traded
         desired = {Target.LONG: "long", Target.SHORT: "short", Target.FLAT: None}[target]
@@ -349,8 +378,14 @@ class BotActor:
                 await self._pause("daily_trades", f"daily limit of {config.max_daily_trades} trades reached; "
                                                   "trading resumes at 00:00 UTC")
                 return traded
-            traded = await self._open_position(desired, seq, candle.close) or traded
+            traded = await self._open_position(desired, seq, price) or traded
         return traded
+
+    def _unrealized(self, price: float) -> float:
+        p = self.position
+        if p.flat or not p.entry_price:
+            return 0.0
+        return (price - p.entry_price) * p.size * (1.0 if p.side == "long" else -1.0)
 
     # ------------------------------------------------------------------ orders
 

@@ -37,6 +37,7 @@ T = TypeVar("T")
 
 DUPLICATE_CLIENT_ORDER_ID = "-4116"
 PLACE_ATTEMPTS = 4
+READ_ATTEMPTS = 5  # 0.2 + 0.4 + 0.8 + 1.6 s of backoff: rides out a short burst of 5xx
 QUERY_ATTEMPTS = 5
 
 
@@ -73,7 +74,7 @@ class ExchangeAccount:
                 await self._retrying(self._client.load_markets)
                 self._markets_loaded = True
 
-    async def _retrying(self, call: Callable[[], Awaitable[T]], attempts: int = 3) -> T:
+    async def _retrying(self, call: Callable[[], Awaitable[T]], attempts: int = READ_ATTEMPTS) -> T:
         """Retry reads (never order placement) on transient errors with a short backoff."""
         delay = 0.2
         for attempt in range(attempts):
