@@ -321,3 +321,27 @@ def test_bad_parameters_to_run_backtest() -> None:
     with pytest.raises(ParameterError) as info:
         run_backtest(CANDLES, SETTINGS, params={"ema_period": 3}, timeframe="7m")
     assert info.value.field == "timeframe"
+
+
+def test_split_parameters_of_an_api_request() -> None:
+    from tradebot.strategies import split_parameters
+
+    settings, params = split_parameters(
+        {"ema_period": 50, "allow_short": True, "order_size_pct": 20, "leverage": 3, "stop_loss_pct": None},
+        initial_balance=1000,
+        fee_rate=0.001,
+    )
+    assert params == {"ema_period": 50, "allow_short": True}
+    assert settings == BacktestSettings(
+        initial_balance=1000.0, fee_rate=0.001, order_size_pct=20.0, leverage=3.0, stop_loss_pct=None
+    )
+    assert isinstance(settings.leverage, float)
+    for parameters, field in [
+        ({"ema_period": 50, "leverage": 0}, "leverage"),
+        ({"ema_period": 50, "leverage": "3"}, "leverage"),
+        ({"ema_period": 5000}, "ema_period"),
+        ({"ema_period": 50, "rsi_period": 14}, "rsi_period"),
+    ]:
+        with pytest.raises(ParameterError) as info:
+            split_parameters(parameters, initial_balance=1000)
+        assert info.value.field == field

@@ -38,6 +38,7 @@ from tradebot.strategies.report import (
     max_drawdown_pct,
     run_backtest,
     sharpe_ratio,
+    split_parameters,
 )
 
 __all__ = [
@@ -77,6 +78,7 @@ __all__ = [
     "sharpe_ratio",
     "signal_sequence",
     "simulate",
+    "split_parameters",
     "strategy_names",
     "timeframe_minutes",
     "trades_to_records",

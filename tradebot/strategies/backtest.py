@@ -37,7 +37,7 @@ cumulative product.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -93,13 +93,14 @@ class BacktestSettings:
             float_param(raw, "take_profit_pct", gt=0.0, le=1000.0)
 
     @classmethod
-    def from_mapping(cls, raw: dict[str, Any]) -> BacktestSettings:
+    def from_mapping(cls, raw: Mapping[str, Any]) -> BacktestSettings:
         """Settings from a mapping with defaults for missing keys; raises ParameterError."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ParameterError(unknown[0], "is not a backtest setting")
-        return cls(**raw)
+        numbers = {k: float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in raw.items()}
+        return cls(**numbers)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

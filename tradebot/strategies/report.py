@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tradebot.strategies.backtest import BacktestSettings, Simulation, TradeLog, simulate
-from tradebot.strategies.base import Signals, get_strategy, timeframe_minutes
+from tradebot.strategies.base import ParameterError, Signals, get_strategy, timeframe_minutes
 from tradebot.strategies.candles import Candles
 from tradebot.strategies.metrics import max_drawdown_pct, sharpe_ratio
 
@@ -22,6 +22,7 @@ __all__ = [
     "periods_per_year",
     "run_backtest",
     "sharpe_ratio",
+    "split_parameters",
     "summarize",
 ]
 
@@ -85,6 +86,40 @@ def run_backtest(
         strategy_params=parsed.to_dict(),
         signals=signals,
     )
+
+
+_SETTINGS_IN_PARAMETERS = ("order_size_pct", "leverage", "stop_loss_pct", "take_profit_pct")
+
+
+def split_parameters(
+    parameters: Mapping[str, Any],
+    *,
+    initial_balance: float,
+    fee_rate: float | None = None,
+    slippage_bps: float | None = None,
+    strategy: str = "ema_cross",
+) -> tuple[BacktestSettings, dict[str, Any]]:
+    """Splits an API request's ``parameters`` (strategy parameters mixed with ``order_size_pct``,
+    ``leverage``, ``stop_loss_pct``, ``take_profit_pct``) into validated :class:`BacktestSettings`
+    and the strategy's validated parameters. Raises ``ParameterError`` naming the field."""
+    settings_fields: dict[str, Any] = {"initial_balance": initial_balance}
+    if fee_rate is not None:
+        settings_fields["fee_rate"] = fee_rate
+    if slippage_bps is not None:
+        settings_fields["slippage_bps"] = slippage_bps
+    strategy_fields: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if key in _SETTINGS_IN_PARAMETERS:
+            if value is not None or key in ("stop_loss_pct", "take_profit_pct"):
+                settings_fields[key] = value
+        else:
+            strategy_fields[key] = value
+    impl = get_strategy(strategy)
+    parsed = impl.parse_params(strategy_fields).to_dict()
+    unknown = sorted(set(strategy_fields) - set(parsed))
+    if unknown:
+        raise ParameterError(unknown[0], "is not a parameter of " + strategy)
+    return BacktestSettings.from_mapping(settings_fields), parsed
 
 
 def summarize(
