@@ -345,3 +345,10 @@ def test_split_parameters_of_an_api_request() -> None:
         with pytest.raises(ParameterError) as info:
             split_parameters(parameters, initial_balance=1000)
         assert info.value.field == field
+
+
+def test_invalid_target_codes_are_refused() -> None:
+    with pytest.raises(ValueError, match="target codes"):
+        simulate(CANDLES, np.array([L, 2, 2, 2, L, L, L, L, L], dtype=np.int8), SETTINGS)
+    with pytest.raises(ValueError, match="shape"):
+        simulate(CANDLES, np.array([L, L], dtype=np.int8), SETTINGS)

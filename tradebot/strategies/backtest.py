@@ -212,6 +212,8 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
 
     # --- Trades from the signal: maximal runs of a constant, non-flat held position.
     starts, dirs = _position_changes(target)
+    if dirs.size and (int(dirs.min()) < -1 or int(dirs.max()) > 1):  # every held value is in dirs
+        raise ValueError("target codes must be Target values (-1, 0, 1) or NO_TARGET")
     in_pos = dirs != 0
     entry_bar = starts[in_pos]
     # The run of a trade ends where the next run starts (or at n: still open after the last bar).
