@@ -255,6 +255,39 @@ async def test_backfill_after_a_drop_before_any_live_candle(hub: MarketDataHub, 
     assert times(q.drain()) == pushed
 
 
+async def test_a_future_dated_candle_from_an_outage_arrives_with_the_next_live_one(
+    hub: MarketDataHub, sim: SimControl
+) -> None:
+    # Manual mode may date candles in the future. REST has no closed flag, so after the reconnect the
+    # newest row cannot be told from a forming candle and is held back; the next live (final) candle
+    # proves it closed, and the gap fill delivers it first.
+    q = BoundedCandleQueue()
+    await all_live([hub.subscribe(BTC, "1m", q)])
+    pusher = Pusher(sim, minute_floor(int(time.time() * 1000)) + 30 * MINUTE_MS)
+    before = await pusher.push(BTC, 2)
+
+    async def delivered_live() -> bool:
+        return len(q) == 2
+
+    await eventually(delivered_live)
+    await sim.faults(drop_websockets=True)
+    await wait_for_drop(hub, 1)
+    during = await pusher.push(BTC, 1)
+
+    async def live_again() -> bool:
+        return [s.state for s in hub.streams()] == ["live"]
+
+    await eventually(live_again)
+    assert times(q.drain()) == before and hub.backfilled == 0
+    after = await pusher.push(BTC, 1)
+
+    async def arrived() -> bool:
+        return len(q) == 2
+
+    await eventually(arrived)
+    assert times(q.drain()) == during + after and hub.backfilled == 1
+
+
 async def test_subscriber_with_after_catches_up_from_history_then_goes_live(
     hub: MarketDataHub, sim: SimControl
 ) -> None:
