@@ -340,6 +340,7 @@ async def test_fetch_closed_history_pages_and_excludes_nothing_closed(hub: Marke
     assert times(await hub.fetch_closed_history(ETH, "1m", pushed[0], 1)) == pushed[:1]
     latest = await hub.fetch_closed_history(ETH, "1m", None, 4)
     assert times(latest) == pushed[-4:]
+    assert times(await hub.fetch_closed_history(ETH, "1m", None, 2000)) == pushed[-2000:]
     assert all(c.closed for c in latest)
     assert await hub.fetch_closed_history(ETH, "1m", pushed[-1] + MINUTE_MS, 10) == []
 

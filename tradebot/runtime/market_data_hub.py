@@ -49,6 +49,7 @@ from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
 log = logging.getLogger(__name__)
 
 DEFAULT_EXCHANGE = "binanceusdm"
+MAX_KLINES_PER_REQUEST = 1500  # Binance's cap on one klines request
 REST_PAGE_LIMIT = 1000  # Binance serves up to 1500 klines; 1000 is the cheapest weight for a big page
 # A reconnect's gap is usually a few candles: a first page of 99 rows costs weight 1 instead of 5,
 # which matters when every stream of a dropped connection backfills at once through one rate limiter.
@@ -340,10 +341,17 @@ class MarketDataHub:
         client = self._client(exchange)
         tf_ms = timeframe_ms(timeframe)
         if since_ms is None:
-            # The last `limit` closed candles: one more row than asked, as the newest may be forming.
-            rows = await self._rest_klines(client, symbol, timeframe, None, min(limit + 1, 1500))
-            closed = await self._closed_rows(exchange, client, rows, tf_ms)
-            return [_candle(symbol, timeframe, r) for r in closed[-limit:]]
+            # The latest `limit` closed candles: the newest page (one row more, as the newest may be
+            # forming), then older pages by endTime until there are enough or the history ends.
+            rows = await self._rest_klines(client, symbol, timeframe, None, min(limit + 1, MAX_KLINES_PER_REQUEST))
+            collected = await self._closed_rows(exchange, client, rows, tf_ms)
+            while rows and len(collected) < limit:
+                oldest = int(rows[0][0])
+                need = min(limit - len(collected), MAX_KLINES_PER_REQUEST)
+                rows = await self._rest_klines(client, symbol, timeframe, None, need, oldest - 1)
+                rows = [r for r in rows if int(r[0]) < oldest]
+                collected = rows + collected
+            return [_candle(symbol, timeframe, r) for r in collected[-limit:]]
         out: list[Candle] = []
         async for row in self._paged_closed(
             exchange, client, symbol, timeframe, since_ms, None, first_page=min(limit + 1, REST_PAGE_LIMIT)
