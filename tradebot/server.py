@@ -39,11 +39,14 @@ async def serve(
     migrate: bool,
     on_started: Callable[[str], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    before_migrate: Callable[[str], Awaitable[None]] | None = None,
 ) -> None:
     """Serve until `stop` is set or SIGTERM/SIGINT arrives; resources are released in reverse order."""
     app_secrets = resolve_secrets(settings)
     services = await resolve_services(settings)
     try:
+        if before_migrate is not None:
+            await before_migrate(services.database_url)
         if migrate:
             await db.apply_migrations(services.database_url)
         replica_id = make_replica_id(settings)

@@ -286,13 +286,19 @@ async def insert_trade(
         order_id,
         symbol,
         side,
-        Decimal(str(price)),
-        Decimal(str(amount)),
-        Decimal(str(fee)),
-        Decimal(str(realized_pnl)),
+        _money(price),
+        _money(amount),
+        _money(fee),
+        _money(realized_pnl),
         client_order_id,
     )
 
 
+def _money(value: float) -> Decimal:
+    # Float arithmetic leaves noise such as -15.025359999999973; ten decimals is below any exchange's
+    # precision and keeps the stored numbers what a person would write.
+    return Decimal(str(round(value, 10)))
+
+
 def daily_fields(pnl: float, trades: int, day: date | None) -> dict[str, Any]:
-    return {"daily_pnl": Decimal(str(round(pnl, 10))), "daily_trades_count": trades, "daily_date": day}
+    return {"daily_pnl": _money(pnl), "daily_trades_count": trades, "daily_date": day}

@@ -1,0 +1,59 @@
+"""`tradebot demo` as a user runs it: it prints the login, and the bot it created runs and answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.processes import free_port, http_get, wait_until
+
+
+def test_demo_starts_a_running_bot_and_stops_cleanly(database_url: str, redis_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "demo.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,  # an explicit database is used as it is, never recreated
+        "REDIS_URL": redis_url,
+        "TRADEBOT_REDIS_PREFIX": f"demo-test-{port}",
+        "TRADEBOT_DATA_DIR": str(tmp_path / "var"),
+    }
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "tradebot", "demo", "--port", str(port)], env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "Press Ctrl-C to stop." in log_path.read_text() or proc.poll() is not None, 90,
+                   "the demo banner")
+        text = log_path.read_text()
+        assert proc.poll() is None, text
+        password = re.search(r"demo login\s+demo@example.com\s+/\s+(\S+)", text)
+        assert password, text
+        base = f"http://127.0.0.1:{port}/api/v1"
+        request = urllib.request.Request(
+            f"{base}/auth/login", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"email": "demo@example.com", "password": password.group(1)}).encode(),
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            token = json.load(r)["access_token"]
+
+        def running() -> bool:
+            req = urllib.request.Request(f"{base}/bots/1/state", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return bool(json.load(r)["status"] == "running")
+
+        wait_until(running, 30, "the demo bot to run")
+        assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=15) == 0
+        assert password.group(1) not in log_path.read_text().split("Press Ctrl-C to stop.")[1]
+        assert token not in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
