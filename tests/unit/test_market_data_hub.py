@@ -145,5 +145,7 @@ async def test_subscribe_rejects_unknown_exchange_and_timeframe() -> None:
         hub.subscribe("BTC/USDT:USDT", "1m", BoundedCandleQueue(), exchange="kraken")
     with pytest.raises(ValueError):
         hub.subscribe("BTC/USDT:USDT", "7m", BoundedCandleQueue())
+    with pytest.raises(ValueError, match="unified symbol"):
+        hub.subscribe("BTCUSDT", "1m", BoundedCandleQueue())
     assert hub.tasks() == []
     await hub.close()

@@ -43,7 +43,7 @@ import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.exchange import Exchange
 
 from tradebot.exchange.ccxt_factory import SUPPORTED_EXCHANGES, point_at
-from tradebot.exchange.errors import ExchangeError, Retryable, translate
+from tradebot.exchange.errors import ExchangeError, Rejected, Retryable, translate
 from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
 
 log = logging.getLogger(__name__)
@@ -264,6 +264,10 @@ class MarketDataHub:
             raise RuntimeError("market-data hub is closed")
         if exchange not in _TAPPED_CLASSES:
             raise ValueError(f"unsupported exchange {exchange!r}")
+        if "/" not in symbol:
+            # Streams are keyed by symbol: "BTCUSDT" next to "BTC/USDT:USDT" would be two streams of one
+            # exchange stream. Callers resolve user input through the market cache first.
+            raise ValueError(f"symbol must be ccxt's unified symbol such as 'BTC/USDT:USDT', got {symbol!r}")
         key = StreamKey(exchange, symbol, timeframe)
         subscription = Subscription(key, sink, after)
         stream = self._streams.get(key)
@@ -495,6 +499,8 @@ class MarketDataHub:
         stream.state = "subscribing"
         await _call(client.load_markets())
         market = _call_sync(lambda: client.market(key.symbol))
+        if market["symbol"] != key.symbol:
+            raise Rejected(f"{key.symbol!r} is not a unified symbol of {key.exchange}; it means {market['symbol']!r}")
         stream.market_id = str(market["id"])
         stream.interval = str(client.timeframes.get(key.timeframe, key.timeframe))
         self._routes[(key.exchange, stream.market_id, stream.interval)] = stream
