@@ -554,7 +554,10 @@ class MarketDataHub:
 
     async def _await_ack(self, client: Exchange, stream: _Stream, watch: asyncio.Task[None]) -> None:
         """Waits until the exchange confirmed the SUBSCRIBE, so that REST backfill cannot miss a candle."""
-        deadline = self._clock() + self._ack_timeout
+        # ccxt queues every SUBSCRIBE behind its per-connection throttle, so after a drop the last of N
+        # streams sends its own only after N spacings: the wait allows for that queue.
+        spacing_s = WS_MESSAGE_COST * float(getattr(client, "rateLimit", 50)) / 1000
+        deadline = self._clock() + self._ack_timeout + spacing_s * len(self._streams)
         hash_ = self._ohlcv_hash(stream.key)
         request_id: str | None = None
         while request_id is None:
@@ -582,7 +585,7 @@ class MarketDataHub:
                 return
             remaining = deadline - self._clock()
             if remaining <= 0:
-                raise Retryable(f"no subscription ack from the exchange within {self._ack_timeout:.0f} s")
+                raise Retryable("no subscription ack from the exchange in time")
             stream.wake.clear()
             try:
                 async with asyncio.timeout(remaining):
