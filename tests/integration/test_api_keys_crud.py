@@ -154,6 +154,8 @@ async def test_malformed_ids_are_404(client: Client, key_id: str) -> None:
         ({"exchange": "kraken"}, "exchange"),
         ({"label": ""}, "label"),
         ({"label": "x" * 101}, "label"),
+        ({"label": "nul\u0000inside"}, "label"),
+        ({"label": "   "}, "label"),
         ({"api_key": ""}, "api_key"),
         ({"secret_key": "has space"}, "secret_key"),
         ({"secret_key": 123}, "secret_key"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradebot.accounts.api_keys import api_key_hint
-from tradebot.accounts.emails import normalize_email
+from tradebot.accounts.emails import EMAIL_SCHEMA_PATTERN, normalize_email
 from tradebot.http.client_ip import resolve_client_ip
 from tradebot.http.pagination import build_page, decode_cursor, decode_id_cursor, encode_cursor
 from tradebot.http.problems import Problem
@@ -127,3 +129,9 @@ def test_build_page() -> None:
     items, cursor = build_page([1, 2, 3, 4], 3, lambda x: (x,))
     assert items == [1, 2, 3] and decode_id_cursor(cursor) == 3
     assert build_page([1, 2], 3, lambda x: (x,)) == ([1, 2], None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(EMAIL_SCHEMA_PATTERN, fullmatch=True))
+def test_every_address_the_openapi_pattern_describes_is_accepted(address: str) -> None:
+    assert normalize_email(address) == address.lower()

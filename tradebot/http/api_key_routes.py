@@ -25,7 +25,12 @@ TAGS = ["api keys"]
 
 # Exchange keys and secrets are printable ASCII without spaces; anything else is a paste mistake.
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[\x21-\x7e]+$")]
-Label = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+# Printable text with at least one visible character (PostgreSQL text cannot hold NUL, and control
+# characters in a label only serve to confuse a log or a UI).
+Label = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"),
+]
 
 
 class ApiKeyCreate(BaseModel):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from tradebot.accounts.emails import MAX_EMAIL_CHARS, normalize_email
+from tradebot.accounts.emails import EMAIL_SCHEMA_PATTERN, MAX_EMAIL_CHARS, normalize_email
 from tradebot.accounts.errors import AccountError
 from tradebot.accounts.service import AuthenticatedUser
 from tradebot.http.accounts_app import ACCOUNTS, problem_for
@@ -32,7 +32,11 @@ class _Body(BaseModel):
 
 
 # Normalised (trimmed, lower-case) and checked; the length cap stops huge inputs before the regex.
-Email = Annotated[str, Field(max_length=MAX_EMAIL_CHARS + 64), AfterValidator(normalize_email)]
+Email = Annotated[
+    str,
+    Field(max_length=MAX_EMAIL_CHARS + 64, json_schema_extra={"format": "email", "pattern": EMAIL_SCHEMA_PATTERN}),
+    AfterValidator(normalize_email),
+]
 NewPassword = Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)
 AnyPassword = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
 
