@@ -75,10 +75,22 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=1000, ge=100, le=60_000)
     # The bot runtime runs in every replica; API-only processes (and most API tests) turn it off.
     runtime_enabled: bool = True
+    # Crash-safety tests only: the process SIGKILLs itself at these points (comma-separated).
+    fault_crash_at: str = ""
 
     # SSE comment heartbeat (TRADEBOT_SSE_HEARTBEAT_S): keeps proxies from closing an idle stream and
     # finds clients that went away.
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+
+    # Backtests (TRADEBOT_BACKTEST_*): the longest range accepted, in candles (2,000,000 1m candles are
+    # ~3.8 years and ~100 MB of arrays); jobs run at once per replica, and queued behind them.
+    backtest_max_candles: int = Field(default=2_000_000, ge=1, le=50_000_000)
+    backtest_concurrency: int = Field(default=2, ge=1, le=64)
+    backtest_queue_limit: int = Field(default=8, ge=0, le=10_000)
+    # A replica touches its jobs' updated_at every heartbeat; a pending or running job untouched for
+    # stale_after belongs to a replica that died, and is marked failed (see tradebot.backtests.runner).
+    backtest_heartbeat_s: float = Field(default=15.0, gt=0, le=600)
+    backtest_stale_after_s: float = Field(default=120.0, gt=0, le=86_400)
 
     @field_validator("jwt_secret")
     @classmethod
@@ -134,6 +146,12 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
+    def _faults_only_in_tests(self) -> Settings:
+        if self.fault_crash_at and self.env != "test":
+            raise ValueError("TRADEBOT_FAULT_CRASH_AT is only allowed with TRADEBOT_ENV=test")
+        return self
+
+    @model_validator(mode="after")
     def _renew_before_expiry(self) -> Settings:
         if self.renew_interval_ms * 2 > self.lease_ttl_ms:
             raise ValueError("TRADEBOT_RENEW_INTERVAL_MS must be at most half of TRADEBOT_LEASE_TTL_MS")
@@ -142,6 +160,10 @@ class Settings(BaseSettings):
     @property
     def fernet_key_list(self) -> list[str]:
         return (self.fernet_keys or "").split(",") if self.fernet_keys else []
+
+    @property
+    def crash_points(self) -> frozenset[str]:
+        return frozenset(p.strip() for p in self.fault_crash_at.split(",") if p.strip())
 
     @property
     def trusted_proxy_list(self) -> list[str]:

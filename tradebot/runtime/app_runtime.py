@@ -16,6 +16,7 @@ from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import Assignment, BotRuntime, RuntimeTiming, run_everything
 from tradebot.runtime.clock import Clock, SystemClock
 from tradebot.runtime.events import BotEvents
+from tradebot.runtime.faults import CrashPoints
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.runtime.order_executor import AccountPool
@@ -50,7 +51,8 @@ def runtime_context(
             renew_interval_ms=settings.renew_interval_ms,
         )
         runtime = BotRuntime(
-            ctx=ActorContext(app[DB], events, hub, accounts, the_clock, app[REPLICA_ID]),
+            ctx=ActorContext(app[DB], events, hub, accounts, the_clock, app[REPLICA_ID],
+                             CrashPoints(settings.crash_points)),
             redis=app[REDIS],
             prefix=settings.redis_prefix,
             leases=leases,

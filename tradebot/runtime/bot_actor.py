@@ -30,6 +30,7 @@ from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
 from tradebot.runtime.client_order_id import Leg, client_order_id
 from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.events import BotEvents
+from tradebot.runtime.faults import NO_CRASHES, CrashPoints
 from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
 from tradebot.runtime.order_executor import AccountPool, ExchangeAccount, Fill, OutcomeUnknown
 from tradebot.runtime.risk import (
@@ -86,6 +87,7 @@ class ActorContext:
     accounts: AccountPool
     clock: Clock
     replica_id: str
+    crash_points: CrashPoints = NO_CRASHES
 
 
 class BotActor:
@@ -425,6 +427,7 @@ class BotActor:
         if not self.lease.is_valid():
             # The row is written but nothing was sent; the next owner expires it after asking the exchange.
             raise FencedOut(f"bot {self.bot_id}: lease lapsed before sending {cid}")
+        self.ctx.crash_points.hit("before_send")
         try:
             fill = await self._account().place_market_order(cid, config.symbol, side, amount, reduce_only=reduce_only)
         except OutcomeUnknown:
@@ -438,6 +441,7 @@ class BotActor:
             await self._reject(order_id, e)
             await self._save({"last_error_message": f"order rejected: {_readable(e)}"})
             return
+        self.ctx.crash_points.hit("after_send")
         await self._record_fill(order_id, cid, side, fill, closing=reduce_only)
 
     async def _reject(self, order_id: int, error: ExchangeError) -> None:
