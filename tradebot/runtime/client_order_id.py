@@ -7,6 +7,7 @@ Binance allows at most 36 characters of [A-Za-z0-9_-] (DESIGN.md invariant 2).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from enum import StrEnum
 
@@ -39,9 +40,11 @@ def client_order_id(bot_id: int, fence: int, seq: int, leg: Leg) -> str:
     if len(readable) <= MAX_LEN:
         return readable
     compact = f"tb{_base36(bot_id)}-{_base36(fence)}-{_base36(seq)}{leg.value}"
-    if len(compact) > MAX_LEN:
-        raise ValueError("order id parts too large to fit 36 characters")
-    return compact
+    if len(compact) <= MAX_LEN:
+        return compact
+    # Astronomically large parts: still deterministic, 128 bits of the parts' digest.
+    digest = hashlib.blake2b(f"{bot_id}-{fence}-{seq}-{leg.value}".encode(), digest_size=16).hexdigest()
+    return f"tb{digest}{leg.value}"
 
 
 def is_valid(cid: str) -> bool:
