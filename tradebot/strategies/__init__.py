@@ -2,6 +2,22 @@
 
 No I/O here except the CSV loader and the ``tradebot backtest`` command; everything else is pure
 functions over frozen dataclasses and numpy arrays, shared by the live bots and the backtests.
+
+Live face (one closed candle at a time, O(1), no I/O)::
+
+    params = EmaCrossParams(ema_period=50, allow_short=True)   # or get_strategy("ema_cross").parse_params(raw)
+    state = EmaCrossState.start(params)                        # or EmaCrossState.from_dict(saved)
+    decision, state = decide(Candle(ts, o, h, l, c, v), state, params)
+    decision.target  # Target.LONG / FLAT / SHORT, or None before the first decision
+    decision.seq     # +1 on every target change: deterministic client order ids
+    state.to_dict()  # JSON-safe; resumes bit-identically
+
+Vectorised face and backtest::
+
+    candles = load_candles_csv(path)                           # or Candles.from_arrays(...)
+    signals = ema_cross_signals(candles.close, params)         # same EMA (bit for bit) and targets
+    result = run_backtest(candles, BacktestSettings(...), params={"ema_period": 50}, timeframe="1h")
+    result_to_dict(result)                                     # the API's finished-backtest fields
 """
 
 from tradebot.strategies.backtest import BacktestSettings, ExitReason, Simulation, TradeLog, simulate
