@@ -12,6 +12,7 @@ import time
 import asyncpg
 import numpy as np
 import pytest
+from aiohttp.test_utils import TestClient
 
 from tests.integration.runtime_helpers import (
     MINUTE,
@@ -66,8 +67,9 @@ def _expected_orders(closes: list[float], period: int, allow_short: bool) -> lis
 
 
 async def test_bot_trades_where_the_backtest_trades(
-    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, runtime_client: TestClient,
 ) -> None:
+    client = runtime_client
     account = trader.creds
     bot = await start_bot(pool, runtime, trader, ema_period=5, allow_short=True)
 
@@ -102,6 +104,18 @@ async def test_bot_trades_where_the_backtest_trades(
     else:
         assert sim_pos is None or float(sim_pos["amount"]) == 0
     assert state["daily_trades_count"] == len(orders)
+
+    # The same trades reached the event stream, in order, each after its state change.
+    events = await runtime.ctx.events.replay(bot, None)
+    assert [e.data["client_order_id"] for e in events if e.event == "trade"] == [o["client_order_id"] for o in orders]
+    assert events[-1].event == "state" and events[-1].data["position_side"] == state["position_side"]
+    ids = [e.id for e in events]
+    assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in i.split("-")))
+
+    # And /metrics counts them.
+    text = await (await client.get("/metrics")).text()
+    assert f"tradebot_orders_total{{outcome=\"filled\"}} {float(len(orders))}" in text
+    assert "tradebot_bots_running 1.0" in text and f"tradebot_bot_decisions_total {float(len(CLOSES))}" in text
     print(f"decision latency after push: median {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, "
           f"max {max(latencies) * 1000:.1f} ms")
 

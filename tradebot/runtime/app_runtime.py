@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
-from tradebot.http.appkeys import BOT_EVENTS, DB, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.http.appkeys import BOT_EVENTS, DB, HTTP_METRICS, REDIS, REPLICA_ID, SECRETS, SETTINGS
 from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import Assignment, BotRuntime, RuntimeTiming, run_everything
 from tradebot.runtime.clock import Clock, SystemClock
@@ -19,6 +19,7 @@ from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import CrashPoints
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.market_data_hub import MarketDataHub
+from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
 from tradebot.runtime.order_executor import AccountPool
 from tradebot.security.secrets_box import SecretBox
 
@@ -39,6 +40,7 @@ def runtime_context(
         the_clock = clock or SystemClock()
         own_events = BOT_EVENTS not in app
         events = app[BOT_EVENTS] if not own_events else BotEvents(app[REDIS], settings.redis_prefix)
+        counters = RuntimeCounters()
         factory = ExchangeClientFactory(settings.exchange_url)
         hub = MarketDataHub(base_url=settings.exchange_url)
         accounts = AccountPool(app[DB], SecretBox(app[SECRETS].fernet_keys), factory)
@@ -52,7 +54,7 @@ def runtime_context(
         )
         runtime = BotRuntime(
             ctx=ActorContext(app[DB], events, hub, accounts, the_clock, app[REPLICA_ID],
-                             CrashPoints(settings.crash_points)),
+                             CrashPoints(settings.crash_points), counters),
             redis=app[REDIS],
             prefix=settings.redis_prefix,
             leases=leases,
@@ -62,10 +64,14 @@ def runtime_context(
         )
         app[RUNTIME] = runtime
         app[MARKET_DATA] = hub
+        collector = RuntimeCollector(runtime, hub, counters)
+        registry = app[HTTP_METRICS].registry
+        registry.register(collector)
         runtime.start()
         try:
             yield
         finally:
+            registry.unregister(collector)
             try:
                 await runtime.close()
             finally:

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -32,6 +32,7 @@ from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import NO_CRASHES, CrashPoints
 from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
+from tradebot.runtime.metrics import RuntimeCounters
 from tradebot.runtime.order_executor import AccountPool, ExchangeAccount, Fill, OutcomeUnknown
 from tradebot.runtime.risk import (
     ExitReason,
@@ -88,6 +89,7 @@ class ActorContext:
     clock: Clock
     replica_id: str
     crash_points: CrashPoints = NO_CRASHES
+    counters: RuntimeCounters = field(default_factory=RuntimeCounters)
 
 
 class BotActor:
@@ -219,6 +221,7 @@ class BotActor:
                 log.warning("pending order never reached the exchange", extra={"bot_id": self.bot_id,
                                                                                "client_order_id": order["client_order_id"]})
             elif fill.filled > 0:
+                self.ctx.counters.orders_reconciled += 1
                 await self._record_fill(order["id"], order["client_order_id"], order["side"], fill,
                                         closing=bool(order["reduce_only"]))
             else:
@@ -308,11 +311,14 @@ class BotActor:
         step = timeframe_ms(config.timeframe)
         if last is not None and candle.open_time > last + step:
             await self._backfill(last + step, candle.open_time)
+        started = time.perf_counter()
         decision, self.strategy = decide(_strategy_candle(candle), self.strategy, self.params)
         self.last_close = candle.close
         self._roll_day(self.ctx.clock.now_ms())
         traded = await self._act(candle, decision.target, decision.seq)
         self.decisions += 1
+        self.ctx.counters.decisions += 1
+        self.ctx.counters.decision_seconds += time.perf_counter() - started
         if not traded and time.monotonic() - self._state_saved_at >= STATE_SAVE_INTERVAL_S:
             await self._save({"last_run_at": _now(), **self._strategy_fields()})
 
@@ -428,9 +434,11 @@ class BotActor:
             # The row is written but nothing was sent; the next owner expires it after asking the exchange.
             raise FencedOut(f"bot {self.bot_id}: lease lapsed before sending {cid}")
         self.ctx.crash_points.hit("before_send")
+        self.ctx.counters.orders_sent += 1
         try:
             fill = await self._account().place_market_order(cid, config.symbol, side, amount, reduce_only=reduce_only)
         except OutcomeUnknown:
+            self.ctx.counters.orders_unknown += 1
             async with bot_store.fenced(self.ctx.pool, self.bot_id, self.lease.fence) as conn:
                 await bot_store.mark_order(conn, order_id, status="unknown", error_message="outcome unknown")
             raise
@@ -445,6 +453,7 @@ class BotActor:
         await self._record_fill(order_id, cid, side, fill, closing=reduce_only)
 
     async def _reject(self, order_id: int, error: ExchangeError) -> None:
+        self.ctx.counters.orders_rejected += 1
         async with bot_store.fenced(self.ctx.pool, self.bot_id, self.lease.fence) as conn:
             await bot_store.mark_order(conn, order_id, status="rejected", error_message=_readable(error)[:500])
 
@@ -490,6 +499,7 @@ class BotActor:
                 **self._strategy_fields(),
             })
         if trade_row is not None:
+            self.ctx.counters.orders_filled += 1
             await self._publish("trade", trade_view(trade_row))
             log.info("traded", extra={"bot_id": self.bot_id, "client_order_id": cid, "side": side,
                                       "amount": fill.filled, "price": price})
