@@ -24,6 +24,9 @@ How:
   subscriber coalesces at its own side, the hub never waits for one.
 - Reconnects back off exponentially with full jitter (0.2 s doubling to 10 s), reset once a
   connection stayed healthy for `healthy_after` seconds.
+- All kline streams of an exchange share one ccxt client, hence one websocket (ccxt multiplexes), and
+  its SUBSCRIBEs are batched; what bounds a mass resubscription is then REST: one klines request per
+  stream through ccxt's rate limiter (50 ms per weight-1 request), about 2.5 s for 50 streams.
 """
 
 from __future__ import annotations
@@ -71,15 +74,30 @@ AckTap = Callable[[str], None]
 
 
 class _TappedBinanceUsdm(ccxt_pro.binanceusdm):  # type: ignore[misc]
-    """ccxt's binanceusdm with hooks: raw klines (with their `x` flag) and subscription acks go to the hub.
+    """ccxt's binanceusdm with hooks: raw klines (with their `x` flag) and subscription acks go to the hub,
+    and kline SUBSCRIBEs are batched.
 
     A kline the tap consumed is not passed on to ccxt: the hub never reads ccxt's candle cache, and
     skipping ccxt's parse halves the per-message cost. Klines of streams the hub does not know (a late
     message after an unsubscribe) go to ccxt as usual.
+
+    Batching: ccxt sends one SUBSCRIBE per `watch_ohlcv`, spaced by its per-connection throttle, so
+    after a drop 50 streams need 50 spacings (5 s) to be subscribed again. Here each kline subscription
+    is registered with ccxt as usual but its message is queued; one sender per connection sends what
+    has queued up as one SUBSCRIBE per throttle slot (the first at once), and an ack of the combined
+    id is reported as the ack of every request it carried.
     """
 
     kline_tap: KlineTap | None = None
     ack_tap: AckTap | None = None
+    MAX_PARAMS_PER_SUBSCRIBE = 100
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._subscribe_queues: dict[Any, list[tuple[list[str], str]]] = {}  # ws client -> (params, id)
+        self._subscribe_senders: set[asyncio.Task[None]] = set()
+        self._subscribe_sending: set[Any] = set()  # ws clients with a sender running
+        self._ack_aliases: OrderedDict[str, list[str]] = OrderedDict()
 
     def handle_message(self, client: Any, message: Any) -> None:
         # Plain kline events go straight to the tap: ccxt's generic dispatch (a 35-entry handler table
@@ -100,8 +118,70 @@ class _TappedBinanceUsdm(ccxt_pro.binanceusdm):  # type: ignore[misc]
         tap = self.ack_tap
         request_id = message.get("id") if isinstance(message, dict) else None
         if tap is not None and request_id is not None:
-            tap(str(request_id))
+            for each in self._ack_aliases.pop(str(request_id), [str(request_id)]):
+                tap(each)
         return super().handle_subscription_status(client, message)
+
+    def watch_multiple(
+        self,
+        url: str,
+        message_hashes: list[str],
+        message: Any = None,
+        subscribe_hashes: list[str] | None = None,
+        subscription: Any = None,
+    ) -> Any:
+        batchable = (
+            isinstance(message, dict)
+            and message.get("method") == "SUBSCRIBE"
+            and subscribe_hashes is not None
+            and all(str(h).startswith("ohlcv::") for h in message_hashes)
+        )
+        if not batchable:
+            return super().watch_multiple(url, message_hashes, message, subscribe_hashes, subscription)
+        ws = self.client(url)
+        missing = [h for h in subscribe_hashes or [] if h not in ws.subscriptions]
+        # Registered with ccxt exactly as before, minus the send.
+        future = super().watch_multiple(url, message_hashes, None, subscribe_hashes, subscription)
+        if missing:
+            self._subscribe_queues.setdefault(ws, []).append((list(message["params"]), str(message["id"])))
+            if ws not in self._subscribe_sending:
+                self._subscribe_sending.add(ws)
+                sender = asyncio.ensure_future(self._send_subscribes(ws))
+                self._subscribe_senders.add(sender)
+                sender.add_done_callback(self._subscribe_senders.discard)
+        return future
+
+    async def _send_subscribes(self, ws: Any) -> None:
+        cost = (self.options.get("ws") or {}).get("cost", 1)
+        try:
+            async with asyncio.timeout(30):
+                await ws.connected
+            while self._subscribe_queues.get(ws):
+                if self.enableRateLimit:
+                    await ws.throttle(cost)
+                queue = self._subscribe_queues[ws]
+                batch, queue[:] = queue[: self.MAX_PARAMS_PER_SUBSCRIBE], queue[self.MAX_PARAMS_PER_SUBSCRIBE :]
+                combined = batch[0][1]
+                self._ack_aliases[combined] = [request_id for _, request_id in batch]
+                while len(self._ack_aliases) > 1024:
+                    self._ack_aliases.popitem(last=False)
+                params = [p for batch_params, _ in batch for p in batch_params]
+                await ws.send({"method": "SUBSCRIBE", "params": params, "id": int(combined)})
+        except Exception as e:
+            # The connection failed or closed: ccxt rejects the watches, and the hub's streams retry.
+            log.debug("sending kline subscriptions failed: %s", e)
+        finally:
+            # Normally empty by now; after a failure what is left belongs to a dead connection.
+            self._subscribe_sending.discard(ws)
+            self._subscribe_queues.pop(ws, None)
+
+    async def close(self) -> None:
+        senders = list(self._subscribe_senders)
+        for sender in senders:
+            sender.cancel()
+        if senders:
+            await asyncio.wait(senders)
+        await super().close()
 
 
 _TAPPED_CLASSES: dict[str, type[Exchange]] = {"binanceusdm": _TappedBinanceUsdm}
