@@ -133,7 +133,7 @@ async def main(args: argparse.Namespace) -> None:
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE if args.quiet else None,
+        stderr=subprocess.DEVNULL if args.quiet else None,
     )
     results: list[Result] = []
     try:
@@ -183,11 +183,11 @@ async def main(args: argparse.Namespace) -> None:
             proc.wait(timeout=20)
         await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
         await admin.close()
-        r = aioredis.Redis.from_url(redis_url)
-        keys = [k async for k in r.scan_iter(match=f"{prefix}:*")]
+        rc = aioredis.Redis.from_url(redis_url)
+        keys = [k async for k in rc.scan_iter(match=f"{prefix}:*")]
         if keys:
-            await r.delete(*keys)
-        await r.aclose()
+            await rc.delete(*keys)
+        await rc.aclose()
 
     p = DEFAULT_PARAMETERS
     print(
