@@ -141,6 +141,13 @@ async def test_200_subscribers_get_every_closed_candle_once_in_order_across_two_
     assert (first.open, first.close, first.volume) == (100.0, 100.0, 1.0)
 
 
+async def test_streams_starting_together_share_subscribe_messages(hub: MarketDataHub, sim: SimControl) -> None:
+    subs = [hub.subscribe(s, tf, BoundedCandleQueue()) for s in (BTC, ETH, SOL) for tf in ("1m", "3m", "5m", "15m")]
+    await all_live(subs)
+    assert len(hub.tasks()) == 12
+    assert hub.subscribe_messages < 12  # batched; ccxt alone would send one per stream, 100 ms apart
+
+
 async def test_stalled_and_broken_subscribers_do_not_delay_the_others(hub: MarketDataHub, sim: SimControl) -> None:
     class Broken:
         def offer(self, candle: Candle) -> None:

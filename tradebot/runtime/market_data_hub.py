@@ -90,6 +90,7 @@ class _TappedBinanceUsdm(ccxt_pro.binanceusdm):  # type: ignore[misc]
 
     kline_tap: KlineTap | None = None
     ack_tap: AckTap | None = None
+    subscribe_messages = 0  # SUBSCRIBE messages sent (each may carry many streams)
     MAX_PARAMS_PER_SUBSCRIBE = 100
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -167,6 +168,7 @@ class _TappedBinanceUsdm(ccxt_pro.binanceusdm):  # type: ignore[misc]
                     self._ack_aliases.popitem(last=False)
                 params = [p for batch_params, _ in batch for p in batch_params]
                 await ws.send({"method": "SUBSCRIBE", "params": params, "id": int(combined)})
+                self.subscribe_messages += 1
         except Exception as e:
             # The connection failed or closed: ccxt rejects the watches, and the hub's streams retry.
             log.debug("sending kline subscriptions failed: %s", e)
@@ -393,6 +395,11 @@ class MarketDataHub:
             del self._retiring[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("market-data stream %s failed", key, exc_info=task.exception())
+
+    @property
+    def subscribe_messages(self) -> int:
+        """SUBSCRIBE messages sent to the exchanges so far (batched: one may carry many streams)."""
+        return sum(int(getattr(c, "subscribe_messages", 0)) for c in self._clients.values())
 
     def streams(self) -> list[StreamStatus]:
         return [
