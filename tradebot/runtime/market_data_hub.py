@@ -147,7 +147,7 @@ class _TappedBinanceUsdm(ccxt_pro.binanceusdm):  # type: ignore[misc]
             self._subscribe_queues.setdefault(ws, []).append((list(message["params"]), str(message["id"])))
             if ws not in self._subscribe_sending:
                 self._subscribe_sending.add(ws)
-                sender = asyncio.ensure_future(self._send_subscribes(ws))
+                sender = asyncio.create_task(self._send_subscribes(ws), name=f"market-data-subscribe:{url}")
                 self._subscribe_senders.add(sender)
                 sender.add_done_callback(self._subscribe_senders.discard)
         return future
