@@ -33,6 +33,8 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
+REDIS_MAX_CONNECTIONS = 200
+
 
 def all_routes() -> RouteTable:
     table = RouteTable()
@@ -98,13 +100,19 @@ def _postgres(url: str, settings: Settings) -> CleanupContext:
 
 def _redis(url: str) -> CleanupContext:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(
+        # A blocking pool: past its size a command waits (up to `timeout`) for a connection instead of
+        # failing at once with "Too many connections" (redis-py's default pool stops at 100), which a
+        # burst such as thousands of SSE clients reconnecting after a failover would otherwise cause.
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=REDIS_MAX_CONNECTIONS,
+            timeout=5,
             decode_responses=True,
             socket_connect_timeout=2,
             socket_timeout=5,
             health_check_interval=15,
         )
+        client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         app[REDIS] = client
         try:
             yield

@@ -3,6 +3,7 @@ mapping from the service's refusals to problem responses."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -29,12 +30,19 @@ from tradebot.runtime.events import BotEvents
 log = logging.getLogger(__name__)
 
 
+CONNECT_CONCURRENCY = 32
+
+
 class OpenStreams:
     """The SSE responses open on this replica, so shutdown can end them instead of waiting them out."""
 
-    def __init__(self) -> None:
+    def __init__(self, connect_concurrency: int = CONNECT_CONCURRENCY) -> None:
         self._open: set[EventSourceResponse] = set()
         self.closing = False
+        # Connecting costs a few Redis and PostgreSQL round trips. When a replica dies, thousands of
+        # EventSources reconnect at once; bounded, they queue here instead of exhausting the
+        # connection pools (which would turn the herd into 500s and retries).
+        self.connect_slots = asyncio.Semaphore(connect_concurrency)
 
     def add(self, resp: EventSourceResponse) -> None:
         self._open.add(resp)

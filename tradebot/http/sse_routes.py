@@ -18,6 +18,7 @@ import logging
 import re
 from typing import Protocol
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
@@ -27,7 +28,7 @@ from tradebot.bots.schemas import StreamQuery
 from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
 from tradebot.http.bots_app import BOTS, OPEN_STREAMS, problem_for
-from tradebot.http.problems import field_problem
+from tradebot.http.problems import Problem, field_problem
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
 from tradebot.runtime.events import BotEvent, ListenerOverflow
@@ -74,16 +75,21 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     if last_seen is not None and event_key(last_seen) is None:
         raise field_problem("last_event_id", "not an event id of this stream")
     events = request.app[BOT_EVENTS]
+    streams = request.app[OPEN_STREAMS]
     async with events.listen(bot_id) as listener:
-        newest = await events.last_id(bot_id)
         try:
-            state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id)
+            async with streams.connect_slots:
+                newest = await events.last_id(bot_id)
+                state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id)
+                missed = await events.replay(bot_id, last_seen) if last_seen is not None else []
         except BotError as e:
             raise problem_for(e) from e
-        missed = await events.replay(bot_id, last_seen) if last_seen is not None else []
-        streams = request.app[OPEN_STREAMS]
+        except (OSError, aioredis.RedisError) as e:
+            # Without the event log there is no id to hand out and nothing to replay: the client
+            # retries (EventSource does so by itself) instead of getting a stream with a hole.
+            raise Problem(503, "live events are unavailable right now", headers={"Retry-After": "2"}) from e
         if streams.closing:
-            raise web.HTTPServiceUnavailable(headers={"Retry-After": "1"})
+            raise Problem(503, "this replica is shutting down", headers={"Retry-After": "1"})
         async with sse_response(request, ping_interval=request.app[SETTINGS].sse_heartbeat_s) as resp:
             streams.add(resp)
             try:
