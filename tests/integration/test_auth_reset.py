@@ -69,6 +69,13 @@ async def test_reset_round_trip(client: Client, settings: Settings, pool: asyncp
     await problem(await client.get("/api/v1/auth/me", headers=bearer(old_token)), 401)
     await problem(await client.post("/api/v1/auth/login", json={"email": address, "password": PASSWORD}), 401)
     await login(client, address, NEW_PASSWORD)
+    # The owner is told (ASVS 2.5.5); the notice carries no link or token.
+    notice = next(
+        m
+        for m in await wait_for_mails(settings.outbox_dir, 2)
+        if m is not mail and m["To"] == address and "changed" in str(m["Subject"])
+    )
+    assert "?token=" not in str(notice.get_payload())
 
     # Single use.
     r = await client.post(
@@ -122,3 +129,18 @@ async def test_confirm_validation(client: Client) -> None:
     assert body["errors"][0]["field"] == "new_password"
     r = await client.post("/api/v1/auth/password-reset/request", json={"email": "nope"})
     await problem(r, 422)
+
+
+async def test_a_password_change_is_notified_by_mail(client: Client, settings: Settings) -> None:
+    assert settings.outbox_dir is not None
+    address = new_email()
+    await register(client, address)
+    token = await login(client, address)
+    r = await client.post(
+        "/api/v1/auth/password",
+        headers=bearer(token),
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
+    assert r.status == 204
+    [notice] = await wait_for_mails(settings.outbox_dir, 1)
+    assert notice["To"] == address and "changed" in str(notice["Subject"])

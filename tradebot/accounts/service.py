@@ -171,6 +171,7 @@ class AccountService:
         if not await self._users.set_password_if_unchanged(user_id, creds.password_hash, new_hash):
             raise WrongCurrentPassword  # changed by someone else meanwhile
         log.info("password changed; earlier tokens revoked", extra={"user_id": user_id})
+        self._notify_password_changed(creds.email)
 
     async def request_password_reset(self, email: str, *, client_ip: str) -> None:
         """Same answer, and nearly the same work, whether or not the email has an account."""
@@ -181,30 +182,47 @@ class AccountService:
         # The user id in front lets confirm find the row by primary key; the random part is the
         # secret, and only its hash is stored.
         token = f"{creds.id if creds else 0}.{secrets.token_urlsafe(32)}"
+        # The same statement runs either way (for no row when there is no account), so the answer
+        # takes as long for an unknown email as for a known one; the mail goes out afterwards.
+        await self._users.store_reset_token(creds.id if creds else 0, hash_reset_token(token), RESET_TOKEN_TTL)
         if creds is None or not creds.is_active:
             return
-        await self._users.store_reset_token(creds.id, hash_reset_token(token), RESET_TOKEN_TTL)
-        task = asyncio.create_task(self._send_reset_mail(email, token), name=f"reset-mail-{creds.id}")
+        link = f"{self._public_url}/reset-password?token={token}"
+        self._mail_later(
+            email,
+            "Reset your tradebot password",
+            "Someone asked to reset the password of your tradebot account.\n\n"
+            f"To choose a new password, open this link within 30 minutes:\n\n{link}\n\n"
+            "The link works once. If you did not ask for this, ignore this mail.\n",
+        )
+
+    def _mail_later(self, to: str, subject: str, body: str) -> None:
+        task = asyncio.create_task(self._send_mail(to, subject, body), name="account-mail")
         self._mail_tasks.add(task)
         task.add_done_callback(self._mail_tasks.discard)
 
-    async def _send_reset_mail(self, email: str, token: str) -> None:
-        link = f"{self._public_url}/reset-password?token={token}"
-        body = (
-            "Someone asked to reset the password of your tradebot account.\n\n"
-            f"To choose a new password, open this link within 30 minutes:\n\n{link}\n\n"
-            "The link works once. If you did not ask for this, ignore this mail.\n"
-        )
+    async def _send_mail(self, to: str, subject: str, body: str) -> None:
         try:
-            await self._mailer.send(email, "Reset your tradebot password", body)
+            await self._mailer.send(to, subject, body)
         except Exception as e:  # a mail failure must not surface anywhere else; the user can ask again
-            log.error("password reset mail not sent", extra={"error": type(e).__name__})
+            log.error("account mail not sent", extra={"error": type(e).__name__})
+
+    def _notify_password_changed(self, email: str) -> None:
+        # OWASP ASVS 2.5.5: the owner hears of a credential change they did not make.
+        self._mail_later(
+            email,
+            "Your tradebot password was changed",
+            "The password of your tradebot account was just changed, and every session was signed out.\n\n"
+            "If this was not you, reset your password at once and review your API keys.\n",
+        )
 
     async def confirm_password_reset(self, token: str, new_password: str) -> None:
         user_part, _, secret_part = token.partition(".")
         if not (user_part.isascii() and user_part.isdigit() and int(user_part) < 2**63 and secret_part):
             raise InvalidResetToken
         new_hash = await self._hasher.hash(new_password)
-        if not await self._users.consume_reset_token(int(user_part), hash_reset_token(token), new_hash):
+        email = await self._users.consume_reset_token(int(user_part), hash_reset_token(token), new_hash)
+        if email is None:
             raise InvalidResetToken
         log.info("password reset; earlier tokens revoked", extra={"user_id": int(user_part)})
+        self._notify_password_changed(email)

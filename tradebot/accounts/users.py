@@ -19,6 +19,7 @@ class User:
 @dataclass(frozen=True, slots=True)
 class Credentials:
     id: int
+    email: str
     password_hash: str
     is_active: bool
     token_version: int
@@ -60,13 +61,13 @@ class UserRepository:
     async def credentials_by_email(self, email: str) -> Credentials | None:
         # lower(email) matches the unique index users_email_key.
         row = await self._pool.fetchrow(
-            "SELECT id, password_hash, is_active, token_version FROM users WHERE lower(email) = $1", email
+            "SELECT id, email, password_hash, is_active, token_version FROM users WHERE lower(email) = $1", email
         )
         return Credentials(**dict(row)) if row else None
 
     async def credentials_by_id(self, user_id: int) -> Credentials | None:
         row = await self._pool.fetchrow(
-            "SELECT id, password_hash, is_active, token_version FROM users WHERE id = $1", user_id
+            "SELECT id, email, password_hash, is_active, token_version FROM users WHERE id = $1", user_id
         )
         return Credentials(**dict(row)) if row else None
 
@@ -110,16 +111,18 @@ class UserRepository:
             ttl,
         )
 
-    async def consume_reset_token(self, user_id: int, token_hash: bytes, new_hash: str) -> bool:
-        """Single use by construction: the row matches only while the token is stored and fresh."""
-        result: str = await self._pool.execute(
+    async def consume_reset_token(self, user_id: int, token_hash: bytes, new_hash: str) -> str | None:
+        """The user's email, or None. Single use by construction: the row matches only while the
+        token is stored and fresh."""
+        email: str | None = await self._pool.fetchval(
             """
             UPDATE users SET password_hash = $3, token_version = token_version + 1,
                    reset_token_hash = NULL, reset_token_expires_at = NULL, updated_at = now()
              WHERE id = $1 AND reset_token_hash = $2 AND reset_token_expires_at > now() AND is_active
+            RETURNING email
             """,
             user_id,
             token_hash,
             new_hash,
         )
-        return result == "UPDATE 1"
+        return email
