@@ -177,6 +177,23 @@ async def main(args: argparse.Namespace) -> None:
                     json_body={"email": email, "password": password},
                 )
             )
+            # A wrong password and an unknown email must cost the same (the dummy hash).
+            for name, body in (
+                ("login, wrong password (401)", {"email": email, "password": password + "x"}),
+                ("login, unknown email (401)", {"email": "nobody-" + email, "password": password}),
+            ):
+                results.append(
+                    await load(
+                        s,
+                        name,
+                        "POST",
+                        url + "/api/v1/auth/login",
+                        seconds=args.seconds / 2,
+                        concurrency=args.login_concurrency,
+                        json_body=body,
+                        expect=401,
+                    )
+                )
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
