@@ -1,0 +1,286 @@
+"""POST/GET /api/v1/backtests against the real app, PostgreSQL, Redis and the exchange simulator."""
+
+from __future__ import annotations
+
+import argparse
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from tests.integration.auth_helpers import Client, bearer, problem, user_token
+from tests.integration.backtests_helpers import (
+    MINUTE_MS,
+    T0,
+    backtest_body,
+    iso,
+    settled,
+    submit,
+    walk_candles,
+    write_csv,
+)
+from tests.simulator_helpers import SimControl
+from tradebot.config import Secrets, Settings
+from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
+from tradebot.http.app import create_app
+from tradebot.http.backtest_routes import BACKTEST_RUNNER
+from tradebot.strategies import command
+
+pytest_plugins = ("tests.simulator_fixtures",)
+
+
+@pytest.fixture
+def simulator_config() -> SimulatorConfig:
+    return SimulatorConfig(port=0, mode="manual", history_candles=10, symbols=("BTCUSDT", "ETHUSDT"))
+
+
+@pytest.fixture
+def backtest_settings(settings: Settings, simulator: RunningSimulator) -> Settings:
+    return settings.model_copy(
+        update={"exchange_url": simulator.base_url, "runtime_enabled": False, "backtest_max_candles": 100_000}
+    )
+
+
+@pytest.fixture
+async def exchange_app(
+    backtest_settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
+) -> web.Application:
+    return create_app(backtest_settings, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="t")
+
+
+@pytest.fixture
+async def bt_client(aiohttp_client: Any, exchange_app: web.Application) -> Client:
+    return await aiohttp_client(exchange_app)  # type: ignore[no-any-return]
+
+
+async def headers_of(client: Client, tag: str = "user") -> dict[str, str]:
+    _, token = await user_token(client, tag)
+    return bearer(token)
+
+
+def cli_result(csv: Path, **options: Any) -> dict[str, Any]:
+    parser = argparse.ArgumentParser()
+    command.configure_parser(parser)
+    argv = ["--csv", str(csv), "--json"]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    with redirect_stdout(out):
+        assert command.run(parser.parse_args(argv)) == 0
+        out.flush()
+    result: dict[str, Any] = orjson.loads(out.buffer.getvalue())  # type: ignore[attr-defined]
+    return result
+
+
+async def test_api_and_cli_agree_to_the_cent(bt_client: Client, sim: SimControl, tmp_path: Path) -> None:
+    candles = walk_candles(1500)
+    await sim.push_klines("BTCUSDT", "1m", candles)
+    headers = await headers_of(bt_client)
+    params = {"ema_period": 12, "allow_short": True, "order_size_pct": 50, "leverage": 3}
+    backtest_id = await submit(
+        bt_client, headers, parameters=params, fee_rate=0.0004, slippage_bps=2, initial_balance=5000
+    )
+    api = await settled(bt_client, headers, backtest_id)
+    assert api["status"] == "done", api
+    cli = cli_result(
+        write_csv(tmp_path / "c.csv", candles),
+        ema_period=12,
+        allow_short=True,
+        order_size_pct=50,
+        leverage=3,
+        fee_rate=0.0004,
+        slippage_bps=2,
+        initial_balance=5000,
+    )
+    assert api["trades_count"] == cli["trades_count"] > 10
+    assert round(api["final_balance"], 2) == round(cli["final_balance"], 2)
+    assert round(api["fees_paid"], 2) == round(cli["fees_paid"], 2)
+    assert api["final_balance"] == pytest.approx(cli["final_balance"], rel=1e-12)
+    assert api["sharpe"] == pytest.approx(cli["sharpe"], rel=1e-9)
+    assert len(api["trades"]) == api["trades_count"] and api["trades_truncated"] is False
+    # The request as stored, defaults filled in, and what was found on the exchange.
+    assert api["symbol"] == "BTC/USDT:USDT"
+    assert api["parameters"] == {
+        "ema_period": 12,
+        "allow_short": True,
+        "order_size_pct": 50.0,
+        "leverage": 3.0,
+        "stop_loss_pct": None,
+        "take_profit_pct": None,
+    }
+    assert api["candles_count"] == api["expected_candles"] == 1500 and api["missing_candles"] == 0
+    assert api["first_candle_time"].startswith("2024-01-01T00:00:00")
+    # 1,500 candles in, at most 1,000 points out; first and last kept, the last is the final balance.
+    curve = api["equity_curve"]
+    assert 2 <= len(curve) <= 1000
+    assert curve[0][0] == T0 and curve[-1][0] == candles[-1][0]
+    assert curve[-1][1] == api["final_balance"]
+    assert [p[0] for p in curve] == sorted({p[0] for p in curve})
+    assert api["started_at"] is not None and api["finished_at"] is not None and api["error_message"] is None
+
+
+async def test_defaults_are_filled_in(bt_client: Client, sim: SimControl) -> None:
+    await sim.push_klines("BTCUSDT", "1m", walk_candles(200))
+    headers = await headers_of(bt_client)
+    api = await settled(bt_client, headers, await submit(bt_client, headers, end_time=iso(T0 + 200 * MINUTE_MS)))
+    assert api["status"] == "done"
+    assert api["parameters"] == {
+        "ema_period": 10,
+        "allow_short": False,
+        "order_size_pct": 10.0,
+        "leverage": 1.0,
+        "stop_loss_pct": None,
+        "take_profit_pct": None,
+    }
+    assert api["fee_rate"] == 0.0005 and api["slippage_bps"] == 0.0 and api["initial_balance"] == 10_000
+
+
+async def test_a_cached_range_makes_no_exchange_call(
+    bt_client: Client, sim: SimControl, exchange_app: web.Application
+) -> None:
+    await sim.push_klines("BTCUSDT", "1m", walk_candles(3200))
+    headers = await headers_of(bt_client)
+    end = iso(T0 + 3200 * MINUTE_MS)
+    loader = exchange_app[BACKTEST_RUNNER].loader
+    first = await settled(bt_client, headers, await submit(bt_client, headers, end_time=end))
+    assert first["status"] == "done" and first["candles_count"] == 3200
+    assert loader.stats.exchange_requests == 4  # four pages of at most 1,000 (no clock call for the past)
+    # From now on every exchange request fails: a second run that asked the exchange would fail too.
+    await sim.faults(fail_next_requests=1000)
+    second = await settled(bt_client, headers, await submit(bt_client, headers, end_time=end))
+    assert second["status"] == "done", second
+    assert loader.stats.exchange_requests == 4
+    assert second["final_balance"] == first["final_balance"] and second["trades_count"] == first["trades_count"]
+    # A sub-range is served from the cache too.
+    third = await settled(
+        bt_client,
+        headers,
+        await submit(bt_client, headers, start_time=iso(T0 + 100 * MINUTE_MS), end_time=iso(T0 + 900 * MINUTE_MS)),
+    )
+    assert third["status"] == "done" and third["candles_count"] == 800
+    assert loader.stats.exchange_requests == 4
+
+
+async def test_gaps_are_reported_not_invented(bt_client: Client, sim: SimControl) -> None:
+    candles = walk_candles(300)
+    await sim.push_klines("BTCUSDT", "1m", candles[:100] + candles[160:])  # 60 candles missing
+    headers = await headers_of(bt_client)
+    api = await settled(bt_client, headers, await submit(bt_client, headers, end_time=iso(T0 + 300 * MINUTE_MS)))
+    assert api["status"] == "done"
+    assert (api["candles_count"], api["expected_candles"], api["missing_candles"]) == (240, 300, 60)
+
+
+async def test_a_range_without_candles_fails_readably(bt_client: Client, sim: SimControl) -> None:
+    await sim.push_klines("BTCUSDT", "1m", walk_candles(50))
+    headers = await headers_of(bt_client)
+    later = T0 + 10_000 * MINUTE_MS
+    api = await settled(
+        bt_client,
+        headers,
+        await submit(bt_client, headers, start_time=iso(later), end_time=iso(later + 60 * MINUTE_MS)),
+    )
+    assert api["status"] == "failed"
+    assert "no candles" in api["error_message"] and "BTC/USDT:USDT 1m" in api["error_message"]
+    assert "final_balance" not in api
+
+
+async def test_status_goes_pending_running_done(bt_client: Client, sim: SimControl) -> None:
+    await sim.push_klines("ETHUSDT", "1m", walk_candles(400, seed=3))
+    headers = await headers_of(bt_client)
+    await sim.faults(latency_ms=400)  # every exchange request is slow: "running" lasts long enough to see
+    body = backtest_body(symbol="ETHUSDT", end_time=iso(T0 + 400 * MINUTE_MS))
+    r = await bt_client.post("/api/v1/backtests", json=body, headers=headers)
+    assert r.status == 202
+    accepted = await r.json()
+    assert accepted["status"] == "pending"
+    statuses: list[str] = []
+    while not statuses or statuses[-1] not in ("done", "failed"):
+        got = await (await bt_client.get(f"/api/v1/backtests/{accepted['id']}", headers=headers)).json()
+        if not statuses or statuses[-1] != got["status"]:
+            statuses.append(got["status"])
+    assert statuses[-2:] == ["running", "done"]
+    assert set(statuses) <= {"pending", "running", "done"}
+
+
+async def test_validation_errors_name_the_field(bt_client: Client) -> None:
+    headers = await headers_of(bt_client)
+    cases: list[tuple[dict[str, Any], str]] = [
+        (backtest_body(symbol="DOGEUSDT"), "symbol"),
+        (backtest_body(start_time=iso(T0), end_time=iso(T0)), "end_time"),
+        (backtest_body(start_time=iso(T0 + MINUTE_MS), end_time=iso(T0)), "end_time"),
+        (backtest_body(end_time=iso(T0 + 100_001 * MINUTE_MS)), "end_time"),  # over backtest_max_candles
+        (backtest_body(parameters={"ema_period": 1}), "parameters.ema_period"),
+        (backtest_body(parameters={}), "parameters.ema_period"),
+        (backtest_body(parameters={"ema_period": "ten"}), "parameters.ema_period"),
+        (backtest_body(parameters={"ema_period": 10, "colour": "red"}), "parameters.colour"),
+        (backtest_body(parameters={"ema_period": 10, "order_size_pct": 0}), "parameters.order_size_pct"),
+        (backtest_body(parameters={"ema_period": 10, "leverage": 500}), "parameters.leverage"),
+        (backtest_body(parameters={"ema_period": 10, "allow_short": "yes"}), "parameters.allow_short"),
+        (backtest_body(parameters={"ema_period": 10, "stop_loss_pct": 100}), "parameters.stop_loss_pct"),
+        (backtest_body(parameters={"ema_period": 10, "take_profit_pct": -1}), "parameters.take_profit_pct"),
+        (backtest_body(initial_balance=0), "initial_balance"),
+        (backtest_body(initial_balance="100"), "initial_balance"),
+        (backtest_body(fee_rate=0.5), "fee_rate"),
+        (backtest_body(slippage_bps=-1), "slippage_bps"),
+        (backtest_body(timeframe="2m"), "timeframe"),
+        (backtest_body(strategy="rsi"), "strategy"),
+        (backtest_body(start_time="yesterday"), "start_time"),
+        (backtest_body(start_time=1704067200), "start_time"),
+        (backtest_body(end_time=...), "end_time"),
+        (backtest_body(parameters=...), "parameters"),
+        (backtest_body(user_id=1), "user_id"),
+        (backtest_body(status="done"), "status"),
+    ]
+    for body, field in cases:
+        r = await bt_client.post("/api/v1/backtests", json=body, headers=headers)
+        got = await problem(r, 422)
+        assert field in [e["field"] for e in got["errors"]], (field, got)
+    # Several problems at once are all named.
+    r = await bt_client.post(
+        "/api/v1/backtests",
+        json=backtest_body(symbol="NOPE", parameters={"ema_period": 1}, end_time=iso(T0)),
+        headers=headers,
+    )
+    got = await problem(r, 422)
+    assert {e["field"] for e in got["errors"]} == {"symbol", "parameters.ema_period", "end_time"}
+    # Nothing was written.
+    listed = await (await bt_client.get("/api/v1/backtests", headers=headers)).json()
+    assert listed == {"items": [], "next_cursor": None}
+
+
+async def test_users_see_only_their_own_backtests(bt_client: Client, sim: SimControl) -> None:
+    await sim.push_klines("BTCUSDT", "1m", walk_candles(100))
+    alice, bob = await headers_of(bt_client, "alice"), await headers_of(bt_client, "bob")
+    backtest_id = await submit(bt_client, alice, end_time=iso(T0 + 100 * MINUTE_MS))
+    await settled(bt_client, alice, backtest_id)
+    r = await bt_client.get(f"/api/v1/backtests/{backtest_id}", headers=bob)
+    assert (await problem(r, 404))["detail"] == "backtest not found"
+    r404 = await bt_client.get("/api/v1/backtests/99999999", headers=bob)
+    assert (await problem(r404, 404))["detail"] == "backtest not found"  # same answer as "not yours"
+    await problem(await bt_client.get("/api/v1/backtests/abc", headers=bob), 404)
+    assert (await (await bt_client.get("/api/v1/backtests", headers=bob)).json())["items"] == []
+    await problem(await bt_client.get(f"/api/v1/backtests/{backtest_id}"), 401)
+    await problem(await bt_client.post("/api/v1/backtests", json=backtest_body()), 401)
+
+
+async def test_list_is_newest_first_and_paginated(bt_client: Client, sim: SimControl) -> None:
+    await sim.push_klines("BTCUSDT", "1m", walk_candles(100))
+    headers = await headers_of(bt_client)
+    ids = [await submit(bt_client, headers, end_time=iso(T0 + 100 * MINUTE_MS)) for _ in range(3)]
+    for backtest_id in ids:
+        await settled(bt_client, headers, backtest_id)
+    r = await bt_client.get("/api/v1/backtests?limit=2", headers=headers)
+    page = await r.json()
+    assert [b["id"] for b in page["items"]] == ids[::-1][:2]
+    assert page["next_cursor"]
+    assert all("trades" not in b and b["status"] == "done" and len(b["equity_curve"]) > 1 for b in page["items"])
+    r = await bt_client.get(f"/api/v1/backtests?limit=2&cursor={page['next_cursor']}", headers=headers)
+    rest = await r.json()
+    assert [b["id"] for b in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
+    await problem(await bt_client.get("/api/v1/backtests?cursor=bogus!", headers=headers), 422)
+    await problem(await bt_client.get("/api/v1/backtests?limit=501", headers=headers), 422)

@@ -1,0 +1,116 @@
+"""The backtests service: what the API does to backtests, one method per operation, scoped to a user.
+
+Everything that can be checked is checked before a job is queued, so a 202 means the backtest will
+run; what only the exchange can tell (where its history has gaps) is reported in the result.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tradebot.backtests.errors import BacktestNotFound, BacktestQueueFull, InvalidBacktest
+from tradebot.backtests.history import timeframe_ms
+from tradebot.backtests.models import BacktestRequest, BacktestSpec, to_ms
+from tradebot.backtests.repository import BacktestsRepo
+from tradebot.backtests.runner import BacktestRunner
+from tradebot.backtests.views import backtest_view
+from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SymbolResolver
+from tradebot.strategies import BacktestSettings, ParameterError, split_parameters
+
+log = logging.getLogger(__name__)
+
+# Engine fields that are top-level in the request; every other one lives under "parameters".
+_TOP_LEVEL = frozenset({"initial_balance", "fee_rate", "slippage_bps"})
+
+
+def candles_in_range(start_ms: int, end_ms: int, timeframe: str) -> int:
+    """How many candles open in ``[start_ms, end_ms)``."""
+    tf = timeframe_ms(timeframe)
+    first = -(-start_ms // tf) * tf
+    return max(0, -(-(end_ms - first) // tf))
+
+
+class BacktestService:
+    def __init__(
+        self, repo: BacktestsRepo, runner: BacktestRunner, markets: SymbolResolver, *, max_candles: int
+    ) -> None:
+        self._repo = repo
+        self._runner = runner
+        self._markets = markets
+        self._max_candles = max_candles
+
+    async def create(self, user_id: int, request: BacktestRequest) -> dict[str, Any]:
+        spec = await self._checked(request)
+        if not self._runner.has_room():
+            raise BacktestQueueFull
+        row = await self._repo.insert(user_id, spec)
+        await self._runner.submit(row["id"])
+        log.info("backtest accepted", extra={"user_id": user_id, "backtest_id": row["id"]})
+        return {"id": row["id"], "status": row["status"]}
+
+    async def get(self, user_id: int, backtest_id: int) -> dict[str, Any]:
+        row = await self._repo.get(user_id, backtest_id)
+        if row is None:
+            raise BacktestNotFound
+        return backtest_view(row)
+
+    async def page(self, user_id: int, *, before_id: int | None, limit: int) -> list[dict[str, Any]]:
+        return [backtest_view(r) for r in await self._repo.page(user_id, before_id=before_id, limit=limit)]
+
+    async def _checked(self, request: BacktestRequest) -> BacktestSpec:
+        errors: list[tuple[str, str]] = []
+        start_ms, end_ms = to_ms(request.start_time), to_ms(request.end_time)
+        if start_ms >= end_ms:
+            errors.append(("end_time", "must be after start_time"))
+        else:
+            count = candles_in_range(start_ms, end_ms, request.timeframe)
+            if count > self._max_candles:
+                errors.append(
+                    (
+                        "end_time",
+                        f"the range holds {count:,} {request.timeframe} candles; at most "
+                        f"{self._max_candles:,} are allowed (shorten it or use a longer timeframe)",
+                    )
+                )
+        parameters: dict[str, Any] = {}
+        settings: BacktestSettings | None = None
+        try:
+            settings, strategy_params = split_parameters(
+                request.parameters,
+                initial_balance=request.initial_balance,
+                fee_rate=request.fee_rate,
+                slippage_bps=request.slippage_bps,
+                strategy=request.strategy,
+            )
+        except ParameterError as e:
+            field = e.field if e.field in _TOP_LEVEL else f"parameters.{e.field}"
+            errors.append((field, e.message))
+        else:
+            parameters = {
+                **strategy_params,
+                "order_size_pct": settings.order_size_pct,
+                "leverage": settings.leverage,
+                "stop_loss_pct": settings.stop_loss_pct,
+                "take_profit_pct": settings.take_profit_pct,
+            }
+        market = await self._markets.resolve(request.symbol)
+        if market is None:
+            errors.append(("symbol", f"unknown symbol {request.symbol!r}"))
+        elif settings is not None:
+            ceiling = min(int(market.max_leverage or DEFAULT_MAX_LEVERAGE), DEFAULT_MAX_LEVERAGE)
+            if settings.leverage > ceiling:
+                errors.append(("parameters.leverage", f"must be at most {ceiling} for {market.symbol}"))
+        if errors or market is None or settings is None:
+            raise InvalidBacktest(errors)
+        return BacktestSpec(
+            symbol=market.symbol,
+            timeframe=request.timeframe,
+            start_time=request.start_time,
+            end_time=request.end_time,
+            strategy=request.strategy,
+            parameters=parameters,
+            initial_balance=settings.initial_balance,
+            fee_rate=settings.fee_rate,
+            slippage_bps=settings.slippage_bps,
+        )

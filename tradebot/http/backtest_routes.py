@@ -1,0 +1,162 @@
+"""/api/v1/backtests: thin handlers over the backtests service (CONTRACT.md "Trades, backtests"),
+and the app wiring: the service, its job runner and the exchange client it downloads through."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from tradebot.backtests.candle_cache import CandleCache
+from tradebot.backtests.errors import (
+    BacktestError,
+    BacktestNotFound,
+    BacktestQueueFull,
+    InvalidBacktest,
+    MarketsUnavailable,
+)
+from tradebot.backtests.history import HistoryLoader
+from tradebot.backtests.repository import BacktestsRepo
+from tradebot.backtests.runner import BacktestRunner, RunnerConfig
+from tradebot.backtests.schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
+from tradebot.backtests.service import BacktestService
+from tradebot.bots.models import Market
+from tradebot.exchange.ccxt_factory import ExchangeClientFactory
+from tradebot.exchange.errors import ExchangeError
+from tradebot.http.appkeys import DB, PRINCIPAL, SETTINGS
+from tradebot.http.json_response import json_response
+from tradebot.http.markets_routes import MARKET_CACHE
+from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
+from tradebot.http.problems import FieldError, Problem, not_found, validation_problem
+from tradebot.http.request_body import parse_body, parse_query
+from tradebot.http.routing import RouteTable
+
+routes = RouteTable()
+
+PREFIX = "/api/v1/backtests"
+TAGS = ["backtests"]
+
+BACKTESTS = web.AppKey("backtests", BacktestService)
+BACKTEST_RUNNER = web.AppKey("backtest_runner", BacktestRunner)
+
+
+def backtest_id_of(request: web.Request) -> int:
+    raw = request.match_info["id"]
+    # A non-numeric or out-of-range id cannot exist: the same 404 as someone else's backtest.
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
+        raise not_found("backtest")
+    return int(raw)
+
+
+def by_id(row: Mapping[str, Any]) -> tuple[int]:
+    return (row["id"],)
+
+
+def problem_for(error: BacktestError) -> Problem:
+    if isinstance(error, BacktestNotFound):
+        return not_found("backtest")
+    if isinstance(error, InvalidBacktest):
+        return validation_problem([FieldError(f, m) for f, m in error.errors])
+    if isinstance(error, BacktestQueueFull):
+        return Problem(
+            503, "too many backtests queued on this server; try again shortly", headers={"Retry-After": "10"}
+        )
+    if isinstance(error, MarketsUnavailable):
+        return Problem(503, "market data is unavailable right now; try again shortly", headers={"Retry-After": "5"})
+    return Problem(400, "request refused")
+
+
+@routes.route(
+    "POST",
+    PREFIX,
+    summary="Queue a backtest",
+    description="Validated at once (422 names the field; strategy parameter errors are "
+    "`parameters.<name>`); the job then runs in the background: poll GET /backtests/{id}.",
+    body=BacktestCreate,
+    responses={202: BacktestAccepted},
+    errors=[503],
+    tags=TAGS,
+)
+async def create_backtest(request: web.Request) -> web.Response:
+    body = await parse_body(request, BacktestCreate)
+    try:
+        accepted = await request.app[BACKTESTS].create(request[PRINCIPAL].user_id, body.to_request())
+    except BacktestError as e:
+        raise problem_for(e) from e
+    return json_response(accepted, status=202)
+
+
+@routes.route(
+    "GET",
+    PREFIX,
+    summary="The caller's backtests, newest first",
+    query=PageQuery,
+    responses={200: BacktestPage},
+    tags=TAGS,
+)
+async def list_backtests(request: web.Request) -> web.Response:
+    query = parse_query(request, PageQuery)
+    rows = await request.app[BACKTESTS].page(
+        request[PRINCIPAL].user_id, before_id=decode_id_cursor(query.cursor), limit=query.limit + 1
+    )
+    items, next_cursor = build_page(rows, query.limit, by_id)
+    return json_response({"items": items, "next_cursor": next_cursor})
+
+
+@routes.route(
+    "GET",
+    PREFIX + "/{id}",
+    summary="One backtest, with its result when done",
+    responses={200: BacktestOut},
+    tags=TAGS,
+)
+async def get_backtest(request: web.Request) -> web.Response:
+    try:
+        backtest = await request.app[BACKTESTS].get(request[PRINCIPAL].user_id, backtest_id_of(request))
+    except BacktestError as e:
+        raise problem_for(e) from e
+    return json_response(backtest)
+
+
+class _AppMarkets:
+    """Symbols from the replica's market cache, looked up per call (its context may start later)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    async def resolve(self, text: str) -> Market | None:
+        cache = self._app.get(MARKET_CACHE)
+        if cache is None:
+            raise MarketsUnavailable("no market cache on this replica")
+        try:
+            return await cache.resolve_symbol(text)
+        except ExchangeError as e:
+            raise MarketsUnavailable(str(e)) from e
+
+
+async def backtests_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    factory = ExchangeClientFactory(settings.exchange_url)
+    loader = HistoryLoader(CandleCache(app[DB]), lambda: factory.public_client("binanceusdm"))
+    repo = BacktestsRepo(app[DB])
+    runner = BacktestRunner(
+        repo,
+        loader,
+        RunnerConfig(
+            concurrency=settings.backtest_concurrency,
+            queue_limit=settings.backtest_queue_limit,
+            heartbeat_s=settings.backtest_heartbeat_s,
+            stale_after_s=settings.backtest_stale_after_s,
+        ),
+    )
+    await runner.start()
+    app[BACKTEST_RUNNER] = runner
+    app[BACKTESTS] = BacktestService(repo, runner, _AppMarkets(app), max_candles=settings.backtest_max_candles)
+    try:
+        yield
+    finally:
+        try:
+            await runner.close()
+        finally:
+            await factory.close()
