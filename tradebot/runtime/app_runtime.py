@@ -6,15 +6,21 @@ replica's bots resume on another replica at once (DESIGN.md invariant 7).
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.http.appkeys import BOT_EVENTS, DB, HTTP_METRICS, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.runtime import bot_store
 from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import Assignment, BotRuntime, RuntimeTiming, run_everything
 from tradebot.runtime.clock import Clock, SystemClock
+from tradebot.runtime.cluster import ClusterCoordinator, ClusterTiming, ReplicaInfo
+from tradebot.runtime.cluster.metrics import ClusterCollector
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import CrashPoints
 from tradebot.runtime.leases import LeaseManager
@@ -25,13 +31,17 @@ from tradebot.security.secrets_box import SecretBox
 
 RUNTIME = web.AppKey("runtime", BotRuntime)
 MARKET_DATA = web.AppKey("market_data", MarketDataHub)
+CLUSTER = web.AppKey("cluster", ClusterCoordinator)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 def runtime_context(
-    *, clock: Clock | None = None, timing: RuntimeTiming | None = None, assignment: Assignment = run_everything
+    *, clock: Clock | None = None, timing: RuntimeTiming | None = None, assignment: Assignment | None = None
 ) -> CleanupContext:
+    """`assignment=None`: the cluster coordinator decides (DESIGN.md "Cluster"); tests may pass
+    `run_everything` or their own to run without one."""
+
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         if not settings.runtime_enabled:
@@ -52,6 +62,7 @@ def runtime_context(
             ttl_ms=settings.lease_ttl_ms,
             renew_interval_ms=settings.renew_interval_ms,
         )
+        cluster = None if assignment is not None else _coordinator(app, the_clock)
         runtime = BotRuntime(
             ctx=ActorContext(app[DB], events, hub, accounts, the_clock, app[REPLICA_ID],
                              CrashPoints(settings.crash_points), counters),
@@ -60,10 +71,16 @@ def runtime_context(
             leases=leases,
             clock=the_clock,
             timing=timing or RuntimeTiming(renew_interval_s=settings.renew_interval_ms / 1000),
-            assignment=assignment,
+            assignment=assignment or (cluster.assignment if cluster else run_everything),
         )
         app[RUNTIME] = runtime
         app[MARKET_DATA] = hub
+        if cluster is not None:
+            app[CLUSTER] = cluster
+            cluster.on_change = runtime.poke
+            cluster_metrics = ClusterCollector(cluster)
+            app[HTTP_METRICS].registry.register(cluster_metrics)
+            await cluster.start()  # membership known before the first reconcile
         collector = RuntimeCollector(runtime, hub, counters)
         registry = app[HTTP_METRICS].registry
         registry.register(collector)
@@ -73,7 +90,14 @@ def runtime_context(
         finally:
             registry.unregister(collector)
             try:
+                if cluster is not None:
+                    app[HTTP_METRICS].registry.unregister(cluster_metrics)
+                    # Leave first: the others learn where our bots go while we hand them over,
+                    # then take them the moment the leases are released (target ≤ 2 s).
+                    await cluster.leave()
                 await runtime.close()
+                if cluster is not None:
+                    await cluster.announce_released()
             finally:
                 await hub.close()
                 await factory.close()
@@ -81,3 +105,18 @@ def runtime_context(
                     await events.close()
 
     return ctx
+
+
+def _coordinator(app: web.Application, clock: Clock) -> ClusterCoordinator:
+    settings = app[SETTINGS]
+    pool = app[DB]
+
+    async def bots() -> set[int]:
+        return await bot_store.active_bot_ids(pool) | await bot_store.stopping_bot_ids(pool)
+
+    info = ReplicaInfo(app[REPLICA_ID], datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), socket.gethostname(),
+                       os.getpid())
+    timing = ClusterTiming(heartbeat_interval_ms=settings.heartbeat_interval_ms, lease_ttl_ms=settings.lease_ttl_ms,
+                           renew_interval_ms=settings.renew_interval_ms)
+    return ClusterCoordinator(redis=app[REDIS], prefix=settings.redis_prefix, info=info, clock=clock, bots=bots,
+                              timing=timing)
