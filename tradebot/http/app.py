@@ -14,6 +14,7 @@ from tradebot.config import Secrets, Settings
 from tradebot.http import (
     api_key_routes,
     auth_routes,
+    backtest_routes,
     bot_routes,
     bots_app,
     cluster_routes,
@@ -46,6 +47,7 @@ def all_routes() -> RouteTable:
     table.extend(sse_routes.routes)
     table.extend(trade_routes.routes)
     table.extend(markets_routes.routes)
+    table.extend(backtest_routes.routes)
     table.extend(cluster_routes.routes)
     return table
 
@@ -75,6 +77,7 @@ def create_app(
     app.cleanup_ctx.append(_redis(redis_url))
     app.cleanup_ctx.append(accounts_context)  # services, AUTHENTICATOR; needs DB and REDIS
     bots_app.install(app)  # BOT_EVENTS, the bots service, SSE streams closed on shutdown
+    app.cleanup_ctx.append(backtest_routes.backtests_context)  # backtest jobs; failed as interrupted on close
     if settings.exchange_url or settings.env != "test":  # MARKET_CACHE; test apps without a simulator skip it
         app.cleanup_ctx.append(markets_routes.market_cache_ctx)
     for ctx in extra_contexts or []:
