@@ -1,0 +1,163 @@
+// One bot: live state from its status stream, price chart with the EMA and trade markers, trades, orders.
+import { api, statusStream } from "../api.js";
+import { priceChart } from "../charts.js";
+import { amount, badge, h, mount, num, pageHead, price, signClass, signed, time } from "../dom.js";
+import { lifecycleButtons, positionCell } from "./bots.js";
+
+export async function botPage(id) {
+  let bot = await api("GET", `/bots/${id}`);
+  let state = bot.state;
+  let trades = [];
+
+  const title = h("h1", { id: "bot-title" }, bot.name || `Bot #${bot.id}`);
+  const statusSlot = h("span", { id: "bot-status" });
+  const liveDot = h("span", { class: "live-dot", title: "connecting" });
+  const actions = h("div", { class: "form-actions", id: "bot-actions" });
+  const actionError = h("div", { class: "error-box" });
+  const stats = h("div", { class: "stats", id: "bot-stats" });
+  const errorPanel = h("div", { class: "panel error-box", id: "bot-error", hidden: true });
+  const chartEl = h("div", { class: "chart", id: "price-chart" });
+  const chartNote = h("span", { class: "muted" });
+  const tradesBody = h("tbody");
+  const ordersBody = h("tbody");
+  const settings = h("dl", { class: "kv" });
+
+  mount(
+    h("div", { class: "crumbs" }, h("a", { href: "/bots" }, "Bots"), " / ", bot.name || `Bot #${bot.id}`),
+    h("div", { class: "page-head" }, liveDot, title, statusSlot, h("div", { class: "spacer" }), actions,
+      h("a", { class: "btn btn-ghost btn-sm", href: `/bots/${bot.id}/edit` }, "Edit")),
+    actionError,
+    stats,
+    errorPanel,
+    h("div", { class: "grid-main" },
+      h("div", {},
+        h("section", { class: "panel" },
+          h("div", { class: "chart-head" }, h("h2", {}, `${bot.symbol} · ${bot.timeframe}`),
+            h("div", { class: "legend" },
+              h("span", {}, h("i", { class: "swatch ema" }), `EMA ${bot.ema_period}`),
+              h("span", {}, h("i", { class: "swatch buy" }), "buy"),
+              h("span", {}, h("i", { class: "swatch sell" }), "sell")),
+            h("div", { class: "spacer" }), chartNote),
+          chartEl),
+        h("section", { class: "panel flush" }, h("h2", {}, "Trades"),
+          h("div", { class: "table-wrap" }, h("table", { id: "trades-table" },
+            h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Side"), h("th", { class: "num" }, "Price"),
+              h("th", { class: "num" }, "Amount"), h("th", { class: "num" }, "Fee"), h("th", { class: "num" }, "Realized PnL"),
+              h("th", {}, "Client order id"))),
+            tradesBody))),
+        h("section", { class: "panel flush" }, h("h2", {}, "Orders"),
+          h("div", { class: "table-wrap" }, h("table", { id: "orders-table" },
+            h("thead", {}, h("tr", {}, h("th", {}, "Created"), h("th", {}, "Side"), h("th", { class: "num" }, "Amount"),
+              h("th", {}, "Status"), h("th", {}, "Client order id"), h("th", {}, "Exchange id"))),
+            ordersBody)))),
+      h("aside", { class: "panel" }, h("h2", {}, "Settings"), settings)));
+
+  function stat(label, value, cls = "", col = "") {
+    return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: `value ${cls}`, dataset: { col } }, value));
+  }
+
+  function renderState() {
+    statusSlot.replaceChildren(badge(state.status));
+    stats.replaceChildren(
+      stat("Status", state.status, "", "status"),
+      h("div", { class: "stat" }, h("div", { class: "label" }, "Position"), h("div", { class: "value", dataset: { col: "position" } }, positionCell(state))),
+      stat("Entry price", price(state.entry_price), "", "entry"),
+      stat("Daily PnL", signed(state.daily_pnl), signClass(state.daily_pnl), "pnl"),
+      stat("Daily trades", num(state.daily_trades_count, 0), "", "trades"),
+      stat("Last decision", time(state.last_run_at), "", "last-run"));
+    errorPanel.hidden = !state.last_error_message;
+    errorPanel.textContent = state.last_error_message ? `Last error: ${state.last_error_message}` : "";
+    actions.replaceChildren(...lifecycleButtons(bot, state.status, () => { actionError.textContent = ""; },
+      (err) => { actionError.textContent = err.message; }));
+  }
+
+  function renderSettings() {
+    const rows = [
+      ["Symbol", bot.symbol], ["Timeframe", bot.timeframe], ["Strategy", bot.strategy], ["EMA period", bot.ema_period],
+      ["Leverage", `${bot.leverage}×`], ["Order size", `${num(bot.order_size_pct)}%`], ["Shorts", bot.allow_short ? "allowed" : "no"],
+      ["Max trades / day", bot.max_daily_trades], ["Max daily loss", `${num(bot.max_daily_loss_pct)}%`],
+      ["Stop loss", bot.stop_loss_pct === null ? "—" : `${num(bot.stop_loss_pct)}%`],
+      ["Take profit", bot.take_profit_pct === null ? "—" : `${num(bot.take_profit_pct)}%`],
+      ["Replica", state.replica_id || "—"], ["Created", time(bot.created_at)],
+    ];
+    settings.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+  }
+
+  function tradeRow(t) {
+    return h("tr", { dataset: { tradeId: t.id } },
+      h("td", { class: "muted" }, time(t.created_at)),
+      h("td", { class: t.side === "buy" ? "up" : "down" }, t.side.toUpperCase()),
+      h("td", { class: "num" }, price(t.price)),
+      h("td", { class: "num" }, amount(t.amount)),
+      h("td", { class: "num" }, num(t.fee, 4)),
+      h("td", { class: `num ${signClass(t.realized_pnl)}` }, signed(t.realized_pnl)),
+      h("td", { class: "mono muted" }, t.client_order_id));
+  }
+
+  function renderTrades() {
+    tradesBody.replaceChildren(...(trades.length ? trades.map(tradeRow)
+      : [h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No trades yet."))]));
+    chart.setTrades(trades);
+  }
+
+  async function loadOrders() {
+    const page = await api("GET", `/bots/${bot.id}/orders?limit=100`);
+    ordersBody.replaceChildren(...(page.items.length ? page.items.map((o) => h("tr", {},
+      h("td", { class: "muted" }, time(o.created_at)),
+      h("td", { class: o.side === "buy" ? "up" : "down" }, o.side.toUpperCase()),
+      h("td", { class: "num" }, amount(o.amount)),
+      h("td", {}, badge(o.status, o.status === "filled" ? "done" : o.status === "rejected" ? "error" : "pending")),
+      h("td", { class: "mono muted" }, o.client_order_id),
+      h("td", { class: "mono muted" }, o.exchange_order_id || "—")))
+      : [h("tr", {}, h("td", { colspan: 6, class: "empty" }, "No orders yet."))]));
+  }
+
+  async function loadCandles() {
+    try {
+      const data = await api("GET", `/bots/${bot.id}/candles?limit=300`);
+      chart.setCandles(data.candles);
+      chartNote.textContent = data.candles.length ? "" : "No closed candles yet.";
+      chart.setTrades(trades);
+    } catch (err) {
+      chartNote.textContent = `Candles unavailable: ${err.message}`;
+    }
+  }
+
+  let candleTimer = null;
+  function refreshCandlesSoon() {
+    clearTimeout(candleTimer);
+    candleTimer = setTimeout(() => loadCandles(), 300);
+  }
+
+  const chart = priceChart(chartEl);
+  renderState();
+  renderSettings();
+  trades = (await api("GET", `/bots/${bot.id}/trades?limit=200`)).items;
+  renderTrades();
+  await Promise.all([loadOrders(), loadCandles()]);
+
+  const source = statusStream(bot.id, {
+    open: () => { liveDot.classList.add("on"); liveDot.title = "live"; },
+    error: () => { liveDot.classList.remove("on"); liveDot.title = "reconnecting"; },
+    state: (s) => {
+      const changedRun = s.last_run_at !== state.last_run_at;
+      state = s;
+      renderState();
+      if (changedRun) refreshCandlesSoon(); // a decision means a new closed candle
+    },
+    trade: (t) => {
+      if (!trades.some((x) => x.id === t.id)) trades.unshift(t);
+      renderTrades();
+      loadOrders().catch(() => {});
+      refreshCandlesSoon();
+    },
+  });
+  // Settings may change elsewhere; keep the side panel current without a reload.
+  setInterval(async () => {
+    try {
+      bot = await api("GET", `/bots/${bot.id}`);
+      renderSettings();
+    } catch { /* shown on the next successful refresh */ }
+  }, 30000);
+  addEventListener("pagehide", () => source.close());
+}

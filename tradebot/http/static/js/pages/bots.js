@@ -1,0 +1,106 @@
+// The bots list with live status: one status stream per bot (up to MAX_STREAMS; browsers allow only a
+// few connections per host), the rest refreshed by polling.
+import { api, listAll, statusStream } from "../api.js";
+import { amount, badge, h, mount, num, pageHead, price, signClass, signed } from "../dom.js";
+
+const MAX_STREAMS = 4;
+const POLL_MS = 5000;
+
+export function lifecycleButtons(bot, status, onDone, onError) {
+  const running = ["running", "starting", "paused", "error"].includes(status);
+  const busy = status === "stopping" || status === "starting";
+  const buttons = [];
+  const act = (label, cls, path, body) => {
+    const b = h("button", { class: `btn btn-sm ${cls}`, type: "button", dataset: { action: label.toLowerCase().replace(/[^a-z]+/g, "-") } }, label);
+    b.disabled = busy;
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        await api("POST", `/bots/${bot.id}/${path}`, body);
+        onDone();
+      } catch (err) {
+        onError(err);
+        b.disabled = false;
+      }
+    });
+    return b;
+  };
+  if (!running || status === "error") buttons.push(act("Start", "btn-up", "start"));
+  if (running) {
+    buttons.push(act("Stop", "btn-ghost", "stop", { close_position: false }));
+    buttons.push(act("Stop & close", "btn-down", "stop", { close_position: true }));
+  }
+  return buttons;
+}
+
+export function positionCell(state) {
+  if (!state.in_position) return h("span", { class: "muted" }, "flat");
+  return h("span", {}, badge(state.position_side, state.position_side), " ", h("span", { class: "num" }, amount(state.position_size)));
+}
+
+export async function botsPage() {
+  const tbody = h("tbody");
+  const streams = new Map();
+  const rows = new Map();
+  mount(
+    pageHead("Bots", h("a", { class: "btn", href: "/bots/new" }, "+ New bot")),
+    h("section", { class: "panel flush" },
+      h("div", { class: "table-wrap" },
+        h("table", { id: "bots-table" },
+          h("thead", {}, h("tr", {},
+            h("th", {}, "Bot"), h("th", {}, "Market"), h("th", {}, "Status"), h("th", {}, "Position"),
+            h("th", { class: "num" }, "Entry price"), h("th", { class: "num" }, "Daily PnL"),
+            h("th", { class: "num" }, "Daily trades"), h("th", {}, "Last error"), h("th", { class: "num" }, ""))),
+          tbody))));
+
+  function render(bot, state) {
+    const tr = rows.get(bot.id) || h("tr", { dataset: { botId: bot.id } });
+    rows.set(bot.id, tr);
+    const live = streams.has(bot.id) && streams.get(bot.id).readyState === EventSource.OPEN;
+    const errorCell = h("td", { class: "error-box", dataset: { col: "error" } }, state.last_error_message || "");
+    tr.replaceChildren(
+      h("td", {}, h("span", { class: `live-dot${live ? " on" : ""}`, title: live ? "live" : "polling" }),
+        h("a", { class: "bot-name", href: `/bots/${bot.id}` }, bot.name || `Bot #${bot.id}`)),
+      h("td", {}, h("span", {}, bot.symbol), " ", h("span", { class: "muted" }, `${bot.timeframe} · EMA ${bot.ema_period}`)),
+      h("td", { dataset: { col: "status" } }, badge(state.status)),
+      h("td", { dataset: { col: "position" } }, positionCell(state)),
+      h("td", { class: "num", dataset: { col: "entry" } }, price(state.entry_price)),
+      h("td", { class: `num ${signClass(state.daily_pnl)}`, dataset: { col: "pnl" } }, signed(state.daily_pnl)),
+      h("td", { class: "num", dataset: { col: "trades" } }, num(state.daily_trades_count, 0)),
+      errorCell,
+      h("td", { class: "num" }, h("div", { class: "actions" },
+        ...lifecycleButtons(bot, state.status, () => refresh(), (err) => { errorCell.textContent = err.message; }),
+        h("a", { class: "btn btn-ghost btn-sm", href: `/bots/${bot.id}/edit` }, "Edit"))));
+    return tr;
+  }
+
+  const bots = new Map();
+  async function refresh() {
+    const list = await listAll("/bots");
+    tbody.replaceChildren();
+    if (!list.length) {
+      tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No bots yet. ", h("a", { href: "/bots/new" }, "Create your first bot"), ".")));
+    }
+    for (const bot of list) {
+      const known = bots.get(bot.id);
+      bots.set(bot.id, { bot, state: known && streams.has(bot.id) ? known.state : bot.state });
+      tbody.append(render(bot, bots.get(bot.id).state));
+    }
+    for (const bot of list.slice(0, MAX_STREAMS)) {
+      if (streams.has(bot.id)) continue;
+      const source = statusStream(bot.id, {
+        state: (state) => {
+          const entry = bots.get(bot.id);
+          entry.state = state;
+          render(entry.bot, state);
+        },
+        open: () => render(bots.get(bot.id).bot, bots.get(bot.id).state),
+      });
+      streams.set(bot.id, source);
+    }
+  }
+
+  await refresh();
+  if (bots.size > MAX_STREAMS) setInterval(() => refresh().catch(() => {}), POLL_MS);
+  addEventListener("pagehide", () => { for (const s of streams.values()) s.close(); });
+}
