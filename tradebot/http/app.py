@@ -18,6 +18,7 @@ from tradebot.http import (
     bot_routes,
     bots_app,
     cluster_routes,
+    dashboard_routes,
     markets_routes,
     ops_routes,
     sse_routes,
@@ -48,6 +49,7 @@ def all_routes() -> RouteTable:
     table.extend(trade_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
+    table.extend(dashboard_routes.routes)
     table.extend(cluster_routes.routes)
     return table
 
@@ -72,6 +74,7 @@ def create_app(
     app[OPERATIONS] = all_routes().install(app)
     app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
     _add_swagger_assets(app)
+    dashboard_routes.install(app)  # the web dashboard's pages and every response's security headers
 
     app.cleanup_ctx.append(_postgres(database_url, settings))
     app.cleanup_ctx.append(_redis(redis_url))
