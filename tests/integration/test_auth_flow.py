@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import statistics
 import time
 
 import asyncpg
+import pytest
 
 from tests.integration.auth_helpers import (
     PASSWORD,
@@ -176,3 +178,40 @@ async def test_openapi_describes_the_auth_and_key_routes(client: Client) -> None
         assert path in doc["paths"], path
     assert "security" not in doc["paths"]["/api/v1/auth/login"]["post"]
     assert doc["paths"]["/api/v1/auth/me"]["get"]["security"] == [{"bearerAuth": []}]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/auth/login", {"email": "a@example.com", "password": PASSWORD, "role": "admin"}, "role"),
+        ("/api/v1/auth/login", {"email": "a@example.com", "password": PASSWORD, "remember_me": "yes"}, "remember_me"),
+        ("/api/v1/auth/password-reset/request", {"email": "a@example.com", "user_id": 1}, "user_id"),
+        ("/api/v1/auth/password-reset/confirm", {"token": "1.x", "new_password": PASSWORD, "id": 2}, "id"),
+    ],
+)
+async def test_extra_or_mistyped_fields_are_422_naming_the_field(
+    client: Client, path: str, body: dict[str, object], field: str
+) -> None:
+    problem_body = await problem(await client.post(path, json=body), 422)
+    assert field in {e["field"] for e in problem_body["errors"]}
+
+
+async def test_unknown_email_costs_what_a_wrong_password_costs(client: Client) -> None:
+    """The dummy hash: an unknown email is not answered faster (no account enumeration by timing)."""
+    email = new_email()
+    await register(client, email)
+
+    async def median_ms(payload: dict[str, str]) -> float:
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            r = await client.post("/api/v1/auth/login", json=payload)
+            times.append((time.perf_counter() - started) * 1000)
+            assert r.status == 401
+        return statistics.median(times)
+
+    wrong = await median_ms({"email": email, "password": "wrong password"})
+    unknown = await median_ms({"email": new_email(), "password": "wrong password"})
+    # Without the dummy verification an unknown email would answer in ~1 ms against ~100 ms; the
+    # bounds are wide so a busy machine cannot make this flaky.
+    assert unknown > wrong / 3 and wrong > unknown / 3, (wrong, unknown)
