@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from tests.integration.auth_helpers import PASSWORD, Client, bearer, login, new_email, problem, register
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
+from tradebot.security.rate_limit import Limit, RateLimiter
 
 MakeClient = Callable[..., Awaitable[Client]]
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
@@ -123,3 +124,14 @@ async def test_without_redis_the_limit_is_local_and_auth_still_works(
     await problem(await client.get("/api/v1/auth/me", headers=bearer(token)), 401)
     degraded = [r for r in caplog.records if "redis unavailable for rate limits" in r.getMessage()]
     assert len(degraded) == 1, "the degradation is logged once, not per request"
+
+
+async def test_the_redis_script_refills_at_the_limits_rate(redis_client: aioredis.Redis, redis_prefix: str) -> None:
+    limiter = RateLimiter(redis_client, redis_prefix)
+    limit = Limit("direct", 3, 60)
+    decisions = [await limiter.hit(limit, "subject") for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert 19 < decisions[-1].retry_after_s <= 20  # one more every 60/3 s
+    [key] = [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:ratelimit:direct:*")]
+    assert 0 < await redis_client.pttl(key) <= 60_000  # the bucket expires once it is full again
+    assert not limiter.degraded
