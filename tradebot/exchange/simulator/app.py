@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from tradebot.exchange.simulator import control, rest
-from tradebot.exchange.simulator.appkeys import BACKGROUND_TASKS, SIMULATOR
+from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.config import SimulatorConfig
 from tradebot.exchange.simulator.state import Simulator, wall_clock_ms
 from tradebot.exchange.simulator.streams import Connection, serve_connection
@@ -25,7 +25,6 @@ async def _background_tasks_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks = [asyncio.create_task(sim.run_random_walk(), name="simulator-random-walk")]
     if sim.config.replay is not None:
         tasks.append(asyncio.create_task(sim.run_replay(), name="simulator-replay"))
-    app[BACKGROUND_TASKS] = tasks
     yield
     for task in tasks:
         task.cancel()

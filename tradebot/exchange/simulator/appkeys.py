@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from tradebot.exchange.simulator.state import Simulator
 
 SIMULATOR = web.AppKey("simulator", Simulator)
-BACKGROUND_TASKS = web.AppKey("background_tasks", list[asyncio.Task[None]])
