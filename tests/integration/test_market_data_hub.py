@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
 
@@ -359,6 +360,31 @@ async def test_fetch_closed_history_leaves_out_the_forming_candle(
     forming = simulator.state.walk.forming("BTCUSDT").open_time
     latest = await hub.fetch_closed_history(BTC, "1m", None, 5)
     assert times(latest) == [forming - (5 - i) * MINUTE_MS for i in range(5)]
+
+
+@pytest.mark.parametrize(
+    "simulator_config", [SimulatorConfig(port=0, mode="random_walk", candle_seconds=0.2, history_candles=30)]
+)
+async def test_random_walk_stream_is_contiguous_across_a_drop(hub: MarketDataHub, sim: SimControl) -> None:
+    # Like the real exchange: forming klines (x=false) several times per candle, the forming candle last
+    # in REST, and here simulated time running ahead of the wall clock (a candle every 0.2 s).
+    q = BoundedCandleQueue()
+    await all_live([hub.subscribe(BTC, "1m", q)])
+    got: list[Candle] = []
+
+    async def at_least(n: int) -> bool:
+        got.extend(q.drain())
+        return len(got) >= n
+
+    await eventually(lambda: at_least(4), within=10)
+    await sim.faults(drop_websockets=True)
+    await wait_for_drop(hub, 1)
+    count = len(got)
+    await eventually(lambda: at_least(count + 6), within=15)
+    opens = times(got)
+    assert all(b - a == MINUTE_MS for a, b in itertools.pairwise(opens)), opens
+    assert all(c.closed for c in got)
+    assert hub.backfilled >= 1  # the candles that closed during the outage came over REST
 
 
 async def test_close_cancels_and_awaits_every_task(simulator: RunningSimulator, sim: SimControl) -> None:
