@@ -15,7 +15,7 @@ export async function backtestPage(id) {
     body);
 
   let bt = await api("GET", `/backtests/${id}`);
-  while (!["done", "failed", "error", "cancelled"].includes(bt.status)) {
+  while (bt.status === "pending" || bt.status === "running") {
     statusSlot.replaceChildren(badge(bt.status));
     body.replaceChildren(progressPanel(bt));
     await new Promise((r) => setTimeout(r, POLL_MS));
@@ -23,22 +23,16 @@ export async function backtestPage(id) {
   }
   statusSlot.replaceChildren(badge(bt.status));
   if (bt.status !== "done") {
-    body.replaceChildren(h("div", { class: "panel error-box", role: "alert" }, `This backtest failed: ${bt.error || bt.error_message || bt.detail || "no reason given"}`));
+    body.replaceChildren(h("div", { class: "panel error-box", role: "alert" }, `This backtest failed: ${bt.error_message || "no reason given"}`));
     return;
   }
   renderResult(body, bt);
 }
 
 function progressPanel(bt) {
-  const p = typeof bt.progress === "number" ? bt.progress : null;
-  const bar = h("div", { class: "progress" }, h("div", {}));
-  if (p !== null) {
-    bar.firstChild.style.animation = "none";
-    bar.firstChild.style.width = `${Math.round((p > 1 ? p / 100 : p) * 100)}%`;
-  }
   return h("section", { class: "panel", id: "backtest-progress" },
-    h("h2", {}, bt.status === "pending" ? "Queued…" : "Running…"),
-    bar,
+    h("h2", {}, bt.status === "pending" ? "Queued…" : `Running since ${time(bt.started_at)}…`),
+    h("div", { class: "progress" }, h("div", {})),
     h("p", { class: "muted" }, `${bt.symbol} ${bt.timeframe}, ${time(bt.start_time)} → ${time(bt.end_time)}`));
 }
 
@@ -60,7 +54,9 @@ function renderResult(body, bt) {
       stat("Win rate", bt.win_rate === null || bt.win_rate === undefined ? "—" : `${num(bt.win_rate * 100, 1)}%`),
       stat("Max drawdown", bt.max_drawdown_pct === null || bt.max_drawdown_pct === undefined ? "—" : `${num(bt.max_drawdown_pct)}%`, "down"),
       stat("Sharpe", bt.sharpe === null || bt.sharpe === undefined ? "—" : num(bt.sharpe)),
-      stat("Fees paid", num(bt.fees_paid))),
+      stat("Fees paid", num(bt.fees_paid)),
+      stat("Time in market", bt.exposure_pct === null || bt.exposure_pct === undefined ? "—" : `${num(bt.exposure_pct, 1)}%`),
+      stat("Candles", bt.missing_candles ? `${num(bt.candles_count, 0)} (${num(bt.missing_candles, 0)} missing)` : num(bt.candles_count, 0))),
     h("div", { class: "grid-main" },
       h("div", {},
         h("section", { class: "panel" },
@@ -77,25 +73,32 @@ function renderResult(body, bt) {
           ["Take profit", params.take_profit_pct ? `${num(params.take_profit_pct)}%` : "—"],
           ["Initial balance", num(bt.initial_balance)], ["Fee rate", bt.fee_rate ?? "—"], ["Slippage", bt.slippage_bps === undefined ? "—" : `${bt.slippage_bps} bps`],
         ].flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "—")])))),
-    tradesPanel(trades));
-  if (Array.isArray(bt.equity_curve) && bt.equity_curve.length) equityCharts(equityEl, drawdownEl, bt.equity_curve);
+    tradesPanel(trades, bt.trades_truncated));
+  const curve = (bt.equity_curve || []).filter(([, v]) => v !== null && v !== undefined);
+  if (curve.length) equityCharts(equityEl, drawdownEl, curve);
   else equityEl.replaceChildren(h("div", { class: "empty" }, "No equity curve."));
 }
 
-// The backtest's trades, as the API lists them (each open or close fill, or each round trip).
-function tradesPanel(trades) {
-  if (trades === null) return h("section", { class: "panel muted" }, "This backtest's trades are not listed by the API.");
+// The backtest's round trips, oldest first (the API lists at most the first 10,000).
+function tradesPanel(trades, truncated) {
+  if (trades === null) return h("section", { class: "panel muted" }, "This backtest's trades are not listed.");
   const rows = trades.map((t) => h("tr", {},
-    h("td", { class: "muted" }, time(t.time ?? t.timestamp ?? t.entry_time ?? t.created_at)),
-    h("td", { class: t.side === "buy" || t.side === "long" ? "up" : "down" }, String(t.side ?? "").toUpperCase()),
-    h("td", { class: "num" }, price(t.price ?? t.entry_price)),
-    h("td", { class: "num" }, t.exit_price === undefined ? "—" : price(t.exit_price)),
-    h("td", { class: "num" }, amount(t.amount ?? t.size)),
-    h("td", { class: "num" }, t.fee === undefined ? "—" : num(t.fee, 4)),
-    h("td", { class: `num ${signClass(t.pnl ?? t.realized_pnl)}` }, signed(t.pnl ?? t.realized_pnl))));
-  return h("section", { class: "panel flush" }, h("h2", {}, `Trades (${trades.length})`),
+    h("td", { class: "muted" }, t.n),
+    h("td", {}, badge(t.side, t.side)),
+    h("td", { class: "muted" }, time(t.entry_time)),
+    h("td", { class: "num" }, price(t.entry_price)),
+    h("td", { class: "muted" }, time(t.exit_time)),
+    h("td", { class: "num" }, price(t.exit_price)),
+    h("td", { class: "num" }, amount(t.amount)),
+    h("td", { class: "num" }, num(t.fees, 4)),
+    h("td", { class: `num ${signClass(t.pnl)}` }, signed(t.pnl)),
+    h("td", { class: "num" }, num(t.balance_after)),
+    h("td", { class: "muted" }, String(t.exit_reason || "").replace("_", " "))));
+  const title = `Round trips (${trades.length}${truncated ? ", the first ones only" : ""})`;
+  return h("section", { class: "panel flush" }, h("h2", {}, title),
     h("div", { class: "table-wrap" }, h("table", { id: "backtest-trades" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Side"), h("th", { class: "num" }, "Price"),
-        h("th", { class: "num" }, "Exit"), h("th", { class: "num" }, "Amount"), h("th", { class: "num" }, "Fee"), h("th", { class: "num" }, "PnL"))),
-      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No trades in this period."))))));
+      h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Side"), h("th", {}, "Entry time"), h("th", { class: "num" }, "Entry"),
+        h("th", {}, "Exit time"), h("th", { class: "num" }, "Exit"), h("th", { class: "num" }, "Amount"), h("th", { class: "num" }, "Fees"),
+        h("th", { class: "num" }, "PnL"), h("th", { class: "num" }, "Balance after"), h("th", {}, "Exit reason"))),
+      h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: 11, class: "empty" }, "No trades in this period."))))));
 }

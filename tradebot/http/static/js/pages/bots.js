@@ -40,10 +40,12 @@ export function positionCell(state) {
 
 export async function botsPage() {
   const tbody = h("tbody");
+  const summary = h("div", { class: "stats", id: "bots-summary" });
   const streams = new Map();
   const rows = new Map();
   mount(
     pageHead("Bots", h("a", { class: "btn", href: "/bots/new" }, "+ New bot")),
+    summary,
     h("section", { class: "panel flush" },
       h("div", { class: "table-wrap" },
         h("table", { id: "bots-table" },
@@ -53,10 +55,24 @@ export async function botsPage() {
             h("th", { class: "num" }, "Daily trades"), h("th", {}, "Last error"), h("th", { class: "num" }, ""))),
           tbody))));
 
+  function renderSummary() {
+    const states = [...bots.values()].map((b) => b.state);
+    const pnl = states.reduce((sum, s) => sum + Number(s.daily_pnl || 0), 0);
+    const stat = (label, value, cls = "") => h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: `value ${cls}` }, value));
+    summary.replaceChildren(
+      stat("Bots", num(states.length, 0)),
+      stat("Running", num(states.filter((s) => s.status === "running").length, 0), "up"),
+      stat("In position", num(states.filter((s) => s.in_position).length, 0)),
+      stat("Daily PnL", signed(pnl), signClass(pnl)),
+      stat("Trades today", num(states.reduce((sum, s) => sum + Number(s.daily_trades_count || 0), 0), 0)),
+      stat("With errors", num(states.filter((s) => s.status === "error").length, 0), states.some((s) => s.status === "error") ? "down" : ""));
+  }
+
   function render(bot, state) {
     const tr = rows.get(bot.id) || h("tr", { dataset: { botId: bot.id } });
     rows.set(bot.id, tr);
     const live = streams.has(bot.id) && streams.get(bot.id).readyState === EventSource.OPEN;
+    renderSummary();
     const errorCell = h("td", { class: "error-box", dataset: { col: "error" } }, state.last_error_message || "");
     tr.replaceChildren(
       h("td", {}, h("span", { class: `live-dot${live ? " on" : ""}`, title: live ? "live" : "polling" }),
@@ -78,6 +94,7 @@ export async function botsPage() {
   async function refresh() {
     const list = await listAll("/bots");
     tbody.replaceChildren();
+    renderSummary();
     if (!list.length) {
       tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No bots yet. ", h("a", { href: "/bots/new" }, "Create your first bot"), ".")));
     }

@@ -18,7 +18,7 @@ export async function keysPage() {
 
   const form = h("form", { class: "form", id: "key-form", novalidate: true, autocomplete: "off" },
     field("Label", h("input", { name: "label", required: true, maxlength: 100, placeholder: "e.g. Main account" })),
-    field("Exchange", h("select", { name: "exchange" }, h("option", { value: "binanceusdm" }, "Binance USDⓈ-M futures"))),
+    field("Exchange", h("select", { name: "exchange" }, h("option", { value: "binanceusdm" }, "Binance USD-M futures"))),
     field("API key", h("input", { name: "api_key", required: true, autocomplete: "off", spellcheck: "false" })),
     field("Secret key", h("input", { name: "secret_key", type: "password", required: true, autocomplete: "new-password" })),
     h("p", { class: "secret-note" }, "The secret is encrypted at rest and never shown again, not even to you."),
