@@ -10,9 +10,7 @@ from argon2 import Parameters, Type
 from tradebot.security.passwords import DEFAULT_PARAMETERS, PasswordHasher
 
 # Cheap parameters for the tests that only need "different from the default".
-WEAK = Parameters(
-    type=Type.ID, version=19, salt_len=16, hash_len=32, time_cost=1, memory_cost=8192, parallelism=1
-)
+WEAK = Parameters(type=Type.ID, version=19, salt_len=16, hash_len=32, time_cost=1, memory_cost=8192, parallelism=1)
 
 
 async def test_defaults_are_rfc9106_low_memory_argon2id() -> None:
@@ -81,9 +79,7 @@ async def test_the_dummy_verification_costs_a_real_one() -> None:
     hasher = PasswordHasher()
     try:
         await hasher.start()
-        assert hasher._dummy_hash is not None and hasher._dummy_hash.startswith(
-            "$argon2id$v=19$m=65536,t=3,p=4$"
-        )
+        assert hasher._dummy_hash is not None and hasher._dummy_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
         await hasher.verify_dummy("anything")
     finally:
         hasher.close()

@@ -189,7 +189,7 @@ class AccountService:
             return
         link = f"{self._public_url}/reset-password?token={token}"
         self._mail_later(
-            email,
+            creds.email,
             "Reset your tradebot password",
             "Someone asked to reset the password of your tradebot account.\n\n"
             f"To choose a new password, open this link within 30 minutes:\n\n{link}\n\n"
