@@ -167,3 +167,19 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         parse(["--csv", "x.csv", "--timeframe", "7m"])
     assert info.value.code == 2
+
+
+def test_result_to_dict_can_truncate_trades(tmp_path: Path) -> None:
+    from tradebot.strategies import BacktestSettings, load_candles_csv, result_to_dict, run_backtest, trades_to_records
+
+    candles = load_candles_csv(write_csv(tmp_path / "c.csv", n=2000))
+    result = run_backtest(candles, BacktestSettings(), params={"ema_period": 5}, timeframe="1h")
+    assert result.trades_count > 10
+    full = result_to_dict(result)
+    assert "trades_truncated" not in full
+    cut = result_to_dict(result, max_trades=10)
+    assert cut["trades"] == full["trades"][:10]
+    assert cut["trades_truncated"] is True
+    assert result_to_dict(result, max_trades=10**6)["trades_truncated"] is False
+    assert trades_to_records(result, start=3, stop=5) == full["trades"][3:5]
+    assert result_to_dict(result, include_trades=False).keys() == full.keys() - {"trades"}

@@ -27,35 +27,40 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def trades_to_records(result: BacktestResult) -> list[dict[str, Any]]:
-    """The round trips as JSON-safe dicts, oldest first."""
+def trades_to_records(result: BacktestResult, *, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
+    """The round trips ``start:stop`` as JSON-safe dicts, oldest first (only those are converted)."""
     t = result.trades
-    ts = result.ts.tolist()
-    fees = t.fees.tolist()
+    ts = result.ts
+    sl = slice(start, stop)
+    fees = (t.entry_fee[sl] + t.exit_fee[sl]).tolist()
     records: list[dict[str, Any]] = []
+    first = range(len(t))[sl].start
     for i, (eb, xb, side, ep, xp, amount, pnl, fee, bal, reason) in enumerate(
         zip(
-            t.entry_bar.tolist(),
-            t.exit_bar.tolist(),
-            t.side.tolist(),
-            t.entry_price.tolist(),
-            t.exit_price.tolist(),
-            t.amount.tolist(),
-            t.pnl.tolist(),
+            t.entry_bar[sl].tolist(),
+            t.exit_bar[sl].tolist(),
+            t.side[sl].tolist(),
+            t.entry_price[sl].tolist(),
+            t.exit_price[sl].tolist(),
+            t.amount[sl].tolist(),
+            t.pnl[sl].tolist(),
             fees,
-            t.balance_after.tolist(),
-            t.exit_reason.tolist(),
+            t.balance_after[sl].tolist(),
+            t.exit_reason[sl].tolist(),
             strict=True,
-        )
+        ),
+        start=first,
     ):
+        entry_ts = int(ts[eb])
+        exit_ts = int(ts[xb])
         records.append(
             {
                 "n": i + 1,
                 "side": _SIDES[side],
-                "entry_time": iso_time(ts[eb]),
-                "exit_time": iso_time(ts[xb]),
-                "entry_ts": ts[eb],
-                "exit_ts": ts[xb],
+                "entry_time": iso_time(entry_ts),
+                "exit_time": iso_time(exit_ts),
+                "entry_ts": entry_ts,
+                "exit_ts": exit_ts,
                 "entry_price": _num(ep),
                 "exit_price": _num(xp),
                 "amount": _num(amount),
@@ -68,10 +73,17 @@ def trades_to_records(result: BacktestResult) -> list[dict[str, Any]]:
     return records
 
 
-def result_to_dict(result: BacktestResult, *, max_points: int = 1000, include_trades: bool = True) -> dict[str, Any]:
+def result_to_dict(
+    result: BacktestResult,
+    *,
+    max_points: int = 1000,
+    include_trades: bool = True,
+    max_trades: int | None = None,
+) -> dict[str, Any]:
     """The fields of a finished backtest in the API (``status: "done"``), the parameters echoed,
     the equity curve as ``[[ts_ms, equity], ...]`` downsampled to ``max_points`` (first and last
-    points kept; the last equals ``final_balance``) and, optionally, every trade."""
+    points kept; the last equals ``final_balance``) and, optionally, the trades: all of them, or
+    with ``max_trades`` the first ``max_trades`` plus ``trades_truncated``."""
     ts, eq = downsample(result.ts, result.equity, max_points)
     s = result.settings
     parameters: dict[str, Any] = {
@@ -104,7 +116,9 @@ def result_to_dict(result: BacktestResult, *, max_points: int = 1000, include_tr
         "equity_curve": [[t, _num(v)] for t, v in zip(ts.tolist(), eq.tolist(), strict=True)],
     }
     if include_trades:
-        out["trades"] = trades_to_records(result)
+        out["trades"] = trades_to_records(result, stop=max_trades)
+        if max_trades is not None:
+            out["trades_truncated"] = result.trades_count > max_trades
     return out
 
 
@@ -141,7 +155,7 @@ def format_report(result: BacktestResult, *, symbol: str | None = None, last_tra
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" if k else "" for k, v in rows]
-    records = trades_to_records(result)[-last_trades:] if last_trades > 0 else []
+    records = trades_to_records(result, start=max(0, result.trades_count - last_trades)) if last_trades > 0 else []
     if records:
         lines += ["", f"last {len(records)} of {result.trades_count} trades:"]
         header = ("#", "side", "entry time", "exit time", "entry", "exit", "amount", "pnl", "exit")
