@@ -3,6 +3,7 @@ vectorised one (bit for bit); serialisation of the incremental state."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -160,3 +161,19 @@ def test_state_is_small_and_json_safe() -> None:
     text = json.dumps(state.to_dict(), allow_nan=False)
     assert len(text) < 300
     assert state.ready
+
+
+def test_out_and_on_chunk() -> None:
+    x = random_walk(300_000, seed=9)
+    out = np.empty_like(x)
+    seen: list[tuple[int, int]] = []
+    result = ema(x, 20, out=out, on_chunk=lambda a, b: seen.append((a, b)))
+    assert result is out
+    np.testing.assert_array_equal(out, ema(x, 20))
+    assert seen[0] == (19, 20)
+    assert seen[-1][1] == len(x)
+    assert all(b1 == a2 for (_, b1), (a2, _) in itertools.pairwise(seen))
+    with pytest.raises(ValueError, match="overlap"):
+        ema(x, 20, out=x)
+    with pytest.raises(ValueError, match="shape"):
+        ema(x, 20, out=np.empty(3))

@@ -120,8 +120,8 @@ def ema(
     loaders and :class:`EmaState` reject them. Runs in O(n) numpy operations plus one Python step
     per block of up to ``MAX_BLOCK`` elements.
 
-    ``out``, if given, receives the result (a float64 array of the input's length). ``on_chunk(start,
-    stop)``, if given, is called as soon as ``out[start:stop]`` is final (in
+    ``out``, if given, receives the result (a float64 array of the input's length, not overlapping
+    it). ``on_chunk(start, stop)``, if given, is called as soon as ``out[start:stop]`` is final (in
     order, covering ``period - 1`` to ``n``), so a caller can consume each chunk while it is in
     cache.
     """
@@ -134,6 +134,8 @@ def ema(
         out = np.empty(n, dtype=np.float64)
     elif out.shape != (n,) or out.dtype != np.float64:
         raise ValueError(f"out must be a float64 array of shape ({n},)")
+    elif np.may_share_memory(out, x):
+        raise ValueError("out must not overlap the input")
     if n < period:
         out.fill(np.nan)
         return out
