@@ -24,6 +24,7 @@ from tests.integration.backtests_helpers import (
     write_csv,
 )
 from tests.simulator_helpers import SimControl
+from tradebot.backtests.schemas import BacktestOut
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
@@ -122,6 +123,7 @@ async def test_api_and_cli_agree_to_the_cent(bt_client: Client, sim: SimControl,
     assert curve[-1][1] == api["final_balance"]
     assert [p[0] for p in curve] == sorted({p[0] for p in curve})
     assert api["started_at"] is not None and api["finished_at"] is not None and api["error_message"] is None
+    BacktestOut.model_validate(api)  # the answer is what the OpenAPI document promises
 
 
 async def test_defaults_are_filled_in(bt_client: Client, sim: SimControl) -> None:
@@ -187,6 +189,7 @@ async def test_a_range_without_candles_fails_readably(bt_client: Client, sim: Si
     assert api["status"] == "failed"
     assert "no candles" in api["error_message"] and "BTC/USDT:USDT 1m" in api["error_message"]
     assert "final_balance" not in api
+    BacktestOut.model_validate(api)
 
 
 async def test_status_goes_pending_running_done(bt_client: Client, sim: SimControl) -> None:
@@ -212,6 +215,7 @@ async def test_validation_errors_name_the_field(bt_client: Client) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         (backtest_body(symbol="DOGEUSDT"), "symbol"),
         (backtest_body(start_time=iso(T0), end_time=iso(T0)), "end_time"),
+        (backtest_body(start_time="2999-01-01T00:00:00Z", end_time="2999-01-02T00:00:00Z"), "start_time"),
         (backtest_body(start_time=iso(T0 + MINUTE_MS), end_time=iso(T0)), "end_time"),
         (backtest_body(end_time=iso(T0 + 100_001 * MINUTE_MS)), "end_time"),  # over backtest_max_candles
         (backtest_body(parameters={"ema_period": 1}), "parameters.ema_period"),
@@ -284,3 +288,15 @@ async def test_list_is_newest_first_and_paginated(bt_client: Client, sim: SimCon
     assert [b["id"] for b in rest["items"]] == [ids[0]] and rest["next_cursor"] is None
     await problem(await bt_client.get("/api/v1/backtests?cursor=bogus!", headers=headers), 422)
     await problem(await bt_client.get("/api/v1/backtests?limit=501", headers=headers), 422)
+
+
+async def test_openapi_describes_the_backtest_endpoints(bt_client: Client) -> None:
+    spec = await (await bt_client.get("/api/openapi.json")).json()
+    create = spec["paths"]["/api/v1/backtests"]["post"]
+    assert set(create["responses"]) >= {"202", "401", "422", "503"}
+    assert "get" in spec["paths"]["/api/v1/backtests"]
+    one = spec["paths"]["/api/v1/backtests/{id}"]["get"]
+    assert set(one["responses"]) >= {"200", "401", "404"}
+    body = spec["components"]["schemas"]["BacktestCreate"]
+    assert set(body["required"]) >= {"symbol", "timeframe", "start_time", "end_time", "strategy", "parameters"}
+    assert body["additionalProperties"] is False

@@ -103,6 +103,7 @@ class BacktestRunner:
         self._loader = loader
         self._config = config
         self._live: set[int] = set()  # this replica's pending and running jobs
+        self._reserved = 0  # places taken by requests whose rows are being written
         self._scheduler: aiojobs.Scheduler | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -123,15 +124,25 @@ class BacktestRunner:
         await self._sweep()
         self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="backtest-heartbeat")
 
-    def has_room(self) -> bool:
-        """Whether one more job fits (running plus queued): a full replica refuses instead of piling up."""
-        return len(self._live) < self._config.concurrency + self._config.queue_limit
+    def reserve(self) -> bool:
+        """Takes a place for one more job (running plus queued), or returns False when the replica
+        is full: it refuses instead of piling up. The place is held from before the job's row is
+        written, so concurrent requests cannot overfill the queue and ``submit`` never waits."""
+        if len(self._live) + self._reserved >= self._config.concurrency + self._config.queue_limit:
+            return False
+        self._reserved += 1
+        return True
+
+    def release(self) -> None:
+        """Gives back a place taken by ``reserve`` that will not be used."""
+        self._reserved -= 1
 
     async def submit(self, backtest_id: int) -> None:
+        """Queues a job on a place taken by ``reserve``."""
         assert self._scheduler is not None, "runner not started"
+        self._reserved -= 1
         self._live.add(backtest_id)
         try:
-            # Waits only if concurrent requests overfilled the queue between has_room() and here.
             await self._scheduler.spawn(self._run(backtest_id), name=f"backtest-{backtest_id}")
         except BaseException:
             self._live.discard(backtest_id)
@@ -165,7 +176,10 @@ class BacktestRunner:
             await self._repo.finish(backtest_id, result)
             log.info("backtest done", extra={"backtest_id": backtest_id, "trades": result["trades_count"]})
         except asyncio.CancelledError:
-            await self._repo.fail(backtest_id, INTERRUPTED)
+            try:
+                await self._repo.fail(backtest_id, INTERRUPTED)
+            except Exception:  # the next replica's stale sweep fails it instead
+                log.exception("could not mark interrupted backtest %d failed", backtest_id)
             raise
         except JobFailed as e:
             log.info("backtest failed: %s", e, extra={"backtest_id": backtest_id})

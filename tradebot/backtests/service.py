@@ -7,6 +7,8 @@ run; what only the exchange can tell (where its history has gaps) is reported in
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from tradebot.backtests.errors import BacktestNotFound, BacktestQueueFull, InvalidBacktest
@@ -33,18 +35,29 @@ def candles_in_range(start_ms: int, end_ms: int, timeframe: str) -> int:
 
 class BacktestService:
     def __init__(
-        self, repo: BacktestsRepo, runner: BacktestRunner, markets: SymbolResolver, *, max_candles: int
+        self,
+        repo: BacktestsRepo,
+        runner: BacktestRunner,
+        markets: SymbolResolver,
+        *,
+        max_candles: int,
+        wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._repo = repo
         self._runner = runner
         self._markets = markets
         self._max_candles = max_candles
+        self._wall_ms = wall_ms
 
     async def create(self, user_id: int, request: BacktestRequest) -> dict[str, Any]:
         spec = await self._checked(request)
-        if not self._runner.has_room():
+        if not self._runner.reserve():
             raise BacktestQueueFull
-        row = await self._repo.insert(user_id, spec)
+        try:
+            row = await self._repo.insert(user_id, spec)
+        except BaseException:
+            self._runner.release()
+            raise
         await self._runner.submit(row["id"])
         log.info("backtest accepted", extra={"user_id": user_id, "backtest_id": row["id"]})
         return {"id": row["id"], "status": row["status"]}
@@ -61,6 +74,8 @@ class BacktestService:
     async def _checked(self, request: BacktestRequest) -> BacktestSpec:
         errors: list[tuple[str, str]] = []
         start_ms, end_ms = to_ms(request.start_time), to_ms(request.end_time)
+        if start_ms >= self._wall_ms():
+            errors.append(("start_time", "must be in the past: there are no candles after now"))
         if start_ms >= end_ms:
             errors.append(("end_time", "must be after start_time"))
         else:

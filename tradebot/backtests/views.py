@@ -31,7 +31,7 @@ def backtest_view(row: Mapping[str, Any]) -> dict[str, Any]:
     out = {name: row[name] for name in REQUEST_FIELDS}
     if isinstance(out["initial_balance"], Decimal):
         out["initial_balance"] = float(out["initial_balance"])
-    result = row.get("result") if hasattr(row, "get") else row["result"]
+    result = row["result"]
     if row["status"] == "done" and result:
         out.update(result)
     return out
