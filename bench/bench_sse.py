@@ -60,7 +60,9 @@ async def serve(port: int, database_url: str, redis_url: str, prefix: str) -> No
         }
     )
     app_secrets = Secrets(secrets.token_urlsafe(48), (Fernet.generate_key().decode(),), ephemeral=True)
-    app = create_app(settings, app_secrets, database_url=database_url, redis_url=redis_url, replica_id="bench")
+    app = create_app(
+        settings, app_secrets, database_url=database_url, redis_url=redis_url, replica_id="bench"
+    )
     runner = web.AppRunner(app, access_log=None, handle_signals=True, shutdown_timeout=2)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, backlog=4096).start()
@@ -172,6 +174,7 @@ async def scenario(
                 ",".join(map(str, chunk)),
                 str(n_events),
                 stdout=subprocess.PIPE,
+                limit=2**26,
                 cwd=ROOT,
             )
         )
@@ -180,6 +183,10 @@ async def scenario(
         for w in workers:
             await read_until(w, "READY", timeout=120)
         connect_s = time.monotonic() - connect_started
+        print(
+            f"{len(assignments)} clients on {len(bot_ids)} bots connected in {connect_s:.1f}s",
+            file=sys.stderr,
+        )
         await asyncio.sleep(0.5)
         for seq in range(n_events):
             t = time.time()
@@ -231,6 +238,7 @@ async def main(args: argparse.Namespace) -> None:
         services.redis_url,
         prefix,
         stdout=subprocess.PIPE,
+        limit=2**26,
         cwd=ROOT,
     )
     redis = aioredis.Redis.from_url(services.redis_url, decode_responses=True)
@@ -241,7 +249,9 @@ async def main(args: argparse.Namespace) -> None:
             creds = {"email": f"bench-{secrets.token_hex(3)}@example.com", "password": "bench password 1"}
             assert (await http.post("/api/v1/auth/register", json=creds)).status == 201
             token = (await (await http.post("/api/v1/auth/login", json=creds)).json())["access_token"]
-            me = await (await http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})).json()
+            me = await (
+                await http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+            ).json()
         pool = await asyncpg.connect(database_url)
         bot_ids = [
             r["id"]
@@ -257,7 +267,14 @@ async def main(args: argparse.Namespace) -> None:
         for bots, per_bot in ((1, args.clients), (100, args.clients // 100)):
             rows.append(
                 await scenario(
-                    port, token, events, bot_ids[:bots], per_bot, args.events, args.client_procs, args.interval
+                    port,
+                    token,
+                    events,
+                    bot_ids[:bots],
+                    per_bot,
+                    args.events,
+                    args.client_procs,
+                    args.interval,
                 )
             )
         print(
@@ -295,7 +312,9 @@ if __name__ == "__main__":
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--client":
-        asyncio.run(clients(int(sys.argv[2]), sys.argv[3], [int(b) for b in sys.argv[4].split(",")], int(sys.argv[5])))
+        asyncio.run(
+            clients(int(sys.argv[2]), sys.argv[3], [int(b) for b in sys.argv[4].split(",")], int(sys.argv[5]))
+        )
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--clients", type=int, default=2000)
