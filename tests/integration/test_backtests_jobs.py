@@ -128,3 +128,23 @@ async def test_heartbeats_keep_a_long_job_alive_across_replicas(make_client: App
     done = await settled(worker, headers, await submit(worker, headers, end_time=iso(T0 + 2500 * MINUTE_MS)))
     assert done["status"] == "done", done
     assert done["candles_count"] == 2500
+
+
+async def test_one_user_cannot_take_every_place(make_client: AppFactory, sim: SimControl) -> None:
+    client = await make_client(backtest_concurrency=1, backtest_queue_limit=20)
+    await sim.push_klines("BTCUSDT", "1m", walk_candles(100))
+    await sim.faults(latency_ms=300)
+    _, alice_token = await user_token(client, "alice")
+    _, bob_token = await user_token(client, "bob")
+    alice, bob = bearer(alice_token), bearer(bob_token)
+    end = iso(T0 + 100 * MINUTE_MS)
+    mine = [await submit(client, alice, end_time=end) for _ in range(4)]
+    r = await client.post("/api/v1/backtests", json=backtest_body(end_time=end), headers=alice)
+    got = await problem(r, 429)
+    assert "at most 4 backtests" in got["detail"] and r.headers["Retry-After"]
+    theirs = await submit(client, bob, end_time=end)  # others still get in
+    await sim.faults(latency_ms=0)
+    for backtest_id in mine:
+        assert (await settled(client, alice, backtest_id))["status"] == "done"
+    assert (await settled(client, bob, theirs))["status"] == "done"
+    assert (await settled(client, alice, await submit(client, alice, end_time=end)))["status"] == "done"

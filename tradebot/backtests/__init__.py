@@ -9,6 +9,7 @@ from tradebot.backtests.errors import (
     HistoryUnavailable,
     InvalidBacktest,
     MarketsUnavailable,
+    TooManyBacktests,
 )
 from tradebot.backtests.history import HistoryLoader, LoaderStats
 from tradebot.backtests.models import BacktestRequest, BacktestSpec, History
@@ -33,6 +34,7 @@ __all__ = [
     "LoaderStats",
     "MarketsUnavailable",
     "RunnerConfig",
+    "TooManyBacktests",
     "candles_in_range",
     "compute_result",
     "subtract_ranges",

@@ -25,6 +25,14 @@ class BacktestQueueFull(BacktestError):
     """This replica already has as many backtests running and queued as it accepts."""
 
 
+class TooManyBacktests(BacktestError):
+    """The user already has as many backtests pending or running as one user may have."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} backtests may be pending or running at once")
+        self.limit = limit
+
+
 class MarketsUnavailable(BacktestError):
     """The market list could not be read, so the symbol cannot be checked."""
 

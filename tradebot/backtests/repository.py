@@ -60,6 +60,11 @@ class BacktestsRepo:
             )
         )
 
+    async def count_live(self, user_id: int) -> int:
+        """The user's pending and running backtests, on every replica."""
+        count = await self._pool.fetchval(f"SELECT count(*) FROM backtests WHERE user_id = $1 AND {_LIVE}", user_id)
+        return int(count)
+
     # -- the job's transitions ------------------------------------------------------------------
 
     async def claim(self, backtest_id: int) -> asyncpg.Record | None:

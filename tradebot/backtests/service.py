@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-from tradebot.backtests.errors import BacktestNotFound, BacktestQueueFull, InvalidBacktest
+from tradebot.backtests.errors import BacktestNotFound, BacktestQueueFull, InvalidBacktest, TooManyBacktests
 from tradebot.backtests.history import timeframe_ms
 from tradebot.backtests.models import BacktestRequest, BacktestSpec, to_ms
 from tradebot.backtests.repository import BacktestsRepo
@@ -21,6 +21,10 @@ from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SymbolResolver
 from tradebot.strategies import BacktestSettings, ParameterError, split_parameters
 
 log = logging.getLogger(__name__)
+
+# One user's share of the cluster's backtest capacity. Counted before queueing (two requests at the
+# same instant may both pass: a soft limit, good enough for fairness, not a security boundary).
+MAX_LIVE_PER_USER: Final = 4
 
 # Engine fields that are top-level in the request; every other one lives under "parameters".
 _TOP_LEVEL = frozenset({"initial_balance", "fee_rate", "slippage_bps"})
@@ -41,16 +45,20 @@ class BacktestService:
         markets: SymbolResolver,
         *,
         max_candles: int,
+        max_live_per_user: int = MAX_LIVE_PER_USER,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self._repo = repo
         self._runner = runner
         self._markets = markets
         self._max_candles = max_candles
+        self._max_live_per_user = max_live_per_user
         self._wall_ms = wall_ms
 
     async def create(self, user_id: int, request: BacktestRequest) -> dict[str, Any]:
         spec = await self._checked(request)
+        if await self._repo.count_live(user_id) >= self._max_live_per_user:
+            raise TooManyBacktests(self._max_live_per_user)
         if not self._runner.reserve():
             raise BacktestQueueFull
         try:

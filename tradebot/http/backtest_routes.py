@@ -15,6 +15,7 @@ from tradebot.backtests.errors import (
     BacktestQueueFull,
     InvalidBacktest,
     MarketsUnavailable,
+    TooManyBacktests,
 )
 from tradebot.backtests.history import HistoryLoader
 from tradebot.backtests.repository import BacktestsRepo
@@ -62,6 +63,8 @@ def problem_for(error: BacktestError) -> Problem:
         return Problem(
             503, "too many backtests queued on this server; try again shortly", headers={"Retry-After": "10"}
         )
+    if isinstance(error, TooManyBacktests):
+        return Problem(429, f"{error}; wait for one to finish", headers={"Retry-After": "10"})
     if isinstance(error, MarketsUnavailable):
         return Problem(503, "market data is unavailable right now; try again shortly", headers={"Retry-After": "5"})
     return Problem(400, "request refused")
@@ -75,7 +78,7 @@ def problem_for(error: BacktestError) -> Problem:
     "`parameters.<name>`); the job then runs in the background: poll GET /backtests/{id}.",
     body=BacktestCreate,
     responses={202: BacktestAccepted},
-    errors=[503],
+    errors=[429, 503],
     tags=TAGS,
 )
 async def create_backtest(request: web.Request) -> web.Response:
