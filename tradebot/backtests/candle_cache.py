@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import asyncpg
 import numpy as np
@@ -67,7 +67,21 @@ def parse_binary_copy(data: bytes) -> tuple[np.ndarray[Any, Any], ...]:
     )
 
 
+class CandleStore(Protocol):
+    """Where the history loader keeps candles and the ranges it downloaded completely."""
+
+    async def missing(self, exchange: str, symbol: str, timeframe: str, start: int, end: int) -> list[Range]: ...
+
+    async def store(self, exchange: str, symbol: str, timeframe: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    async def mark_covered(self, exchange: str, symbol: str, timeframe: str, start: int, end: int) -> None: ...
+
+    async def load(self, exchange: str, symbol: str, timeframe: str, start: int, end: int) -> Candles | None: ...
+
+
 class CandleCache:
+    """The PostgreSQL :class:`CandleStore`, shared by every replica."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from tradebot.backtests.candle_cache import CandleCache
+from tradebot.backtests.candle_cache import CandleStore
 from tradebot.backtests.errors import HistoryUnavailable
 from tradebot.backtests.models import History
 from tradebot.exchange.errors import ExchangeError, Retryable, translated
@@ -62,7 +62,7 @@ def timeframe_ms(timeframe: str) -> int:
 class HistoryLoader:
     def __init__(
         self,
-        cache: CandleCache,
+        cache: CandleStore,
         client: Callable[[], KlinesClient],
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,

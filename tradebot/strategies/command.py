@@ -33,7 +33,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         "Backtest the EMA cross strategy on a CSV of candles "
         "(columns timestamp,open,high,low,close,volume; timestamp in ms or ISO 8601 UTC)."
     )
-    p.add_argument("--csv", required=True, metavar="FILE", help="candle CSV file")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", metavar="FILE", help="candle CSV file")
+    source.add_argument("--start", metavar="T", help="instead of --csv: download from the exchange from this time")
+    p.add_argument("--end", metavar="T", help="with --start: download up to this time (ISO 8601, exclusive)")
     p.add_argument("--symbol", default=None, help="symbol to show in the report (default: none)")
     p.add_argument(
         "--timeframe",
@@ -107,9 +110,14 @@ def run(args: argparse.Namespace) -> int:
         )
         params = {"ema_period": args.ema_period, "allow_short": bool(args.allow_short)}
         get_strategy("ema_cross").parse_params(params)  # refuse bad parameters before reading the file
-        candles = load_candles_csv(args.csv)
-        timeframe = args.timeframe or infer_timeframe(candles)
-        check_spacing(candles, timeframe)
+        if args.csv is not None:
+            candles = load_candles_csv(args.csv)
+            timeframe = args.timeframe or infer_timeframe(candles)
+            check_spacing(candles, timeframe)
+        else:  # the exchange's klines (needs --symbol, --timeframe), a progress bar on a terminal's stderr
+            from tradebot.backtests.download import candles_from_args
+
+            candles, timeframe = candles_from_args(args)
         result = run_backtest(candles, settings, strategy="ema_cross", params=params, timeframe=timeframe)
     except ParameterError as e:
         return _fail(f"--{e.field.replace('_', '-')}: {e.message}")
