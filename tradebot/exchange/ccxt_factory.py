@@ -14,12 +14,15 @@ import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.exchange import Exchange
 from ccxt.base.errors import ExchangeNotAvailable
 
+from tradebot.exchange import rate_limit
+
 SUPPORTED_EXCHANGES = ("binanceusdm",)
 
 # Binance's -1001 ("Internal error; unable to process your request. Please try again.") is a transient
 # server fault, as its message says; ccxt files it under OperationFailed, outside NetworkError, which
 # would hide it from retry loops that catch NetworkError.
 _EXTRA_EXACT: dict[str, type[Exception]] = {"-1001": ExchangeNotAvailable}
+
 
 
 def _check_exchange(exchange: str) -> None:
@@ -98,6 +101,7 @@ def build_client(
         module: Any = ccxt_pro if streaming else ccxt_async
         client_class = cast(type[Exchange], getattr(module, exchange))
     client = client_class(client_config(api_key, secret))
+    rate_limit.install(client)
     if base_url is not None:
         point_at(client, base_url)
     return client

@@ -37,6 +37,7 @@ T = TypeVar("T")
 
 DUPLICATE_CLIENT_ORDER_ID = "-4116"
 PLACE_ATTEMPTS = 4
+FEE_RECHECK = 50
 READ_ATTEMPTS = 5  # 0.2 + 0.4 + 0.8 + 1.6 s of backoff: rides out a short burst of 5xx
 QUERY_ATTEMPTS = 5
 
@@ -65,6 +66,8 @@ class ExchangeAccount:
         self._sleep = sleep
         self._markets_loaded = False
         self._lock = asyncio.Lock()
+        self._fee_rates: dict[str, float] = {}
+        self._fills: dict[str, int] = {}
 
     async def _markets(self) -> None:
         if self._markets_loaded:
@@ -179,10 +182,28 @@ class ExchangeAccount:
         filled = float(order.get("filled") or 0.0)
         if status == "canceled" and filled > 0:
             status = "partially_filled"
+        average = _opt_float(order.get("average"))
         fee = _fee_of(order)
         if fee is None and filled > 0:
-            fee = await self._fee_from_trades(str(order["id"]), symbol)
-        return Fill(str(order["id"]), status, filled, _opt_float(order.get("average")), fee or 0.0)
+            fee = await self._fee(str(order["id"]), symbol, filled * (average or 0.0))
+        return Fill(str(order["id"]), status, filled, average, fee or 0.0)
+
+    async def _fee(self, exchange_order_id: str, symbol: str, notional: float) -> float | None:
+        """The fill's fee. Binance's order answer has none and its trades cost 5 request weight (250 ms
+        of ccxt's rate limiter before the next request), so the account's rate for a symbol is learnt
+        from a real fill and applied after, and checked against a real fill every FEE_RECHECK fills
+        (a fee tier can change)."""
+        known = self._fee_rates.get(symbol)
+        count = self._fills.get(symbol, 0)
+        self._fills[symbol] = count + 1
+        if known is not None and count % FEE_RECHECK != 0:
+            return notional * known
+        fee = await self._fee_from_trades(exchange_order_id, symbol)
+        if fee is not None and notional > 0:
+            self._fee_rates[symbol] = fee / notional
+        elif known is not None:
+            return notional * known
+        return fee
 
     async def _fee_from_trades(self, exchange_order_id: str, symbol: str) -> float | None:
         # Binance's order answer carries no commission; its trades do.

@@ -1,0 +1,350 @@
+"""Runtime benchmarks (issue 6). Prints a markdown table; not part of the test run.
+
+A. Decision latency: the simulator (its own process) closes a candle; how long until the bot's
+   order request reaches the simulator. Next to it, in the same run, the hub's delivery time of the
+   same candles to a plain subscriber (the floor the decision sits on).
+B. Scale: 10,000 running bots on 100 symbols in one replica (real PostgreSQL and Redis; the
+   exchange account used while starting is in memory, since no orders are placed): the time for
+   one round of closed candles to reach a decision in every actor, resident memory per idle bot,
+   and event-loop lag (p99) during the round.
+
+    .venv/bin/python bench/bench_runtime.py [--bots 10000] [--symbols 100] [--candles 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import redis.asyncio as aioredis
+from cryptography.fernet import Fernet
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tradebot import db
+from tradebot.config import Secrets, Settings
+from tradebot.http.app import create_app
+from tradebot.runtime.app_runtime import MARKET_DATA, RUNTIME, runtime_context
+from tradebot.runtime.bot_actor import ActorContext
+from tradebot.runtime.bot_runtime import BotRuntime, RuntimeTiming
+from tradebot.runtime.bot_store import FLAT, Position
+from tradebot.runtime.candles import Candle
+from tradebot.runtime.clock import SystemClock
+from tradebot.runtime.events import BotEvents
+from tradebot.runtime.leases import LeaseManager
+from tradebot.runtime.risk import MarketLimits
+from tradebot.security.secrets_box import SecretBox
+from tradebot.services import ensure_database
+
+MINUTE = 60_000
+START = 1_767_225_600_000
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def fresh_database() -> str:
+    base = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    url = urlunsplit(urlsplit(base)._replace(path=f"/tradebot_bench_{secrets.token_hex(3)}"))
+    await ensure_database(url)
+    await db.apply_migrations(url)
+    return url
+
+
+async def drop_database(url: str) -> None:
+    parts = urlsplit(url)
+    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------- A
+
+
+async def bench_latency(candles: int, spacing: float) -> dict[str, Any]:
+    from tests.simulator_process import simulator_process  # the same helper the tests use
+
+    database_url = await fresh_database()
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    prefix = f"bench-{secrets.token_hex(3)}"
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        with simulator_process(tmp) as sim:
+            api_key, secret = sim.account(1_000_000)
+            settings = Settings.model_validate({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "env": "test",
+                                                "redis_prefix": prefix, "exchange_url": sim.url,
+                                                "data_dir": tmp, "runtime_enabled": True})
+            app_secrets = Secrets("x" * 48, (Fernet.generate_key().decode(),), ephemeral=True)
+            app = create_app(settings, app_secrets, database_url=database_url, redis_url=redis_url,
+                             replica_id="bench", extra_contexts=[runtime_context(timing=RuntimeTiming(
+                                 reconcile_interval_s=0.2))])
+            from aiohttp.test_utils import TestServer
+
+            server = TestServer(app)
+            await server.start_server()
+            try:
+                return await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+            finally:
+                await server.close()
+    finally:
+        await drop_database(database_url)
+
+
+async def _latency_run(app: Any, database_url: str, sim: Any, api_key: str, secret: str, app_secrets: Secrets,
+                       candles: int, spacing: float) -> dict[str, Any]:
+    pool = await asyncpg.connect(database_url)
+    box = SecretBox(app_secrets.fernet_keys)
+    user = await pool.fetchval("INSERT INTO users (email, password_hash) VALUES ('b@example.com', 'x') RETURNING id")
+    key = await pool.fetchval(
+        """INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
+           VALUES ($1, 'sim', 'binanceusdm', $2, $3, 'xxxx') RETURNING id""",
+        user, box.encrypt(api_key), box.encrypt(secret))
+    bot = await pool.fetchval(
+        """INSERT INTO bot_configs (user_id, api_key_id, symbol, timeframe, ema_period, leverage, order_size_pct,
+                                    allow_short, is_active, max_daily_trades, max_daily_loss_pct)
+           VALUES ($1, $2, 'BTC/USDT:USDT', '1m', 2, 1, 5, true, true, 100000, 100) RETURNING id""", user, key)
+    await pool.execute("INSERT INTO bot_state (bot_id, status) VALUES ($1, 'starting')", bot)
+    await pool.close()
+    runtime: BotRuntime = app[RUNTIME]
+    runtime.poke()
+    deadline = time.monotonic() + 30
+    while runtime.supervisor.actor(bot) is None or runtime.supervisor.actor(bot).status != "running":  # type: ignore[union-attr]
+        if time.monotonic() > deadline:
+            raise RuntimeError("bot did not start")
+        await asyncio.sleep(0.05)
+
+    arrivals: dict[int, float] = {}
+
+    class Probe:
+        def offer(self, candle: Candle) -> None:
+            arrivals.setdefault(candle.open_time, time.time())
+
+    app[MARKET_DATA].subscribe("BTC/USDT:USDT", "1m", Probe())
+    pushed: dict[int, float] = {}
+    actor = runtime.supervisor.actor(bot)
+    assert actor is not None
+    async with aiohttp.ClientSession() as http:
+        for i in range(candles):
+            t = START + i * MINUTE
+            close = 110.0 if i % 2 else 90.0  # every candle crosses the EMA(2): one order per candle
+            before = actor.decisions
+            pushed[t] = time.time()
+            async with http.post(f"{sim.url}/_sim/klines", json={
+                "symbol": "BTCUSDT", "interval": "1m", "candles": [[t, 100.0, 111.0, 89.0, close, 1.0]]}) as r:
+                assert r.status == 202
+            while actor.decisions == before:
+                await asyncio.sleep(0.001)
+            # Each decision here trades (about 7 request weight): spacing the candles keeps the
+            # exchange's rate limit (20 weight/s) out of the figure, as minute candles do live.
+            await asyncio.sleep(spacing)
+        async with http.get(f"{sim.url}/_sim/orders", params={"api_key": api_key}) as r:
+            audit = await r.json()
+    first_order: dict[int, float] = {}
+    seq_to_time: dict[int, int] = {}
+    orders_conn = await asyncpg.connect(database_url)
+    rows = await orders_conn.fetch("SELECT client_order_id, signal_seq FROM orders WHERE bot_id = $1", bot)
+    await orders_conn.close()
+    cid_seq = {r["client_order_id"]: r["signal_seq"] for r in rows}
+    # Signal seq n is decided on the n-th candle after the EMA is seeded (candle index n).
+    for seq in set(cid_seq.values()):
+        seq_to_time[seq] = START + seq * MINUTE
+    for entry in audit:
+        seq = cid_seq.get(entry["client_order_id"])
+        if seq is None:
+            continue
+        received = datetime.fromisoformat(entry["received_at"].replace("Z", "+00:00")).timestamp()
+        t = seq_to_time[seq]
+        first_order[t] = min(first_order.get(t, received), received)
+    decision = [(first_order[t] - pushed[t]) * 1000 for t in first_order if t in pushed]
+    delivery = [(arrivals[t] - pushed[t]) * 1000 for t in arrivals if t in pushed]
+    return {"decision_ms": decision, "delivery_ms": delivery}
+
+
+# ---------------------------------------------------------------------------------------------- B
+
+
+class MemoryAccount:
+    """The exchange account at start-up, in memory: no orders are placed in this benchmark."""
+
+    async def market_limits(self, symbol: str) -> MarketLimits:
+        return MarketLimits(0.001, 0.001, 5.0, 50)
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        return None
+
+    async def free_balance(self, asset: str = "USDT") -> float:
+        return 10_000.0
+
+    async def position(self, symbol: str) -> Position:
+        return FLAT
+
+    async def find_order(self, client_order_id: str, symbol: str) -> None:
+        return None
+
+
+class MemoryAccounts:
+    def __init__(self) -> None:
+        self.account = MemoryAccount()
+
+    async def get(self, api_key_id: int) -> Any:
+        return self.account
+
+
+class FanOut:
+    """What the hub does for a round: offer each symbol's closed candle to its subscribers."""
+
+    def __init__(self, warm: int) -> None:
+        self.sinks: dict[tuple[str, str], list[Any]] = defaultdict(list)
+        self.warm = warm
+
+    def subscribe(self, symbol: str, timeframe: str, sink: Any, *, after: int | None = None) -> Any:
+        self.sinks[(symbol, timeframe)].append(sink)
+        return (symbol, timeframe, sink)
+
+    def unsubscribe(self, subscription: Any) -> None:
+        symbol, timeframe, sink = subscription
+        self.sinks[(symbol, timeframe)].remove(sink)
+
+    async def fetch_closed_history(self, symbol: str, timeframe: str, since_ms: int | None, limit: int) -> list[Candle]:
+        return [Candle(symbol, timeframe, START + i * MINUTE, 100, 101, 99, 100.0, 1) for i in range(self.warm)]
+
+    def round(self, t: int) -> None:
+        for (symbol, timeframe), sinks in self.sinks.items():
+            candle = Candle(symbol, timeframe, t, 100, 101, 99, 100.0, 1)  # close == EMA: no trade
+            for sink in sinks:
+                sink.offer(candle)
+
+
+async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
+    database_url = await fresh_database()
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    prefix = f"bench-{secrets.token_hex(3)}"
+    pool = await db.create_pool(database_url, min_size=5, max_size=20)
+    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        user = await pool.fetchval("INSERT INTO users (email, password_hash) VALUES ('s@example.com', 'x') RETURNING id")
+        key = await pool.fetchval(
+            """INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
+               VALUES ($1, 'k', 'binanceusdm', 'x', 'y', 'xxxx') RETURNING id""", user)
+        names = [f"S{i:03d}/USDT:USDT" for i in range(symbols)]
+        await pool.executemany(
+            """INSERT INTO bot_configs (user_id, api_key_id, symbol, timeframe, ema_period, is_active)
+               VALUES ($1, $2, $3, '1m', 20, true)""",
+            [(user, key, names[i % symbols]) for i in range(bots)])
+        await pool.execute("INSERT INTO bot_state (bot_id, status, leverage_applied) "
+                           "SELECT id, 'starting', 1 FROM bot_configs")
+        fan = FanOut(warm=30)
+        events = BotEvents(redis, prefix)
+        clock = SystemClock()
+        ctx = ActorContext(pool, events, fan, MemoryAccounts(), clock, "bench")  # type: ignore[arg-type]
+        leases = LeaseManager(redis, prefix, "bench", clock, ttl_ms=30_000, renew_interval_ms=5_000)
+        runtime = BotRuntime(ctx=ctx, redis=redis, prefix=prefix, leases=leases, clock=clock,
+                             timing=RuntimeTiming(reconcile_interval_s=1.0, renew_interval_s=5.0, tick_interval_s=60))
+        gc.collect()
+        rss_before = rss_bytes()
+        started = time.perf_counter()
+        runtime.start()
+        while sum(1 for b in runtime.supervisor.running()
+                  if (a := runtime.supervisor.actor(b)) is not None and a.status == "running") < bots:
+            await asyncio.sleep(0.2)
+        start_s = time.perf_counter() - started
+        await asyncio.sleep(1)
+        gc.collect()
+        per_bot = (rss_bytes() - rss_before) / bots
+
+        rounds = []
+        lags: list[float] = []
+        for r in range(5):
+            stop = asyncio.Event()
+            lag_task = asyncio.create_task(_lag_monitor(lags, stop))
+            target = ctx.counters.decisions + bots
+            t0 = time.perf_counter()
+            fan.round(START + (30 + r) * MINUTE)
+            while ctx.counters.decisions < target:
+                await asyncio.sleep(0.001)
+            rounds.append(time.perf_counter() - t0)
+            stop.set()
+            await lag_task
+        await runtime.close()
+        await events.close()
+        return {"start_s": start_s, "round_s": rounds, "per_bot_bytes": per_bot, "lag_ms": lags}
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=5000)]
+        for i in range(0, len(keys), 1000):
+            await redis.delete(*keys[i:i + 1000])
+        await redis.aclose()
+        await pool.close()
+        await drop_database(database_url)
+
+
+async def _lag_monitor(samples: list[float], stop: asyncio.Event) -> None:
+    interval = 0.005
+    while not stop.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(interval)
+        samples.append((time.perf_counter() - t - interval) * 1000)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bots", type=int, default=10_000)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--candles", type=int, default=1000)
+    parser.add_argument("--spacing", type=float, default=0.4, help="seconds between candles in the latency run")
+    parser.add_argument("--skip-latency", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    rows = []
+    if not args.skip_latency:
+        lat = await bench_latency(args.candles, args.spacing)
+        d, h = lat["decision_ms"], lat["delivery_ms"]
+        rows.append(f"| decision latency: final kline sent → order request received ({len(d)} candles, "
+                    f"each one trading, {args.spacing:g} s apart) | "
+                    f"median {statistics.median(d):.1f} ms, p99 {pct(d, 0.99):.1f} ms |")
+        rows.append(f"| hub delivery alone: final kline sent → subscriber has it ({len(h)} candles) | "
+                    f"median {statistics.median(h):.1f} ms, p99 {pct(h, 0.99):.1f} ms |")
+    if not args.skip_scale:
+        sc = await bench_scale(args.bots, args.symbols)
+        rows.append(f"| {args.bots:,} bots on {args.symbols} symbols: one round of closed candles to a decision in "
+                    f"every actor (5 rounds) | median {statistics.median(sc['round_s']) * 1000:.0f} ms, "
+                    f"max {max(sc['round_s']) * 1000:.0f} ms (target < 1000 ms) |")
+        rows.append(f"| resident memory per idle bot | {sc['per_bot_bytes'] / 1024:.1f} KiB (target < 20 KiB) |")
+        rows.append(f"| event-loop lag during the rounds | p99 {pct(sc['lag_ms'], 0.99):.1f} ms, "
+                    f"max {max(sc['lag_ms']):.1f} ms (target p99 < 50 ms) |")
+        rows.append(f"| starting {args.bots:,} bots (lease, claim, load, warm-up, subscribe) | {sc['start_s']:.1f} s |")
+    print(f"\n## Runtime ({os.cpu_count()} cores, Python {sys.version.split()[0]})\n")
+    print("| measure | result |\n|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,56 @@
+"""A client-side rate limiter that credits idle time, installed in every ccxt client we build.
+
+ccxt's leaky bucket refills only while its loop is running: the clock restarts whenever the queue
+empties, so idle time between requests is never credited and every request pays the previous
+one's cost again (a 5-weight balance read put 250 ms on the next order, however long ago it was).
+Measured on the simulator: a bot's decision-to-order time was 208 ms median with ccxt's limiter
+and 6 ms with none. This bucket refills from a persistent timestamp and allows a small burst, so
+a decision's few requests go out at once while the average rate stays ccxt's (rateLimit per
+weight unit; for binanceusdm 20 weight/s, half of Binance's 2400/min).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from ccxt.async_support.base.throttler import Throttler
+
+BURST_WEIGHT = 20.0
+
+
+class TimeCreditingThrottler(Throttler):  # type: ignore[misc]
+    def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__({**config, "capacity": max(float(config.get("capacity", 1)), BURST_WEIGHT),
+                          "tokens": BURST_WEIGHT}, loop)
+        self._last_refill = time.monotonic() * 1000
+
+    def _refill(self) -> None:
+        now = time.monotonic() * 1000
+        tokens = self.config["tokens"] + (now - self._last_refill) * self.config["refillRate"]
+        self.config["tokens"] = min(tokens, self.config["capacity"])
+        self._last_refill = now
+
+    async def leaky_bucket_loop(self) -> None:
+        while self.running:
+            self._refill()
+            future, cost = self.queue[0]
+            cost = self.config["cost"] if cost is None else cost
+            if self.config["tokens"] >= 0:
+                self.config["tokens"] -= cost
+                if not future.done():
+                    future.set_result(None)
+                self.queue.popleft()
+                await asyncio.sleep(0)
+                if not self.queue:
+                    self.running = False
+            else:
+                await asyncio.sleep(self.config["delay"])
+
+
+def install(client: Any) -> None:
+    """Replace the client's throttler (leaky-bucket clients only; ccxt keeps its loop in sync)."""
+    bucket = getattr(client, "tokenBucket", None)
+    if bucket and bucket.get("algorithm", "leakyBucket") == "leakyBucket":
+        client.throttler = TimeCreditingThrottler(dict(bucket), client.asyncio_loop)
