@@ -23,7 +23,7 @@ from tests.integration.backtests_helpers import (
     walk_candles,
     write_csv,
 )
-from tests.simulator_helpers import SimControl
+from tests.simulator_helpers import SimControl, eventually
 from tradebot.backtests.schemas import BacktestOut
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
@@ -74,7 +74,7 @@ def cli_result(csv: Path, **options: Any) -> dict[str, Any]:
     with redirect_stdout(out):
         assert command.run(parser.parse_args(argv)) == 0
         out.flush()
-    result: dict[str, Any] = orjson.loads(out.buffer.getvalue())  # type: ignore[attr-defined]
+    result: dict[str, Any] = orjson.loads(out.buffer.getvalue())
     return result
 
 
@@ -202,10 +202,14 @@ async def test_status_goes_pending_running_done(bt_client: Client, sim: SimContr
     accepted = await r.json()
     assert accepted["status"] == "pending"
     statuses: list[str] = []
-    while not statuses or statuses[-1] not in ("done", "failed"):
+
+    async def settled_while_watching() -> bool:
         got = await (await bt_client.get(f"/api/v1/backtests/{accepted['id']}", headers=headers)).json()
         if not statuses or statuses[-1] != got["status"]:
             statuses.append(got["status"])
+        return got["status"] in ("done", "failed")
+
+    await eventually(settled_while_watching, within=20, interval=0.02)
     assert statuses[-2:] == ["running", "done"]
     assert set(statuses) <= {"pending", "running", "done"}
 

@@ -36,7 +36,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
     with redirect_stdout(out), redirect_stderr(err):
         code = command.run(args)
     out.flush()
-    return code, out.buffer.getvalue().decode(), err.getvalue()  # type: ignore[attr-defined]
+    return code, out.buffer.getvalue().decode(), err.getvalue()
 
 
 @pytest.fixture

@@ -148,3 +148,22 @@ async def test_one_user_cannot_take_every_place(make_client: AppFactory, sim: Si
         assert (await settled(client, alice, backtest_id))["status"] == "done"
     assert (await settled(client, bob, theirs))["status"] == "done"
     assert (await settled(client, alice, await submit(client, alice, end_time=end)))["status"] == "done"
+
+
+async def test_running_replicas_keep_sweeping(make_client: AppFactory, pool: asyncpg.Pool) -> None:
+    await make_client(backtest_heartbeat_s=0.05, backtest_stale_after_s=0.3)
+    user_id = await pool.fetchval(
+        "INSERT INTO users (email, password_hash) VALUES ('late@example.com', 'x') RETURNING id"
+    )
+    # A job whose replica dies after this one started: its heartbeats stop, the sweep notices.
+    backtest_id = await pool.fetchval(
+        "INSERT INTO backtests (user_id, status, symbol, timeframe, start_time, end_time, strategy, parameters, "
+        "initial_balance, started_at) VALUES ($1, 'running', 'BTC/USDT:USDT', '1m', now() - interval '2 days', "
+        "now() - interval '1 day', 'ema_cross', '{\"ema_period\": 10}', 1000, now()) RETURNING id",
+        user_id,
+    )
+
+    async def failed() -> bool:
+        return await status_of(pool, backtest_id) == ("failed", ABANDONED)
+
+    await eventually(failed, within=5)

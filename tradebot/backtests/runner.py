@@ -10,8 +10,8 @@ say by memory, would otherwise kill every replica in turn). Two cases:
 
 - graceful shutdown: the runner fails its own pending and running jobs as it closes;
 - a replica that died (SIGKILL, lost host): while a replica runs it touches its jobs' updated_at
-  every ``heartbeat_s``; every replica, at start and then on each heartbeat, fails the live jobs
-  nobody touched for ``stale_after_s``.
+  every ``heartbeat_s``; every replica, at start and then every ``stale_after_s / 2``, fails the
+  live jobs nobody touched for ``stale_after_s``.
 """
 
 from __future__ import annotations
@@ -227,11 +227,17 @@ class BacktestRunner:
     # -- liveness ---------------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The sweep scans the live jobs of every replica: twice per stale_after is soon enough.
+        sweep_every = max(self._config.heartbeat_s, self._config.stale_after_s / 2)
+        next_sweep = loop.time() + sweep_every
         while True:
             await asyncio.sleep(self._config.heartbeat_s)
             try:
                 await self._repo.heartbeat(tuple(self._live))
-                await self._sweep()
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + sweep_every
+                    await self._sweep()
             except Exception:  # the database is away: try again next beat
                 log.exception("backtest heartbeat failed")
 
