@@ -144,3 +144,20 @@ async def test_a_password_change_is_notified_by_mail(client: Client, settings: S
     assert r.status == 204
     [notice] = await wait_for_mails(settings.outbox_dir, 1)
     assert notice["To"] == address and "changed" in str(notice["Subject"])
+
+
+async def test_a_token_used_twice_at_once_works_once(client: Client, settings: Settings) -> None:
+    assert settings.outbox_dir is not None
+    address = new_email()
+    await register(client, address)
+    await request_reset(client, address)
+    token = token_from((await wait_for_mails(settings.outbox_dir, 1))[0])
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/auth/password-reset/confirm", json={"token": token, "new_password": f"{NEW_PASSWORD} {i}"}
+            )
+            for i in range(4)
+        )
+    )
+    assert sorted(r.status for r in responses) == [204, 400, 400, 400]
