@@ -46,6 +46,8 @@ async def test_register_validation(client: Client) -> None:
         ({"email": "not-an-email", "password": PASSWORD}, "email"),
         ({"email": new_email(), "password": "short"}, "password"),
         ({"email": new_email(), "password": "x" * 1025}, "password"),
+        ({"email": new_email(), "password": "Password123"}, "password"),  # a breached favourite
+        ({"email": new_email(), "password": "zzzzzzzzzzzz"}, "password"),
         ({"email": new_email()}, "password"),
         ({"email": new_email(), "password": 12345678}, "password"),
         ({"email": new_email(), "password": PASSWORD, "is_active": False}, "is_active"),

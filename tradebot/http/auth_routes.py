@@ -17,7 +17,7 @@ from tradebot.http.client_ip import client_ip
 from tradebot.http.json_response import json_response
 from tradebot.http.request_body import parse_body
 from tradebot.http.routing import RouteTable
-from tradebot.security.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
+from tradebot.security.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, password_policy_problem
 
 routes = RouteTable()
 
@@ -37,13 +37,25 @@ Email = Annotated[
     Field(max_length=MAX_EMAIL_CHARS + 64, json_schema_extra={"format": "email", "pattern": EMAIL_SCHEMA_PATTERN}),
     AfterValidator(normalize_email),
 ]
-NewPassword = Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS)
+
+
+def _acceptable_password(value: str) -> str:
+    problem = password_policy_problem(value)
+    if problem:
+        raise ValueError(problem)  # the message never repeats the password
+    return value
+
+
+# Never trimmed or otherwise changed: what the user typed is what is hashed.
+NewPassword = Annotated[
+    str, Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS), AfterValidator(_acceptable_password)
+]
 AnyPassword = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
 
 
 class RegisterBody(_Body):
     email: Email
-    password: str = NewPassword
+    password: NewPassword
 
 
 class LoginBody(_Body):
@@ -54,7 +66,7 @@ class LoginBody(_Body):
 
 class PasswordChangeBody(_Body):
     current_password: str = AnyPassword
-    new_password: str = NewPassword
+    new_password: NewPassword
 
 
 class ResetRequestBody(_Body):
@@ -63,7 +75,7 @@ class ResetRequestBody(_Body):
 
 class ResetConfirmBody(_Body):
     token: str = Field(min_length=1, max_length=200)
-    new_password: str = NewPassword
+    new_password: NewPassword
 
 
 class RegisteredUser(BaseModel):
