@@ -12,6 +12,7 @@ import pytest
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.backtests_helpers import MINUTE_MS, T0, backtest_body, iso, settled, submit, walk_candles
 from tests.simulator_helpers import SimControl, eventually
+from tradebot.backtests import BacktestRunner, BacktestSpec, BacktestsRepo, CandleCache, HistoryLoader, RunnerConfig
 from tradebot.backtests.runner import ABANDONED, INTERRUPTED
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
@@ -167,3 +168,31 @@ async def test_running_replicas_keep_sweeping(make_client: AppFactory, pool: asy
         return await status_of(pool, backtest_id) == ("failed", ABANDONED)
 
     await eventually(failed, within=5)
+
+
+async def test_a_job_submitted_after_close_is_failed_not_left_pending(pool: asyncpg.Pool) -> None:
+    repo = BacktestsRepo(pool)
+
+    def no_exchange() -> Any:
+        raise AssertionError("no exchange call expected")
+
+    runner = BacktestRunner(repo, HistoryLoader(CandleCache(pool), no_exchange), RunnerConfig())
+    await runner.start()
+    await runner.close()
+    user_id = await pool.fetchval("INSERT INTO users (email, password_hash) VALUES ('c@example.com', 'x') RETURNING id")
+    spec = BacktestSpec(
+        symbol="BTC/USDT:USDT",
+        timeframe="1m",
+        start_time=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        end_time=dt.datetime(2024, 1, 2, tzinfo=dt.UTC),
+        strategy="ema_cross",
+        parameters={"ema_period": 10},
+        initial_balance=1000.0,
+        fee_rate=0.0005,
+        slippage_bps=0.0,
+    )
+    row = await repo.insert(user_id, spec)
+    assert runner.reserve()
+    with pytest.raises(RuntimeError):
+        await runner.submit(row["id"])
+    assert await status_of(pool, row["id"]) == ("failed", INTERRUPTED)

@@ -142,10 +142,14 @@ class BacktestRunner:
         assert self._scheduler is not None, "runner not started"
         self._reserved -= 1
         self._live.add(backtest_id)
+        job = self._run(backtest_id)
         try:
-            await self._scheduler.spawn(self._run(backtest_id), name=f"backtest-{backtest_id}")
+            await self._scheduler.spawn(job, name=f"backtest-{backtest_id}")
         except BaseException:
+            # Closing for shutdown: the row is written, so say why it will never run.
+            job.close()
             self._live.discard(backtest_id)
+            await asyncio.shield(self._repo.fail(backtest_id, INTERRUPTED))
             raise
 
     async def close(self) -> None:
