@@ -60,6 +60,7 @@ async def test_create_get_list_delete(client: Client) -> None:
 
     r = await client.get(f"/api/v1/api-keys/{key['id']}", headers=bearer(token))
     assert r.status == 200 and await r.json() == key
+    assert r.headers["Cache-Control"] == "no-store"
 
     r = await client.get("/api/v1/api-keys", headers=bearer(token))
     assert r.status == 200

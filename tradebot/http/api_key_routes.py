@@ -22,6 +22,8 @@ routes = RouteTable()
 
 PREFIX = "/api/v1/api-keys"
 TAGS = ["api keys"]
+# Account data stays out of shared caches (OWASP ASVS 8.1.1).
+NO_STORE = {"Cache-Control": "no-store"}
 
 # Exchange keys and secrets are printable ASCII without spaces; anything else is a paste mistake.
 Credential = Annotated[str, StringConstraints(min_length=1, max_length=512, pattern=r"^[\x21-\x7e]+$")]
@@ -101,7 +103,7 @@ async def create_api_key(request: web.Request) -> web.Response:
         )
     except AccountError as e:
         raise problem_for(e) from e
-    return json_response(ApiKeyOut.of(key), status=201)
+    return json_response(ApiKeyOut.of(key), status=201, headers=NO_STORE)
 
 
 @routes.route("GET", PREFIX, summary="The caller's API keys", query=PageQuery, responses={200: ApiKeyPage}, tags=TAGS)
@@ -110,7 +112,7 @@ async def list_api_keys(request: web.Request) -> web.Response:
     after = decode_id_cursor(query.cursor)
     rows = await request.app[API_KEYS].page(request[PRINCIPAL].user_id, after_id=after, limit=query.limit + 1)
     items, next_cursor = build_page(rows, query.limit, lambda k: (k.id,))
-    return json_response(ApiKeyPage(items=[ApiKeyOut.of(k) for k in items], next_cursor=next_cursor))
+    return json_response(ApiKeyPage(items=[ApiKeyOut.of(k) for k in items], next_cursor=next_cursor), headers=NO_STORE)
 
 
 @routes.route("GET", PREFIX + "/{id}", summary="One API key", responses={200: ApiKeyOut}, tags=TAGS)
@@ -119,7 +121,7 @@ async def get_api_key(request: web.Request) -> web.Response:
         key = await request.app[API_KEYS].get(request[PRINCIPAL].user_id, _key_id(request))
     except AccountError as e:
         raise problem_for(e) from e
-    return json_response(ApiKeyOut.of(key))
+    return json_response(ApiKeyOut.of(key), headers=NO_STORE)
 
 
 @routes.route(
@@ -135,7 +137,7 @@ async def validate_api_key(request: web.Request) -> web.Response:
         key = await request.app[API_KEYS].validate(request[PRINCIPAL].user_id, _key_id(request))
     except AccountError as e:
         raise problem_for(e) from e
-    return json_response(ApiKeyOut.of(key))
+    return json_response(ApiKeyOut.of(key), headers=NO_STORE)
 
 
 @routes.route(
