@@ -242,6 +242,8 @@ async def test_validation_errors_name_the_field(bt_client: Client) -> None:
         (backtest_body(end_time=...), "end_time"),
         (backtest_body(parameters=...), "parameters"),
         (backtest_body(user_id=1), "user_id"),
+        (backtest_body(parameters={"ema_period": 10, "fee_rate": 0.001}), "parameters.fee_rate"),
+        (backtest_body(end_time="9999-12-31T23:00:00-05:00"), "end_time"),
         (backtest_body(status="done"), "status"),
     ]
     for body, field in cases:

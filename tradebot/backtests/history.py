@@ -86,7 +86,8 @@ class HistoryLoader:
     ) -> History:
         """The closed candles with open times in ``[start_ms, end_ms)``. Raises HistoryUnavailable."""
         tf = timeframe_ms(timeframe)
-        start = -(-start_ms // tf) * tf  # first candle boundary at or after the start
+        # First candle boundary at or after the start (and not before 1970: klines take no negative times).
+        start = max(0, -(-start_ms // tf) * tf)
         if end_ms - 1 + tf + CLOCK_MARGIN_MS <= self._wall_ms():
             end = end_ms  # long closed, whatever the exchange's clock says
         else:

@@ -48,7 +48,10 @@ class BacktestCreate(BaseModel):
     @field_validator("start_time", "end_time")
     @classmethod
     def _utc(cls, v: dt.datetime) -> dt.datetime:
-        return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+        try:
+            return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+        except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last datetime in UTC
+            raise ValueError("is out of range") from None
 
     def to_request(self) -> BacktestRequest:
         return BacktestRequest(

@@ -107,7 +107,9 @@ class BacktestService:
                 strategy=request.strategy,
             )
         except ParameterError as e:
-            field = e.field if e.field in _TOP_LEVEL else f"parameters.{e.field}"
+            # A name inside "parameters" is reported there even when it is also a top-level one.
+            top_level = e.field in _TOP_LEVEL and e.field not in request.parameters
+            field = e.field if top_level else f"parameters.{e.field}"
             errors.append((field, e.message))
         else:
             parameters = {
