@@ -48,7 +48,14 @@ def _acceptable_password(value: str) -> str:
 
 # Never trimmed or otherwise changed: what the user typed is what is hashed.
 NewPassword = Annotated[
-    str, Field(min_length=MIN_PASSWORD_CHARS, max_length=MAX_PASSWORD_CHARS), AfterValidator(_acceptable_password)
+    str,
+    Field(
+        min_length=MIN_PASSWORD_CHARS,
+        max_length=MAX_PASSWORD_CHARS,
+        description="8–1024 characters, used exactly as typed (never trimmed); the most common breached "
+        "passwords and a single repeated character are refused (422)",
+    ),
+    AfterValidator(_acceptable_password),
 ]
 AnyPassword = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
 
