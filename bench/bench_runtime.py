@@ -47,6 +47,7 @@ from tradebot.runtime.clock import SystemClock
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.risk import MarketLimits
+from tradebot.runtime.state_writer import StateWriter
 from tradebot.security.secrets_box import SecretBox
 from tradebot.services import ensure_database
 
@@ -252,14 +253,17 @@ async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
         names = [f"S{i:03d}/USDT:USDT" for i in range(symbols)]
         await pool.executemany(
             """INSERT INTO bot_configs (user_id, api_key_id, symbol, timeframe, ema_period, is_active)
-               VALUES ($1, $2, $3, '1m', 20, true)""",
+               VALUES ($1, $2, $3, '1m', 3, true)""",
             [(user, key, names[i % symbols]) for i in range(bots)])
         await pool.execute("INSERT INTO bot_state (bot_id, status, leverage_applied) "
                            "SELECT id, 'starting', 1 FROM bot_configs")
+        # EMA(3): alpha = 0.5 is exact in binary, so a constant close equals its EMA exactly and no
+        # bot trades (with other periods rounding leaves the EMA a hair off and every bot buys).
         fan = FanOut(warm=30)
         events = BotEvents(redis, prefix)
         clock = SystemClock()
-        ctx = ActorContext(pool, events, fan, MemoryAccounts(), clock, "bench")  # type: ignore[arg-type]
+        ctx = ActorContext(pool, events, fan, MemoryAccounts(), clock, "bench",  # type: ignore[arg-type]
+                           state_writer=StateWriter(pool))
         leases = LeaseManager(redis, prefix, "bench", clock, ttl_ms=30_000, renew_interval_ms=5_000)
         runtime = BotRuntime(ctx=ctx, redis=redis, prefix=prefix, leases=leases, clock=clock,
                              timing=RuntimeTiming(reconcile_interval_s=1.0, renew_interval_s=5.0, tick_interval_s=60))

@@ -27,6 +27,7 @@ from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
 from tradebot.runtime.order_executor import AccountPool
+from tradebot.runtime.state_writer import StateWriter
 from tradebot.security.secrets_box import SecretBox
 
 RUNTIME = web.AppKey("runtime", BotRuntime)
@@ -65,7 +66,7 @@ def runtime_context(
         cluster = None if assignment is not None else _coordinator(app, the_clock)
         runtime = BotRuntime(
             ctx=ActorContext(app[DB], events, hub, accounts, the_clock, app[REPLICA_ID],
-                             CrashPoints(settings.crash_points), counters),
+                             CrashPoints(settings.crash_points), counters, StateWriter(app[DB])),
             redis=app[REDIS],
             prefix=settings.redis_prefix,
             leases=leases,

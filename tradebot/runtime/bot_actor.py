@@ -42,6 +42,7 @@ from tradebot.runtime.risk import (
     daily_trades_reached,
     position_size,
 )
+from tradebot.runtime.state_writer import Snapshot, StateWriter
 from tradebot.strategies.base import Target
 from tradebot.strategies.candles import Candle as StrategyCandle
 from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState, decide
@@ -90,6 +91,7 @@ class ActorContext:
     replica_id: str
     crash_points: CrashPoints = NO_CRASHES
     counters: RuntimeCounters = field(default_factory=RuntimeCounters)
+    state_writer: StateWriter | None = None
 
 
 class BotActor:
@@ -112,7 +114,6 @@ class BotActor:
         self.status = "starting"
         self.pause_reason: str | None = None
         self._subscription: Any = None
-        self._state_saved_at = 0.0
         self.decisions = 0
         self.last_close: float | None = None
 
@@ -285,9 +286,11 @@ class BotActor:
         self.params, self.strategy, self.stopped_out_seq = params, state, stopped_out_seq
 
     def _strategy_fields(self) -> dict[str, Any]:
+        """The strategy state for a synchronous save; a batched snapshot still pending is older."""
         if self.strategy is None:
             return {}
-        self._state_saved_at = time.monotonic()
+        if self.ctx.state_writer is not None:
+            self.ctx.state_writer.discard(self.bot_id)
         return {
             "strategy_state": {
                 "ema_cross": self.strategy.to_dict(),
@@ -319,8 +322,15 @@ class BotActor:
         self.decisions += 1
         self.ctx.counters.decisions += 1
         self.ctx.counters.decision_seconds += time.perf_counter() - started
-        if not traded and time.monotonic() - self._state_saved_at >= STATE_SAVE_INTERVAL_S:
-            await self._save({"last_run_at": _now(), **self._strategy_fields()})
+        if not traded and self.ctx.state_writer is not None:
+            self.ctx.state_writer.put(self.bot_id, Snapshot(
+                self.lease.fence,
+                {"ema_cross": self.strategy.to_dict(), "timeframe": config.timeframe,
+                 "stopped_out_seq": self.stopped_out_seq},
+                self.strategy.seq,
+                self.strategy.last_candle_ts,
+                _now(),
+            ))
 
     async def _backfill(self, since: int, until: int) -> None:
         """Decide on the candles we missed (without trading on stale prices) before the new one."""

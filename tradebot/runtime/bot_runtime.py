@@ -87,7 +87,10 @@ class BotRuntime:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._tasks = [
+        self._tasks = []
+        if self.ctx.state_writer is not None:
+            self._tasks.append(asyncio.create_task(self.ctx.state_writer.run(), name="runtime-state-writer"))
+        self._tasks += [
             asyncio.create_task(self._reconcile_loop(), name="runtime-reconcile"),
             asyncio.create_task(self._lease_loop(), name="runtime-leases"),
             asyncio.create_task(self._command_loop(), name="runtime-commands"),
@@ -103,6 +106,11 @@ class BotRuntime:
             log.info("handing over %d bots", len(running))
         await self.supervisor.close(Stop(reason="replica shutting down", handover=True),
                                     timeout=self.timing.handover_timeout_s)
+        if self.ctx.state_writer is not None:
+            try:
+                await self.ctx.state_writer.flush()
+            except (OSError, asyncpg.PostgresError) as e:
+                log.warning("last strategy snapshots not written: %s", e)
         await self.leases.release_all()
 
     def poke(self) -> None:

@@ -1,0 +1,88 @@
+"""Batched snapshots of the bots' strategy state: one fenced statement a second for the replica.
+
+After every candle a bot's indicator state changes. Writing it from each actor would cost a
+transaction per bot per candle, all at the same instant (10,000 bots closing a 1m candle together
+took 5.9 s that way). The snapshot is only a shortcut for restarts (it can always be rebuilt from
+closed history), so actors hand the latest one here and it is written in a batch, still under
+each bot's fencing token: a row whose token moved on is simply not updated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+_FLUSH = """
+UPDATE bot_state AS s
+SET strategy_state = v.state, signal_seq = v.seq, last_candle_time = v.candle, last_run_at = v.run_at,
+    last_updated_at = now()
+FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[], $4::bigint[], $5::bigint[], $6::timestamptz[])
+     AS v(bot_id, fence, state, seq, candle, run_at)
+WHERE s.bot_id = v.bot_id AND s.fence_token = v.fence
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    fence: int
+    strategy_state: dict[str, Any]
+    signal_seq: int
+    last_candle_time: int | None
+    last_run_at: datetime
+
+
+class StateWriter:
+    def __init__(self, pool: asyncpg.Pool, *, interval_s: float = 1.0) -> None:
+        self._pool = pool
+        self.interval_s = interval_s
+        self._pending: dict[int, Snapshot] = {}
+        self.flushes = 0
+        self.rows_written = 0
+
+    def put(self, bot_id: int, snapshot: Snapshot) -> None:
+        """Keep the newest snapshot per bot; never blocks."""
+        self._pending[bot_id] = snapshot
+
+    def discard(self, bot_id: int) -> None:
+        self._pending.pop(bot_id, None)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.flush()
+            except (OSError, asyncpg.PostgresError) as e:
+                log.warning("could not write strategy snapshots; retrying", extra={"error": str(e)})
+
+    async def flush(self) -> int:
+        if not self._pending:
+            return 0
+        batch, self._pending = self._pending, {}
+        bots = list(batch)
+        rows = [batch[b] for b in bots]
+        try:
+            result = await self._pool.execute(
+                _FLUSH,
+                bots,
+                [r.fence for r in rows],
+                [r.strategy_state for r in rows],
+                [r.signal_seq for r in rows],
+                [r.last_candle_time for r in rows],
+                [r.last_run_at for r in rows],
+            )
+        except BaseException:
+            # Put them back unless a newer snapshot arrived meanwhile.
+            for bot_id, snap in batch.items():
+                self._pending.setdefault(bot_id, snap)
+            raise
+        written = int(result.split()[-1]) if result else 0
+        self.flushes += 1
+        self.rows_written += written
+        return written
