@@ -42,8 +42,13 @@ def test_demo_starts_a_running_bot_and_stops_cleanly(database_url: str, redis_ur
         with urllib.request.urlopen(request, timeout=10) as r:
             token = json.load(r)["access_token"]
 
+        # The demo's bot is the demo user's only bot; its id depends on what the database saw before.
+        req = urllib.request.Request(f"{base}/bots", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            bot_id = json.load(r)["items"][0]["id"]
+
         def running() -> bool:
-            req = urllib.request.Request(f"{base}/bots/1/state", headers={"Authorization": f"Bearer {token}"})
+            req = urllib.request.Request(f"{base}/bots/{bot_id}/state", headers={"Authorization": f"Bearer {token}"})
             with urllib.request.urlopen(req, timeout=5) as r:
                 return bool(json.load(r)["status"] == "running")
 
