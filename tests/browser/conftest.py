@@ -6,17 +6,22 @@ playwright package is missing. Screenshots go to test-artifacts/browser/ (gitign
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from tests.browser.stack import Stack, dashboard_stack
+from tradebot.services import ResolvedServices, ensure_database
 
 CHROMIUM = Path(os.environ.get("TRADEBOT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -48,11 +53,30 @@ def _missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def stack(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def browser_database_url(services: ResolvedServices) -> Iterator[str]:
+    """A database of the browser tests' own: what they leave behind (users, bots, ids) touches no other test."""
     reason = _missing()
     if reason:
         pytest.skip(reason)
-    with dashboard_stack(database_url, redis_url, tmp_path_factory.mktemp("dashboard")) as s:
+    name = f"tradebot_browser_{secrets.token_hex(4)}"
+    url = urlunsplit(urlsplit(services.database_url)._replace(path=f"/{name}"))
+    asyncio.run(ensure_database(url))
+    yield url
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(urlunsplit(urlsplit(url)._replace(path="/postgres")))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="module")
+def stack(browser_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    # The replica applies the migrations itself (`tradebot run` migrates first).
+    with dashboard_stack(browser_database_url, redis_url, tmp_path_factory.mktemp("dashboard")) as s:
         yield s
 
 

@@ -29,10 +29,12 @@ def candles(start_ms: int, closes: list[float]) -> list[list[float]]:
     return rows
 
 
-def register(page: Any, email: str) -> None:
+def register(page: Any, email: str, picture: str | None = None) -> None:
     page.goto("/register")
     page.fill("input[name=email]", email)
     page.fill("input[name=password]", PASSWORD)
+    if picture:
+        screenshot(page, picture)
     page.click("button[type=submit]")
     page.wait_for_url("**/keys")
 
@@ -70,9 +72,9 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     email = f"trader-{secrets.token_hex(4)}@example.com"
     page.goto("/")
     page.wait_for_url("**/login?next=%2F")
-    screenshot(page, "01-login")
+    screenshot(page, "00-login")
 
-    register(page, email)
+    register(page, email, picture="01-register")
     add_key(page, stack)
     row = page.locator("#keys-table tbody tr", has_text="Simulator")
     row.get_by_role("button", name="Validate").click()
@@ -172,6 +174,33 @@ def test_malicious_bot_name_renders_as_text(stack: Stack, page: Any) -> None:
     assert page.evaluate("window.__pwned") is None
     screenshot(page, "08-xss-as-text")
 
+    # Editing shows the API's messages at the fields too, and saves only what changed.
+    link.click()
+    page.click("text=Edit")
+    page.wait_for_url(re.compile(r".*/bots/\d+/edit$"))
+    page.fill("input[name=order_size_pct]", "250")
+    page.fill("input[name=stop_loss_pct]", "abc")
+    page.click("#bot-form button[type=submit]")
+    page.locator('.field[data-field="order_size_pct"] .field-error').wait_for()
+    page.locator('.field[data-field="stop_loss_pct"] .field-error').wait_for()
+    screenshot(page, "10-bot-edit-errors")
+    page.fill("input[name=order_size_pct]", "25")
+    page.fill("input[name=stop_loss_pct]", "2.5")
+    page.click("#bot-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/bots/\d+$"))
+    settings = page.inner_text("aside")
+    assert "25.00%" in settings and "2.50%" in settings
+    assert page.inner_text("#bot-title") == payload
+    no_csp_violations(page)
+
+
+def test_keys_can_be_deleted(stack: Stack, page: Any) -> None:
+    register(page, f"tidy-{secrets.token_hex(4)}@example.com")
+    add_key(page, stack, label="Old key")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("#keys-table tbody tr", has_text="Old key").get_by_role("button", name="Delete").click()
+    page.locator("#keys-table .empty").wait_for()
+
 
 def test_password_reset_link_lands_on_the_reset_page(stack: Stack, page: Any) -> None:
     email = f"forgetful-{secrets.token_hex(4)}@example.com"
@@ -180,6 +209,7 @@ def test_password_reset_link_lands_on_the_reset_page(stack: Stack, page: Any) ->
     page.fill("input[name=email]", email)
     page.click("button[type=submit]")
     page.locator(".form-ok").wait_for()
+    screenshot(page, "09-forgot-password")
 
     def mailed_link() -> str | None:
         for eml in stack.outbox.glob("*.eml"):
@@ -203,7 +233,7 @@ def test_password_reset_link_lands_on_the_reset_page(stack: Stack, page: Any) ->
     page.locator("input[name=new_password]").wait_for()
     assert page.url.endswith("/reset-password")  # the token is read, then dropped from the address bar
     page.fill("input[name=new_password]", "a brand new password")
-    screenshot(page, "09-reset-password")
+    screenshot(page, "11-reset-password")
     page.click("button[type=submit]")
     page.locator(".form-ok").wait_for()
     page.goto("/login")
