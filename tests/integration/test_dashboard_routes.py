@@ -118,6 +118,7 @@ async def test_static_assets_and_api_answers_carry_the_headers_too(client: Clien
     r = await client.get("/static/js/main.js")
     assert r.status == 200 and r.content_type in ("application/javascript", "text/javascript")
     assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert r.headers["Cache-Control"] == "no-cache"  # revalidated, so an upgrade is picked up at once
     r = await client.get("/healthz")
     assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Referrer-Policy"] == "no-referrer"
     # The Swagger UI page keeps its own, looser policy.

@@ -83,6 +83,9 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path.startswith("/static/"):
+        # Unversioned file names: revalidate each time (a 304 when unchanged), so an upgrade is seen at once.
+        headers.setdefault("Cache-Control", "no-cache")
     if headers.get("Content-Type", "").startswith("text/html"):
         # A page that sets its own policy (the Swagger UI page) keeps it.
         headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
