@@ -8,6 +8,7 @@ export async function botPage(id) {
   let bot = await api("GET", `/bots/${id}`);
   let state = bot.state;
   let trades = [];
+  let lastClose = null;
 
   const title = h("h1", { id: "bot-title" }, bot.name || `Bot #${bot.id}`);
   const statusSlot = h("span", { id: "bot-status" });
@@ -59,9 +60,10 @@ export async function botPage(id) {
   function renderState() {
     statusSlot.replaceChildren(badge(state.status));
     stats.replaceChildren(
-      stat("Status", state.status, "", "status"),
       h("div", { class: "stat" }, h("div", { class: "label" }, "Position"), h("div", { class: "value", dataset: { col: "position" } }, positionCell(state))),
       stat("Entry price", price(state.entry_price), "", "entry"),
+      stat("Last close", price(lastClose), "", "last-close"),
+      stat("Unrealized PnL", signed(unrealized()), signClass(unrealized()), "unrealized"),
       stat("Daily PnL", signed(state.daily_pnl), signClass(state.daily_pnl), "pnl"),
       stat("Daily trades", num(state.daily_trades_count, 0), "", "trades"),
       stat("Last decision", time(state.last_run_at), "", "last-run"));
@@ -69,6 +71,13 @@ export async function botPage(id) {
     errorPanel.textContent = state.last_error_message ? `Last error: ${state.last_error_message}` : "";
     actions.replaceChildren(...lifecycleButtons(bot, state.status, () => { actionError.textContent = ""; },
       (err) => { actionError.textContent = err.message; }));
+  }
+
+  // Marked to the last closed candle: an estimate between decisions, not the exchange's figure.
+  function unrealized() {
+    if (!state.in_position || state.entry_price === null || lastClose === null) return null;
+    const sign = state.position_side === "short" ? -1 : 1;
+    return sign * (lastClose - state.entry_price) * state.position_size;
   }
 
   function renderSettings() {
@@ -116,6 +125,10 @@ export async function botPage(id) {
     try {
       const data = await api("GET", `/bots/${bot.id}/candles?limit=300`);
       chart.setCandles(data.candles);
+      if (data.candles.length) {
+        lastClose = data.candles[data.candles.length - 1].close;
+        renderState();
+      }
       chartNote.textContent = data.candles.length ? "" : "No closed candles yet.";
       chart.setTrades(trades);
     } catch (err) {
