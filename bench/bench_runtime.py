@@ -232,11 +232,14 @@ class FanOut:
     async def fetch_closed_history(self, symbol: str, timeframe: str, since_ms: int | None, limit: int) -> list[Candle]:
         return [Candle(symbol, timeframe, START + i * MINUTE, 100, 101, 99, 100.0, 1) for i in range(self.warm)]
 
-    def round(self, t: int) -> None:
+    async def round(self, t: int) -> None:
+        # As the hub does it: each stream's own task delivers its candle to that stream's
+        # subscribers, so the loop sees one batch of wake-ups per symbol, not all at once.
         for (symbol, timeframe), sinks in self.sinks.items():
             candle = Candle(symbol, timeframe, t, 100, 101, 99, 100.0, 1)  # close == EMA: no trade
             for sink in sinks:
                 sink.offer(candle)
+            await asyncio.sleep(0)
 
 
 async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
@@ -286,7 +289,7 @@ async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
             lag_task = asyncio.create_task(_lag_monitor(lags, stop))
             target = ctx.counters.decisions + bots
             t0 = time.perf_counter()
-            fan.round(START + (30 + r) * MINUTE)
+            await fan.round(START + (30 + r) * MINUTE)
             while ctx.counters.decisions < target:
                 await asyncio.sleep(0.001)
             rounds.append(time.perf_counter() - t0)

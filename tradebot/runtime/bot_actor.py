@@ -193,7 +193,13 @@ class BotActor:
     async def _stop(self, stop: Stop) -> None:
         self._unsubscribe()
         if stop.handover:
-            await self._save({"last_run_at": _now(), **self._strategy_fields()})
+            # The status stays as it is for the next owner; only the indicator state needs keeping,
+            # and the batch writer (flushed when the runtime closes) does that without a
+            # transaction per bot: a replica with thousands of bots hands over in one statement.
+            if self.ctx.state_writer is not None and self.strategy is not None:
+                self._snapshot()
+            else:
+                await self._save({"last_run_at": _now(), **self._strategy_fields()})
             log.info("bot handed over", extra={"bot_id": self.bot_id, "reason": stop.reason})
             return
         await self._save({"status": "stopping"})
@@ -323,14 +329,19 @@ class BotActor:
         self.ctx.counters.decisions += 1
         self.ctx.counters.decision_seconds += time.perf_counter() - started
         if not traded and self.ctx.state_writer is not None:
-            self.ctx.state_writer.put(self.bot_id, Snapshot(
-                self.lease.fence,
-                {"ema_cross": self.strategy.to_dict(), "timeframe": config.timeframe,
-                 "stopped_out_seq": self.stopped_out_seq},
-                self.strategy.seq,
-                self.strategy.last_candle_ts,
-                _now(),
-            ))
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Hand the indicator state to the batch writer (written within a second, fenced)."""
+        assert self.strategy is not None and self.ctx.state_writer is not None
+        self.ctx.state_writer.put(self.bot_id, Snapshot(
+            self.lease.fence,
+            {"ema_cross": self.strategy.to_dict(), "timeframe": self._config().timeframe,
+             "stopped_out_seq": self.stopped_out_seq},
+            self.strategy.seq,
+            self.strategy.last_candle_ts,
+            _now(),
+        ))
 
     async def _backfill(self, since: int, until: int) -> None:
         """Decide on the candles we missed (without trading on stale prices) before the new one."""
