@@ -25,6 +25,7 @@ from tradebot.exchange.errors import ExchangeError
 from tradebot.http.appkeys import BOT_EVENTS, DB, REDIS, SETTINGS
 from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.problems import FieldError, Problem, conflict, not_found, validation_problem
+from tradebot.http.sse_frames import FrameCache
 from tradebot.runtime.events import BotEvents
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class OpenStreams:
         # EventSources reconnect at once; bounded, they queue here instead of exhausting the
         # connection pools (which would turn the herd into 500s and retries).
         self.connect_slots = asyncio.Semaphore(connect_concurrency)
+        self.frames = FrameCache()
 
     def add(self, resp: EventSourceResponse) -> None:
         self._open.add(resp)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -31,6 +30,7 @@ from tradebot.http.bots_app import BOTS, OPEN_STREAMS, problem_for
 from tradebot.http.problems import Problem, field_problem
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
+from tradebot.http.sse_frames import EventKey, FrameCache, event_key
 from tradebot.runtime.events import BotEvent, ListenerOverflow
 from tradebot.runtime.tasks import cancel_and_wait
 
@@ -38,22 +38,11 @@ log = logging.getLogger(__name__)
 
 routes = RouteTable()
 
-_EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
-EventKey = tuple[int, int]
-
 
 class Listener(Protocol):
     """What BotEvents.listen yields."""
 
     async def next(self) -> BotEvent: ...
-
-
-def event_key(event_id: str) -> EventKey | None:
-    """A Redis stream id ("<ms>-<seq>") as a comparable pair; None when malformed."""
-    m = _EVENT_ID.match(event_id)
-    if m is None:
-        return None
-    return int(m.group(1)), int(m.group(2) or 0)
 
 
 @routes.route(
@@ -100,9 +89,10 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
                     jsonutil.dumps(state).decode(), event="state", id=newest if sent is not None else None
                 )
                 for event in missed:
-                    await _send(resp, event)
-                    sent = _later(sent, event.id)
-                await _relay(resp, listener, sent)
+                    key, frame = streams.frames.get(event)
+                    await _write(resp, frame)
+                    sent = _later(sent, key)
+                await _relay(resp, listener, streams.frames, sent)
             except (ConnectionResetError, TimeoutError):
                 pass  # the client went away; nothing to tell it
             finally:
@@ -110,17 +100,21 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _relay(resp: EventSourceResponse, listener: Listener, sent: EventKey | None) -> None:
+async def _relay(
+    resp: EventSourceResponse, listener: Listener, frames: FrameCache, sent: EventKey | None
+) -> None:
     """Send live events until the client leaves, the app shuts down, or the listener overflows."""
     closed = asyncio.create_task(resp.wait(), name="sse-closed")  # ping task ends: shutdown or client gone
-    pump = asyncio.create_task(_pump(resp, listener, sent), name="sse-pump")
+    pump = asyncio.create_task(_pump(resp, listener, frames, sent), name="sse-pump")
     try:
         await asyncio.wait((closed, pump), return_when=asyncio.FIRST_COMPLETED)
     finally:
         await cancel_and_wait((closed, pump), timeout=1.0)
 
 
-async def _pump(resp: EventSourceResponse, listener: Listener, sent: EventKey | None) -> None:
+async def _pump(
+    resp: EventSourceResponse, listener: Listener, frames: FrameCache, sent: EventKey | None
+) -> None:
     with contextlib.suppress(ConnectionResetError, TimeoutError):
         while True:
             try:
@@ -128,19 +122,21 @@ async def _pump(resp: EventSourceResponse, listener: Listener, sent: EventKey | 
             except ListenerOverflow:
                 log.info("SSE client fell behind; closing its stream so that it reconnects and replays")
                 return
-            key = event_key(event.id)
+            key, frame = frames.get(event)
             if key is None or (sent is not None and key <= sent):
                 continue  # published before the snapshot or the replay, which covered it
-            await _send(resp, event)
+            await _write(resp, frame)
             sent = key
 
 
-async def _send(resp: EventSourceResponse, event: BotEvent) -> None:
-    await resp.send(jsonutil.dumps(event.data).decode(), event=event.event, id=event.id)
+async def _write(resp: EventSourceResponse, frame: bytes) -> None:
+    # resp.send() would encode the frame again for every stream; the frame is shared instead. A
+    # peer that stops reading is cut by TCP_USER_TIMEOUT (aiohttp-sse sets it at prepare) and, well
+    # before, by its listener overflowing; a write to a closed stream raises ConnectionResetError.
+    await resp.write(frame)
 
 
-def _later(sent: EventKey | None, event_id: str) -> EventKey | None:
-    key = event_key(event_id)
+def _later(sent: EventKey | None, key: EventKey | None) -> EventKey | None:
     if key is None:
         return sent
     return key if sent is None or key > sent else sent

@@ -1,0 +1,50 @@
+"""Server-Sent Events frames, encoded once per event for all of a replica's streams.
+
+Every listener of a bot receives the same BotEvent; with two thousand streams on one bot, encoding
+the JSON and the frame per stream was most of the fan-out's cost. The cache is bounded (an event
+is wanted only while it is being fanned out or replayed) and lives on the app, not in a global.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tradebot import jsonutil
+from tradebot.runtime.events import BotEvent
+
+SEP = "\r\n"  # aiohttp-sse's separator, so every frame of a stream looks alike
+CACHE_SIZE = 1024
+
+_EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+EventKey = tuple[int, int]
+
+
+def event_key(event_id: str) -> EventKey | None:
+    """A Redis stream id ("<ms>-<seq>") as a comparable pair; None when malformed."""
+    m = _EVENT_ID.match(event_id)
+    if m is None:
+        return None
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def encode(event: BotEvent) -> bytes:
+    # orjson never writes a line break (breaks inside strings are escaped), so data is one line.
+    data = jsonutil.dumps(event.data).decode()
+    return f"id: {event.id}{SEP}event: {event.event}{SEP}data: {data}{SEP}{SEP}".encode()
+
+
+class FrameCache:
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._size = size
+        self._frames: dict[tuple[int, str], tuple[EventKey | None, bytes]] = {}
+
+    def get(self, event: BotEvent) -> tuple[EventKey | None, bytes]:
+        """The event's ordering key and its encoded frame."""
+        cache_key = (event.bot_id, event.id)
+        hit = self._frames.get(cache_key)
+        if hit is None:
+            hit = (event_key(event.id), encode(event))
+            if len(self._frames) >= self._size:
+                del self._frames[next(iter(self._frames))]  # oldest first: dicts keep insertion order
+            self._frames[cache_key] = hit
+        return hit
