@@ -81,10 +81,9 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     row.locator(".badge.valid").wait_for()
     screenshot(page, "02-keys")
 
-    # History before the bot starts: a flat market, so the EMA(5) is seeded at 100.
+    # History before the bot starts: a slow decline, closes under the EMA(5), so the bot stays flat.
     start = (int(time.time() * 1000) // MINUTE_MS - 40) * MINUTE_MS
-    flat = [100.0 + (i % 3 - 1) * 0.2 for i in range(30)]
-    stack.sim.push_klines(candles(start, flat))
+    stack.sim.push_klines(candles(start, [100.0 - 0.05 * i for i in range(30)]))
 
     page.goto("/bots/new")
     page.fill("input[name=name]", "BTC momentum")
@@ -102,6 +101,7 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
 
     page.click("#bot-actions [data-action=start]")
     page.locator("#bot-status .badge.running").wait_for(timeout=30_000)
+    page.locator("#trades-table .empty").wait_for()
 
     # A cross up: the bot buys; the trade must appear without a reload.
     page.evaluate("window.__marker = 'same document'")
@@ -111,8 +111,13 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     first = page.locator("#trades-table tbody tr[data-trade-id]").first.inner_text()
     assert "BUY" in first
     page.locator('#bot-stats [data-col="position"] .badge.long').wait_for()
+    entry = float(page.inner_text('#bot-stats [data-col="entry"]').replace(",", ""))
+    assert entry >= 104  # filled on the pushed candles, not on the history
+    # The chart followed: its newest candle is the pushed 108 (the stat reads the chart's data).
+    # (Polled by locators: the page's CSP forbids the eval that wait_for_function needs.)
+    page.locator('#bot-stats [data-col="last-close"]', has_text=re.compile(r"^108\.0000$")).wait_for()
     page.locator("#price-chart canvas").first.wait_for()
-    page.wait_for_timeout(500)  # let the chart draw its markers before the picture
+    page.wait_for_timeout(300)  # one animation frame or so for the markers before the picture
     screenshot(page, "04-bot-running")
 
     page.goto("/bots")
