@@ -159,7 +159,7 @@ def _start_pgserver(pgdata: Path, stack: ExitStack) -> str:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        server: Any = pgserver.get_server(pgdata.resolve(), cleanup_mode="stop")
+        server: Any = pgserver.get_server(pgdata.resolve(), cleanup_mode="stop")  # type: ignore[attr-defined]
     stack.callback(server.cleanup)
     return str(server.get_uri())
 

@@ -10,7 +10,7 @@ from typing import Any
 def _num(value: Any) -> float | None:
     if value is None:
         return None
-    return float(value) if isinstance(value, Decimal) else value  # type: ignore[no-any-return]
+    return float(value) if isinstance(value, Decimal) else value
 
 
 STATE_COLUMNS = (

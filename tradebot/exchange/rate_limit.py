@@ -21,6 +21,11 @@ BURST_WEIGHT = 20.0
 
 
 class TimeCreditingThrottler(Throttler):  # type: ignore[misc]
+    # ccxt's Throttler is untyped; these are the attributes this class relies on.
+    running: bool
+    queue: Any
+    config: dict[str, Any]
+
     def __init__(self, config: dict[str, Any], loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__({**config, "capacity": max(float(config.get("capacity", 1)), BURST_WEIGHT),
                           "tokens": BURST_WEIGHT}, loop)

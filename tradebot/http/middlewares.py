@@ -78,8 +78,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
             405: f"method {request.method} not allowed on {request.path}",
             413: "request body too large",
         }.get(e.status, e.reason)
-        p = Problem(e.status, detail)
-        resp = problem_response(p, request.get(REQUEST_ID))
+        resp = problem_response(Problem(e.status, detail), request.get(REQUEST_ID))
         for name in ("Allow", "Retry-After", "WWW-Authenticate"):
             if name in e.headers:
                 resp.headers[name] = e.headers[name]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -150,7 +150,9 @@ def build_openapi(operations: Sequence[Operation], *, title: str, version: str) 
     schemas["Problem"] = _PROBLEM_SCHEMA
 
     def ref(model: type[BaseModel]) -> dict[str, Any]:
-        mode = "validation" if _is_input(model, operations) else "serialization"
+        mode: Literal["validation", "serialization"] = (
+            "validation" if _is_input(model, operations) else "serialization"
+        )
         return dict(keyed[(model, mode)])
 
     paths: dict[str, dict[str, Any]] = {}

@@ -242,7 +242,7 @@ class BotRuntime:
                 backoff = min(backoff * 2, 5.0)
             finally:
                 try:
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
                 except (OSError, aioredis.RedisError):
                     pass
 

@@ -66,7 +66,7 @@ _CONFIG_COLUMNS = (
 
 
 def _config(row: Mapping[str, Any]) -> BotConfig:
-    return BotConfig(**{k: row[k] for k in BotConfig.__slots__})  # type: ignore[attr-defined]
+    return BotConfig(**{k: row[k] for k in BotConfig.__slots__})
 
 
 async def load_config(pool: asyncpg.Pool, bot_id: int) -> BotConfig | None:

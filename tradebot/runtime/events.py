@@ -93,7 +93,8 @@ class BotEvents:
     async def replay(self, bot_id: int, after_id: str | None, *, count: int = STREAM_MAXLEN) -> list[BotEvent]:
         """Events after `after_id` (exclusive); all kept events when None."""
         start = f"({after_id}" if after_id else "-"
-        entries = await self._redis.xrange(self.stream_key(bot_id), min=start, max="+", count=count)
+        raw: Any = await self._redis.xrange(self.stream_key(bot_id), min=start, max="+", count=count)
+        entries: list[tuple[Any, dict[Any, Any]]] = list(raw or [])
         out = []
         for raw_id, fields in entries:
             eid = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
@@ -159,7 +160,7 @@ class BotEvents:
             finally:
                 self._subscribed.clear()
                 with contextlib.suppress(OSError, aioredis.RedisError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     def _fan_out(self, raw: bytes | str) -> None:
         try:
