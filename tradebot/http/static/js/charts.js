@@ -16,7 +16,7 @@ function baseChart(el, extra = {}) {
     layout: { background: { type: ColorType.Solid, color: COLORS.bg }, textColor: COLORS.text, fontSize: 11, attributionLogo: false },
     grid: { vertLines: { color: COLORS.grid }, horzLines: { color: COLORS.grid } },
     rightPriceScale: { borderColor: "#2b3139" },
-    timeScale: { borderColor: "#2b3139", timeVisible: true, secondsVisible: false },
+    timeScale: { borderColor: "#2b3139", timeVisible: true, secondsVisible: false, rightOffset: 4 },
     crosshair: { mode: 0 },
     ...extra,
   });

@@ -63,7 +63,8 @@ function renderResult(body, bt) {
           h("div", { class: "chart-head" }, h("h2", {}, "Equity"),
             h("div", { class: "legend" }, h("span", {}, h("i", { class: "swatch equity" }), "balance + open PnL"))),
           equityEl),
-        h("section", { class: "panel" }, h("div", { class: "chart-head" }, h("h2", {}, "Drawdown from peak")), drawdownEl)),
+        h("section", { class: "panel" }, h("div", { class: "chart-head" }, h("h2", {}, "Drawdown from peak"),
+          h("div", { class: "legend" }, h("span", {}, "of the plotted equity points; the max drawdown above is exact"))), drawdownEl)),
       h("aside", { class: "panel" }, h("h2", {}, "Parameters"),
         h("dl", { class: "kv" }, ...[
           ["Symbol", bt.symbol], ["Timeframe", bt.timeframe], ["From", time(bt.start_time)], ["To", time(bt.end_time)],
