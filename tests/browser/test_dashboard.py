@@ -149,6 +149,9 @@ def test_backtest_shows_equity_and_drawdown(stack: Stack, page: Any) -> None:
     page.fill("input[name=symbol]", "ETH/USDT:USDT")
     page.fill("input[name=start_time]", time.strftime("%Y-%m-%dT%H:%M", time.gmtime(start / 1000)))
     page.fill("input[name=end_time]", time.strftime("%Y-%m-%dT%H:%M", time.gmtime((start + 199 * MINUTE_MS) / 1000)))
+    page.fill("input[name=ema_period]", "1")
+    page.click("#backtest-form button[type=submit]")
+    page.locator('.field[data-field="ema_period"] .field-error').wait_for()  # the API's parameters.ema_period
     page.fill("input[name=ema_period]", "5")
     screenshot(page, "06-backtest-form")
     page.click("#backtest-form button[type=submit]")
@@ -158,7 +161,14 @@ def test_backtest_shows_equity_and_drawdown(stack: Stack, page: Any) -> None:
     page.locator("#drawdown-chart canvas").first.wait_for()
     page.wait_for_timeout(500)
     screenshot(page, "07-backtest-result")
+    backtest_id = page.url.rsplit("/", 1)[1]
     no_csp_violations(page)
+
+    page.goto("/backtests")
+    row = page.locator(f'#backtests-table tr[data-backtest-id="{backtest_id}"]')
+    row.locator(".badge.done").wait_for()
+    assert "ETH/USDT:USDT" in row.inner_text()
+    screenshot(page, "12-backtests")
 
 
 def test_malicious_bot_name_renders_as_text(stack: Stack, page: Any) -> None:

@@ -62,7 +62,7 @@ export async function backtestsPage() {
     }
   });
 
-  const tbody = h("tbody");
+  const tbody = h("tbody", {}, h("tr", {}, h("td", { colspan: 9, class: "empty" }, "Loading…")));
   mount(
     pageHead("Backtests"),
     h("section", { class: "panel" }, h("h2", {}, "New backtest"), form),
@@ -76,13 +76,14 @@ export async function backtestsPage() {
   let items = [];
   try {
     items = await listAll("/backtests", 200);
+    tbody.replaceChildren();
   } catch (err) {
-    tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, `Backtests unavailable: ${err.message}`)));
+    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 9, class: "empty" }, `Backtests unavailable: ${err.message}`)));
     return;
   }
   if (!items.length) tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No backtests yet.")));
   for (const b of items) {
-    tbody.append(h("tr", {},
+    tbody.append(h("tr", { dataset: { backtestId: b.id } },
       h("td", {}, h("a", { href: `/backtests/${b.id}` }, `#${b.id}`)),
       h("td", {}, `${b.symbol} `, h("span", { class: "muted" }, b.timeframe)),
       h("td", { class: "muted" }, `${time(b.start_time)} → ${time(b.end_time)}`),
