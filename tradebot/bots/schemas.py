@@ -8,6 +8,7 @@ constraints of bot_configs, so a bad value is a 422 naming the field and never a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -183,6 +184,9 @@ class OrderPage(Page[OrderOut]):
     """A page of orders, newest first."""
 
 
+_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
 class TradesQuery(PageQuery):
     """`?bot_id=` keeps one bot's trades; `?since=` (ISO 8601, UTC when no zone) those at or after it."""
 
@@ -192,6 +196,9 @@ class TradesQuery(PageQuery):
     @field_validator("since", mode="before")
     @classmethod
     def _plus_survives_the_query_string(cls, v: Any) -> Any:
+        # pydantic would read a bare number ("0.0", "1700000000") as Unix seconds; the contract says ISO 8601.
+        if isinstance(v, int | float) or (isinstance(v, str) and _BARE_NUMBER.fullmatch(v)):
+            raise ValueError("must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z")
         # An unencoded "+00:00" arrives as " 00:00" after form-decoding; put the plus back.
         if isinstance(v, str) and " " in v.strip():
             return v.strip().replace(" ", "+")
