@@ -274,3 +274,20 @@ async def test_invalid_key_stops_the_bot_with_a_readable_message(
 
 async def _status_is(pool: asyncpg.Pool, bot: int, status: str) -> bool:
     return await bot_status(pool, bot) == status
+
+
+async def test_shutdown_hands_over_with_the_latest_state_and_no_lease_left(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, redis_client: object
+) -> None:
+    bot = await start_bot(pool, runtime, trader, ema_period=5)
+    rows = candle_rows([100.0] * 4)
+    for row in rows:
+        await push_and_wait(runtime, sim, bot, row)
+    await runtime.close()
+    state = await _state(pool, bot)
+    # Status untouched for the next owner; the indicator state is the one after the last candle.
+    assert state["status"] == "running"
+    assert state["last_candle_time"] == rows[-1][0] and state["strategy_state"]["ema_cross"]["ema"]["count"] == 4
+    ownership = await pool.fetch("SELECT released_at FROM bot_ownership WHERE bot_id = $1", bot)
+    assert ownership and all(o["released_at"] is not None for o in ownership)
+    assert await redis_client.exists(runtime.leases.lease_key(bot)) == 0  # type: ignore[attr-defined]

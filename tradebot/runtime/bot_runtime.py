@@ -82,7 +82,7 @@ class BotRuntime:
         self._poke = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._stop_sent: set[int] = set()
+        self._handed_over: list[tuple[int, int]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,6 +111,11 @@ class BotRuntime:
                 await self.ctx.state_writer.flush()
             except (OSError, asyncpg.PostgresError) as e:
                 log.warning("last strategy snapshots not written: %s", e)
+        try:
+            await bot_store.release_ownerships(self._pool, self._handed_over)
+        except (OSError, asyncpg.PostgresError) as e:
+            log.warning("could not record the end of ownerships: %s", e)
+        # The snapshots are written: now the next owner may take the bots.
         await self.leases.release_all()
 
     def poke(self) -> None:
@@ -135,7 +140,10 @@ class BotRuntime:
             log.info("bot %s failed after losing its lease; the new owner decides", lease.bot_id)
 
     async def _exited(self, lease: Lease) -> None:
-        self._stop_sent.discard(lease.bot_id)
+        if self._closing:
+            # Released in bulk by close(): one statement and one script call for every bot.
+            self._handed_over.append((lease.bot_id, lease.fence))
+            return
         try:
             await bot_store.release_ownership(self._pool, lease.bot_id, lease.fence)
         except (OSError, asyncpg.PostgresError) as e:

@@ -140,6 +140,19 @@ async def release_ownership(pool: asyncpg.Pool, bot_id: int, fence: int) -> None
     )
 
 
+async def release_ownerships(pool: asyncpg.Pool, leases: list[tuple[int, int]]) -> None:
+    """End many ownerships (bot, fence) in one statement (a replica shutting down)."""
+    if not leases:
+        return
+    await pool.execute(
+        """UPDATE bot_ownership o SET released_at = now()
+           FROM unnest($1::bigint[], $2::bigint[]) AS v(bot_id, fence)
+           WHERE o.bot_id = v.bot_id AND o.fence_token = v.fence AND o.released_at IS NULL""",
+        [b for b, _ in leases],
+        [f for _, f in leases],
+    )
+
+
 _STATE_FIELDS = frozenset(
     {
         "status", "in_position", "position_side", "position_size", "entry_price", "daily_pnl", "daily_trades_count",

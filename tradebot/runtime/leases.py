@@ -41,6 +41,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_RELEASE_MANY = """
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then n = n + redis.call('DEL', key) end
+end
+return n
+"""
+
 # A fencing token above `floor`: after Redis lost its data, INCR would restart at 1 and fall
 # behind the tokens PostgreSQL has already seen; the floor (the database's last token) keeps
 # tokens increasing anyway.
@@ -72,6 +80,7 @@ class LeaseManager:
         self._held: dict[int, HeldLease] = {}
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
+        self._release_many = self._redis.register_script(_RELEASE_MANY)
         self._next_fence = self._redis.register_script(_NEXT_FENCE)
         self.renewals = 0
         self.last_renew_seconds = 0.0
@@ -139,6 +148,14 @@ class LeaseManager:
         except (OSError, aioredis.RedisError) as e:
             log.warning("could not release a lease; it will expire", extra={"bot_id": bot_id, "error": str(e)})
 
-    async def release_all(self) -> None:
-        for bot_id in list(self._held):
-            await self.release(bot_id)
+    async def release_all(self, bot_ids: Iterable[int] | None = None) -> None:
+        """Release many leases in one call (a replica shutting down); ours only, by value."""
+        bots = list(self._held if bot_ids is None else bot_ids)
+        for b in bots:
+            self._held.pop(b, None)
+        if not bots:
+            return
+        try:
+            await self._release_many(keys=[self.lease_key(b) for b in bots], args=[self.replica_id])
+        except (OSError, aioredis.RedisError) as e:
+            log.warning("could not release leases; they will expire", extra={"count": len(bots), "error": str(e)})
