@@ -109,7 +109,7 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     page.locator("#trades-table tbody tr[data-trade-id]").first.wait_for(timeout=20_000)
     assert page.evaluate("window.__marker") == "same document"
     first = page.locator("#trades-table tbody tr[data-trade-id]").first.inner_text()
-    assert "BUY" in first
+    assert "BUY" in first and "long entry" in first
     page.locator('#bot-stats [data-col="position"] .badge.long').wait_for()
     entry = float(page.inner_text('#bot-stats [data-col="entry"]').replace(",", ""))
     assert entry >= 104  # filled on the pushed candles, not on the history
@@ -131,6 +131,13 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     row.locator(".badge.stopped").wait_for(timeout=30_000)
     assert "flat" in row.locator('[data-col="position"]').inner_text()
     no_csp_violations(page)
+
+    # The closing fill is on the bot's page as a manual exit.
+    page.goto(f"/bots/{bot_id}")
+    page.locator("#trades-table tbody tr", has_text="long manual exit").wait_for()
+    page.locator("#bot-status .badge.stopped").wait_for()
+    page.locator('#bot-stats [data-col="last-close"]', has_text=re.compile(r"\d")).wait_for()  # candles drawn
+    screenshot(page, "13-bot-stopped")
 
 
 def backtests_available(stack: Stack) -> bool:

@@ -38,7 +38,19 @@ function ascending(points) {
   return out;
 }
 
-// Candles with the EMA and buy/sell markers for a bot's trades.
+// What a bot's fill did, from the leg that ends its client order id (tradebot.runtime.client_order_id):
+// o opens the target position; c closes on a signal, x on a stop loss / take profit / loss limit,
+// m when the user stopped the bot with close_position.
+const EXIT_REASON = { c: "exit", x: "risk exit", m: "manual exit" };
+
+export function tradeLeg(trade) {
+  const leg = String(trade.client_order_id || "").slice(-1);
+  if (leg === "o") return trade.side === "buy" ? "long entry" : "short entry";
+  if (EXIT_REASON[leg]) return `${trade.side === "sell" ? "long" : "short"} ${EXIT_REASON[leg]}`;
+  return trade.side;
+}
+
+// Candles with the EMA and entry/exit markers for a bot's trades.
 export function priceChart(el) {
   const chart = baseChart(el);
   const candles = chart.addSeries(CandlestickSeries, {
@@ -70,7 +82,7 @@ export function priceChart(el) {
         const buy = t.side === "buy";
         out.push({
           time: bar.time, position: buy ? "belowBar" : "aboveBar", color: buy ? COLORS.up : COLORS.down,
-          shape: buy ? "arrowUp" : "arrowDown", text: `${buy ? "BUY" : "SELL"} ${Number(t.price).toPrecision(6)}`,
+          shape: buy ? "arrowUp" : "arrowDown", text: `${tradeLeg(t)} ${Number(t.price).toPrecision(6)}`,
         });
       }
       markers.setMarkers(out.sort((a, b) => a.time - b.time));

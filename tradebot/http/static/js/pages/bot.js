@@ -1,6 +1,6 @@
 // One bot: live state from its status stream, price chart with the EMA and trade markers, trades, orders.
 import { api, statusStream } from "../api.js";
-import { priceChart } from "../charts.js";
+import { priceChart, tradeLeg } from "../charts.js";
 import { amount, badge, h, mount, num, pageHead, price, signClass, signed, time } from "../dom.js";
 import { lifecycleButtons, positionCell } from "./bots.js";
 
@@ -42,7 +42,7 @@ export async function botPage(id) {
           chartEl),
         h("section", { class: "panel flush" }, h("h2", {}, "Trades"),
           h("div", { class: "table-wrap" }, h("table", { id: "trades-table" },
-            h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Side"), h("th", { class: "num" }, "Price"),
+            h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", {}, "Side"), h("th", {}, "Leg"), h("th", { class: "num" }, "Price"),
               h("th", { class: "num" }, "Amount"), h("th", { class: "num" }, "Fee"), h("th", { class: "num" }, "Realized PnL"),
               h("th", {}, "Client order id"))),
             tradesBody))),
@@ -96,6 +96,7 @@ export async function botPage(id) {
     return h("tr", { dataset: { tradeId: t.id } },
       h("td", { class: "muted" }, time(t.created_at)),
       h("td", { class: t.side === "buy" ? "up" : "down" }, t.side.toUpperCase()),
+      h("td", { class: "muted" }, tradeLeg(t)),
       h("td", { class: "num" }, price(t.price)),
       h("td", { class: "num" }, amount(t.amount)),
       h("td", { class: "num" }, num(t.fee, 4)),
@@ -105,7 +106,7 @@ export async function botPage(id) {
 
   function renderTrades() {
     tradesBody.replaceChildren(...(trades.length ? trades.map(tradeRow)
-      : [h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No trades yet."))]));
+      : [h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No trades yet."))]));
     chart.setTrades(trades);
   }
 

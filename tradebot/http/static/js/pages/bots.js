@@ -61,7 +61,7 @@ export async function botsPage() {
     const stat = (label, value, cls = "") => h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: `value ${cls}` }, value));
     summary.replaceChildren(
       stat("Bots", num(states.length, 0)),
-      stat("Running", num(states.filter((s) => s.status === "running").length, 0), "up"),
+      stat("Running", num(states.filter((s) => s.status === "running").length, 0), states.some((s) => s.status === "running") ? "up" : ""),
       stat("In position", num(states.filter((s) => s.in_position).length, 0)),
       stat("Daily PnL", signed(pnl), signClass(pnl)),
       stat("Trades today", num(states.reduce((sum, s) => sum + Number(s.daily_trades_count || 0), 0), 0)),
