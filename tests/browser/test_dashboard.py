@@ -213,7 +213,13 @@ def test_malicious_bot_name_renders_as_text(stack: Stack, page: Any) -> None:
     settings = page.inner_text("aside")
     assert "25.00%" in settings and "2.50%" in settings
     assert page.inner_text("#bot-title") == payload
+    assert page.title() == f"{payload} · tradebot"
     no_csp_violations(page)
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("#bot-actions ~ [data-action=delete]")
+    page.wait_for_url("**/bots")
+    page.locator("#bots-table .empty").wait_for()
 
 
 def test_keys_can_be_deleted(stack: Stack, page: Any) -> None:

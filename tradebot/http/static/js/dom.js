@@ -136,5 +136,6 @@ export function formValues(form) {
 }
 
 export function pageHead(title, ...right) {
+  document.title = `${title} · tradebot`;
   return h("div", { class: "page-head" }, h("h1", {}, title), h("div", { class: "spacer" }), ...right);
 }

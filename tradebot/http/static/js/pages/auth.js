@@ -3,6 +3,7 @@ import { api, ApiError, setToken } from "../api.js";
 import { field, formValues, h, mount, showOk, showProblem } from "../dom.js";
 
 function card(title, subtitle, form, links) {
+  document.title = `${title} · tradebot`;
   mount(
     h("div", { class: "auth-wrap" },
       h("div", { class: "panel auth-card" },

@@ -6,6 +6,7 @@ import { amount, badge, h, mount, num, pct, price, signClass, signed, time } fro
 const POLL_MS = 1000;
 
 export async function backtestPage(id) {
+  document.title = `Backtest #${id} · tradebot`;
   const statusSlot = h("span", { id: "backtest-status" });
   const body = h("div", { id: "backtest-body" });
   mount(

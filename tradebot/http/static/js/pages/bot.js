@@ -11,10 +11,21 @@ export async function botPage(id) {
   let lastClose = null;
 
   const title = h("h1", { id: "bot-title" }, bot.name || `Bot #${bot.id}`);
+  document.title = `${bot.name || `Bot #${bot.id}`} · tradebot`;
   const statusSlot = h("span", { id: "bot-status" });
   const liveDot = h("span", { class: "live-dot", title: "connecting" });
   const actions = h("div", { class: "form-actions", id: "bot-actions" });
   const actionError = h("div", { class: "error-box" });
+  const deleteButton = h("button", { class: "btn btn-ghost btn-sm", type: "button", dataset: { action: "delete" } }, "Delete");
+  deleteButton.addEventListener("click", async () => {
+    if (!confirm("Delete this bot? A running bot is stopped first, leaving any position open; its trades stay in your history.")) return;
+    try {
+      await api("DELETE", `/bots/${bot.id}`);
+      location.assign("/bots");
+    } catch (err) {
+      actionError.textContent = err.message;
+    }
+  });
   const stats = h("div", { class: "stats", id: "bot-stats" });
   const errorPanel = h("div", { class: "panel error-box", id: "bot-error", hidden: true });
   const chartEl = h("div", { class: "chart", id: "price-chart" });
@@ -26,7 +37,7 @@ export async function botPage(id) {
   mount(
     h("div", { class: "crumbs" }, h("a", { href: "/bots" }, "Bots"), " / ", bot.name || `Bot #${bot.id}`),
     h("div", { class: "page-head" }, liveDot, title, statusSlot, h("div", { class: "spacer" }), actions,
-      h("a", { class: "btn btn-ghost btn-sm", href: `/bots/${bot.id}/edit` }, "Edit")),
+      h("a", { class: "btn btn-ghost btn-sm", href: `/bots/${bot.id}/edit` }, "Edit"), deleteButton),
     actionError,
     stats,
     errorPanel,
