@@ -158,6 +158,10 @@ async def test_a_cached_range_makes_no_exchange_call(
     assert second["status"] == "done", second
     assert loader.stats.exchange_requests == 4
     assert second["final_balance"] == first["final_balance"] and second["trades_count"] == first["trades_count"]
+    metrics = await (await bt_client.get("/metrics")).text()
+    assert "tradebot_backtest_exchange_requests_total 4.0" in metrics
+    assert "tradebot_backtest_candles_downloaded_total 3200.0" in metrics
+    assert 'tradebot_backtests_finished_total{outcome="done"} 2.0' in metrics
     # A sub-range is served from the cache too.
     third = await settled(
         bt_client,

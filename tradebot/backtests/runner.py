@@ -17,6 +17,7 @@ say by memory, would otherwise kill every replica in turn). Two cases:
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import functools
 import logging
@@ -107,10 +108,16 @@ class BacktestRunner:
         self._scheduler: aiojobs.Scheduler | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self.outcomes: collections.Counter[str] = collections.Counter()  # "done" / "failed", for /metrics
 
     @property
     def loader(self) -> HistoryLoader:
         return self._loader
+
+    @property
+    def live_count(self) -> int:
+        """Jobs this replica holds, queued or running."""
+        return len(self._live)
 
     async def start(self) -> None:
         self._scheduler = aiojobs.Scheduler(
@@ -178,6 +185,7 @@ class BacktestRunner:
             log.info("backtest started", extra={"backtest_id": backtest_id})
             result = await self._execute(row)
             await self._repo.finish(backtest_id, result)
+            self.outcomes["done"] += 1
             log.info("backtest done", extra={"backtest_id": backtest_id, "trades": result["trades_count"]})
         except asyncio.CancelledError:
             try:
@@ -187,9 +195,11 @@ class BacktestRunner:
             raise
         except JobFailed as e:
             log.info("backtest failed: %s", e, extra={"backtest_id": backtest_id})
+            self.outcomes["failed"] += 1
             await self._repo.fail(backtest_id, str(e))
         except Exception:
             log.exception("backtest crashed", extra={"backtest_id": backtest_id})
+            self.outcomes["crashed"] += 1
             await self._repo.fail(backtest_id, f"internal error while running the backtest (id {backtest_id})")
         finally:
             self._live.discard(backtest_id)

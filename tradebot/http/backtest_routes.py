@@ -18,6 +18,7 @@ from tradebot.backtests.errors import (
     TooManyBacktests,
 )
 from tradebot.backtests.history import HistoryLoader
+from tradebot.backtests.metrics import BacktestCollector
 from tradebot.backtests.repository import BacktestsRepo
 from tradebot.backtests.runner import BacktestRunner, RunnerConfig
 from tradebot.backtests.schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
@@ -25,7 +26,7 @@ from tradebot.backtests.service import BacktestService
 from tradebot.bots.models import Market
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import ExchangeError
-from tradebot.http.appkeys import DB, PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import DB, HTTP_METRICS, PRINCIPAL, SETTINGS
 from tradebot.http.json_response import json_response
 from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
@@ -155,10 +156,13 @@ async def backtests_context(app: web.Application) -> AsyncIterator[None]:
     )
     await runner.start()
     app[BACKTEST_RUNNER] = runner
+    collector = BacktestCollector(runner)
+    app[HTTP_METRICS].registry.register(collector)
     app[BACKTESTS] = BacktestService(repo, runner, _AppMarkets(app), max_candles=settings.backtest_max_candles)
     try:
         yield
     finally:
+        app[HTTP_METRICS].registry.unregister(collector)
         try:
             await runner.close()
         finally:
