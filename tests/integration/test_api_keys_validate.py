@@ -108,8 +108,12 @@ async def test_validation_is_rate_limited_per_user(
     )
     _, token = await user_token(client)
     key = await create_key(client, token)
-    for _ in range(10):
+    for _ in range(10):  # the first ten always go through (the bucket starts full)
         await problem(await validate(client, token, key["id"]), 503)
-    r = await validate(client, token, key["id"])
+    # Then at most one more every 6 s: a busy machine may earn a refill or two on the way, no more.
+    for _ in range(5):
+        r = await validate(client, token, key["id"])
+        if r.status == 429:
+            break
     await problem(r, 429)
     assert int(r.headers["Retry-After"]) >= 1
