@@ -214,6 +214,6 @@ async def test_unknown_email_costs_what_a_wrong_password_costs(client: Client) -
 
     wrong = await median_ms({"email": email, "password": "wrong password"})
     unknown = await median_ms({"email": new_email(), "password": "wrong password"})
-    # Without the dummy verification an unknown email would answer in ~1 ms against ~100 ms; the
+    # Without the dummy verification an unknown email would answer in ~2 ms against ~100 ms; the
     # bounds are wide so a busy machine cannot make this flaky.
-    assert unknown > wrong / 3 and wrong > unknown / 3, (wrong, unknown)
+    assert unknown > wrong / 5 and wrong > unknown / 5, (wrong, unknown)

@@ -52,13 +52,13 @@ async def test_hashing_runs_off_the_event_loop() -> None:
     task = asyncio.create_task(ticker())
     try:
         started = time.perf_counter()
-        await asyncio.gather(*(hasher.hash(f"pw{i}") for i in range(4)))
+        await hasher.hash("one real hash")
         elapsed = time.perf_counter() - started
     finally:
         task.cancel()
         hasher.close()
-    # A hash on the loop would stall it for its whole duration; no tick waited that long.
-    assert len(gaps) > 5
+    # A hash on the loop would stall it for its whole duration: no tick at all until it is done.
+    assert len(gaps) >= 5
     assert max(gaps) < elapsed / 2
 
 
