@@ -34,6 +34,7 @@ class StartOutcome(Enum):
     NOT_FOUND = "not_found"
     ALREADY_ACTIVE = "already_active"
     NO_API_KEY = "no_api_key"
+    MARKET_IN_USE = "market_in_use"  # another running bot trades this symbol with this key
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,13 @@ class BotsRepo:
         return bool(status == "UPDATE 1")
 
     async def start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
+        try:
+            return await self._start(user_id, bot_id)
+        except asyncpg.UniqueViolationError:
+            # bot_configs_one_active_per_market: the database is the arbiter, even for concurrent starts.
+            return StartOutcome.MARKET_IN_USE, None
+
+    async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
         async with self._pool.acquire() as conn, conn.transaction():
             # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins.
             started = await conn.fetchval(

@@ -133,6 +133,11 @@ class BotService:
             raise BotAlreadyRunning
         if outcome is StartOutcome.NO_API_KEY:
             raise BotHasNoApiKey
+        if outcome is StartOutcome.MARKET_IN_USE:
+            raise BotIsRunning(
+                "another running bot trades this symbol with the same API key; stop it first "
+                "(two bots would share one position on the exchange)"
+            )
         assert state is not None
         await self._publish_state(bot_id, state)
         await self._command(bot_id, "start")
