@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
+import time
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from aiohttp import web
@@ -42,7 +45,7 @@ def simulator_config() -> SimulatorConfig:
 @pytest.fixture
 def backtest_settings(settings: Settings, simulator: RunningSimulator) -> Settings:
     return settings.model_copy(
-        update={"exchange_url": simulator.base_url, "runtime_enabled": False, "backtest_max_candles": 100_000}
+        update={"exchange_url": simulator.base_url, "runtime_enabled": False, "backtest_max_candles": 1_000_000}
     )
 
 
@@ -225,7 +228,7 @@ async def test_validation_errors_name_the_field(bt_client: Client) -> None:
         (backtest_body(start_time=iso(T0), end_time=iso(T0)), "end_time"),
         (backtest_body(start_time="2999-01-01T00:00:00Z", end_time="2999-01-02T00:00:00Z"), "start_time"),
         (backtest_body(start_time=iso(T0 + MINUTE_MS), end_time=iso(T0)), "end_time"),
-        (backtest_body(end_time=iso(T0 + 100_001 * MINUTE_MS)), "end_time"),  # over backtest_max_candles
+        (backtest_body(end_time=iso(T0 + 1_000_001 * MINUTE_MS)), "end_time"),  # over backtest_max_candles
         (backtest_body(parameters={"ema_period": 1}), "parameters.ema_period"),
         (backtest_body(parameters={}), "parameters.ema_period"),
         (backtest_body(parameters={"ema_period": "ten"}), "parameters.ema_period"),
@@ -310,3 +313,55 @@ async def test_openapi_describes_the_backtest_endpoints(bt_client: Client) -> No
     body = spec["components"]["schemas"]["BacktestCreate"]
     assert set(body["required"]) >= {"symbol", "timeframe", "start_time", "end_time", "strategy", "parameters"}
     assert body["additionalProperties"] is False
+
+
+async def test_a_large_backtest_does_not_block_the_event_loop(bt_client: Client, pool: asyncpg.Pool) -> None:
+    n = 1_000_000
+    # A cached range (no exchange involved): a million 1m candles straight into the cache tables.
+    await pool.execute(
+        "INSERT INTO candles SELECT 'binanceusdm', 'BTC/USDT:USDT', '1m', $1::bigint + i::bigint * 60000, "
+        "100 + sin(i / 300.0) * 10, 100 + sin(i / 300.0) * 10 + 1, 100 + sin(i / 300.0) * 10 - 1, "
+        "100 + sin((i + 1) / 300.0) * 10, 1 FROM generate_series(0, $2::int - 1) AS i",
+        T0,
+        n,
+    )
+    await pool.execute(
+        "INSERT INTO candle_coverage (exchange, symbol, timeframe, start_time, end_time) "
+        "VALUES ('binanceusdm', 'BTC/USDT:USDT', '1m', $1, $2)",
+        T0,
+        T0 + n * MINUTE_MS,
+    )
+    headers = await headers_of(bt_client)
+    stop = asyncio.Event()
+
+    async def worst_lag() -> float:
+        """The longest a 5 ms sleep overslept until `stop` is set."""
+        loop, worst = asyncio.get_running_loop(), 0.0
+        while not stop.is_set():
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            worst = max(worst, loop.time() - before - 0.005)
+        return worst
+
+    # The machine's own noise first (other processes share the cores), then the same during the run.
+    idle = asyncio.create_task(worst_lag())
+    await asyncio.sleep(1.0)
+    stop.set()
+    baseline = await idle
+    stop.clear()
+    watcher = asyncio.create_task(worst_lag())
+    started = time.perf_counter()
+    try:
+        api = await settled(
+            bt_client, headers, await submit(bt_client, headers, end_time=iso(T0 + n * MINUTE_MS)), within=60
+        )
+    finally:
+        stop.set()
+        worst = await watcher
+    took = time.perf_counter() - started
+    print(f"1M candles: {took:.2f} s, worst loop lag {worst * 1000:.1f} ms (idle {baseline * 1000:.1f} ms)")
+    assert api["status"] == "done" and api["candles_count"] == n, api.get("error_message")
+    assert len(api["equity_curve"]) == 1000 and api["equity_curve"][-1][1] == api["final_balance"]
+    # The engine and the parsing of the cached rows run in threads: the loop keeps answering
+    # meanwhile (parsing a million rows on the loop alone stalls it for ~65 ms; measured ~12 ms).
+    assert worst < max(0.05, 3 * baseline)
