@@ -32,6 +32,9 @@ RETRIES: Final = 4
 # A range that ended this long before the local clock is closed by any exchange clock within the
 # margin: it is served without asking the exchange its time (a cached range then makes no call at all).
 CLOCK_MARGIN_MS: Final = 60_000
+# A candle counts as closed this long after its close time: a range is recorded as covered for good,
+# so a candle the exchange had not finalised yet must not be taken for a gap in its history.
+SETTLE_MS: Final = 5_000
 
 
 class KlinesClient(Protocol):
@@ -105,7 +108,7 @@ class HistoryLoader:
         now = await self._call(lambda client: client.fetch_time())
         if not isinstance(now, int | float):
             raise HistoryUnavailable("the exchange did not tell its time")
-        return int(now) // tf * tf
+        return (int(now) - SETTLE_MS) // tf * tf
 
     async def _download(
         self,
