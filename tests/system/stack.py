@@ -39,8 +39,9 @@ class PrivatePostgres:
     def __init__(self, folder: Path) -> None:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (as services.py notes)
             warnings.simplefilter("ignore")
-            import pgserver.postgres_server as pgs
+            import pgserver.postgres_server
 
+        pgs: Any = pgserver.postgres_server  # untyped helpers: initdb, pg_ctl, the permission fixers
         self._pgs = pgs
         folder.mkdir(parents=True, exist_ok=True)
         self.pgdata = folder / "pgdata"
@@ -181,7 +182,7 @@ class Replicas:
 
 def sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        return list(conn.execute(query, args).fetchall())  # type: ignore[arg-type]
+        return list(conn.execute(query, args).fetchall())
 
 
 def try_sql(url: str, query: str, *args: Any) -> list[tuple[Any, ...]] | None:

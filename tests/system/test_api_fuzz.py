@@ -94,7 +94,7 @@ def api_schema(live_api: LiveApi) -> Any:
 
 
 @schemathesis.check
-def problem_json_errors(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case) -> bool | None:
+def problem_json_errors(ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case[Any]) -> bool | None:
     """Every 4xx/5xx is RFC 9457 application/problem+json carrying its own status."""
     if response.status_code < 400:
         return None
@@ -131,7 +131,7 @@ def _fuzz(operation: Any, mode: GenerationMode, live_api: LiveApi, findings: lis
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case[Any]) -> None:
         headers = live_api.headers(case.path)
         response = case.call(headers=headers, timeout=REQUEST_TIMEOUT_S)
         STATUSES[response.status_code] = STATUSES.get(response.status_code, 0) + 1
@@ -174,10 +174,10 @@ def test_stateful_links_between_operations(api_schema: Any, live_api: LiveApi) -
     print(f"stateful links: {transitions}")
 
     class Workflow(machine):  # type: ignore[misc,valid-type]
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             return {"headers": live_api.headers(case.path), "timeout": REQUEST_TIMEOUT_S}
 
-        def validate_response(self, response: schemathesis.Response, case: schemathesis.Case,
+        def validate_response(self, response: schemathesis.Response, case: schemathesis.Case[Any],
                               **kwargs: Any) -> None:
             case.validate_response(response, checks=CHECKS)
 

@@ -90,7 +90,7 @@ class Chaos:
         assert states is not None
         return {b: t for b, (_, t, _) in states.items()}
 
-    def fault(self, what: str, inject: Callable[[], str | None], *, then: Callable[[], None] | None = None) -> float:
+    def fault(self, what: str, inject: Callable[[], str | None], *, then: Callable[[], object] | None = None) -> float:
         """Inject, wait until every bot decides on new candles again, and record the outcome."""
         before = self.candles_now()
         injected = time.monotonic()
@@ -229,8 +229,11 @@ def _run(chaos: Chaos) -> None:
     chaos.pace(5)
     chaos.fault("restart PostgreSQL (immediate stop = crash)", chaos.restart_postgres, then=chaos.replicas_ready)
     chaos.pace(5)
-    chaos.fault("kill -9 r2 during a 5xx burst of 15",
-                lambda: (chaos.sim_fault({"fail_next_requests": 15}), chaos.kill_replica("r2"))[1])
+    def burst_then_kill_r2() -> str:
+        chaos.sim_fault({"fail_next_requests": 15})
+        return chaos.kill_replica("r2")
+
+    chaos.fault("kill -9 r2 during a 5xx burst of 15", burst_then_kill_r2)
     chaos.fault("restart r2", lambda: chaos.restart_replica("r2"),
                 then=lambda: wait_until(lambda: chaos.owners_of("r2") > 0, RECOVERY_TIMEOUT_S, "r2 to own bots again"))
     chaos.pace(8)
