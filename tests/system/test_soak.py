@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 
 SECONDS = float(os.environ.get("TRADEBOT_SOAK_SECONDS", "600"))
 BOTS = int(os.environ.get("TRADEBOT_SOAK_BOTS", "1000"))
-BOTS_PER_ACCOUNT = 50
+SYMBOLS = ("BTCUSDT", "ETHUSDT")  # one running bot per API key and symbol (migration 0003)
 SAMPLE_EVERY_S = max(2.0, min(10.0, SECONDS / 30))
 # A cold replica warms each bot up over REST through the market-data client's rate limit (about two
 # bots a second on the simulator), so 1,000 bots take minutes to start; the soak's clock starts after.
@@ -103,18 +103,21 @@ def test_soak_memory_fds_and_tasks_stay_flat(clean_db: str, redis_url: str, redi
         try:
             node = replicas.start("soak")
             api = Api(node.url).sign_up()
-            keys = [api.add_key(*sim.account(usdt=1e9)) for _ in range((BOTS + BOTS_PER_ACCOUNT - 1) // BOTS_PER_ACCOUNT)]
+
+            def key(_: int) -> int:
+                return Api(node.url, token=api.token).add_key(*sim.account(usdt=1e6))
 
             def make(i: int) -> int:
                 mine = Api(node.url, token=api.token)
-                bot = mine.create_bot(keys[i // BOTS_PER_ACCOUNT], symbol=("BTCUSDT", "ETHUSDT")[i % 2],
-                                      ema_period=20, leverage=1, order_size_pct=0.5, allow_short=True,
+                bot = mine.create_bot(keys[i // len(SYMBOLS)], symbol=SYMBOLS[i % len(SYMBOLS)],
+                                      ema_period=20, leverage=1, order_size_pct=5, allow_short=True,
                                       max_daily_trades=100_000, max_daily_loss_pct=100)
                 mine.start(bot)
                 return bot
 
             started = time.monotonic()
             with ThreadPoolExecutor(8) as pool:
+                keys = list(pool.map(key, range((BOTS + len(SYMBOLS) - 1) // len(SYMBOLS))))
                 bots = list(pool.map(make, range(BOTS)))
             took = wait_until(lambda: _running(clean_db, bots) == BOTS, START_TIMEOUT_S, f"{BOTS} bots to run",
                               interval=0.5)
