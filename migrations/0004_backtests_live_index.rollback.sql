@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS backtests_live_updated;
