@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
 SECONDS = float(os.environ.get("TRADEBOT_SOAK_SECONDS", "600"))
 BOTS = int(os.environ.get("TRADEBOT_SOAK_BOTS", "1000"))
 SYMBOLS = ("BTCUSDT", "ETHUSDT")  # one running bot per API key and symbol (migration 0003)
+KEYS_PER_USER = 100  # tradebot.accounts.api_keys.MAX_KEYS_PER_USER
 SAMPLE_EVERY_S = max(2.0, min(10.0, SECONDS / 30))
 # A cold replica warms each bot up over REST through the market-data client's rate limit (about two
 # bots a second on the simulator), so 1,000 bots take minutes to start; the soak's clock starts after.
@@ -98,18 +99,21 @@ def test_soak_memory_fds_and_tasks_stay_flat(clean_db: str, redis_url: str, redi
             "TRADEBOT_JWT_SECRET": "s" * 48,
             "TRADEBOT_FERNET_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
             "TRADEBOT_LOG_LEVEL": os.environ.get("TRADEBOT_SOAK_LOG_LEVEL", "WARNING"),
+            "TRADEBOT_AUTH_REGISTER_PER_IP_PER_MIN": "1000",  # a user per 100 keys, all from 127.0.0.1
         }
         replicas = Replicas(env, tmp_path)
         try:
             node = replicas.start("soak")
-            api = Api(node.url).sign_up()
+            n_keys = (BOTS + len(SYMBOLS) - 1) // len(SYMBOLS)
+            users = [Api(node.url).sign_up() for _ in range((n_keys + KEYS_PER_USER - 1) // KEYS_PER_USER)]
 
-            def key(_: int) -> int:
-                return Api(node.url, token=api.token).add_key(*sim.account(usdt=1e6))
+            def key(k: int) -> int:
+                return Api(node.url, token=users[k // KEYS_PER_USER].token).add_key(*sim.account(usdt=1e6))
 
             def make(i: int) -> int:
-                mine = Api(node.url, token=api.token)
-                bot = mine.create_bot(keys[i // len(SYMBOLS)], symbol=SYMBOLS[i % len(SYMBOLS)],
+                k = i // len(SYMBOLS)
+                mine = Api(node.url, token=users[k // KEYS_PER_USER].token)
+                bot = mine.create_bot(keys[k], symbol=SYMBOLS[i % len(SYMBOLS)],
                                       ema_period=20, leverage=1, order_size_pct=5, allow_short=True,
                                       max_daily_trades=100_000, max_daily_loss_pct=100)
                 mine.start(bot)
@@ -117,7 +121,7 @@ def test_soak_memory_fds_and_tasks_stay_flat(clean_db: str, redis_url: str, redi
 
             started = time.monotonic()
             with ThreadPoolExecutor(8) as pool:
-                keys = list(pool.map(key, range((BOTS + len(SYMBOLS) - 1) // len(SYMBOLS))))
+                keys = list(pool.map(key, range(n_keys)))
                 bots = list(pool.map(make, range(BOTS)))
             took = wait_until(lambda: _running(clean_db, bots) == BOTS, START_TIMEOUT_S, f"{BOTS} bots to run",
                               interval=0.5)
