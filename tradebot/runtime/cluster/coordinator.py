@@ -12,7 +12,8 @@ the bot-command channel (a started bot should be assigned now), and wakes the lo
 
 `assignment(candidates)` is what BotRuntime asks each reconcile. It answers from the published
 map while that map comes from the current, live leader; otherwise (no leader yet, leader dead,
-Redis restarted) it computes rendezvous locally over the live members it last read. That is safe
+Redis restarted) it computes the same assignment locally over the candidates and the live members
+it last read. That is safe
 whatever the answer: the per-bot leases let at most one replica run a bot, and the fencing tokens
 refuse a stale owner's writes. The map only decides who *tries*.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -123,6 +124,7 @@ class ClusterCoordinator:
         if self._leaving:
             return
         self._leaving = True
+        self._wake.set()  # the loop sees _leaving at once even if a library swallows the cancellation
         await cancel_and_wait(self._tasks)
         try:
             if self.election.is_leader:
@@ -159,24 +161,19 @@ class ClusterCoordinator:
         p = self.published
         return bool(p.map_id) and p.leader == self.leader_id and p.leader in self.live
 
-    def view(self) -> tuple[tuple[str, ...], Mapping[int, str]]:
-        """(members, bot → replica) that assignment() decides by."""
-        if self.map_fresh:
-            return self.published.members, self.published.bots
-        return tuple(sorted(set(self.live) | {self.replica_id})), {}
-
     def assignment(self, candidates: set[int]) -> set[int]:
         """The candidates this replica should run (BotRuntime's `assignment`)."""
         if self._leaving:
             return set()
-        members, bots = self.view()
-        out = set()
-        for bot in candidates:
-            # A bot the map does not list yet (just started) goes where the leader will put it.
-            owner = bots.get(bot) or rendezvous.owner(bot, members)
-            if owner == self.replica_id:
-                out.add(bot)
-        return out
+        if self.map_fresh:
+            # A bot the map does not list yet (just started) waits for the leader, which was woken
+            # by the same start command: placing it by a different rule now would move it again.
+            bots = self.published.bots
+            return {b for b in candidates if bots.get(b) == self.replica_id}
+        # From the last map we saw, so the bots stay where they are unless a member is gone.
+        members = set(self.live) | {self.replica_id}
+        placed = rendezvous.rebalance(self.published.bots, candidates, members)
+        return {b for b, r in placed.items() if r == self.replica_id}
 
     def wake(self) -> None:
         self._wake.set()
@@ -202,7 +199,7 @@ class ClusterCoordinator:
         if exclude_self:
             members.discard(self.replica_id)
         ordered = tuple(sorted(members))
-        desired = rendezvous.assign(candidates, ordered)
+        desired = rendezvous.rebalance(self.published.bots, candidates, ordered)
         previous = self.published
         if previous.leader == self.replica_id and previous.members == ordered and dict(previous.bots) == desired:
             return
@@ -251,19 +248,24 @@ class ClusterCoordinator:
         except asyncio.CancelledError:
             raise
         except (OSError, aioredis.RedisError) as e:
+            _reraise_cancellation(e)
             if not self.stats.redis_down:
                 log.error("cluster step failed: Redis unreachable (%s); retrying every heartbeat", e)
             self.stats.redis_down = True
             self.election.check_deadline()
-        except Exception:
+        except Exception as e:
+            _reraise_cancellation(e)
             log.exception("cluster step failed; retrying")
             self.election.check_deadline()
 
     async def _loop(self) -> None:
         interval = self.timing.heartbeat_interval_ms / 1000
-        while True:
+        while not self._leaving:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow our cancellation when the
+            # event is set at the same moment (a notice arriving during shutdown), and leave() would hang.
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+                async with asyncio.timeout(interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -272,7 +274,7 @@ class ClusterCoordinator:
     async def _listen(self) -> None:
         channel = cluster_channel(self._prefix)
         backoff = 0.1
-        while True:
+        while not self._leaving:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(channel, command_channel(self._prefix))
@@ -285,7 +287,8 @@ class ClusterCoordinator:
                     self._wake.set()
             except asyncio.CancelledError:
                 raise
-            except (OSError, aioredis.RedisError):
+            except (OSError, aioredis.RedisError) as e:
+                _reraise_cancellation(e)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
@@ -304,3 +307,11 @@ class ClusterCoordinator:
         elif event == "released" and self.on_change is not None:
             # Leases were just freed: reconcile now rather than at the next tick.
             self.on_change()
+
+
+def _reraise_cancellation(error: BaseException) -> None:
+    """redis-py can turn a cancellation that lands mid-command into a connection error; if our task is
+    being cancelled, that error must not keep the loop alive (leave() would wait for it in vain)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error
