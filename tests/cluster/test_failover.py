@@ -8,7 +8,7 @@ import signal
 import time
 from datetime import datetime
 
-from tests.cluster.harness import Cluster
+from tests.cluster.harness import Cluster, request
 from tests.processes import http_get, wait_until
 
 BOTS = 30
@@ -70,6 +70,11 @@ def test_spread_join_sigterm_and_kills(cluster: Cluster) -> None:
 
     view = cluster.cluster_view()
     assert view["leader"] in {"r1", "r2", "r3"}
+    assert request(cluster.any_url() + "/api/v1/cluster")[0] == 401  # authenticated, like the rest
+    assert _metric(cluster, "tradebot_cluster_is_leader") == 1
+    assert _metric(cluster, "tradebot_cluster_replicas") == 3
+    assert _metric(cluster, "tradebot_bots_running") == counts[view["leader"]]
+    assert _metric(cluster, "tradebot_lease_renew_seconds") >= 0
     assert {r["id"]: r["bots"] for r in view["replicas"]} == counts
     assert all(r["started_at"].endswith("Z") for r in view["replicas"])
 
