@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,24 +37,27 @@ REPO = Path(__file__).resolve().parents[2]
 class PrivatePostgres:
     """A PostgreSQL cluster of its own (pgserver's binaries), stoppable and restartable at will."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self) -> None:
         with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (as services.py notes)
             warnings.simplefilter("ignore")
             import pgserver.postgres_server
 
         pgs: Any = pgserver.postgres_server  # untyped helpers: initdb, pg_ctl, the permission fixers
         self._pgs = pgs
-        folder.mkdir(parents=True, exist_ok=True)
+        # Not under pytest's tmp tree: postgres runs as another user (as root, pgserver's), and a
+        # concurrent pytest run re-chmods /tmp/pytest-of-<user> to 0700, which would lock it out of its
+        # own data mid-test. Also short, for the Unix socket path (~100 bytes at most).
+        folder = Path(tempfile.mkdtemp(prefix="tbpg-"))
+        self.folder = folder
         self.pgdata = folder / "pgdata"
         self.log = folder / "postgres.log"
-        # Unix socket paths are limited to ~100 bytes: a short private folder, not the test's tmp path.
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="tbpg-"))
+        self.socket_dir = folder
         self.port = free_port()
         self.user: str | None = None
         if os.geteuid() == 0:  # postgres refuses to run as root: pgserver runs it as its own user
             self.user = "pgserver"
             pgs.ensure_user_exists(self.user)
-            pgs.ensure_prefix_permissions(folder)
+            pgs.ensure_prefix_permissions(folder)  # /tmp is traversable; the folder itself is made 0777 below
             pgs.ensure_prefix_permissions(pgs.POSTGRES_BIN_PATH)
             pgs.ensure_folder_permissions(pgs.POSTGRES_BIN_PATH, 0o555)
             pgs.ensure_folder_permissions(pgs.POSTGRES_BIN_PATH.parent / "lib", 0o444)
@@ -94,10 +98,11 @@ class PrivatePostgres:
         asyncio.run(ensure_database(self.url))
         db.apply_migrations_sync(self.url)
 
-    def close(self) -> None:
+    def close(self, keep_log: Path | None = None) -> None:
         self.stop("immediate")
-        with contextlib.suppress(OSError):
-            self.socket_dir.rmdir()
+        if keep_log is not None and self.log.exists():
+            shutil.copyfile(self.log, keep_log)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class PrivateRedis:
