@@ -81,11 +81,26 @@ def live_api(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPat
             "TRADEBOT_AUTH_LOGIN_PER_IP_PER_MIN": "100000",
             "TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_PER_MIN": "100000",
         }
-        with tradebot_run(env, tmp) as replica:
-            api = Api(replica.url).sign_up()
-            key_id = api.add_key(*sim.account())
-            api.create_bot(key_id)  # something to list, read and page through
-            yield LiveApi(replica.url, api)
+        try:
+            with tradebot_run(env, tmp) as replica:
+                api = Api(replica.url).sign_up()
+                key_id = api.add_key(*sim.account())
+                api.create_bot(key_id)  # something to list, read and page through
+                yield LiveApi(replica.url, api)
+        finally:
+            _drop_keys(redis_url, env["TRADEBOT_REDIS_PREFIX"])
+
+
+def _drop_keys(redis_url: str, prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="module")
