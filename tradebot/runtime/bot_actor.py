@@ -49,7 +49,9 @@ from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState, decide
 
 log = logging.getLogger(__name__)
 
-WARMUP_CANDLES = 1500  # closed candles read to seed the EMA (Binance serves up to 1500 a page)
+# Closed candles read to seed the EMA: one page (ccxt trims binance pages to 1000, and 1000 costs
+# half the request weight of 1500), which is 5x the longest EMA period allowed.
+WARMUP_CANDLES = 1000
 STATE_SAVE_INTERVAL_S = 30.0
 SUBSCRIBE_TIMEOUT_S = 10.0  # the strategy state is also saved with every trade and at stop
 

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Assignment = Callable[[set[int]], set[int]]
 
+TAKE_CONCURRENCY = 16
+LOOP_STOP_TIMEOUT_S = 1.0
+
 
 def run_everything(bots: set[int]) -> set[int]:
     """Single-replica assignment: every bot is a candidate; leases still decide who runs it."""
@@ -83,6 +86,7 @@ class BotRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._handed_over: list[tuple[int, int]] = []
+        self._take_limit = asyncio.Semaphore(TAKE_CONCURRENCY)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -100,7 +104,9 @@ class BotRuntime:
     async def close(self) -> None:
         """Hand every bot over (between decisions), release the leases, stop the loops."""
         self._closing = True
-        await cancel_and_wait(self._tasks)
+        # A loop that is slow to honour its cancellation (a pub/sub read inside redis-py, say) must
+        # not eat the hand-over's 2 s: give them a second, then hand over regardless.
+        await cancel_and_wait(self._tasks, timeout=LOOP_STOP_TIMEOUT_S)
         running = self.supervisor.running()
         if running:
             log.info("handing over %d bots", len(running))
@@ -153,6 +159,11 @@ class BotRuntime:
         if not self._closing:
             self.poke()
 
+    async def _take_bounded(self, bot_id: int) -> None:
+        async with self._take_limit:
+            if not self._closing and bot_id not in self.supervisor.running():
+                await self._take(bot_id)
+
     async def _take(self, bot_id: int) -> None:
         floor = await bot_store.current_fence(self._pool, bot_id)
         held = await self.leases.acquire(bot_id, floor)
@@ -174,14 +185,17 @@ class BotRuntime:
         winding = await bot_store.stopping_bot_ids(self._pool)
         mine = self.assignment(active | winding)
         running = self.supervisor.running()
-        for bot_id in sorted((mine & (active | winding)) - running):
-            if self._closing:
-                return
-            try:
-                await self._take(bot_id)
-            except (OSError, aioredis.RedisError) as e:
-                log.warning("cannot take bot while Redis is unreachable", extra={"bot_id": bot_id, "error": str(e)})
-                return
+        missing = sorted((mine & (active | winding)) - running)
+        if missing and not self._closing:
+            # Takes run side by side (bounded): after a failover a survivor inherits many bots, and
+            # taking them one by one (query, lease, fence, claim each) added up to seconds.
+            results = await asyncio.gather(*(self._take_bounded(b) for b in missing), return_exceptions=True)
+            for bot_id, result in zip(missing, results, strict=True):
+                if isinstance(result, (OSError, aioredis.RedisError)):
+                    log.warning("cannot take bot while Redis is unreachable",
+                                extra={"bot_id": bot_id, "error": str(result)})
+                elif isinstance(result, BaseException):
+                    log.error("taking bot %s failed", bot_id, exc_info=result)
         for bot_id in running:
             if self.supervisor.is_stopping(bot_id):
                 continue
@@ -223,13 +237,32 @@ class BotRuntime:
                 if not self.stats.redis_down:
                     log.error("cannot renew leases: Redis unreachable (%s); bots stop before their leases expire", e)
                 self.stats.redis_down = True
-            lost |= self.leases.expired()
-            for bot_id in lost:
+            lapsed = self.leases.expired() - lost
+            for bot_id in lost | lapsed:
                 self.stats.lost_leases += 1
                 log.warning("lease lost; stopping the bot now", extra={"bot_id": bot_id})
+                fence = self.leases.held().get(bot_id)
                 self.leases.drop([bot_id])
                 await self.supervisor.kill(bot_id)
+                if bot_id in lapsed and fence is not None:
+                    await self._suspended(bot_id, fence.fence)
             await self._clock.sleep(self.timing.renew_interval_s)
+
+    async def _suspended(self, bot_id: int, fence: int) -> None:
+        """Say why a bot stopped trading when its lease lapsed (Redis unreachable): the status goes
+        back to 'starting' under our fence, unless another replica has the bot by now."""
+        try:
+            async with bot_store.fenced(self._pool, bot_id, fence) as conn:
+                state = await bot_store.update_state(conn, bot_id, {
+                    "status": "starting",
+                    "last_error_message": "trading suspended: the lease could not be renewed (Redis unreachable); "
+                                          "it resumes when Redis answers again",
+                })
+            await self.ctx.events.publish(bot_id, "state", state)
+        except bot_store.FencedOut:
+            pass
+        except (OSError, asyncpg.PostgresError, aioredis.RedisError) as e:
+            log.warning("could not record the suspension", extra={"bot_id": bot_id, "error": str(e)})
 
     async def _command_loop(self) -> None:
         backoff = 0.1

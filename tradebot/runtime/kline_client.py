@@ -16,6 +16,7 @@ from typing import Any
 import ccxt.pro as ccxt_pro
 from ccxt.async_support.base.exchange import Exchange
 
+from tradebot.exchange import rate_limit
 from tradebot.exchange.ccxt_factory import SUPPORTED_EXCHANGES, point_at
 
 log = logging.getLogger(__name__)
@@ -154,4 +155,5 @@ def build_streaming_client(exchange: str, base_url: str | None) -> Exchange:
     )
     if base_url is not None:
         point_at(client, base_url)
+    rate_limit.install(client)
     return client
