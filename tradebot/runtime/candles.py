@@ -16,31 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-TIMEFRAME_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 3 * 60_000,
-    "5m": 5 * 60_000,
-    "15m": 15 * 60_000,
-    "30m": 30 * 60_000,
-    "1h": 3_600_000,
-    "2h": 2 * 3_600_000,
-    "4h": 4 * 3_600_000,
-    "6h": 6 * 3_600_000,
-    "8h": 8 * 3_600_000,
-    "12h": 12 * 3_600_000,
-    "1d": 86_400_000,
-    "3d": 3 * 86_400_000,
-    "1w": 7 * 86_400_000,
-}
+from tradebot.exchange.timeframes import TIMEFRAME_MS, timeframe_ms
 
-
-def timeframe_ms(timeframe: str) -> int:
-    """Length of a timeframe in ms; only fixed-length ones ("1M" has no fixed length)."""
-    try:
-        return TIMEFRAME_MS[timeframe]
-    except KeyError:
-        raise ValueError(f"unsupported timeframe {timeframe!r}; one of {', '.join(TIMEFRAME_MS)}") from None
-
+__all__ = ["TIMEFRAME_MS", "BoundedCandleQueue", "Candle", "CandleSink", "timeframe_ms"]
 
 @dataclass(frozen=True, slots=True)
 class Candle:

@@ -9,25 +9,9 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from tradebot.exchange.simulator.markets import MarketSpec
+from tradebot.exchange.timeframes import TIMEFRAME_MS
 
-# Fixed-length intervals only: "1M" has no fixed length, and a simulator that guessed one would serve
-# candles no exchange would.
-INTERVAL_MS: dict[str, int] = {
-    "1m": 60_000,
-    "3m": 3 * 60_000,
-    "5m": 5 * 60_000,
-    "15m": 15 * 60_000,
-    "30m": 30 * 60_000,
-    "1h": 3_600_000,
-    "2h": 2 * 3_600_000,
-    "4h": 4 * 3_600_000,
-    "6h": 6 * 3_600_000,
-    "8h": 8 * 3_600_000,
-    "12h": 12 * 3_600_000,
-    "1d": 86_400_000,
-    "3d": 3 * 86_400_000,
-    "1w": 7 * 86_400_000,
-}
+INTERVAL_MS = TIMEFRAME_MS
 BASE_INTERVAL = "1m"
 BASE_INTERVAL_MS = INTERVAL_MS[BASE_INTERVAL]
 DEFAULT_KLINES_LIMIT = 500
