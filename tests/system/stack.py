@@ -169,11 +169,11 @@ class Replicas:
         assert node.alive(), f"{name} exited with {proc.returncode}:\n{log_path.read_text()[-4000:]}"
         return node
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
         node = self.nodes[name]
         if node.alive():
             os.kill(node.proc.pid, sig)
-        return node.proc.wait(timeout=30)
+        return node.proc.wait(timeout=timeout)
 
     def url(self) -> str:
         return next(n.url for n in self.nodes.values() if n.alive())

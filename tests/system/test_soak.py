@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ SAMPLE_EVERY_S = max(2.0, min(10.0, SECONDS / 30))
 # bots a second on the simulator), so 1,000 bots take minutes to start; the soak's clock starts after.
 START_TIMEOUT_S = max(180.0, BOTS * 0.9)
 MAX_GROWTH = 0.10
+STOP_TIMEOUT_S = 180.0  # a graceful stop of 1,000 bots took over 30 s
 WATCHED = ("process_resident_memory_bytes", "process_open_fds", "tradebot_asyncio_tasks", "tradebot_bots_running")
 
 
@@ -132,10 +132,14 @@ def test_soak_memory_fds_and_tasks_stay_flat(clean_db: str, redis_url: str, redi
             _report(samples)
             warm = [s for s in samples if s.at >= _warm_up(SECONDS)]
             assert len(warm) >= 6, f"too few samples after the warm-up: {len(warm)}"
-            base, end = warm[:3], warm[-3:]
+            # The peak of the first third against the peak of the last: open fds swing widely (500
+            # private exchange clients' keep-alive connections close when idle and reopen), so single
+            # samples or short medians would compare a trough with a crest; a leak raises the peaks.
+            third = max(len(warm) // 3, 2)
+            base, end = warm[:third], warm[-third:]
             for field in ("rss_mb", "fds", "tasks", "proc_rss_mb", "proc_fds"):
-                first = statistics.median(getattr(s, field) for s in base)
-                last = statistics.median(getattr(s, field) for s in end)
+                first = max(getattr(s, field) for s in base)
+                last = max(getattr(s, field) for s in end)
                 print(f"{field}: {first:.1f} → {last:.1f} ({(last - first) / first:+.1%})", flush=True)
                 assert last <= first * (1 + MAX_GROWTH), f"{field} grew from {first} to {last}"
             assert all(s.bots_running == BOTS for s in warm), [s.bots_running for s in warm]
@@ -145,7 +149,10 @@ def test_soak_memory_fds_and_tasks_stay_flat(clean_db: str, redis_url: str, redi
             orders = sql(clean_db, "SELECT count(*) FROM orders")[0][0]
             print(f"{decisions} bots decided on candles; {orders} orders placed", flush=True)
             assert decisions == BOTS
-            assert replicas.kill("soak", signal.SIGTERM) == 0
+            stopping = time.monotonic()
+            code = replicas.kill("soak", signal.SIGTERM, timeout=STOP_TIMEOUT_S)
+            print(f"SIGTERM → exit {code} in {time.monotonic() - stopping:.1f}s", flush=True)
+            assert code == 0
         finally:
             replicas.close()
 
