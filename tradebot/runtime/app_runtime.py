@@ -113,7 +113,8 @@ def _coordinator(app: web.Application, clock: Clock) -> ClusterCoordinator:
     pool = app[DB]
 
     async def bots() -> set[int]:
-        return await bot_store.active_bot_ids(pool) | await bot_store.stopping_bot_ids(pool)
+        active, winding = await bot_store.desired_bots(pool)
+        return active | winding
 
     info = ReplicaInfo(app[REPLICA_ID], datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), socket.gethostname(),
                        os.getpid())

@@ -22,8 +22,9 @@ import redis.asyncio as aioredis
 
 from tradebot.runtime import bot_store
 from tradebot.runtime.bot_actor import ActorContext, BotActor, Lease
-from tradebot.runtime.clock import Clock
+from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.commands import BotCommand, command_channel, decode_command
+from tradebot.runtime.gc_policy import GcPolicy
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
 from tradebot.runtime.supervisor import Supervisor
@@ -87,6 +88,7 @@ class BotRuntime:
         self._closing = False
         self._handed_over: list[tuple[int, int]] = []
         self._take_limit = asyncio.Semaphore(TAKE_CONCURRENCY)
+        self.gc = GcPolicy()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -146,6 +148,7 @@ class BotRuntime:
             log.info("bot %s failed after losing its lease; the new owner decides", lease.bot_id)
 
     async def _exited(self, lease: Lease) -> None:
+        self.gc.bot_exited()
         if self._closing:
             # Released in bulk by close(): one statement and one script call for every bot.
             self._handed_over.append((lease.bot_id, lease.fence))
@@ -181,8 +184,7 @@ class BotRuntime:
     # ------------------------------------------------------------------ loops
 
     async def reconcile_once(self) -> None:
-        active = await bot_store.active_bot_ids(self._pool)
-        winding = await bot_store.stopping_bot_ids(self._pool)
+        active, winding = await bot_store.desired_bots(self._pool)
         mine = self.assignment(active | winding)
         running = self.supervisor.running()
         missing = sorted((mine & (active | winding)) - running)
@@ -196,16 +198,21 @@ class BotRuntime:
                                 extra={"bot_id": bot_id, "error": str(result)})
                 elif isinstance(result, BaseException):
                     log.error("taking bot %s failed", bot_id, exc_info=result)
-        for bot_id in running:
+            self.gc.bots_taken()
+        else:
+            self.gc.maybe_collect()
+        # Set operations first (in C); only the few bots that need a message are visited.
+        for bot_id in running - active:
             if self.supervisor.is_stopping(bot_id):
                 continue
-            if bot_id in winding and bot_id not in active:
+            if bot_id in winding:
                 row = await bot_store.load_state_row(self._pool, bot_id)
                 close = bool(row and row["stop_close_position"])
                 self.supervisor.send(bot_id, Stop(close_position=close))
-            elif bot_id not in active:
+            else:
                 self.supervisor.send(bot_id, Stop(reason="bot is no longer active"))
-            elif bot_id not in mine:
+        for bot_id in (running & active) - mine:
+            if not self.supervisor.is_stopping(bot_id):
                 self.stats.handovers += 1
                 self.supervisor.send(bot_id, Stop(reason="reassigned to another replica", handover=True))
 
@@ -295,6 +302,12 @@ class BotRuntime:
         self.poke()
 
     async def _tick_loop(self) -> None:
+        """Tick the actors when the UTC date changes (daily counters, resuming paused bots). Waking
+        every actor on every tick cost a round of thousands of wake-ups for nothing."""
+        day = utc_date(self._clock.now_ms())
         while True:
             await self._clock.sleep(self.timing.tick_interval_s)
-            self.supervisor.broadcast(Tick())
+            today = utc_date(self._clock.now_ms())
+            if today != day:
+                day = today
+                self.supervisor.broadcast(Tick())

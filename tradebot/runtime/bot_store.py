@@ -78,18 +78,16 @@ async def load_state_row(conn: asyncpg.Pool | asyncpg.Connection, bot_id: int) -
     return await conn.fetchrow("SELECT * FROM bot_state WHERE bot_id = $1", bot_id)
 
 
-async def active_bot_ids(pool: asyncpg.Pool) -> set[int]:
-    rows = await pool.fetch("SELECT id FROM bot_configs WHERE is_active AND deleted_at IS NULL")
-    return {r["id"] for r in rows}
-
-
-async def stopping_bot_ids(pool: asyncpg.Pool) -> set[int]:
-    """Inactive bots that still have to be wound down (status 'stopping' or 'starting')."""
+async def desired_bots(pool: asyncpg.Pool) -> tuple[set[int], set[int]]:
+    """(active bots, inactive bots still to wind down) in one round trip."""
     rows = await pool.fetch(
-        """SELECT s.bot_id FROM bot_state s JOIN bot_configs c ON c.id = s.bot_id
-           WHERE NOT c.is_active AND s.status IN ('stopping', 'starting', 'running', 'paused')"""
+        """SELECT c.id, c.is_active FROM bot_configs c
+           LEFT JOIN bot_state s ON s.bot_id = c.id
+           WHERE (c.is_active AND c.deleted_at IS NULL)
+              OR (NOT c.is_active AND s.status IN ('stopping', 'starting', 'running', 'paused'))"""
     )
-    return {r["bot_id"] for r in rows}
+    active = {r["id"] for r in rows if r["is_active"]}
+    return active, {r["id"] for r in rows} - active
 
 
 async def current_fence(pool: asyncpg.Pool, bot_id: int) -> int:
