@@ -23,6 +23,7 @@ from tradebot.runtime.cluster import ClusterCoordinator, ClusterTiming, ReplicaI
 from tradebot.runtime.cluster.metrics import ClusterCollector
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import CrashPoints
+from tradebot.runtime.history_cache import HistoryCache
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
@@ -66,7 +67,8 @@ def runtime_context(
         cluster = None if assignment is not None else _coordinator(app, the_clock)
         runtime = BotRuntime(
             ctx=ActorContext(app[DB], events, hub, accounts, the_clock, app[REPLICA_ID],
-                             CrashPoints(settings.crash_points), counters, StateWriter(app[DB])),
+                             CrashPoints(settings.crash_points), counters, StateWriter(app[DB]),
+                             HistoryCache(hub.fetch_closed_history)),
             redis=app[REDIS],
             prefix=settings.redis_prefix,
             leases=leases,

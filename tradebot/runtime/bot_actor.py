@@ -31,6 +31,7 @@ from tradebot.runtime.client_order_id import Leg, client_order_id
 from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import NO_CRASHES, CrashPoints
+from tradebot.runtime.history_cache import HistoryCache
 from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
 from tradebot.runtime.metrics import RuntimeCounters
 from tradebot.runtime.order_executor import AccountPool, ExchangeAccount, Fill, OutcomeUnknown
@@ -94,6 +95,7 @@ class ActorContext:
     crash_points: CrashPoints = NO_CRASHES
     counters: RuntimeCounters = field(default_factory=RuntimeCounters)
     state_writer: StateWriter | None = None
+    history: HistoryCache | None = None
 
 
 class BotActor:
@@ -170,7 +172,7 @@ class BotActor:
         await self._save({"status": "starting", "replica_id": self.ctx.replica_id})
         await self._reconcile()
         await self._apply_leverage(row["leverage_applied"])
-        await self._warm_up(row["strategy_state"])
+        await self._warm_up(row["strategy_state"], shared=True)
         self._roll_day(self.ctx.clock.now_ms())
         self.day_start_balance = await self._account().free_balance()
         paused = self.pause_reason is not None and self.daily_date == utc_date(self.ctx.clock.now_ms())
@@ -261,7 +263,7 @@ class BotActor:
 
     # ------------------------------------------------------------------ strategy state
 
-    async def _warm_up(self, saved: dict[str, Any] | None) -> None:
+    async def _warm_up(self, saved: dict[str, Any] | None, *, shared: bool = False) -> None:
         """Restore the saved strategy state and catch up from it, or rebuild it from closed history.
 
         Parameters and state are replaced together at the end, so a reader never sees new
@@ -285,8 +287,13 @@ class BotActor:
             since = None
         else:
             since = (state.last_candle_ts or 0) + timeframe_ms(config.timeframe)
-        history = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
-                                                                  WARMUP_CANDLES)
+        # A shared read may be a few seconds old: fine before subscribing (the subscription starts
+        # after the last candle seen), not while already subscribed (a reconfiguration).
+        if since is None and shared and self.ctx.history is not None:
+            history = await self.ctx.history.latest(config.symbol, config.timeframe, WARMUP_CANDLES)
+        else:
+            history = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
+                                                                      WARMUP_CANDLES)
         for candle in history:
             if state.last_candle_ts is None or candle.open_time > state.last_candle_ts:
                 _, state = decide(_strategy_candle(candle), state, params)

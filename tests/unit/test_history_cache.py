@@ -1,0 +1,61 @@
+"""Shared warm-up reads: one request for concurrent starts of a market, reused while fresh."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tradebot.runtime.candles import Candle
+from tradebot.runtime.history_cache import HistoryCache
+
+
+class Exchange:
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+        self.gate = asyncio.Event()
+
+    async def fetch(self, symbol: str, timeframe: str, since: int | None, limit: int) -> list[Candle]:
+        self.calls += 1
+        await self.gate.wait()
+        if self.fail:
+            raise ConnectionError("exchange unreachable")
+        return [Candle(symbol, timeframe, 0, 1, 1, 1, 1, 1)]
+
+
+async def test_concurrent_and_recent_reads_share_one_request() -> None:
+    ex = Exchange()
+    cache = HistoryCache(ex.fetch)
+    reads = [asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 1000)) for _ in range(50)]
+    await asyncio.sleep(0)
+    ex.gate.set()
+    results = await asyncio.gather(*reads)
+    assert ex.calls == 1 and all(r == results[0] for r in results)
+    await cache.latest("BTC/USDT:USDT", "1m", 1000)
+    assert ex.calls == 1  # still fresh
+    await cache.latest("ETH/USDT:USDT", "1m", 1000)
+    assert ex.calls == 2  # another market is another read
+
+
+async def test_a_failed_read_is_shared_then_retried() -> None:
+    ex = Exchange()
+    ex.fail = True
+    cache = HistoryCache(ex.fetch)
+    reads = [asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 10)) for _ in range(3)]
+    await asyncio.sleep(0)
+    ex.gate.set()
+    outcomes = await asyncio.gather(*reads, return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes) and ex.calls == 1
+    ex.fail = False
+    assert len(await cache.latest("BTC/USDT:USDT", "1m", 10)) == 1
+    assert ex.calls == 2  # a failure is never served from the cache
+
+
+async def test_stale_answers_are_read_again() -> None:
+    ex = Exchange()
+    ex.gate.set()
+    cache = HistoryCache(ex.fetch, fresh_for_s=0.0)
+    await cache.latest("BTC/USDT:USDT", "1m", 10)
+    await cache.latest("BTC/USDT:USDT", "1m", 10)
+    assert ex.calls == 2
+
+
