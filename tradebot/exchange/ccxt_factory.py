@@ -6,6 +6,7 @@ rewritten to that server, so nothing reaches the real exchange by accident.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -150,11 +151,12 @@ class ExchangeClientFactory:
         self._public.clear()
         self._private.clear()
         self._retired.clear()
-        errors: list[Exception] = []
-        for client in clients:
-            try:
-                await client.close()
-            except Exception as e:  # close the others even if one fails
-                errors.append(e)
+        # Side by side: each ccxt close takes about half a second, and one at a time they held a
+        # replica's exit after SIGTERM for seconds (5 s with 10 keys).
+        results = await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, Exception):
+                raise r
+        errors = [r for r in results if isinstance(r, Exception)]
         if errors:
             raise ExceptionGroup("closing ccxt clients failed", errors)

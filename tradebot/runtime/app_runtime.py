@@ -6,8 +6,10 @@ replica's bots resume on another replica at once (DESIGN.md invariant 7).
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -30,6 +32,8 @@ from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
 from tradebot.runtime.order_executor import AccountPool
 from tradebot.runtime.state_writer import StateWriter
 from tradebot.security.secrets_box import SecretBox
+
+log = logging.getLogger(__name__)
 
 RUNTIME = web.AppKey("runtime", BotRuntime)
 MARKET_DATA = web.AppKey("market_data", MarketDataHub)
@@ -102,10 +106,14 @@ def runtime_context(
                 if cluster is not None:
                     await cluster.announce_released()
             finally:
+                handed_over = time.perf_counter()
                 await hub.close()
+                hub_closed = time.perf_counter()
                 await factory.close()
                 if own_events:
                     await events.close()
+                log.info("runtime closed", extra={"hub_ms": round((hub_closed - handed_over) * 1000),
+                                                  "clients_ms": round((time.perf_counter() - hub_closed) * 1000)})
 
     return ctx
 
