@@ -24,39 +24,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.benchdb import drop_database, fresh_database
 from tests.cluster.harness import Cluster, simulator_process
 from tests.processes import wait_until
-from tradebot import db
 from tradebot.runtime.clock import SystemClock
 from tradebot.runtime.cluster.assignment import assign, moved, rebalance
 from tradebot.runtime.leases import LeaseManager
-from tradebot.services import ensure_database
 
 REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-
-
-async def fresh_database() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    url = urlunsplit(urlsplit(base)._replace(path=f"/tradebot_bench_cluster_{secrets.token_hex(3)}"))
-    await ensure_database(url)
-    await db.apply_migrations(url)
-    return url
-
-
-async def drop_database(url: str) -> None:
-    parts = urlsplit(url)
-    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def pct(values: list[float], q: float) -> float:

@@ -26,7 +26,6 @@ from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -35,6 +34,7 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.benchdb import drop_database, fresh_database
 from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
@@ -49,7 +49,6 @@ from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.risk import MarketLimits
 from tradebot.runtime.state_writer import StateWriter
 from tradebot.security.secrets_box import SecretBox
-from tradebot.services import ensure_database
 
 MINUTE = 60_000
 START = 1_767_225_600_000
@@ -65,30 +64,13 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-async def fresh_database() -> str:
-    base = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    url = urlunsplit(urlsplit(base)._replace(path=f"/tradebot_bench_{secrets.token_hex(3)}"))
-    await ensure_database(url)
-    await db.apply_migrations(url)
-    return url
-
-
-async def drop_database(url: str) -> None:
-    parts = urlsplit(url)
-    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 # ---------------------------------------------------------------------------------------------- A
 
 
 async def bench_latency(candles: int, spacing: float) -> dict[str, Any]:
     from tests.simulator_process import simulator_process  # the same helper the tests use
 
-    database_url = await fresh_database()
+    database_url = await fresh_database("tradebot_bench")
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     prefix = f"bench-{secrets.token_hex(3)}"
     tmp = Path(tempfile.mkdtemp())
@@ -243,7 +225,7 @@ class FanOut:
 
 
 async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
-    database_url = await fresh_database()
+    database_url = await fresh_database("tradebot_bench")
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     prefix = f"bench-{secrets.token_hex(3)}"
     pool = await db.create_pool(database_url, min_size=5, max_size=20)

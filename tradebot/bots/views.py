@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from tradebot.bots.models import SETTING_FIELDS
+
 
 def _num(value: Any) -> float | None:
     if value is None:
@@ -89,25 +91,8 @@ def state_or_stopped_view(row: Mapping[str, Any]) -> dict[str, Any]:
     return state_view(row)
 
 
-BOT_FIELDS = (
-    "id",
-    "name",
-    "api_key_id",
-    "symbol",
-    "strategy",
-    "timeframe",
-    "ema_period",
-    "leverage",
-    "order_size_pct",
-    "allow_short",
-    "max_daily_trades",
-    "max_daily_loss_pct",
-    "stop_loss_pct",
-    "take_profit_pct",
-    "is_active",
-    "created_at",
-    "updated_at",
-)
+# The bot object: its settings (one list, in models.py) between its id and its timestamps.
+BOT_FIELDS = ("id", *SETTING_FIELDS, "is_active", "created_at", "updated_at")
 
 
 def bot_view(row: Mapping[str, Any]) -> dict[str, Any]:
