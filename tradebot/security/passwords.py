@@ -25,30 +25,6 @@ MIN_PASSWORD_CHARS = 8
 MAX_PASSWORD_CHARS = 1024
 
 
-# The most common passwords of 8+ characters in public breach corpora (OWASP ASVS 2.1.7 asks for a
-# breached-password check; a full list needs a download or a service, this catches the worst).
-_COMMON_PASSWORDS = frozenset(
-    """
-    password 12345678 123456789 1234567890 password1 password12 password123 passw0rd qwertyui qwertyuiop
-    qwerty123 qwerty12 1qaz2wsx zaq12wsx 1q2w3e4r 1q2w3e4r5t 11111111 00000000 12341234 87654321 11223344
-    123123123 123456789a abc12345 abcd1234 iloveyou sunshine princess football baseball welcome1 welcome123
-    trustno1 superman letmein1 admin123 administrator monkey123 dragon12 master12 changeme whatever starwars
-    computer michelle jennifer asdfghjk asdfasdf 1234qwer qwer1234 aaaaaaaa q1w2e3r4 iloveyou1 football1
-    baseball1 charlie1 shadow12 mustang1 jordan23 liverpool chelsea1 password! p@ssw0rd p@ssword secret123
-    tradebot tradebot1 tradebot123 bitcoin1 bitcoin123 binance1 binance123
-    """.split()
-)
-
-
-def password_policy_problem(password: str) -> str | None:
-    """Why this password may not be chosen, or None. Length is checked by the caller's schema."""
-    if password.lower() in _COMMON_PASSWORDS:
-        return "is one of the most common passwords; choose another"
-    if len(set(password)) == 1:
-        return "must not be a single repeated character"
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
