@@ -61,11 +61,12 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=2, ge=1, le=100)
     db_pool_max: int = Field(default=20, ge=1, le=500)
 
-    # Auth rate limits, requests per minute (GCRA: the whole count may come at once, then it refills).
+    # Auth rate limits per minute (GCRA: the whole count may come at once, then it refills). Logins
+    # count failed attempts only; registrations and reset requests count every request.
     auth_login_per_ip_per_min: int = Field(default=30, ge=1, le=1_000_000)
     auth_login_per_account_per_min: int = Field(default=10, ge=1, le=1_000_000)
-    auth_register_per_ip_per_min: int = Field(default=5, ge=1, le=1_000_000)
-    auth_reset_per_ip_per_min: int = Field(default=5, ge=1, le=1_000_000)
+    auth_register_per_ip_per_min: int = Field(default=100, ge=1, le=1_000_000)
+    auth_reset_per_ip_per_min: int = Field(default=20, ge=1, le=1_000_000)
     # Base of links sent by mail (password reset): configured, never taken from a request's Host.
     public_url: str = Field(default="http://127.0.0.1:8080", pattern=r"^https?://[^\s?#]+$")
 

@@ -64,6 +64,26 @@ async def test_login_per_account(make_client: MakeClient) -> None:
     await login(client, other)
 
 
+async def test_only_failed_logins_count(make_client: MakeClient) -> None:
+    client = await make_client(auth_login_per_account_per_min=3, auth_login_per_ip_per_min=3)
+    email = new_email()
+    await register(client, email)
+    for _ in range(10):  # a script or a test suite signing in again and again is never locked out
+        await login(client, email)
+    r = await client.post("/api/v1/auth/password", headers=bearer(await login(client, email)),
+                          json={"current_password": PASSWORD, "new_password": PASSWORD + "!"})
+    assert r.status == 204
+    for _ in range(3):
+        await problem(await attempt(client, email), 401)
+    await assert_429(await attempt(client, email, PASSWORD + "!"))
+
+
+async def test_a_malformed_email_is_an_unknown_one(make_client: MakeClient) -> None:
+    client = await make_client()
+    for email in ("not-an-email", "user@localhost", " "):
+        await problem(await attempt(client, email), 401)
+
+
 def test_default_limits() -> None:
     defaults = Settings.model_validate({})
     assert (
@@ -71,7 +91,7 @@ def test_default_limits() -> None:
         defaults.auth_login_per_account_per_min,
         defaults.auth_register_per_ip_per_min,
         defaults.auth_reset_per_ip_per_min,
-    ) == (30, 10, 5, 5)
+    ) == (30, 10, 100, 20)
 
 
 async def test_login_per_ip(make_client: MakeClient, redis_client: aioredis.Redis, redis_prefix: str) -> None:
@@ -129,7 +149,7 @@ async def test_without_redis_the_limit_is_local_and_auth_still_works(
     await register(client, email)
     token = await login(client, email)  # not failed closed
     assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status == 200
-    for _ in range(2):
+    for _ in range(3):
         await problem(await attempt(client, email), 401)
     await assert_429(await attempt(client, email, PASSWORD))  # not failed open
     # Revocation falls back to PostgreSQL.

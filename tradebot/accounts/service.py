@@ -115,11 +115,18 @@ class AccountService:
         return user
 
     async def login(self, email: str, password: str, *, remember_me: bool, client_ip: str) -> IssuedToken:
-        email = normalize_email(email)
-        # Both limits are counted before any hashing, so a flood costs us no argon2 time.
+        try:
+            email = normalize_email(email)
+            well_formed = True
+        except ValueError:
+            # No account can have it: the same 401 as an unknown email, after the same work.
+            email, well_formed = email.strip().lower(), False
+        # The limits count failed attempts. Each attempt is counted before any hashing (so a flood
+        # costs us no argon2 time and concurrent guesses cannot slip past) and given back if it
+        # succeeds, so signing in often never locks anybody out.
         await self._limit(self._limits.login_per_ip, client_ip)
         await self._limit(self._limits.login_per_account, email)
-        creds = await self._users.credentials_by_email(email)
+        creds = await self._users.credentials_by_email(email) if well_formed else None
         if creds is None:
             await self._hasher.verify_dummy(password)
             raise InvalidCredentials
@@ -127,6 +134,8 @@ class AccountService:
         if not result.ok or not creds.is_active:
             log.info("login refused", extra={"user_id": creds.id})
             raise InvalidCredentials
+        await self._limiter.refund(self._limits.login_per_ip, client_ip)
+        await self._limiter.refund(self._limits.login_per_account, email)
         if result.needs_rehash:
             new_hash = await self._hasher.hash(password)
             await self._users.replace_hash_if_unchanged(creds.id, creds.password_hash, new_hash)
@@ -163,10 +172,11 @@ class AccountService:
         creds = await self._users.credentials_by_id(user_id)
         if creds is None or not creds.is_active:
             raise InvalidCredentials
-        # A stolen token must not become a password-guessing oracle: same budget as logins.
+        # A stolen token must not become a password-guessing oracle: same budget of failures as logins.
         await self._limit(self._limits.login_per_account, f"user:{user_id}")
         if not (await self._hasher.verify(creds.password_hash, current_password)).ok:
             raise WrongCurrentPassword
+        await self._limiter.refund(self._limits.login_per_account, f"user:{user_id}")
         new_hash = await self._hasher.hash(new_password)
         if not await self._users.set_password_if_unchanged(user_id, creds.password_hash, new_hash):
             raise WrongCurrentPassword  # changed by someone else meanwhile

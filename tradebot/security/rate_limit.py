@@ -40,6 +40,21 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
 return 0
 """
 
+# KEYS[1] the bucket; ARGV[1] emission interval ms. Gives one request back (a login that succeeded).
+_REFUND_LUA = """
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local new_tat = tat - tonumber(ARGV[1])
+if new_tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], new_tat, 'PX', math.max(1, math.ceil(new_tat - now)))
+end
+return 0
+"""
+
 # A Redis call on the login path must not hang a request: past this, use the local limiter.
 REDIS_TIMEOUT_S = 0.5
 # Bounds the fallback's memory when many distinct clients (addresses) arrive during an outage.
@@ -93,6 +108,15 @@ class LocalLimiter:
             self._tat.popitem(last=False)  # least recently used first
         return Decision(True)
 
+    def refund(self, key: str, limit: Limit) -> None:
+        tat = self._tat.get(key)
+        if tat is None:
+            return
+        if tat - limit.interval_s <= self._clock():
+            del self._tat[key]
+        else:
+            self._tat[key] = tat - limit.interval_s
+
 
 class RateLimiter:
     def __init__(
@@ -105,6 +129,7 @@ class RateLimiter:
         self._redis = redis
         self._prefix = f"{prefix}:ratelimit"
         self._script: Any = redis.register_script(_GCRA_LUA)
+        self._refund: Any = redis.register_script(_REFUND_LUA)
         self._local = LocalLimiter(clock=clock)
         self._guard = RedisGuard("rate limits", clock=clock)
 
@@ -112,9 +137,12 @@ class RateLimiter:
     def degraded(self) -> bool:
         return self._guard.degraded
 
+    def _key(self, limit: Limit, subject: str) -> str:
+        return f"{self._prefix}:{limit.name}:{subject_key(subject)}"
+
     async def hit(self, limit: Limit, subject: str) -> Decision:
         """Count one request by `subject` against `limit`."""
-        key = f"{self._prefix}:{limit.name}:{subject_key(subject)}"
+        key = self._key(limit, subject)
         if self._guard.should_try():
             try:
                 async with asyncio.timeout(REDIS_TIMEOUT_S):
@@ -125,3 +153,17 @@ class RateLimiter:
                 await self._guard.succeeded()
                 return Decision(True) if wait_ms <= 0 else Decision(False, wait_ms / 1000)
         return self._local.hit(key, limit)
+
+    async def refund(self, limit: Limit, subject: str) -> None:
+        """Take back one request counted by `hit`: limits that count failures refund the successes."""
+        key = self._key(limit, subject)
+        if self._guard.should_try():
+            try:
+                async with asyncio.timeout(REDIS_TIMEOUT_S):
+                    await self._refund(keys=[key], args=[limit.interval_s * 1000])
+            except REDIS_ERRORS as e:
+                self._guard.failed(e)
+            else:
+                await self._guard.succeeded()
+                return
+        self._local.refund(key, limit)
