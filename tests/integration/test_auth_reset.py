@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import hashlib
+import re
 import time
 from email.message import Message
 from pathlib import Path
@@ -32,6 +33,12 @@ async def wait_for_mails(folder: Path, count: int, within: float = 5.0) -> list[
         await asyncio.sleep(0.02)
 
 
+def raw_tokens(folder: Path) -> list[str]:
+    """What a script grepping the outbox finds: the link stands whole in the file (no encoding)."""
+    return [m.group(1) for f in sorted(folder.glob("*.eml"))
+            for m in re.finditer(r"\?token=(\S+)", f.read_text(encoding="ascii"))]
+
+
 def token_from(mail: Message) -> str:
     body = mail.get_payload(decode=True)
     assert isinstance(body, bytes)
@@ -54,6 +61,7 @@ async def test_reset_round_trip(client: Client, settings: Settings, pool: asyncp
     [mail] = await wait_for_mails(settings.outbox_dir, 1)
     assert mail["To"] == address
     token = token_from(mail)
+    assert raw_tokens(settings.outbox_dir) == [token]
 
     # Only the SHA-256 of the token is stored, with a 30-minute expiry.
     row = await pool.fetchrow(

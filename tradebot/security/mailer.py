@@ -34,7 +34,10 @@ def build_message(to: str, subject: str, body: str, sender: str = SENDER) -> Ema
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
-    msg.set_content(body)
+    # Plain 7bit when it can be (our mails are ASCII with short lines): the reset link then stands in
+    # the file exactly as sent, where quoted-printable would split it and write `=` as `=3D`.
+    plain = body.isascii() and all(len(line) <= 998 for line in body.splitlines())
+    msg.set_content(body, cte="7bit" if plain else "quoted-printable")
     return msg
 
 
