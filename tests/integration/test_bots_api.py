@@ -160,22 +160,47 @@ async def test_someone_elses_or_a_missing_api_key_is_422_on_api_key_id(client: C
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("id", 123), ("user_id", 1), ("is_active", True), ("state", {"status": "running"}), ("deleted_at", None),
-     ("created_at", "2020-01-01T00:00:00Z")],
+    [("id", 123), ("user_id", 1), ("is_active", True), ("state", {"status": "running"}),
+     ("created_at", "2020-01-01T00:00:00Z"), ("updated_at", "2020-01-01T00:00:00Z")],
 )
-async def test_mass_assignment_is_refused_naming_the_field(
+async def test_the_objects_own_fields_are_never_taken_from_a_body(
     client: Client, alice: User, pool: asyncpg.Pool, field: str, value: Any
 ) -> None:
+    alice_id = (await (await client.get("/api/v1/auth/me", headers=alice.headers)).json())["id"]
+    other = await new_user(client, "other")  # so that user_id 1 is not alice's own id by chance
+    if field == "user_id":
+        value = (await (await client.get("/api/v1/auth/me", headers=other.headers)).json())["id"]
     r = await client.post(BOTS, json={**settings_for(alice), field: value}, headers=alice.headers)
-    body = await problem(r, 422)
-    assert [e["field"] for e in body["errors"]] == [field]
-    assert await pool.fetchval("SELECT count(*) FROM bot_configs") == 0
+    assert r.status == 201, await r.text()
+    bot = await r.json()
+    assert bot["id"] != 123 and bot["is_active"] is False and bot["state"]["status"] == "stopped"
+    assert bot["created_at"] != value
+    assert await pool.fetchval("SELECT user_id FROM bot_configs WHERE id = $1", bot["id"]) == alice_id
 
-    bot = await create_bot(client, alice)
-    r = await client.patch(f"{BOTS}/{bot['id']}", json={field: value}, headers=alice.headers)
-    body = await problem(r, 422)
-    assert [e["field"] for e in body["errors"]] == [field]
+    r = await client.patch(f"{BOTS}/{bot['id']}", json={field: value, "ema_period": 7}, headers=alice.headers)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["ema_period"] == 7
     assert await pool.fetchval("SELECT is_active FROM bot_configs WHERE id = $1", bot["id"]) is False
+    assert await pool.fetchval("SELECT user_id FROM bot_configs WHERE id = $1", bot["id"]) == alice_id
+
+
+async def test_a_bot_read_back_can_be_sent_back(client: Client, alice: User) -> None:
+    bot = await create_bot(client, alice)
+    r = await client.patch(f"{BOTS}/{bot['id']}", json={**bot, "ema_period": 9}, headers=alice.headers)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["ema_period"] == 9
+
+
+async def test_unknown_fields_are_refused_naming_the_field(client: Client, alice: User, pool: asyncpg.Pool) -> None:
+    for field in ("deleted_at", "ema_perod"):
+        body = await problem(await client.post(BOTS, json={**settings_for(alice), field: 1}, headers=alice.headers),
+                             422)
+        assert [e["field"] for e in body["errors"]] == [field]
+    assert await pool.fetchval("SELECT count(*) FROM bot_configs") == 0
+    bot = await create_bot(client, alice)
+    body = await problem(await client.patch(f"{BOTS}/{bot['id']}", json={"ema_perod": 7}, headers=alice.headers),
+                         422)
+    assert [e["field"] for e in body["errors"]] == ["ema_perod"]
 
 
 async def test_malformed_bodies(client: Client, alice: User) -> None:

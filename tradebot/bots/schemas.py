@@ -1,8 +1,10 @@
 """The bots API's wire shapes (pydantic at the edge): request bodies, queries and response models.
 
-Request bodies forbid unknown fields, so `id`, `user_id`, `is_active` or `state` in a body is a 422
-naming that field, never silently taken or ignored (mass assignment). The ranges mirror the CHECK
-constraints of bot_configs, so a bad value is a 422 naming the field and never a database error.
+The bot object's own fields (`id`, `user_id`, `is_active`, `state`, the timestamps) are never taken
+from a request body (CONTRACT; mass assignment): they are dropped, so a client may send back the
+object it read. Any other unknown field is a 422 naming it (a typo must not be silently ignored).
+The ranges mirror the CHECK constraints of bot_configs, so a bad value is a 422 naming the field
+and never a database error.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import datetime as dt
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, BotSettings
 from tradebot.http.pagination import Page, PageQuery
@@ -22,11 +24,28 @@ Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"
 
 _ID = Field(ge=1, lt=2**63)
 
+READ_ONLY_FIELDS = ("id", "user_id", "is_active", "state", "created_at", "updated_at")
 
-class BotCreate(BaseModel):
+
+def _document_read_only(schema: dict[str, Any]) -> None:
+    properties = schema.setdefault("properties", {})
+    for name in READ_ONLY_FIELDS:
+        properties[name] = {"readOnly": True, "description": "the server's own field: ignored in a request"}
+
+
+class _SettingsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, json_schema_extra=_document_read_only)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
+        return data
+
+
+class BotCreate(_SettingsBody):
     """Bot settings; `symbol` may be the exchange's id (BTCUSDT) and is stored in ccxt's unified form."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     name: str = Field(default="", max_length=100)
     api_key_id: int = _ID
@@ -49,10 +68,8 @@ class BotCreate(BaseModel):
 _NULLABLE = frozenset({"stop_loss_pct", "take_profit_pct"})
 
 
-class BotUpdate(BaseModel):
+class BotUpdate(_SettingsBody):
     """Any subset of the bot settings; `null` clears stop_loss_pct or take_profit_pct."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     name: str | None = Field(default=None, max_length=100)
     api_key_id: int | None = Field(default=None, ge=1, lt=2**63)
