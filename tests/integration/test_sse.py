@@ -16,7 +16,7 @@ from tests.integration.bots_helpers import MARKETS, SseReader, User, create_bot,
 from tradebot.config import Settings
 from tradebot.http.appkeys import BOT_EVENTS
 from tradebot.http.bots_app import OPEN_STREAMS, SYMBOLS
-from tradebot.runtime.events import LISTENER_QUEUE, BotEvents
+from tradebot.runtime.events import LISTENER_QUEUE, STREAM_MAXLEN, BotEvents
 
 HEARTBEAT_S = 0.3
 
@@ -68,7 +68,7 @@ async def test_snapshot_then_live_events_in_order(
     first = await stream.next()
     assert first.event == "state"
     assert json.loads(first.data) == bot["state"]
-    assert first.id is None  # nothing was ever published for this bot
+    assert first.id == "0-0"  # nothing was ever published for this bot: a reconnect replays from the start
 
     ids = []
     for i in range(5):
@@ -131,9 +131,7 @@ async def test_last_event_id_replays_exactly_the_missed_events(
         r = await client.get(f"/api/v1/bots/{bot['id']}/status-stream?last_event_id={seen}", headers=alice.headers)
         assert r.status == 200
         stream = SseReader(r)
-    snapshot = await stream.next()
-    # The snapshot keeps the client's own last id until the replay is delivered.
-    assert snapshot.event == "state" and snapshot.id is None
+    # Exactly the missed events: no snapshot in front of them.
     replayed = [await stream.next() for _ in range(4)]
     assert [e.id for e in replayed] == ids[3:]
     assert [json.loads(e.data).get("n") for e in replayed] == [3, 4, 5, None]
@@ -154,8 +152,46 @@ async def test_reconnect_after_a_drop_replays_what_was_missed(
     stream.response.close()
     missed = [await publisher.publish(bot["id"], "state", {"status": "running", "n": i}) for i in (1, 2)]
     again = await open_stream(client, alice, bot["id"], **{"Last-Event-ID": last})
-    await again.next()
     assert [(await again.next()).id for _ in missed] == missed
+
+
+async def test_reconnect_from_the_first_snapshot_replays_every_event(
+    client: Client, alice: User, publisher: BotEvents
+) -> None:
+    bot = await create_bot(client, alice)
+    stream = await open_stream(client, alice, bot["id"])
+    assert (await stream.next()).id == "0-0"
+    stream.response.close()
+    missed = [await publisher.publish(bot["id"], "state", {"status": "running", "n": i}) for i in range(3)]
+    again = await open_stream(client, alice, bot["id"], **{"Last-Event-ID": "0-0"})
+    assert [(await again.next()).id for _ in missed] == missed
+
+
+@pytest.mark.parametrize("last_seen", ["abc", "99999999999999-0", "1-0"])
+async def test_an_id_the_log_cannot_place_gets_a_fresh_snapshot(
+    client: Client, alice: User, publisher: BotEvents, last_seen: str
+) -> None:
+    """Made up, from the future, or older than the log (Redis lost it): the state, with the newest id."""
+    bot = await create_bot(client, alice)
+    newest = [await publisher.publish(bot["id"], "state", {"status": "running", "n": i}) for i in range(2)][-1]
+    stream = await open_stream(client, alice, bot["id"], **{"Last-Event-ID": last_seen})
+    snapshot = await stream.next()
+    assert (snapshot.event, snapshot.id) == ("state", newest)
+    assert json.loads(snapshot.data)["status"] == "stopped"  # the database's state (the publisher is a test's)
+    live = await publisher.publish(bot["id"], "trade", {"id": 3})
+    assert (await stream.next()).id == live
+
+
+async def test_an_id_trimmed_from_the_log_gets_a_fresh_snapshot(
+    client: Client, alice: User, publisher: BotEvents
+) -> None:
+    bot = await create_bot(client, alice)
+    first = await publisher.publish(bot["id"], "state", {"n": 0})
+    for i in range(STREAM_MAXLEN + 200):
+        newest = await publisher.publish(bot["id"], "state", {"n": i + 1})
+    stream = await open_stream(client, alice, bot["id"], **{"Last-Event-ID": first})
+    snapshot = await stream.next()
+    assert (snapshot.event, snapshot.id) == ("state", newest)
 
 
 async def test_heartbeat_comments_arrive(client: Client, alice: User) -> None:
@@ -177,12 +213,11 @@ async def test_access_token_in_the_query_for_eventsource(client: Client, alice: 
     await problem(await client.get(f"/api/v1/bots/{bot['id']}/status-stream?access_token="), 401)
 
 
-async def test_a_malformed_last_event_id_is_422(client: Client, alice: User) -> None:
+async def test_a_malformed_last_event_id_query_is_422(client: Client, alice: User) -> None:
     bot = await create_bot(client, alice)
     url = f"/api/v1/bots/{bot['id']}/status-stream"
-    body = await problem(await client.get(url, headers={**alice.headers, "Last-Event-ID": "abc"}), 422)
+    body = await problem(await client.get(f"{url}?last_event_id=1-2-3", headers=alice.headers), 422)
     assert body["errors"][0]["field"] == "last_event_id"
-    await problem(await client.get(f"{url}?last_event_id=1-2-3", headers=alice.headers), 422)
 
 
 async def test_a_deleted_bots_stream_is_404(client: Client, alice: User) -> None:

@@ -2,10 +2,13 @@
 
 Order of work on connect, so that nothing falls between the cracks:
 1. listen to live events first (from now on nothing published is missed),
-2. read the newest event id, then the state from the database (the runtime writes the row before
-   it publishes, so the snapshot includes every change up to that id), and send it as `state`,
-3. replay what the client missed after its Last-Event-ID,
+2. read the event log's window (oldest and newest id), then the state from the database (the
+   runtime writes the row before it publishes, so the state includes every change up to the newest id),
+3. with a Last-Event-ID the log still covers: replay exactly the events after it (CONTRACT);
+   otherwise (a fresh stream, or an id the log no longer covers): send the state as a `state` event
+   with the newest id ("0-0" before the bot's first event, so a reconnect replays from the start),
 4. relay live events, skipping any already sent (ids are Redis stream ids, ordered).
+Every event carries an id, so a reconnect can always say where it stopped.
 A comment heartbeat keeps proxies from closing an idle stream; an overflowing listener (a client
 too slow to keep up) ends the stream, and the client's reconnect replays from its last id.
 """
@@ -27,14 +30,17 @@ from tradebot.bots.schemas import StreamQuery
 from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
 from tradebot.http.bots_app import BOTS, OPEN_STREAMS, problem_for
-from tradebot.http.problems import Problem, field_problem
+from tradebot.http.problems import Problem
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
 from tradebot.http.sse_frames import EventKey, FrameCache, event_key
-from tradebot.runtime.events import BotEvent, ListenerOverflow
+from tradebot.runtime.events import BotEvent, EventWindow, ListenerOverflow
 from tradebot.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
+
+# The id of a snapshot taken before the bot's first event: a reconnect with it replays every event.
+EMPTY_LOG_ID = "0-0"
 
 routes = RouteTable()
 
@@ -62,15 +68,16 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     query = parse_query(request, StreamQuery)
     last_seen = request.headers.get("Last-Event-ID") or query.last_event_id
     if last_seen is not None and event_key(last_seen) is None:
-        raise field_problem("last_event_id", "not an event id of this stream")
+        last_seen = None  # not an id this stream hands out: the client gets a fresh snapshot
     events = request.app[BOT_EVENTS]
     streams = request.app[OPEN_STREAMS]
     async with events.listen(bot_id) as listener:
         try:
             async with streams.connect_slots:
-                newest = await events.last_id(bot_id)
+                window = await events.window(bot_id)
                 state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id)
-                missed = await events.replay(bot_id, last_seen) if last_seen is not None else []
+                missed = (await events.replay(bot_id, last_seen)
+                          if last_seen is not None and _replayable(last_seen, window) else None)
         except BotError as e:
             raise problem_for(e) from e
         except (OSError, aioredis.RedisError) as e:
@@ -82,16 +89,18 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
         async with sse_response(request, ping_interval=request.app[SETTINGS].sse_heartbeat_s) as resp:
             streams.add(resp)
             try:
-                # With a Last-Event-ID the snapshot carries no id: the client's last id must stay at
-                # its own until the replay has been delivered, or a drop in between would skip it.
-                sent = event_key(newest) if newest is not None and last_seen is None else None
-                await resp.send(
-                    jsonutil.dumps(state).decode(), event="state", id=newest if sent is not None else None
-                )
-                for event in missed:
-                    key, frame = streams.frames.get(event)
-                    await _write(resp, frame)
-                    sent = _later(sent, key)
+                sent: EventKey | None
+                if missed is None:
+                    newest = window.newest or EMPTY_LOG_ID
+                    await resp.send(jsonutil.dumps(state).decode(), event="state", id=newest)
+                    sent = event_key(newest)
+                else:
+                    assert last_seen is not None
+                    sent = event_key(last_seen)
+                    for event in missed:
+                        key, frame = streams.frames.get(event)
+                        await _write(resp, frame)
+                        sent = _later(sent, key)
                 await _relay(resp, listener, streams.frames, sent)
             except (ConnectionResetError, TimeoutError):
                 pass  # the client went away; nothing to tell it
@@ -134,6 +143,20 @@ async def _write(resp: EventSourceResponse, frame: bytes) -> None:
     # peer that stops reading is cut by TCP_USER_TIMEOUT (aiohttp-sse sets it at prepare) and, well
     # before, by its listener overflowing; a write to a closed stream raises ConnectionResetError.
     await resp.write(frame)
+
+
+def _replayable(last_seen: str, window: EventWindow) -> bool:
+    """Every event after `last_seen` is still in the log, so replaying them is all the client needs."""
+    seen = event_key(last_seen)
+    newest = event_key(window.newest or EMPTY_LOG_ID)
+    if seen is None or newest is None or seen > newest:
+        return False  # not an id of this log (made up, or from before Redis lost it)
+    oldest = event_key(window.oldest) if window.oldest is not None else None
+    if oldest is not None and oldest <= seen:
+        return True
+    # Older than everything kept: complete only for a snapshot taken before the first event, and
+    # only while nothing was trimmed since.
+    return seen == (0, 0) and not window.trimmed
 
 
 def _later(sent: EventKey | None, key: EventKey | None) -> EventKey | None:

@@ -31,6 +31,25 @@ SUBSCRIBE_WAIT_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
+class EventWindow:
+    oldest: str | None
+    newest: str | None
+    length: int
+
+    @property
+    def trimmed(self) -> bool:
+        """Older events may have been dropped (XADD trims to about STREAM_MAXLEN)."""
+        return self.length >= STREAM_MAXLEN
+
+
+def _first_id(entries: Any) -> str | None:
+    if not entries:
+        return None
+    raw_id = entries[0][0]
+    return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+
+
+@dataclass(frozen=True, slots=True)
 class BotEvent:
     id: str
     bot_id: int
@@ -101,12 +120,14 @@ class BotEvents:
             out.append(BotEvent(eid, bot_id, _text(fields["event"]), jsonutil.loads(fields["data"])))
         return out
 
-    async def last_id(self, bot_id: int) -> str | None:
-        entries = await self._redis.xrevrange(self.stream_key(bot_id), count=1)
-        if not entries:
-            return None
-        raw_id = entries[0][0]
-        return raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+    async def window(self, bot_id: int) -> EventWindow:
+        """The oldest and newest kept event ids and how many are kept, read at one instant."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xrange(self.stream_key(bot_id), count=1)
+            pipe.xrevrange(self.stream_key(bot_id), count=1)
+            pipe.xlen(self.stream_key(bot_id))
+            first, last, length = await pipe.execute()
+        return EventWindow(_first_id(first), _first_id(last), int(length))
 
     @contextlib.asynccontextmanager
     async def listen(self, bot_id: int) -> AsyncIterator[_Listener]:
