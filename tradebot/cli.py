@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from tradebot.argtypes import port
 from tradebot.config import ConfigError, Settings, load_settings
 from tradebot.logs import setup_logging
 
@@ -18,16 +19,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse prints the whole usage block; the contract asks for one clear line.
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is outside 0-65535")
-    return port
 
 
 def _positive_int(value: str) -> int:
@@ -117,13 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run one replica: the API and the bot runtime")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8080)
+    p.add_argument("--port", type=port, default=8080)
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("demo", help="everything on one machine with no configuration")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8080)
+    p.add_argument("--port", type=port, default=8080)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("rotate-keys", help="re-encrypt every stored exchange key with the newest Fernet key")

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 
+from tradebot.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 Pool = asyncpg.Pool
@@ -61,7 +63,7 @@ def migrations_dir() -> Path:
     for path in candidates:
         if path.is_dir() and any(path.glob("*.sql")):
             return path
-    raise FileNotFoundError("migrations folder not found (set TRADEBOT_MIGRATIONS_DIR)")
+    raise ConfigError("migrations folder not found (set TRADEBOT_MIGRATIONS_DIR)")
 
 
 def _yoyo_url(url: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from tradebot import db
-from tradebot.config import Settings, resolve_secrets
+from tradebot.config import ConfigError, Settings, resolve_secrets
 from tradebot.http.app import create_app
 from tradebot.runtime.app_runtime import runtime_context
 from tradebot.services import resolve_services
@@ -31,6 +31,18 @@ def make_replica_id(settings: Settings) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or ConfigError naming why not."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                      flags=socket.AI_PASSIVE)[0]
+        sock = socket.create_server(address[:2], family=family, backlog=1024)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.setblocking(False)
+    return sock
+
+
 async def serve(
     settings: Settings,
     *,
@@ -43,7 +55,14 @@ async def serve(
 ) -> None:
     """Serve until `stop` is set or SIGTERM/SIGINT arrives; resources are released in reverse order."""
     app_secrets = resolve_secrets(settings)
-    services = await resolve_services(settings)
+    # Bound before anything starts: a taken port or a bad host is one line and exit 2 (ConfigError),
+    # not a traceback after the runtime has already taken bots.
+    sock = listen(host, port)
+    try:
+        services = await resolve_services(settings)
+    except BaseException:
+        sock.close()
+        raise
     try:
         if before_migrate is not None:
             await before_migrate(services.database_url)
@@ -61,9 +80,10 @@ async def serve(
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_S)
+            site = web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_GRACE_S)
             await site.start()
-            url = f"http://{host}:{port}"
+            bound = sock.getsockname()[1]  # the real port when 0 asked for any
+            url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
             log.info("replica %s listening on %s", replica_id, url)
             if on_started is not None:
                 await on_started(url)
@@ -72,6 +92,7 @@ async def serve(
         finally:
             await runner.cleanup()
     finally:
+        sock.close()
         services.close()
     log.info("stopped")
 

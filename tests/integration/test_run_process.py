@@ -78,3 +78,25 @@ def test_embedded_fallback_when_nothing_answers(tmp_path: Path) -> None:
         assert "postgres=embedded" in log and "redis=embedded" in log
         assert replica.stop() == 0
     assert (tmp_path / "var" / "pgdata" / "PG_VERSION").exists()
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(database_url: str, redis_url: str, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+               "TRADEBOT_DATA_DIR": str(tmp_path), "TRADEBOT_ENV": "test"}
+        for command in (["run", "--port", str(port)], ["simulator", "--port", str(port)],
+                        ["run", "--host", "no-such-host.invalid", "--port", "0"]):
+            result = subprocess.run([sys.executable, "-m", "tradebot", *command], env=env,
+                                    capture_output=True, text=True, timeout=60)
+            assert result.returncode == 2, (command, result.stderr[-2000:])
+            last = result.stderr.strip().splitlines()[-1]
+            assert "cannot listen on" in last, (command, last)
+            assert "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "tradebot", "simulator", "--port", "70000"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "outside 0-65535" in result.stderr

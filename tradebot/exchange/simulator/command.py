@@ -10,6 +10,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from tradebot.argtypes import port
 from tradebot.exchange.simulator.app import running_simulator
 from tradebot.exchange.simulator.config import MODES, ConfigError, SimulatorConfig, load_accounts_file
 from tradebot.exchange.simulator.markets import market_spec
@@ -53,7 +54,7 @@ def _symbols(text: str) -> tuple[str, ...]:
 def configure_parser(p: argparse.ArgumentParser) -> None:
     defaults = SimulatorConfig()
     p.add_argument("--host", default=defaults.host, help="address to bind (default %(default)s)")
-    p.add_argument("--port", type=int, default=defaults.port, help="port to bind, 0 for any (default %(default)s)")
+    p.add_argument("--port", type=port, default=defaults.port, help="port to bind, 0 for any (default %(default)s)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="random-walk seed (default %(default)s)")
     p.add_argument(
         "--symbols",
@@ -128,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(_serve(config))
     except OSError as e:
-        print(f"tradebot simulator: cannot listen on {config.host}:{config.port}: {e.strerror}", file=sys.stderr)
-        return 1
+        print(f"tradebot simulator: cannot listen on {config.host}:{config.port}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0
 
 
