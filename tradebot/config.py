@@ -87,7 +87,9 @@ class Settings(BaseSettings):
     # ~3.8 years and ~100 MB of arrays); jobs run at once per replica, and queued behind them.
     backtest_max_candles: int = Field(default=2_000_000, ge=1, le=50_000_000)
     backtest_concurrency: int = Field(default=2, ge=1, le=64)
-    backtest_queue_limit: int = Field(default=8, ge=0, le=10_000)
+    backtest_queue_limit: int = Field(default=64, ge=0, le=10_000)
+    # One user's share: pending plus running backtests at once (429 beyond it).
+    backtest_max_live_per_user: int = Field(default=16, ge=1, le=10_000)
     # A replica touches its jobs' updated_at every heartbeat; a pending or running job untouched for
     # stale_after belongs to a replica that died, and is marked failed (see tradebot.backtests.runner).
     backtest_heartbeat_s: float = Field(default=15.0, gt=0, le=600)

@@ -132,7 +132,7 @@ async def test_heartbeats_keep_a_long_job_alive_across_replicas(make_client: App
 
 
 async def test_one_user_cannot_take_every_place(make_client: AppFactory, sim: SimControl) -> None:
-    client = await make_client(backtest_concurrency=1, backtest_queue_limit=20)
+    client = await make_client(backtest_concurrency=1, backtest_queue_limit=20, backtest_max_live_per_user=4)
     await sim.push_klines("BTCUSDT", "1m", walk_candles(100))
     await sim.faults(latency_ms=300)
     _, alice_token = await user_token(client, "alice")

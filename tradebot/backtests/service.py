@@ -22,9 +22,10 @@ from tradebot.strategies import BacktestSettings, ParameterError, split_paramete
 
 log = logging.getLogger(__name__)
 
-# One user's share of the cluster's backtest capacity. Counted before queueing (two requests at the
-# same instant may both pass: a soft limit, good enough for fairness, not a security boundary).
-MAX_LIVE_PER_USER: Final = 4
+# One user's share of the cluster's backtest capacity (TRADEBOT_BACKTEST_MAX_LIVE_PER_USER). Counted
+# before queueing (two requests at the same instant may both pass: a soft limit, good enough for
+# fairness, not a security boundary).
+MAX_LIVE_PER_USER: Final = 16
 
 # Engine fields that are top-level in the request; every other one lives under "parameters".
 _TOP_LEVEL = frozenset({"initial_balance", "fee_rate", "slippage_bps"})

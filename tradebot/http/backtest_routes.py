@@ -158,7 +158,8 @@ async def backtests_context(app: web.Application) -> AsyncIterator[None]:
     app[BACKTEST_RUNNER] = runner
     collector = BacktestCollector(runner)
     app[HTTP_METRICS].registry.register(collector)
-    app[BACKTESTS] = BacktestService(repo, runner, _AppMarkets(app), max_candles=settings.backtest_max_candles)
+    app[BACKTESTS] = BacktestService(repo, runner, _AppMarkets(app), max_candles=settings.backtest_max_candles,
+                                     max_live_per_user=settings.backtest_max_live_per_user)
     try:
         yield
     finally:
