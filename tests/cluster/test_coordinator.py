@@ -3,6 +3,7 @@ step-down at the renew deadline (injected clock), and the atomic refusal of a de
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -144,3 +145,28 @@ async def test_without_a_leader_each_replica_computes_the_same_partition(
 
 async def _all_fresh(coordinators: list[ClusterCoordinator]) -> bool:
     return all(c.map_fresh and len(c.published.members) == len(coordinators) for c in coordinators)
+
+
+async def test_redis_losing_its_keys_moves_no_bot(
+    redis_client: aioredis.Redis, redis_prefix: str, coordinators: list[ClusterCoordinator]
+) -> None:
+    """Membership keys, leader key and map all vanish at once (Redis restarted empty): the replicas
+    re-register within a heartbeat, and meanwhile nobody publishes, or falls back to, a map without
+    the others, which would send every bot away and back."""
+    for name in ("a", "b", "c"):
+        c = _coordinator(redis_client, redis_prefix, name)
+        coordinators.append(c)
+        await c.start()
+    await eventually(lambda: _all_fresh(coordinators), what="a fresh map")
+    before = [c.assignment(BOTS) for c in coordinators]
+    moved_before = sum(c.stats.moved_bots for c in coordinators)
+    for _ in range(5):
+        keys = [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:*")]
+        await redis_client.delete(*keys)
+        # Every answer in between, published or computed locally, keeps each bot where it was.
+        for _ in range(20):
+            assert [c.assignment(BOTS) for c in coordinators] == before
+            await asyncio.sleep(TIMING.heartbeat_interval_ms / 1000 / 4)
+        await eventually(lambda: _all_fresh(coordinators), what="a fresh map again")
+    assert [c.assignment(BOTS) for c in coordinators] == before
+    assert sum(c.stats.moved_bots for c in coordinators) == moved_before

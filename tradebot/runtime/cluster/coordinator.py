@@ -10,6 +10,12 @@ One loop per replica, every heartbeat interval (and at once when a notice arrive
 A second task listens on the cluster channel (new maps, replicas leaving, leases released) and on
 the bot-command channel (a started bot should be assigned now), and wakes the loop.
 
+After Redis comes back from an outage, or loses its data (the published map is gone), every
+membership key may be missing for up to a heartbeat while the replicas re-register. For a settling
+period the members of the last map still count as members, and the last map stays the basis of the
+sticky placement: otherwise the first leader would publish a map of itself alone and every other
+replica would hand its bots over, only to take them back a second later.
+
 `assignment(candidates)` is what BotRuntime asks each reconcile. It answers from the published
 map while that map comes from the current, live leader; otherwise (no leader yet, leader dead,
 Redis restarted) it computes the same assignment locally over the candidates and the live members
@@ -60,6 +66,11 @@ class ClusterTiming:
         """Three missed heartbeats and a replica counts as gone."""
         return 3 * self.heartbeat_interval_ms
 
+    @property
+    def settle_ms(self) -> int:
+        """After Redis was away or lost its keys: time for every live replica to heartbeat again."""
+        return 2 * self.heartbeat_interval_ms
+
 
 @dataclass
 class ClusterStats:
@@ -104,6 +115,7 @@ class ClusterCoordinator:
         self._tasks: list[asyncio.Task[None]] = []
         self._leaving = False
         self._last_signature: object = None
+        self._settle_until: float | None = None  # monotonic seconds; see the module docstring
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -171,12 +183,27 @@ class ClusterCoordinator:
             bots = self.published.bots
             return {b for b in candidates if bots.get(b) == self.replica_id}
         # From the last map we saw, so the bots stay where they are unless a member is gone.
-        members = set(self.live) | {self.replica_id}
-        placed = rendezvous.rebalance(self.published.bots, candidates, members)
+        placed = rendezvous.rebalance(self.published.bots, candidates, self._members())
         return {b for b, r in placed.items() if r == self.replica_id}
 
     def wake(self) -> None:
         self._wake.set()
+
+    def _members(self) -> set[str]:
+        """The replicas bots may be placed on: the live ones, and while settling those of the last map."""
+        members = set(self.live) | {self.replica_id}
+        if self._settle_until is not None:
+            if self._clock.monotonic() < self._settle_until:
+                members |= set(self.published.members) - set(self._left)
+            else:
+                self._settle_until = None
+        return members
+
+    def _settle(self, why: str) -> None:
+        now = self._clock.monotonic()
+        if self._settle_until is None or now >= self._settle_until:
+            log.info("keeping the last map's members for %.1fs: %s", self.timing.settle_ms / 1000, why)
+        self._settle_until = now + self.timing.settle_ms / 1000
 
     # ------------------------------------------------------------------ the loop
 
@@ -186,7 +213,13 @@ class ClusterCoordinator:
         live = tuple(r.id for r in await live_replicas(self._redis, self._prefix))
         leader = await current_leader(self._redis, self._prefix)
         if await self.store.read_meta_id() != self.published.map_id:
-            self.published = await self.store.read()
+            fresh = await self.store.read()
+            if fresh is EMPTY and self.published.bots:
+                # Only a Redis that lost its data drops a published map: keep ours as the basis.
+                self.published = PublishedMap("", 0, "", self.published.members, self.published.bots)
+                self._settle("the published map is gone (Redis restarted empty?)")
+            else:
+                self.published = fresh
         self.live, self.leader_id = live, leader
         self.stats.steps += 1
         if self.election.is_leader:
@@ -195,7 +228,7 @@ class ClusterCoordinator:
 
     async def _lead(self, *, exclude_self: bool = False) -> None:
         candidates = await self._bots()
-        members = set(self.live) | {self.replica_id}
+        members = self._members()
         if exclude_self:
             members.discard(self.replica_id)
         ordered = tuple(sorted(members))
@@ -241,6 +274,8 @@ class ClusterCoordinator:
 
     async def _step_safely(self) -> None:
         try:
+            if self.stats.redis_down:
+                self._settle("Redis is back")
             await self.step()
             if self.stats.redis_down:
                 log.info("Redis is back; membership and leadership re-established")
