@@ -149,3 +149,10 @@ async def test_subscribe_rejects_unknown_exchange_and_timeframe() -> None:
         hub.subscribe("BTCUSDT", "1m", BoundedCandleQueue())
     assert hub.tasks() == []
     await hub.close()
+
+
+def test_pages_are_sized_to_the_cheapest_weight_step() -> None:
+    from tradebot.runtime.market_data_hub import REST_PAGE_LIMIT, page_for
+
+    assert [page_for(n) for n in (-5, 1, 3, 99, 100, 499, 500, 1000, 5000)] == [
+        99, 99, 99, 99, 499, 499, REST_PAGE_LIMIT, REST_PAGE_LIMIT, REST_PAGE_LIMIT]

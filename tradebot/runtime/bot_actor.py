@@ -288,10 +288,17 @@ class BotActor:
         else:
             since = (state.last_candle_ts or 0) + timeframe_ms(config.timeframe)
         # A shared read may be a few seconds old: fine before subscribing (the subscription starts
-        # after the last candle seen), not while already subscribed (a reconfiguration).
-        if since is None and shared and self.ctx.history is not None:
-            history = await self.ctx.history.latest(config.symbol, config.timeframe, WARMUP_CANDLES)
-        else:
+        # after the last candle seen), not while already subscribed (a reconfiguration). It serves a
+        # saved state too when it reaches back to that state's next candle: bots taken over together
+        # (a failover, a restart) then cost one read per market instead of one each.
+        history: list[Candle] | None = None
+        if shared and self.ctx.history is not None:
+            latest = await self.ctx.history.latest(config.symbol, config.timeframe, WARMUP_CANDLES)
+            if since is None:
+                history = latest
+            elif latest and latest[0].open_time <= since:
+                history = [c for c in latest if c.open_time >= since]
+        if history is None:
             history = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
                                                                       WARMUP_CANDLES)
         for candle in history:

@@ -56,6 +56,14 @@ REST_PAGE_LIMIT = 1000  # Binance serves up to 1500 klines; 1000 is the cheapest
 # A reconnect's gap is usually a few candles: a first page of 99 rows costs weight 1 instead of 5,
 # which matters when every stream of a dropped connection backfills at once through one rate limiter.
 SMALL_PAGE_LIMIT = 99
+# Page sizes at the top of Binance's weight steps for klines (1 below 100 rows, 2 below 500, 5 up to 1000).
+_PAGE_STEPS = (SMALL_PAGE_LIMIT, 499, REST_PAGE_LIMIT)
+
+
+def page_for(expected_rows: int) -> int:
+    """The cheapest page that holds `expected_rows` (a wrong guess costs a page more, never a row)."""
+    return next((p for p in _PAGE_STEPS if p >= expected_rows), REST_PAGE_LIMIT)
+
 # A joiner's REST catch-up is capped: `after=0` on a real exchange would otherwise page through years
 # of history. A subscriber that asked for more sees a hole before the first candle and fetches it itself.
 MAX_CATCH_UP_CANDLES = 5000
@@ -295,18 +303,24 @@ class MarketDataHub:
         if since_ms is None:
             # The latest `limit` closed candles: the newest page (one row more, as the newest may be
             # forming), then older pages by endTime until there are enough or the history ends.
-            rows = await self._rest_klines(client, symbol, timeframe, None, min(limit + 1, MAX_KLINES_PER_REQUEST))
+            asked = min(limit + 1, MAX_KLINES_PER_REQUEST)
+            rows = await self._rest_klines(client, symbol, timeframe, None, asked)
             collected = await self._closed_rows(exchange, client, rows, tf_ms)
-            while rows and len(collected) < limit:
+            # A short page is the start of the history: nothing older to ask for. (Short of what was
+            # asked and of REST_PAGE_LIMIT: some servers cap pages below Binance's 1500.)
+            page_len = len(rows)
+            while rows and page_len >= min(asked, REST_PAGE_LIMIT) and len(collected) < limit:
                 oldest = int(rows[0][0])
-                need = min(limit - len(collected), MAX_KLINES_PER_REQUEST)
-                rows = await self._rest_klines(client, symbol, timeframe, None, need, oldest - 1)
-                rows = [r for r in rows if int(r[0]) < oldest]
+                asked = min(limit - len(collected), MAX_KLINES_PER_REQUEST)
+                page = await self._rest_klines(client, symbol, timeframe, None, asked, oldest - 1)
+                page_len = len(page)
+                rows = [r for r in page if int(r[0]) < oldest]
                 collected = rows + collected
             return [_candle(symbol, timeframe, r) for r in collected[-limit:]]
         out: list[Candle] = []
         async for row in self._paged_closed(
-            exchange, client, symbol, timeframe, since_ms, None, first_page=min(limit + 1, REST_PAGE_LIMIT)
+            exchange, client, symbol, timeframe, since_ms, None,
+            first_page=min(limit + 1, page_for((self._wall_ms() - since_ms) // tf_ms + 2))
         ):
             out.append(_candle(symbol, timeframe, row))
             if len(out) >= limit:
