@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -124,6 +123,5 @@ A bot (id {bot_id}) trades BTC/USDT:USDT on the simulator. Try:
 
 Press Ctrl-C to stop.
 """,
-        file=sys.stderr,
-        flush=True,
+        flush=True,  # on stdout, apart from the log lines on stderr: a script can read it
     )

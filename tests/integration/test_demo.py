@@ -17,6 +17,7 @@ from tests.processes import free_port, http_get, wait_until
 def test_demo_starts_a_running_bot_and_stops_cleanly(database_url: str, redis_url: str, tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "demo.log"
+    out_path = tmp_path / "demo.out"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,  # an explicit database is used as it is, never recreated
@@ -24,13 +25,16 @@ def test_demo_starts_a_running_bot_and_stops_cleanly(database_url: str, redis_ur
         "TRADEBOT_REDIS_PREFIX": f"demo-test-{port}",
         "TRADEBOT_DATA_DIR": str(tmp_path / "var"),
     }
-    with open(log_path, "wb") as log_file:
+    with open(log_path, "wb") as log_file, open(out_path, "wb") as out_file:
         proc = subprocess.Popen([sys.executable, "-m", "tradebot", "demo", "--port", str(port)], env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
+                                stdout=out_file, stderr=log_file)
     try:
-        wait_until(lambda: "Press Ctrl-C to stop." in log_path.read_text() or proc.poll() is not None, 90,
+        # The banner is the program's output (stdout); the log lines go to stderr.
+        wait_until(lambda: "Press Ctrl-C to stop." in out_path.read_text() or proc.poll() is not None, 90,
                    "the demo banner")
-        text = log_path.read_text()
+        text = out_path.read_text()
+        assert proc.poll() is None, text + log_path.read_text()
+        assert f"http://127.0.0.1:{port}" in text and "Press Ctrl-C" not in log_path.read_text()
         assert proc.poll() is None, text
         password = re.search(r"demo login\s+demo@example.com\s+/\s+(\S+)", text)
         assert password, text
@@ -56,7 +60,7 @@ def test_demo_starts_a_running_bot_and_stops_cleanly(database_url: str, redis_ur
         assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0
-        assert password.group(1) not in log_path.read_text().split("Press Ctrl-C to stop.")[1]
+        assert password.group(1) not in log_path.read_text()
         assert token not in log_path.read_text()
     finally:
         if proc.poll() is None:
