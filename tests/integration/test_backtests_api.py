@@ -208,6 +208,7 @@ async def test_status_goes_pending_running_done(bt_client: Client, sim: SimContr
     assert r.status == 202
     accepted = await r.json()
     assert accepted["status"] == "pending"
+    assert r.headers["Location"] == f"/api/v1/backtests/{accepted['id']}"
     statuses: list[str] = []
 
     async def settled_while_watching() -> bool:

@@ -527,3 +527,15 @@ async def test_openapi_describes_the_bots_api(client: Client) -> None:
     assert {"201", "401", "422"} <= set(create["responses"])
     stream = doc["paths"]["/api/v1/bots/{id}/status-stream"]["get"]
     assert "text/event-stream" in stream["responses"]["200"]["content"]
+
+
+async def test_created_resources_carry_their_location(client: Client, alice: User) -> None:
+    r = await client.post(BOTS, json=settings_for(alice), headers=alice.headers)
+    assert r.status == 201
+    bot = await r.json()
+    assert r.headers["Location"] == f"{BOTS}/{bot['id']}"
+    assert (await client.get(r.headers["Location"], headers=alice.headers)).status == 200
+    r = await client.post("/api/v1/api-keys", headers=alice.headers,
+                          json={"label": "second", "exchange": "binanceusdm", "api_key": "k" * 32, "secret_key": "s" * 64})
+    assert r.status == 201
+    assert r.headers["Location"] == f"/api/v1/api-keys/{(await r.json())['id']}"

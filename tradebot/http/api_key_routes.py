@@ -103,7 +103,7 @@ async def create_api_key(request: web.Request) -> web.Response:
         )
     except AccountError as e:
         raise problem_for(e) from e
-    return json_response(ApiKeyOut.of(key), status=201, headers=NO_STORE)
+    return json_response(ApiKeyOut.of(key), status=201, headers={**NO_STORE, "Location": f"{PREFIX}/{key.id}"})
 
 
 @routes.route("GET", PREFIX, summary="The caller's API keys", query=PageQuery, responses={200: ApiKeyPage}, tags=TAGS)

@@ -88,7 +88,7 @@ async def create_backtest(request: web.Request) -> web.Response:
         accepted = await request.app[BACKTESTS].create(request[PRINCIPAL].user_id, body.to_request())
     except BacktestError as e:
         raise problem_for(e) from e
-    return json_response(accepted, status=202)
+    return json_response(accepted, status=202, headers={"Location": f"{PREFIX}/{accepted['id']}"})
 
 
 @routes.route(

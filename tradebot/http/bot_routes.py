@@ -55,7 +55,7 @@ async def create_bot(request: web.Request) -> web.Response:
         bot = await request.app[BOTS].create(request[PRINCIPAL].user_id, body.to_settings())
     except BotError as e:
         raise problem_for(e) from e
-    return json_response(bot, status=201)
+    return json_response(bot, status=201, headers={"Location": f"{PREFIX}/{bot['id']}"})
 
 
 @routes.route(
