@@ -10,11 +10,13 @@ One loop per replica, every heartbeat interval (and at once when a notice arrive
 A second task listens on the cluster channel (new maps, replicas leaving, leases released) and on
 the bot-command channel (a started bot should be assigned now), and wakes the loop.
 
-After Redis comes back from an outage, or loses its data (the published map is gone), every
-membership key may be missing for up to a heartbeat while the replicas re-register. For a settling
-period the members of the last map still count as members, and the last map stays the basis of the
-sticky placement: otherwise the first leader would publish a map of itself alone and every other
-replica would hand its bots over, only to take them back a second later.
+When Redis loses its keys (restarted empty, or an outage longer than the membership TTL: our own
+card is found missing at a heartbeat, or the published map is gone), every membership key may be
+missing for up to a heartbeat while the replicas re-register. For a settling period the members of
+the last map still count as members, and the last map stays the basis of the sticky placement:
+otherwise the first leader would publish a map of itself alone and every other replica would hand
+its bots over, only to take them back a second later. A connection that merely drops requests loses
+no key and starts no settling period, so it can never hold back a real failover.
 
 `assignment(candidates)` is what BotRuntime asks each reconcile. It answers from the published
 map while that map comes from the current, live leader; otherwise (no leader yet, leader dead,
@@ -200,15 +202,14 @@ class ClusterCoordinator:
         return members
 
     def _settle(self, why: str) -> None:
-        now = self._clock.monotonic()
-        if self._settle_until is None or now >= self._settle_until:
-            log.info("keeping the last map's members for %.1fs: %s", self.timing.settle_ms / 1000, why)
-        self._settle_until = now + self.timing.settle_ms / 1000
+        self._settle_until = self._clock.monotonic() + self.timing.settle_ms / 1000
+        log.info("keeping the last map's members for %.1fs: %s", self.timing.settle_ms / 1000, why)
 
     # ------------------------------------------------------------------ the loop
 
     async def step(self) -> None:
-        await self.membership.heartbeat()
+        if await self.membership.heartbeat():
+            self._settle("our membership key was gone (Redis lost its keys?)")
         await self.election.tick()
         live = tuple(r.id for r in await live_replicas(self._redis, self._prefix))
         leader = await current_leader(self._redis, self._prefix)
@@ -274,8 +275,6 @@ class ClusterCoordinator:
 
     async def _step_safely(self) -> None:
         try:
-            if self.stats.redis_down:
-                self._settle("Redis is back")
             await self.step()
             if self.stats.redis_down:
                 log.info("Redis is back; membership and leadership re-established")

@@ -18,11 +18,12 @@ from tradebot import jsonutil
 
 log = logging.getLogger(__name__)
 
-# Heartbeat: the card and the index entry together.
+# Heartbeat: the card and the index entry together; answers whether the card was still there.
 _HEARTBEAT = """
+local present = redis.call('EXISTS', KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[2], ARGV[3])
-return 1
+return present
 """
 
 # Every live card; ids whose key expired are removed from the index in the same atomic step.
@@ -85,10 +86,16 @@ class Membership:
         self._heartbeat = redis.register_script(_HEARTBEAT)
         self._leave = redis.register_script(_LEAVE)
         self._card = info.to_json()
+        self._joined = False
 
-    async def heartbeat(self) -> None:
-        await self._heartbeat(keys=[replica_key(self._prefix, self.info.id), index_key(self._prefix)],
-                              args=[self._card, self.ttl_ms, self.info.id])
+    async def heartbeat(self) -> bool:
+        """Refresh our key; True when it had vanished since the last heartbeat (Redis lost its data, or
+        it expired while we could not reach Redis or were paused): every other card may be gone too."""
+        present = await self._heartbeat(keys=[replica_key(self._prefix, self.info.id), index_key(self._prefix)],
+                                        args=[self._card, self.ttl_ms, self.info.id])
+        lost = self._joined and not int(present)
+        self._joined = True
+        return lost
 
     async def leave(self) -> None:
         """Drop out at once (graceful shutdown) instead of waiting for the key to expire."""
