@@ -28,7 +28,7 @@ from tradebot.accounts.revocations import RevocationStore
 from tradebot.accounts.users import DuplicateEmail, User, UserRepository
 from tradebot.security.mailer import Mailer
 from tradebot.security.passwords import PasswordHasher
-from tradebot.security.rate_limit import Limit, RateLimiter
+from tradebot.security.rate_limit import Decision, Limit, RateLimiter
 from tradebot.security.tokens import InvalidToken, IssuedToken, TokenCodec
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,11 @@ class AccountService:
         if self._mail_tasks:
             await asyncio.wait(self._mail_tasks, timeout=30)
 
-    async def _limit(self, limit: Limit, subject: str) -> None:
+    async def _limit(self, limit: Limit, subject: str) -> Decision:
         decision = await self._limiter.hit(limit, subject)
         if not decision.allowed:
             raise RateLimited(decision.retry_after_s)
+        return decision
 
     async def register(self, email: str, password: str, *, client_ip: str) -> User:
         email = normalize_email(email)
@@ -124,8 +125,8 @@ class AccountService:
         # The limits count failed attempts. Each attempt is counted before any hashing (so a flood
         # costs us no argon2 time and concurrent guesses cannot slip past) and given back if it
         # succeeds, so signing in often never locks anybody out.
-        await self._limit(self._limits.login_per_ip, client_ip)
-        await self._limit(self._limits.login_per_account, email)
+        per_ip = await self._limit(self._limits.login_per_ip, client_ip)
+        per_account = await self._limit(self._limits.login_per_account, email)
         creds = await self._users.credentials_by_email(email) if well_formed else None
         if creds is None:
             await self._hasher.verify_dummy(password)
@@ -134,8 +135,8 @@ class AccountService:
         if not result.ok or not creds.is_active:
             log.info("login refused", extra={"user_id": creds.id})
             raise InvalidCredentials
-        await self._limiter.refund(self._limits.login_per_ip, client_ip)
-        await self._limiter.refund(self._limits.login_per_account, email)
+        await self._limiter.refund(self._limits.login_per_ip, client_ip, per_ip)
+        await self._limiter.refund(self._limits.login_per_account, email, per_account)
         if result.needs_rehash:
             new_hash = await self._hasher.hash(password)
             await self._users.replace_hash_if_unchanged(creds.id, creds.password_hash, new_hash)
@@ -173,10 +174,10 @@ class AccountService:
         if creds is None or not creds.is_active:
             raise InvalidCredentials
         # A stolen token must not become a password-guessing oracle: same budget of failures as logins.
-        await self._limit(self._limits.login_per_account, f"user:{user_id}")
+        counted = await self._limit(self._limits.login_per_account, f"user:{user_id}")
         if not (await self._hasher.verify(creds.password_hash, current_password)).ok:
             raise WrongCurrentPassword
-        await self._limiter.refund(self._limits.login_per_account, f"user:{user_id}")
+        await self._limiter.refund(self._limits.login_per_account, f"user:{user_id}", counted)
         new_hash = await self._hasher.hash(new_password)
         if not await self._users.set_password_if_unchanged(user_id, creds.password_hash, new_hash):
             raise WrongCurrentPassword  # changed by someone else meanwhile

@@ -15,7 +15,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -76,6 +76,7 @@ class Limit:
 class Decision:
     allowed: bool
     retry_after_s: float = 0.0
+    local: bool = False  # counted by this process's fallback, not in Redis: a refund goes there too
 
     @property
     def retry_after_header(self) -> str:
@@ -152,18 +153,17 @@ class RateLimiter:
             else:
                 await self._guard.succeeded()
                 return Decision(True) if wait_ms <= 0 else Decision(False, wait_ms / 1000)
-        return self._local.hit(key, limit)
+        return replace(self._local.hit(key, limit), local=True)
 
-    async def refund(self, limit: Limit, subject: str) -> None:
-        """Take back one request counted by `hit`: limits that count failures refund the successes."""
+    async def refund(self, limit: Limit, subject: str, counted: Decision) -> None:
+        """Take back one request `hit` counted (`counted` is its answer), in the store that counted it:
+        limits that count failures refund the successes."""
         key = self._key(limit, subject)
-        if self._guard.should_try():
-            try:
-                async with asyncio.timeout(REDIS_TIMEOUT_S):
-                    await self._refund(keys=[key], args=[limit.interval_s * 1000])
-            except REDIS_ERRORS as e:
-                self._guard.failed(e)
-            else:
-                await self._guard.succeeded()
-                return
-        self._local.refund(key, limit)
+        if counted.local:
+            self._local.refund(key, limit)
+            return
+        try:
+            async with asyncio.timeout(REDIS_TIMEOUT_S):
+                await self._refund(keys=[key], args=[limit.interval_s * 1000])
+        except REDIS_ERRORS as e:
+            self._guard.failed(e)  # the success stays counted: a lost refund only errs on the safe side
