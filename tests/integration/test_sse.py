@@ -182,6 +182,32 @@ async def test_an_id_the_log_cannot_place_gets_a_fresh_snapshot(
     assert (await stream.next()).id == live
 
 
+async def test_a_replay_from_deep_in_a_full_log_sends_every_missed_event(
+    client: Client, alice: User, publisher: BotEvents, redis_client: aioredis.Redis
+) -> None:
+    bot = await create_bot(client, alice)
+    ids = [await publisher.publish(bot["id"], "state", {"n": i}) for i in range(STREAM_MAXLEN + 150)]
+    kept = [eid for eid, _ in await redis_client.xrange(publisher.stream_key(bot["id"]))]
+    assert len(kept) > STREAM_MAXLEN  # trimmed approximately: more than STREAM_MAXLEN remain
+    seen = kept[3]
+    stream = await open_stream(client, alice, bot["id"], **{"Last-Event-ID": seen})
+    missed = ids[ids.index(seen) + 1:]
+    got = [await stream.next() for _ in missed]
+    assert [e.id for e in got] == missed
+
+
+async def test_a_malformed_header_does_not_hide_a_good_query_id(
+    client: Client, alice: User, publisher: BotEvents
+) -> None:
+    bot = await create_bot(client, alice)
+    ids = [await publisher.publish(bot["id"], "state", {"n": i}) for i in range(3)]
+    r = await client.get(f"/api/v1/bots/{bot['id']}/status-stream?last_event_id={ids[0]}",
+                         headers={**alice.headers, "Last-Event-ID": "garbage"})
+    assert r.status == 200
+    stream = SseReader(r)
+    assert [(await stream.next()).id for _ in ids[1:]] == ids[1:]
+
+
 async def test_an_id_trimmed_from_the_log_gets_a_fresh_snapshot(
     client: Client, alice: User, publisher: BotEvents
 ) -> None:

@@ -66,18 +66,18 @@ class Listener(Protocol):
 async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     bot_id = bot_id_of(request)
     query = parse_query(request, StreamQuery)
-    last_seen = request.headers.get("Last-Event-ID") or query.last_event_id
-    if last_seen is not None and event_key(last_seen) is None:
-        last_seen = None  # not an id this stream hands out: the client gets a fresh snapshot
+    # An id that is not one of this stream's (a proxy's, another server's) is no id at all: the client
+    # then gets a fresh snapshot.
+    last_seen = next((i for i in (request.headers.get("Last-Event-ID"), query.last_event_id)
+                      if i is not None and event_key(i) is not None), None)
     events = request.app[BOT_EVENTS]
     streams = request.app[OPEN_STREAMS]
     async with events.listen(bot_id) as listener:
         try:
             async with streams.connect_slots:
-                window = await events.window(bot_id)
+                window, replayed = await events.window(bot_id, replay_after=last_seen)
                 state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id)
-                missed = (await events.replay(bot_id, last_seen)
-                          if last_seen is not None and _replayable(last_seen, window) else None)
+                missed = replayed if last_seen is not None and _replayable(last_seen, window) else None
         except BotError as e:
             raise problem_for(e) from e
         except (OSError, aioredis.RedisError) as e:

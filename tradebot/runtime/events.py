@@ -42,6 +42,10 @@ class EventWindow:
         return self.length >= STREAM_MAXLEN
 
 
+def _after(event_id: str | None) -> str:
+    return f"({event_id}" if event_id else "-"
+
+
 def _first_id(entries: Any) -> str | None:
     if not entries:
         return None
@@ -109,25 +113,31 @@ class BotEvents:
         )
         return eid
 
-    async def replay(self, bot_id: int, after_id: str | None, *, count: int = STREAM_MAXLEN) -> list[BotEvent]:
-        """Events after `after_id` (exclusive); all kept events when None."""
-        start = f"({after_id}" if after_id else "-"
-        raw: Any = await self._redis.xrange(self.stream_key(bot_id), min=start, max="+", count=count)
-        entries: list[tuple[Any, dict[Any, Any]]] = list(raw or [])
+    async def replay(self, bot_id: int, after_id: str | None) -> list[BotEvent]:
+        """Every kept event after `after_id` (exclusive); all kept events when None."""
+        return self._events(bot_id, await self._redis.xrange(self.stream_key(bot_id), min=_after(after_id), max="+"))
+
+    async def window(self, bot_id: int, *, replay_after: str | None = None) -> tuple[EventWindow, list[BotEvent]]:
+        """The oldest and newest kept event ids and how many are kept, and (with `replay_after`) every
+        kept event after that id, all read at one instant: a trim cannot fall between them."""
+        key = self.stream_key(bot_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.xrange(key, count=1)
+            pipe.xrevrange(key, count=1)
+            pipe.xlen(key)
+            if replay_after is not None:
+                pipe.xrange(key, min=_after(replay_after), max="+")
+            first, last, length, *replayed = await pipe.execute()
+        window = EventWindow(_first_id(first), _first_id(last), int(length))
+        return window, self._events(bot_id, replayed[0]) if replayed else []
+
+    @staticmethod
+    def _events(bot_id: int, raw: Any) -> list[BotEvent]:
         out = []
-        for raw_id, fields in entries:
+        for raw_id, fields in list(raw or []):
             eid = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
             out.append(BotEvent(eid, bot_id, _text(fields["event"]), jsonutil.loads(fields["data"])))
         return out
-
-    async def window(self, bot_id: int) -> EventWindow:
-        """The oldest and newest kept event ids and how many are kept, read at one instant."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xrange(self.stream_key(bot_id), count=1)
-            pipe.xrevrange(self.stream_key(bot_id), count=1)
-            pipe.xlen(self.stream_key(bot_id))
-            first, last, length = await pipe.execute()
-        return EventWindow(_first_id(first), _first_id(last), int(length))
 
     @contextlib.asynccontextmanager
     async def listen(self, bot_id: int) -> AsyncIterator[_Listener]:
