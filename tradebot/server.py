@@ -31,16 +31,17 @@ def make_replica_id(settings: Settings) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A listening socket on host:port, or ConfigError naming why not."""
+def check_bindable(host: str, port: int) -> None:
+    """ConfigError naming why host:port cannot be served (taken, unknown host), found by binding
+    each address the server will bind and letting go: nothing has started yet, and nothing listens."""
     try:
-        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                      flags=socket.AI_PASSIVE)[0]
-        sock = socket.create_server(address[:2], family=family, backlog=1024)
+        for family, kind, proto, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                                   flags=socket.AI_PASSIVE):
+            with socket.socket(family, kind, proto) as trial:
+                trial.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+                trial.bind(address)
     except OSError as e:
         raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
-    sock.setblocking(False)
-    return sock
 
 
 async def serve(
@@ -55,14 +56,10 @@ async def serve(
 ) -> None:
     """Serve until `stop` is set or SIGTERM/SIGINT arrives; resources are released in reverse order."""
     app_secrets = resolve_secrets(settings)
-    # Bound before anything starts: a taken port or a bad host is one line and exit 2 (ConfigError),
+    # Checked before anything starts: a taken port or a bad host is one line and exit 2 (ConfigError),
     # not a traceback after the runtime has already taken bots.
-    sock = listen(host, port)
-    try:
-        services = await resolve_services(settings)
-    except BaseException:
-        sock.close()
-        raise
+    check_bindable(host, port)
+    services = await resolve_services(settings)
     try:
         if before_migrate is not None:
             await before_migrate(services.database_url)
@@ -80,9 +77,12 @@ async def serve(
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
-            site = web.SockSite(runner, sock, shutdown_timeout=SHUTDOWN_GRACE_S)
-            await site.start()
-            bound = sock.getsockname()[1]  # the real port when 0 asked for any
+            site = web.TCPSite(runner, host or None, port, shutdown_timeout=SHUTDOWN_GRACE_S)
+            try:
+                await site.start()
+            except OSError as e:  # taken since the check
+                raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+            bound = runner.addresses[0][1] if port == 0 and runner.addresses else port
             url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
             log.info("replica %s listening on %s", replica_id, url)
             if on_started is not None:
@@ -92,7 +92,6 @@ async def serve(
         finally:
             await runner.cleanup()
     finally:
-        sock.close()
         services.close()
     log.info("stopped")
 
