@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.harness import Cluster, simulator_process
+from tests.processes import drop_redis_keys
 
 
 @pytest.fixture
@@ -23,16 +24,4 @@ def cluster(clean_db: str, redis_url: str, exchange_url: str, tmp_path: Path) ->
         yield c
     finally:
         c.close()
-        _drop_keys(redis_url, c.prefix)
-
-
-def _drop_keys(redis_url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+        drop_redis_keys(redis_url, c.prefix)

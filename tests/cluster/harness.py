@@ -8,15 +8,12 @@ redis-server. Synchronous on purpose: the test process only pokes and polls.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +23,7 @@ from typing import Any
 import psycopg
 from cryptography.fernet import Fernet
 
+from tests.api_client import request as api_request
 from tests.processes import Replica, free_port, http_get, wait_until
 
 PASSWORD = "cluster-pass-123"
@@ -35,22 +33,7 @@ START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
 def request(url: str, method: str = "GET", body: Any = None, token: str | None = None,
             timeout: float = 10.0) -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            raw = r.read()
-            return int(r.status), json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raw = e.read()
-        try:
-            return int(e.code), json.loads(raw)
-        except ValueError:
-            return int(e.code), raw.decode(errors="replace")
+    return api_request(method, url, body, {"Authorization": f"Bearer {token}"} if token else None, timeout)
 
 
 @contextmanager

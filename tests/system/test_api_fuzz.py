@@ -39,7 +39,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.api_client import Api
-from tests.processes import tradebot_run
+from tests.processes import drop_redis_keys, tradebot_run
 from tests.simulator_process import simulator_process
 
 EXAMPLES = int(os.environ.get("TRADEBOT_FUZZ_EXAMPLES", "25"))
@@ -88,19 +88,7 @@ def live_api(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPat
                 api.create_bot(key_id)  # something to list, read and page through
                 yield LiveApi(replica.url, api)
         finally:
-            _drop_keys(redis_url, env["TRADEBOT_REDIS_PREFIX"])
-
-
-def _drop_keys(redis_url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+            drop_redis_keys(redis_url, env["TRADEBOT_REDIS_PREFIX"])
 
 
 @pytest.fixture(scope="module")

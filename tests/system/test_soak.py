@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.api_client import Api
-from tests.processes import http_get, wait_until
+from tests.processes import drop_redis_keys, http_get, wait_until
 from tests.simulator_process import simulator_process
 from tests.system.stack import Replicas, sql
 
@@ -73,17 +73,9 @@ def _proc(pid: int) -> tuple[float, int]:
 
 @pytest.fixture
 def redis_prefix_cleanup(redis_url: str) -> Iterator[str]:
-    import redis
-
     prefix = f"soak-{secrets.token_hex(4)}"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    drop_redis_keys(redis_url, prefix)
 
 
 @pytest.mark.timeout(SECONDS + START_TIMEOUT_S + 300)
