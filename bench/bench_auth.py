@@ -26,10 +26,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 import redis.asyncio as aioredis
 
 from tradebot.security.passwords import DEFAULT_PARAMETERS
+from tradebot.services import drop_database, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +110,6 @@ async def main(args: argparse.Namespace) -> None:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     db_name = f"tradebot_bench_{secrets.token_hex(4)}"
     db_url = urlunsplit(urlsplit(base_db)._replace(path=f"/{db_name}"))
-    admin_url = urlunsplit(urlsplit(base_db)._replace(path="/postgres"))
     prefix = f"bench-{secrets.token_hex(4)}"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -126,8 +125,7 @@ async def main(args: argparse.Namespace) -> None:
         "TRADEBOT_AUTH_LOGIN_PER_IP_PER_MIN": "1000000",
         "TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_PER_MIN": "1000000",
     }
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{db_name}"')
+    await ensure_database(db_url)
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
         [sys.executable, "-m", "tradebot", "run", "--port", str(port)],
         env=env,
@@ -198,8 +196,7 @@ async def main(args: argparse.Namespace) -> None:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGTERM)
             proc.wait(timeout=20)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(db_url)
         rc = aioredis.Redis.from_url(redis_url)
         keys = [k async for k in rc.scan_iter(match=f"{prefix}:*")]
         if keys:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from tradebot import db  # noqa: E402
 from tradebot.config import Secrets, Settings  # noqa: E402
 from tradebot.runtime.events import BotEvents  # noqa: E402
-from tradebot.services import ensure_database, resolve_services  # noqa: E402
+from tradebot.services import drop_database, ensure_database, resolve_services  # noqa: E402
 
 # -- the server process ---------------------------------------------------------------------------
 
@@ -301,9 +301,7 @@ async def main(args: argparse.Namespace) -> None:
         with contextlib.suppress(ProcessLookupError):
             server.terminate()
         await server.wait()
-        admin = await asyncpg.connect(urlunsplit(urlsplit(database_url)._replace(path="/postgres")))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(database_url)
         services.close()
 
 

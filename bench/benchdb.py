@@ -6,10 +6,10 @@ import os
 import secrets
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
-
 from tradebot import db
-from tradebot.services import ensure_database
+from tradebot.services import drop_database, ensure_database
+
+__all__ = ["drop_database", "fresh_database"]
 
 
 async def fresh_database(name: str = "tradebot_bench") -> str:
@@ -18,12 +18,3 @@ async def fresh_database(name: str = "tradebot_bench") -> str:
     await ensure_database(url)
     await db.apply_migrations(url)
     return url
-
-
-async def drop_database(url: str) -> None:
-    parts = urlsplit(url)
-    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
-    finally:
-        await conn.close()

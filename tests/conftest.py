@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
-from tradebot.services import ResolvedServices, ensure_database, resolve_services
+from tradebot.services import ResolvedServices, drop_database, ensure_database, resolve_services
 
 pytest_plugins = ("tests.simulator_fixtures", "tests.runtime_fixtures")
 
@@ -59,15 +59,7 @@ def database_url(services: ResolvedServices) -> Iterator[str]:
     db.apply_migrations_sync(url)
     yield url
 
-    async def drop() -> None:
-        admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    asyncio.run(drop_database(url))
 
 
 @pytest.fixture(scope="session")

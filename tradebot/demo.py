@@ -17,12 +17,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import asyncpg
 
 from tradebot.config import Settings
 from tradebot.exchange.simulator import SimulatorConfig, running_simulator
 from tradebot.server import serve
-from tradebot.services import redact_url
+from tradebot.services import drop_database, ensure_database, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +59,8 @@ async def _fresh_demo_database(database_url: str) -> None:
     name = parts.path.lstrip("/")
     if name != DEMO_DATABASE:
         return  # never drop anything but the demo's own database
-    admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
+    await drop_database(database_url)
+    await ensure_database(database_url)
     log.info("demo database recreated", extra={"database": redact_url(database_url)})
 
 

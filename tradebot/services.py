@@ -78,15 +78,28 @@ async def ensure_database(url: str) -> None:
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", dbname)
         if not exists:
-            # Identifiers cannot be parameters; quote it the way PostgreSQL does.
-            quoted = '"' + dbname.replace('"', '""') + '"'
             try:
-                await conn.execute(f"CREATE DATABASE {quoted}")
+                await conn.execute(f"CREATE DATABASE {_quoted(dbname)}")
                 log.info("created database", extra={"database": dbname})
             except asyncpg.DuplicateDatabaseError:
                 pass  # another replica created it at the same moment
     finally:
         await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    """Drop the URL's database, closing its connections first (demo resets, throwaway test databases)."""
+    parts = urlsplit(url)
+    conn = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")), timeout=PROBE_TIMEOUT_S)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {_quoted(parts.path.lstrip('/'))} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+def _quoted(identifier: str) -> str:
+    # Identifiers cannot be parameters; quote it the way PostgreSQL does.
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 async def resolve_services(settings: Settings) -> ResolvedServices:

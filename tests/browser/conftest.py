@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 
 from tests.browser.stack import Stack, dashboard_stack
-from tradebot.services import ResolvedServices, ensure_database
+from tradebot.services import ResolvedServices, drop_database, ensure_database
 
 CHROMIUM = Path(os.environ.get("TRADEBOT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -63,14 +62,7 @@ def browser_database_url(services: ResolvedServices) -> Iterator[str]:
     asyncio.run(ensure_database(url))
     yield url
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(urlunsplit(urlsplit(url)._replace(path="/postgres")))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    asyncio.run(drop_database(url))
 
 
 @pytest.fixture(scope="module")
