@@ -131,6 +131,12 @@ class Strategy(Protocol[P, S]):
         """The vectorised face over a whole series."""
         ...
 
+    def warmup_candles(self, params: P) -> int:
+        """How many closed candles a fresh live state needs before the newest one so that it equals
+        the state over the whole history (bit for bit where the arithmetic allows, else within
+        1e-12): what a bot starting without a saved state reads. Pure."""
+        ...
+
     def state_to_dict(self, state: S) -> dict[str, Any]:
         """A JSON-safe representation of ``state``."""
         ...
