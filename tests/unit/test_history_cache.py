@@ -59,3 +59,45 @@ async def test_stale_answers_are_read_again() -> None:
     assert ex.calls == 2
 
 
+
+
+class Series:
+    """An exchange whose history is candles 0..n-1; each read answers the latest `limit`."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.limits: list[int] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def fetch(self, symbol: str, timeframe: str, since: int | None, limit: int) -> list[Candle]:
+        self.limits.append(limit)
+        await self.gate.wait()
+        return [Candle(symbol, timeframe, t, 1, 1, 1, 1, 1) for t in range(max(0, self.n - limit), self.n)]
+
+
+async def test_a_longer_read_serves_a_shorter_one() -> None:
+    ex = Series(20_000)
+    cache = HistoryCache(ex.fetch)
+    ex.gate.clear()
+    long_read = asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 14_816))
+    await asyncio.sleep(0)
+    short_read = asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 297))  # while the long one is in flight
+    await asyncio.sleep(0)
+    ex.gate.set()
+    long, short = await asyncio.gather(long_read, short_read)
+    assert ex.limits == [14_816]
+    assert [c.open_time for c in short] == list(range(20_000 - 297, 20_000))
+    assert [c.open_time for c in long] == list(range(20_000 - 14_816, 20_000))
+    again = await cache.latest("BTC/USDT:USDT", "1m", 7408)  # after it, while fresh
+    assert ex.limits == [14_816] and [c.open_time for c in again] == list(range(20_000 - 7408, 20_000))
+
+
+async def test_a_shorter_read_does_not_serve_a_longer_one() -> None:
+    ex = Series(20_000)
+    cache = HistoryCache(ex.fetch)
+    assert len(await cache.latest("BTC/USDT:USDT", "1m", 297)) == 297
+    assert len(await cache.latest("BTC/USDT:USDT", "1m", 14_816)) == 14_816
+    assert ex.limits == [297, 14_816]
+    assert len(await cache.latest("BTC/USDT:USDT", "1m", 1000)) == 1000  # the longer one serves it now
+    assert ex.limits == [297, 14_816]

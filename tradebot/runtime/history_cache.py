@@ -4,7 +4,9 @@ Every starting bot reads its market's recent closed candles. On a cold replica w
 that was 1,000 reads through the exchange's rate limit (over 8 minutes on the simulator, though
 most bots share a handful of symbols). Concurrent reads of one (symbol, timeframe) now await a
 single request, and its answer serves later starts for a few seconds; candles closed after it
-reach each bot through its own subscription, which starts right after the last candle it saw.
+reach each bot through its own subscription, which starts right after the last candle it saw
+(the bot decides on those before it trades, see `bot_actor`). Bots of one market with different
+warm-up lengths share too: the longest read in flight or still fresh serves every shorter one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from tradebot.runtime.candles import Candle
 
@@ -20,34 +23,52 @@ Fetch = Callable[[str, str, int | None, int], Awaitable[list[Candle]]]
 FRESH_FOR_S = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    started_at: float
+    limit: int
+    answer: asyncio.Future[list[Candle]]
+
+
 class HistoryCache:
     def __init__(self, fetch: Fetch, *, fresh_for_s: float = FRESH_FOR_S) -> None:
         self._fetch = fetch
         self._fresh_for_s = fresh_for_s
-        self._latest: dict[tuple[str, str, int], tuple[float, asyncio.Future[list[Candle]]]] = {}
+        self._reads: dict[tuple[str, str], list[_Read]] = {}
         self.requests = 0
 
     async def latest(self, symbol: str, timeframe: str, limit: int) -> list[Candle]:
-        """The latest `limit` closed candles, shared with every concurrent or recent caller."""
-        key = (symbol, timeframe, limit)
+        """The latest `limit` closed candles, shared with every concurrent or recent caller.
+
+        A read of more candles serves a shorter one: its last `limit` candles are what a read of
+        `limit` would have returned at that moment.
+        """
+        key = (symbol, timeframe)
         now = time.monotonic()
-        entry = self._latest.get(key)
-        if entry is not None:
-            fetched_at, future = entry
-            if not future.done() or (now - fetched_at < self._fresh_for_s and future.exception() is None):
-                return list(await asyncio.shield(future))
-        future = asyncio.get_running_loop().create_future()
-        self._latest[key] = (now, future)
+        reads = [r for r in self._reads.get(key, []) if self._usable(r, now)]
+        self._reads[key] = reads
+        for read in reads:
+            if read.limit >= limit:
+                return list(await asyncio.shield(read.answer))[-limit:]
+        read = _Read(now, limit, asyncio.get_running_loop().create_future())
+        reads.append(read)
         self.requests += 1
         try:
             candles = await self._fetch(symbol, timeframe, None, limit)
         except BaseException as e:
-            self._latest.pop(key, None)
+            if read in self._reads.get(key, []):
+                self._reads[key].remove(read)
             if isinstance(e, Exception):
-                future.set_exception(e)
-                future.exception()  # retrieved: callers that shared it get it raised themselves
+                read.answer.set_exception(e)
+                read.answer.exception()  # retrieved: callers that shared it get it raised themselves
             else:
-                future.cancel()
+                read.answer.cancel()
             raise
-        future.set_result(candles)
+        read.answer.set_result(candles)
         return list(candles)
+
+    def _usable(self, read: _Read, now: float) -> bool:
+        if not read.answer.done():
+            return True
+        failed = read.answer.cancelled() or read.answer.exception() is not None
+        return not failed and now - read.started_at < self._fresh_for_s
