@@ -214,6 +214,9 @@ class FanOut:
     async def fetch_closed_history(self, symbol: str, timeframe: str, since_ms: int | None, limit: int) -> list[Candle]:
         return [Candle(symbol, timeframe, START + i * MINUTE, 100, 101, 99, 100.0, 1) for i in range(self.warm)]
 
+    def newest_closed(self, subscription: Any) -> int | None:
+        return None  # every candle is offered straight to the sinks
+
     async def round(self, t: int) -> None:
         # As the hub does it: each stream's own task delivers its candle to that stream's
         # subscribers, so the loop sees one batch of wake-ups per symbol, not all at once.

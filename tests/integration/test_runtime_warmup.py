@@ -1,21 +1,35 @@
-"""Warm-up reads are shared: bots of one market taken at once (a failover, a restart) cost one klines
-read between them, whether they start afresh or resume a strategy state a previous owner saved."""
+"""Warm-up: reads are shared (bots of one market taken at once, in a failover or a restart, cost one
+klines read between them, whether they start afresh or resume a strategy state a previous owner
+saved); a bot trades only once it has caught up to the newest closed candle it can see; and a fresh
+warm-up is long enough that the live strategy decides like a backtest over the whole history."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import asyncpg
+import numpy as np
 import pytest
 
-from tests.integration.runtime_helpers import bot_status, candle_rows, create_api_key, create_bot, eventually
-from tests.runtime_fixtures import Trader, manual_simulator
+from tests.integration.runtime_helpers import (
+    MINUTE,
+    START_MS,
+    bot_status,
+    candle_rows,
+    create_api_key,
+    create_bot,
+    eventually,
+    push_and_wait,
+)
+from tests.runtime_fixtures import Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
 from tradebot.config import Secrets
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.runtime.bot_runtime import BotRuntime
+from tradebot.strategies.base import NO_TARGET, Target
 from tradebot.strategies.candles import Candle as StrategyCandle
-from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState, decide
+from tradebot.strategies.ema import ema
+from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState, decide, ema_cross_signals
 
 BOTS = 6
 
@@ -68,3 +82,75 @@ async def test_bots_resuming_a_saved_state_share_one_history_read(
         assert actor.strategy.last_candle_ts == int(rows[-1][0])
     # One warm-up read for all six, and at most the stream's own catch-up besides.
     assert 1 <= len(reads) <= 2, reads
+
+
+async def test_a_bot_starting_on_a_recent_shared_read_never_trades_its_stale_target(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, test_secrets: Secrets,
+) -> None:
+    # A rising market: bot A starts long, and its warm-up read is kept for the market's next starts.
+    rising = candle_rows([100.0 + 2 * i for i in range(20)])
+    await sim.push_klines("BTCUSDT", "1m", rising)
+    history = runtime.ctx.history
+    assert history is not None
+    history._fresh_for_s = 3600.0  # B must start within the read's freshness however slow the machine
+    bot_a = await start_bot(pool, runtime, trader, ema_period=5, allow_short=False)
+    reads = history.requests
+    # The market falls: A goes flat on these closed candles.
+    falling = candle_rows([130.0, 120.0, 110.0, 100.0, 90.0], start_ms=START_MS + 20 * MINUTE)
+    for row in falling:
+        await push_and_wait(runtime, sim, bot_a, row)
+    # B starts on the same market: its warm-up is A's read (target long), the falling candles are newer.
+    creds_b = await sim.create_account({"USDT": 10_000})
+    key_b = await create_api_key(pool, trader.user_id, creds_b, test_secrets)
+    bot_b = await create_bot(pool, trader.user_id, key_b, ema_period=5, allow_short=False)
+    runtime.poke()
+
+    async def b_caught_up() -> bool:
+        actor = runtime.supervisor.actor(bot_b)
+        return (await bot_status(pool, bot_b) == "running" and actor is not None and actor.strategy is not None
+                and actor.strategy.last_candle_ts == int(falling[-1][0]) and len(actor.mailbox) == 0)
+
+    await eventually(b_caught_up, what="bot B to run and catch up to the newest candle")
+    assert history.requests == reads  # B warmed up from the shared read, as the scenario needs
+    actor = runtime.supervisor.actor(bot_b)
+    assert actor is not None and actor.strategy is not None and actor.strategy.target is Target.FLAT
+    # The newest candle says flat: nothing to buy, nothing to sell.
+    assert await sim.orders(creds_b.api_key) == []
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE bot_id = $1", bot_b) == 0
+
+
+def _long_history(n: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [float(x) for x in np.round(100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.001, n))), 2)]
+
+
+@pytest.mark.parametrize("period", [500, 1000])
+async def test_a_fresh_bot_decides_every_later_candle_like_the_full_history_backtest(
+    period: int, runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader,
+) -> None:
+    history_len, later = 16_000, 40
+    closes = _long_history(history_len, seed=period + 1)
+    # Later closes hover around the full-history EMA: a warm-up that left the seed any real weight
+    # would put its EMA on the wrong side of some of them.
+    level = float(ema(np.array(closes), period)[-1])
+    rng = np.random.default_rng(period + 2)
+    closes += [float(x) for x in np.round(level * (1.0 + rng.normal(0.0, 2e-4, later)), 2)]
+    rows = candle_rows(closes, spread=0.0)
+    await sim.push_klines("BTCUSDT", "1m", rows[:history_len])
+    bot = await create_bot(pool, trader.user_id, trader.key_id, ema_period=period, allow_short=True)
+    runtime.poke()
+
+    async def running() -> bool:
+        return await bot_status(pool, bot) == "running"
+
+    await eventually(running, timeout=60.0, what=f"bot {bot} to warm up and run")
+    backtest = ema_cross_signals(np.array(closes), EmaCrossParams(period, allow_short=True)).target
+    mismatches = []
+    for t in range(history_len, history_len + later):
+        await push_and_wait(runtime, sim, bot, rows[t], what=f"a decision on candle {t}")
+        actor = runtime.supervisor.actor(bot)
+        assert actor is not None and actor.strategy is not None
+        expected = None if backtest[t] == NO_TARGET else Target(int(backtest[t]))
+        if actor.strategy.target is not expected:
+            mismatches.append((t, actor.strategy.target, expected))
+    assert mismatches == []

@@ -3,9 +3,12 @@
 Lifecycle of a run (one lease, one fencing token):
   1. load the settings; reconcile orders left pending by a crash (query each client order id);
   2. reconcile the position with the exchange (the exchange wins; a failed report is never "flat");
-  3. set leverage; restore the strategy state or warm it up from closed history;
-  4. subscribe to closed candles; on each one: decide (pure strategy), apply risk rules, trade;
-  5. on Stop: optionally flatten, save everything, status "stopped".
+  3. set leverage; restore the strategy state or warm it up from closed history (as many candles as
+     the strategy says its state needs to equal the full-history one);
+  4. subscribe to closed candles and decide on those newer than the warm-up without trading; once
+     caught up to the newest closed candle in sight, take the position of the current target;
+  5. on each later closed candle: decide (pure strategy), apply risk rules, trade;
+  6. on Stop: optionally flatten, save everything, status "stopped".
 Only this task changes the bot's state; everyone else sends it a message. Every database write
 goes through `bot_store.fenced`, so a run whose lease was taken over cannot write or trade.
 """
@@ -46,13 +49,14 @@ from tradebot.runtime.risk import (
 from tradebot.runtime.state_writer import Snapshot, StateWriter
 from tradebot.strategies.base import Target
 from tradebot.strategies.candles import Candle as StrategyCandle
-from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState, decide
+from tradebot.strategies.ema_cross import EMA_CROSS, EmaCrossParams, EmaCrossState, decide
 
 log = logging.getLogger(__name__)
 
-# Closed candles read to seed the EMA: one page (ccxt trims binance pages to 1000, and 1000 costs
-# half the request weight of 1500), which is 5x the longest EMA period allowed.
-WARMUP_CANDLES = 1000
+# Closed candles read in one go to close a gap after a saved state (one page: ccxt trims binance
+# pages to 1000); the subscription's catch-up brings the rest. A fresh start reads what the strategy
+# asks for (`Strategy.warmup_candles`), page after page.
+GAP_READ_CANDLES = 1000
 STATE_SAVE_INTERVAL_S = 30.0
 SUBSCRIBE_TIMEOUT_S = 10.0  # the strategy state is also saved with every trade and at stop
 
@@ -67,6 +71,10 @@ class MarketData(Protocol):
     async def fetch_closed_history(
         self, symbol: str, timeframe: str, since_ms: int | None, limit: int
     ) -> list[Candle]: ...
+
+    def newest_closed(self, subscription: Any) -> int | None:
+        """Open time of the newest closed candle the subscription's stream holds (delivered or not)."""
+        ...
 
 
 class BotStopped(Exception):
@@ -120,6 +128,10 @@ class BotActor:
         self._subscription: Any = None
         self.decisions = 0
         self.last_close: float | None = None
+        # Between a warm-up and the newest closed candle in sight the actor decides without trading:
+        # a decision that a newer candle it can already see would change is never traded on.
+        self._catching_up = False
+        self._follow_when_caught_up = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -190,9 +202,10 @@ class BotActor:
         )
         log.info("bot running", extra={"bot_id": self.bot_id, "fence": self.lease.fence, "status": self.status})
         # The position follows the target: after a restart (a crash may have interrupted a decision)
-        # or a start with history, catch up now rather than at the next change of signal.
-        if self.status == "running" and self.strategy is not None and self.last_close is not None:
-            await self._follow(self.strategy.target, self.strategy.seq, self.last_close)
+        # or a start with history, catch up now rather than at the next change of signal; but only
+        # once the candles newer than the warm-up (a shared read may be seconds old) are decided on.
+        self._catch_up(follow=True)
+        await self._follow_once_caught_up()
 
     async def _stop(self, stop: Stop) -> None:
         self._unsubscribe()
@@ -291,16 +304,18 @@ class BotActor:
         # after the last candle seen), not while already subscribed (a reconfiguration). It serves a
         # saved state too when it reaches back to that state's next candle: bots taken over together
         # (a failover, a restart) then cost one read per market instead of one each.
+        warmup = EMA_CROSS.warmup_candles(params)
         history: list[Candle] | None = None
         if shared and self.ctx.history is not None:
-            latest = await self.ctx.history.latest(config.symbol, config.timeframe, WARMUP_CANDLES)
+            latest = await self.ctx.history.latest(config.symbol, config.timeframe, warmup)
             if since is None:
                 history = latest
             elif latest and latest[0].open_time <= since:
                 history = [c for c in latest if c.open_time >= since]
         if history is None:
-            history = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
-                                                                      WARMUP_CANDLES)
+            history = await self.ctx.market_data.fetch_closed_history(
+                config.symbol, config.timeframe, since, warmup if since is None else GAP_READ_CANDLES
+            )
         for candle in history:
             if state.last_candle_ts is None or candle.open_time > state.last_candle_ts:
                 _, state = decide(_strategy_candle(candle), state, params)
@@ -326,13 +341,23 @@ class BotActor:
     # ------------------------------------------------------------------ candles
 
     async def _on_candle(self, candle: Candle) -> None:
-        assert self.strategy is not None and self.params is not None
+        if self._is_next(candle):
+            await self._decide(candle)
+        if self._catching_up:
+            await self._follow_once_caught_up()
+
+    def _is_next(self, candle: Candle) -> bool:
+        assert self.strategy is not None
         config = self._config()
         if candle.symbol != config.symbol or candle.timeframe != config.timeframe or not candle.closed:
-            return  # a leftover from before a reconfiguration
+            return False  # a leftover from before a reconfiguration
         last = self.strategy.last_candle_ts
-        if last is not None and candle.open_time <= last:
-            return  # already decided on (a replay after a reconnect)
+        return last is None or candle.open_time > last  # else already decided on (a replay)
+
+    async def _decide(self, candle: Candle) -> None:
+        assert self.strategy is not None and self.params is not None
+        config = self._config()
+        last = self.strategy.last_candle_ts
         step = timeframe_ms(config.timeframe)
         if last is not None and candle.open_time > last + step:
             await self._backfill(last + step, candle.open_time)
@@ -340,12 +365,40 @@ class BotActor:
         decision, self.strategy = decide(_strategy_candle(candle), self.strategy, self.params)
         self.last_close = candle.close
         self._roll_day(self.ctx.clock.now_ms())
-        traded = await self._act(candle, decision.target, decision.seq)
+        if self._catching_up:
+            traded = False
+            self._follow_when_caught_up = True  # a candle after the warm-up: its target is due
+        else:
+            traded = await self._act(candle, decision.target, decision.seq)
         self.decisions += 1
         self.ctx.counters.decisions += 1
         self.ctx.counters.decision_seconds += time.perf_counter() - started
         if not traded and self.ctx.state_writer is not None:
             self._snapshot()
+
+    def _catch_up(self, *, follow: bool) -> None:
+        """From now on decide without trading until no newer closed candle is in sight; then follow
+        the target if `follow` (a start) or if any candle was decided meanwhile."""
+        self._catching_up = True
+        self._follow_when_caught_up = follow
+
+    async def _follow_once_caught_up(self) -> None:
+        """Ends the catch-up once the newest closed candle in sight is decided on, and follows the
+        target then: the mailbox's queued candles and those the hub holds for the stream come first,
+        as trading on an older decision would be a round trip (two fees, slippage) for nothing."""
+        if self.mailbox.queued_candles or self._stream_is_ahead():
+            return  # the main loop decides on them, then comes back here
+        self._catching_up = False
+        follow, self._follow_when_caught_up = self._follow_when_caught_up, False
+        if follow and self.status == "running" and self.strategy is not None and self.last_close is not None:
+            await self._follow(self.strategy.target, self.strategy.seq, self.last_close)
+
+    def _stream_is_ahead(self) -> bool:
+        if self._subscription is None or self.strategy is None:
+            return False
+        newest = self.ctx.market_data.newest_closed(self._subscription)
+        last = self.strategy.last_candle_ts
+        return newest is not None and (last is None or newest > last)
 
     def _snapshot(self) -> None:
         """Hand the indicator state to the batch writer (written within a second, fenced)."""
@@ -363,8 +416,9 @@ class BotActor:
         """Decide on the candles we missed (without trading on stale prices) before the new one."""
         assert self.strategy is not None and self.params is not None
         config = self._config()
+        step = timeframe_ms(config.timeframe)
         missed = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
-                                                                 WARMUP_CANDLES)
+                                                                 max(1, (until - since) // step))
         for c in missed:
             if c.open_time >= until:
                 break
@@ -577,17 +631,25 @@ class BotActor:
         if config is None or config.deleted or not config.is_active:
             return  # a stop or delete command follows
         self.config = config
+        rewarmed = False
         if (config.symbol, config.timeframe) != (old.symbol, old.timeframe):
             self._unsubscribe()
             await self._warm_up(None)
             await self._subscribe()
+            rewarmed = True
         elif (config.ema_period, config.allow_short) != (old.ema_period, old.allow_short):
             # A new period changes the indicator from its seed on: recompute it over history.
             await self._warm_up(None)
+            rewarmed = True
         if config.leverage != old.leverage:
             await self._apply_leverage(None)
         await self._save({**self._strategy_fields()})
         log.info("bot reconfigured", extra={"bot_id": self.bot_id})
+        if rewarmed:
+            # The new settings take effect at the next candle; candles that closed during the
+            # warm-up's read are decided on first, and only the newest is traded on.
+            self._catch_up(follow=self._follow_when_caught_up and self._catching_up)
+            await self._follow_once_caught_up()
 
     # ------------------------------------------------------------------ plumbing
 

@@ -68,5 +68,10 @@ class Mailbox:
             self._ready.clear()
             await self._ready.wait()
 
+    @property
+    def queued_candles(self) -> int:
+        """Candles waiting behind the commands (the actor decides on them before trading at start)."""
+        return len(self._candles)
+
     def __len__(self) -> int:
         return len(self._commands) + len(self._candles)

@@ -265,6 +265,18 @@ class MarketDataHub:
         if not task.cancelled() and task.exception() is not None:
             log.error("market-data stream %s failed", key, exc_info=task.exception())
 
+    def newest_closed(self, subscription: Subscription) -> int | None:
+        """Open time of the newest closed candle the hub holds for this subscription's stream, whether
+        delivered already or still waiting to be (None when it has none). A subscriber whose last
+        candle is older has more coming, and should not act on its older view meanwhile."""
+        stream = self._streams.get(subscription.key)
+        if stream is None:
+            return None
+        waiting = max((c.open_time for c in stream.pending), default=None)
+        if stream.cursor is None or waiting is None:
+            return waiting if stream.cursor is None else stream.cursor
+        return max(stream.cursor, waiting)
+
     @property
     def subscribe_messages(self) -> int:
         """SUBSCRIBE messages sent to the exchanges so far (batched: one may carry many streams)."""
