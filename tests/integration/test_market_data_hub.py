@@ -402,3 +402,18 @@ async def test_close_cancels_and_awaits_every_task(simulator: RunningSimulator, 
     with pytest.raises(RuntimeError):
         hub.subscribe(BTC, "1m", BoundedCandleQueue())
     await hub.close()  # idempotent
+
+
+async def test_newest_closed_is_the_streams_newest_candle(hub: MarketDataHub, sim: SimControl) -> None:
+    q = BoundedCandleQueue(maxsize=100)
+    sub = hub.subscribe(SOL, "1m", q)
+    await all_live([sub])
+    pushed = await Pusher(sim, past_start()).push(SOL, 3)
+
+    async def delivered() -> bool:
+        return len(q) == 3
+
+    await eventually(delivered)
+    assert hub.newest_closed(sub) == pushed[-1]
+    hub.unsubscribe(sub)
+    assert hub.newest_closed(sub) is None  # no stream: nothing the subscriber is owed
