@@ -103,6 +103,18 @@ async def test_mailbox_serves_commands_before_candles_and_never_drops_them() -> 
     assert [c.open_time for c in got[2:]] == [120_000, 180_000]  # type: ignore[union-attr]
 
 
+async def test_mailbox_counts_the_candles_queued_behind_its_commands() -> None:
+    box = Mailbox()
+    box.send(Tick())
+    assert box.queued_candles == 0
+    box.offer(_candle(1))
+    box.offer(_candle(2))
+    assert box.queued_candles == 2 and len(box) == 3
+    await box.get()  # the tick
+    await box.get()
+    assert box.queued_candles == 1
+
+
 async def test_mailbox_coalesces_ticks_and_wakes_a_waiting_reader() -> None:
     box = Mailbox()
     reader = asyncio.create_task(box.get())

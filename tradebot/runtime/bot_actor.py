@@ -418,7 +418,7 @@ class BotActor:
         config = self._config()
         step = timeframe_ms(config.timeframe)
         missed = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
-                                                                 max(1, (until - since) // step))
+                                                                 (until - since) // step + 1)
         for c in missed:
             if c.open_time >= until:
                 break
