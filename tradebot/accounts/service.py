@@ -27,6 +27,7 @@ from tradebot.accounts.errors import (
 from tradebot.accounts.revocations import RevocationStore
 from tradebot.accounts.users import DuplicateEmail, User, UserRepository
 from tradebot.security.mailer import Mailer
+from tradebot.security.password_policy import PasswordPolicy
 from tradebot.security.passwords import PasswordHasher
 from tradebot.security.rate_limit import Decision, Limit, RateLimiter
 from tradebot.security.tokens import InvalidToken, IssuedToken, TokenCodec
@@ -76,6 +77,7 @@ class AccountService:
         redis: aioredis.Redis,
         redis_prefix: str,
         hasher: PasswordHasher,
+        policy: PasswordPolicy,
         tokens: TokenCodec,
         limiter: RateLimiter,
         mailer: Mailer,
@@ -85,6 +87,7 @@ class AccountService:
         self._users = UserRepository(pool)
         self._revocations = RevocationStore(pool, redis, redis_prefix)
         self._hasher = hasher
+        self._policy = policy
         self._tokens = tokens
         self._limiter = limiter
         self._mailer = mailer
@@ -107,6 +110,7 @@ class AccountService:
     async def register(self, email: str, password: str, *, client_ip: str) -> User:
         email = normalize_email(email)
         await self._limit(self._limits.register_per_ip, client_ip)
+        self._policy.check(password, email)
         password_hash = await self._hasher.hash(password)
         try:
             user = await self._users.create(email, password_hash)
@@ -173,6 +177,7 @@ class AccountService:
         creds = await self._users.credentials_by_id(user_id)
         if creds is None or not creds.is_active:
             raise InvalidCredentials
+        self._policy.check(new_password, creds.email)
         # A stolen token must not become a password-guessing oracle: same budget of failures as logins.
         counted = await self._limit(self._limits.login_per_account, f"user:{user_id}")
         if not (await self._hasher.verify(creds.password_hash, current_password)).ok:
@@ -231,9 +236,16 @@ class AccountService:
         user_part, _, secret_part = token.partition(".")
         if not (user_part.isascii() and user_part.isdigit() and int(user_part) < 2**63 and secret_part):
             raise InvalidResetToken
-        new_hash = await self._hasher.hash(new_password)
-        email = await self._users.consume_reset_token(int(user_part), hash_reset_token(token), new_hash)
-        if email is None:
+        user_id, token_hash = int(user_part), hash_reset_token(token)
+        # The token first: the email rule must not tell a caller without a valid token whose email
+        # an account id has.
+        owner = await self._users.reset_token_owner(user_id, token_hash)
+        if owner is None:
             raise InvalidResetToken
-        log.info("password reset; earlier tokens revoked", extra={"user_id": int(user_part)})
+        self._policy.check(new_password, owner)
+        new_hash = await self._hasher.hash(new_password)
+        email = await self._users.consume_reset_token(user_id, token_hash, new_hash)
+        if email is None:
+            raise InvalidResetToken  # used or expired meanwhile
+        log.info("password reset; earlier tokens revoked", extra={"user_id": user_id})
         self._notify_password_changed(email)
