@@ -26,6 +26,7 @@ from tradebot.accounts.errors import (
 )
 from tradebot.accounts.revocations import RevocationStore
 from tradebot.accounts.users import DuplicateEmail, User, UserRepository
+from tradebot.security.known_addresses import KnownAddresses
 from tradebot.security.mailer import Mailer
 from tradebot.security.password_policy import PasswordPolicy
 from tradebot.security.passwords import PasswordHasher
@@ -35,26 +36,54 @@ from tradebot.security.tokens import InvalidToken, IssuedToken, TokenCodec
 log = logging.getLogger(__name__)
 
 RESET_TOKEN_TTL = dt.timedelta(minutes=30)
-# Mail to one address: at most 3 reset mails per 15 minutes, whoever asks.
-RESET_PER_EMAIL = Limit("reset-email", 3, 15 * 60)
+# Reset mails to one email: 3 per 15 minutes asked from one address, 10 from all addresses together.
+# One address refills at 3 per 15 minutes, below the ceiling's 10, so it never reaches the ceiling:
+# it cannot stop the owner asking from elsewhere.
+RESET_PER_EMAIL_ADDRESS = Limit("reset-email-address", 3, 15 * 60)
+RESET_PER_EMAIL = Limit("reset-email", 10, 15 * 60)
+LOGIN_PER_ACCOUNT_ADDRESS_HOURLY = Limit("login-account-address-hour", 30, 3600)
+LOGIN_ACCOUNT_CEILING = Limit("login-account", 100, 3600)
 
 
 @dataclass(frozen=True, slots=True)
 class AuthLimits:
+    """Failed logins count per address, per (account, address) per minute and per hour, and per
+    account over all addresses (the ceiling); reset requests per address, per (email, address) and
+    per email. A ceiling refills faster than one address's own budget does, so no single address
+    can reach it; addresses that signed in to the account before skip it (KnownAddresses)."""
+
     login_per_ip: Limit
-    login_per_account: Limit
+    login_per_account: Limit  # per (account, address), the short window
     register_per_ip: Limit
     reset_per_ip: Limit
+    login_per_account_address: Limit = LOGIN_PER_ACCOUNT_ADDRESS_HOURLY
+    login_account_ceiling: Limit = LOGIN_ACCOUNT_CEILING
+    reset_per_email_address: Limit = RESET_PER_EMAIL_ADDRESS
     reset_per_email: Limit = RESET_PER_EMAIL
 
     @classmethod
-    def per_minute(cls, *, login_ip: int, login_account: int, register_ip: int, reset_ip: int) -> AuthLimits:
+    def per_minute(
+        cls,
+        *,
+        login_ip: int,
+        login_account: int,
+        register_ip: int,
+        reset_ip: int,
+        login_account_address_per_hour: int = 30,
+        login_account_ceiling_per_hour: int = 100,
+    ) -> AuthLimits:
         return cls(
             login_per_ip=Limit("login-ip", login_ip, 60),
-            login_per_account=Limit("login-account", login_account, 60),
+            login_per_account=Limit("login-account-address", login_account, 60),
             register_per_ip=Limit("register-ip", register_ip, 60),
             reset_per_ip=Limit("reset-ip", reset_ip, 60),
+            login_per_account_address=Limit("login-account-address-hour", login_account_address_per_hour, 3600),
+            login_account_ceiling=Limit("login-account", login_account_ceiling_per_hour, 3600),
         )
+
+
+def _pair(account: str, client_ip: str) -> str:
+    return f"{account}\n{client_ip}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +119,7 @@ class AccountService:
         self._policy = policy
         self._tokens = tokens
         self._limiter = limiter
+        self._known = KnownAddresses(redis, redis_prefix)
         self._mailer = mailer
         self._limits = limits
         self._public_url = public_url.rstrip("/")
@@ -104,6 +134,14 @@ class AccountService:
     async def _limit(self, limit: Limit, subject: str) -> Decision:
         decision = await self._limiter.hit(limit, subject)
         if not decision.allowed:
+            raise RateLimited(decision.retry_after_s)
+        return decision
+
+    async def _ceiling(self, limit: Limit, account: str, client_ip: str) -> Decision:
+        """Count against an account's ceiling over all addresses; an address that signed in to the
+        account before is not refused by it (it still has its own per-address budget)."""
+        decision = await self._limiter.hit(limit, account)
+        if not decision.allowed and not await self._known.is_known(account, client_ip):
             raise RateLimited(decision.retry_after_s)
         return decision
 
@@ -129,8 +167,15 @@ class AccountService:
         # The limits count failed attempts. Each attempt is counted before any hashing (so a flood
         # costs us no argon2 time and concurrent guesses cannot slip past) and given back if it
         # succeeds, so signing in often never locks anybody out.
-        per_ip = await self._limit(self._limits.login_per_ip, client_ip)
-        per_account = await self._limit(self._limits.login_per_account, email)
+        # An attempt refused by a narrower limit is not counted by the wider ones, so what reaches
+        # an account's ceiling is only what got through to a password check.
+        limits, pair = self._limits, _pair(email, client_ip)
+        counted = [
+            (limits.login_per_ip, client_ip, await self._limit(limits.login_per_ip, client_ip)),
+            (limits.login_per_account, pair, await self._limit(limits.login_per_account, pair)),
+            (limits.login_per_account_address, pair, await self._limit(limits.login_per_account_address, pair)),
+            (limits.login_account_ceiling, email, await self._ceiling(limits.login_account_ceiling, email, client_ip)),
+        ]
         creds = await self._users.credentials_by_email(email) if well_formed else None
         if creds is None:
             await self._hasher.verify_dummy(password)
@@ -139,8 +184,10 @@ class AccountService:
         if not result.ok or not creds.is_active:
             log.info("login refused", extra={"user_id": creds.id})
             raise InvalidCredentials
-        await self._limiter.refund(self._limits.login_per_ip, client_ip, per_ip)
-        await self._limiter.refund(self._limits.login_per_account, email, per_account)
+        for limit, subject, decision in counted:
+            if decision.allowed:  # a known address past the ceiling was not counted there
+                await self._limiter.refund(limit, subject, decision)
+        await self._known.remember(email, client_ip)
         if result.needs_rehash:
             new_hash = await self._hasher.hash(password)
             await self._users.replace_hash_if_unchanged(creds.id, creds.password_hash, new_hash)
@@ -193,7 +240,8 @@ class AccountService:
         """Same answer, and nearly the same work, whether or not the email has an account."""
         email = normalize_email(email)
         await self._limit(self._limits.reset_per_ip, client_ip)
-        await self._limit(self._limits.reset_per_email, email)
+        await self._limit(self._limits.reset_per_email_address, _pair(email, client_ip))
+        await self._ceiling(self._limits.reset_per_email, email, client_ip)
         creds = await self._users.credentials_by_email(email)
         # The user id in front lets confirm find the row by primary key; the random part is the
         # secret, and only its hash is stored.

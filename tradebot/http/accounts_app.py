@@ -116,6 +116,8 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
             login_account=settings.auth_login_per_account_per_min,
             register_ip=settings.auth_register_per_ip_per_min,
             reset_ip=settings.auth_reset_per_ip_per_min,
+            login_account_address_per_hour=settings.auth_login_per_account_address_per_hour,
+            login_account_ceiling_per_hour=settings.auth_login_account_ceiling_per_hour,
         ),
         public_url=settings.public_url,
     )
