@@ -11,7 +11,9 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -123,13 +125,15 @@ class AccountService:
         self._mailer = mailer
         self._limits = limits
         self._public_url = public_url.rstrip("/")
-        # Reset mails go out after the response, so its timing does not tell whether the email has
-        # an account; these tasks are awaited on close.
-        self._mail_tasks: set[asyncio.Task[None]] = set()
+        # Work done after the response (reset tokens, mails), so its timing tells nothing about
+        # which emails have accounts; awaited on close.
+        self._background: set[asyncio.Task[None]] = set()
+        self._reset_order = asyncio.Lock()
 
     async def close(self) -> None:
-        if self._mail_tasks:
-            await asyncio.wait(self._mail_tasks, timeout=30)
+        """Wait for the work in flight (the service stays usable)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=30)
 
     async def _limit(self, limit: Limit, subject: str) -> Decision:
         decision = await self._limiter.hit(limit, subject)
@@ -237,22 +241,31 @@ class AccountService:
         self._notify_password_changed(creds.email)
 
     async def request_password_reset(self, email: str, *, client_ip: str) -> None:
-        """Same answer, and nearly the same work, whether or not the email has an account."""
+        """Same answer after the same work whether or not the email has an account: only the rate
+        limits (which count unknown emails alike) run before the answer; looking the account up,
+        storing the token and mailing it happen after it, in the background."""
         email = normalize_email(email)
         await self._limit(self._limits.reset_per_ip, client_ip)
         await self._limit(self._limits.reset_per_email_address, _pair(email, client_ip))
         await self._ceiling(self._limits.reset_per_email, email, client_ip)
-        creds = await self._users.credentials_by_email(email)
-        # The user id in front lets confirm find the row by primary key; the random part is the
-        # secret, and only its hash is stored.
-        token = f"{creds.id if creds else 0}.{secrets.token_urlsafe(32)}"
-        # The same statement runs either way (for no row when there is no account), so the answer
-        # takes as long for an unknown email as for a known one; the mail goes out afterwards.
-        await self._users.store_reset_token(creds.id if creds else 0, hash_reset_token(token), RESET_TOKEN_TTL)
+        self._in_background(self._issue_reset_token(email), "password-reset")
+
+    async def _issue_reset_token(self, email: str) -> None:
+        try:
+            # In request order on this replica, so the latest request's link is the one stored.
+            async with self._reset_order:
+                creds = await self._users.credentials_by_email(email)
+                # The user id in front lets confirm find the row by primary key; the random part
+                # is the secret, and only its hash is stored.
+                token = f"{creds.id if creds else 0}.{secrets.token_urlsafe(32)}"
+                await self._users.store_reset_token(creds.id if creds else 0, hash_reset_token(token), RESET_TOKEN_TTL)
+        except Exception as e:  # nobody waits for this answer; the user can ask again
+            log.error("password reset token not stored", extra={"error": type(e).__name__})
+            return
         if creds is None or not creds.is_active:
             return
         link = f"{self._public_url}/reset-password?token={token}"
-        self._mail_later(
+        await self._send_mail(
             creds.email,
             "Reset your tradebot password",
             "Someone asked to reset the password of your tradebot account.\n\n"
@@ -260,10 +273,13 @@ class AccountService:
             "The link works once. If you did not ask for this, ignore this mail.\n",
         )
 
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _mail_later(self, to: str, subject: str, body: str) -> None:
-        task = asyncio.create_task(self._send_mail(to, subject, body), name="account-mail")
-        self._mail_tasks.add(task)
-        task.add_done_callback(self._mail_tasks.discard)
+        self._in_background(self._send_mail(to, subject, body), "account-mail")
 
     async def _send_mail(self, to: str, subject: str, body: str) -> None:
         try:
