@@ -249,3 +249,16 @@ async def test_without_redis_one_address_still_cannot_lock_the_owner_out(make_cl
         await problem(await attempt(client, email, **ATTACKER), 401)
     await assert_429(await attempt(client, email, PASSWORD, **ATTACKER))  # local, not failed open
     assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200
+
+
+async def test_without_redis_the_ceiling_and_known_addresses_are_local(make_client: MakeClient) -> None:
+    client = await make_client(redis=UNREACHABLE_REDIS, **TRUSTING, auth_login_per_account_per_min=2,
+                               auth_login_per_account_address_per_hour=2, auth_login_account_ceiling_per_hour=3)
+    email = new_email()
+    await register(client, email)
+    assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200
+    for n in range(3):
+        for _ in range(2):
+            await attempt(client, email, **{"X-Forwarded-For": f"203.0.113.{20 + n}"})
+    await assert_429(await attempt(client, email, PASSWORD, **{"X-Forwarded-For": "192.0.2.1"}))
+    assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200
