@@ -124,6 +124,8 @@ async def main(args: argparse.Namespace) -> None:
         # The bench logs in from one address far faster than any person: lift the limits.
         "TRADEBOT_AUTH_LOGIN_PER_IP_PER_MIN": "1000000",
         "TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_PER_MIN": "1000000",
+        "TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_ADDRESS_PER_HOUR": "1000000",
+        "TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR": "10000000",
     }
     await ensure_database(db_url)
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load

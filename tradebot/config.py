@@ -61,10 +61,15 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=2, ge=1, le=100)
     db_pool_max: int = Field(default=20, ge=1, le=500)
 
-    # Auth rate limits per minute (GCRA: the whole count may come at once, then it refills). Logins
-    # count failed attempts only; registrations and reset requests count every request.
+    # Auth rate limits (GCRA: the whole count may come at once, then it refills). Logins count failed
+    # attempts only; registrations and reset requests count every request. A failed login counts
+    # against its address, against the (account, address) pair per minute and per hour, and against
+    # the account's ceiling over all addresses, which addresses that signed in to it before skip:
+    # one address can lock only itself out (README "Security").
     auth_login_per_ip_per_min: int = Field(default=30, ge=1, le=1_000_000)
-    auth_login_per_account_per_min: int = Field(default=10, ge=1, le=1_000_000)
+    auth_login_per_account_per_min: int = Field(default=10, ge=1, le=1_000_000)  # per account and address
+    auth_login_per_account_address_per_hour: int = Field(default=30, ge=1, le=1_000_000)
+    auth_login_account_ceiling_per_hour: int = Field(default=100, ge=2, le=10_000_000)
     auth_register_per_ip_per_min: int = Field(default=100, ge=1, le=1_000_000)
     auth_reset_per_ip_per_min: int = Field(default=20, ge=1, le=1_000_000)
     # Base of links sent by mail (password reset): configured, never taken from a request's Host.
@@ -152,6 +157,15 @@ class Settings(BaseSettings):
     def _faults_only_in_tests(self) -> Settings:
         if self.fault_crash_at and self.env != "test":
             raise ValueError("TRADEBOT_FAULT_CRASH_AT is only allowed with TRADEBOT_ENV=test")
+        return self
+
+    @model_validator(mode="after")
+    def _one_address_stays_below_the_ceiling(self) -> Settings:
+        if self.auth_login_account_ceiling_per_hour <= self.auth_login_per_account_address_per_hour:
+            raise ValueError(
+                "TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR must be more than"
+                " TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_ADDRESS_PER_HOUR (one address must not reach it)"
+            )
         return self
 
     @model_validator(mode="after")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +171,94 @@ async def test_the_redis_script_refills_at_the_limits_rate(redis_client: aioredi
     [key] = [k async for k in redis_client.scan_iter(match=f"{redis_prefix}:ratelimit:direct:*")]
     assert 0 < await redis_client.pttl(key) <= 60_000  # the bucket expires once it is full again
     assert not limiter.degraded
+
+
+# Issue #14 item 6: a guesser, or a reset flood, from one address must not lock the owner out.
+TRUSTING = {"trusted_proxies": "127.0.0.1,::1"}
+ATTACKER = {"X-Forwarded-For": "203.0.113.66"}
+OWNER = {"X-Forwarded-For": "198.51.100.7"}
+
+
+async def test_a_guesser_from_one_address_cannot_lock_the_owner_out(make_client: MakeClient) -> None:
+    client = await make_client(**TRUSTING)  # the default limits
+    email = new_email()
+    await register(client, email)
+    through = refused = 0
+    owner = []
+    started = time.monotonic()
+    for i in range(60):  # as fast as the server answers (the audit sent one every 1.5 s)
+        r = await attempt(client, email, **ATTACKER)
+        if r.status == 401:
+            through += 1  # reached the password check
+        else:
+            await assert_429(r)
+            refused += 1
+        if i % 20 == 19:  # the owner signs in from another address while the attack runs
+            owner.append((await attempt(client, email, PASSWORD, **OWNER)).status)
+    elapsed = time.monotonic() - started
+    print(f"\nattacker: {through} of 60 guesses reached the password check in {elapsed:.1f} s "
+          f"({through / elapsed * 60:.1f}/min), {refused} got 429; owner's logins meanwhile: {owner}")
+    assert owner == [200, 200, 200]
+    # The pair's burst (10), plus its refill while the attack ran (one per 6 s).
+    assert refused > 0 and through <= 10 + elapsed / 6 + 1
+
+
+async def test_the_account_ceiling_bounds_many_addresses_but_not_a_known_one(make_client: MakeClient) -> None:
+    client = await make_client(**TRUSTING, auth_login_per_account_per_min=3,
+                               auth_login_per_account_address_per_hour=3, auth_login_account_ceiling_per_hour=5)
+    email = new_email()
+    await register(client, email)
+    assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200  # the owner's address is now known
+    through = 0
+    for n in range(4):
+        for _ in range(3):
+            r = await attempt(client, email, **{"X-Forwarded-For": f"203.0.113.{10 + n}"})
+            through += r.status == 401
+    assert through == 5  # the ceiling: no more guesses at this account from anywhere
+    await assert_429(await attempt(client, email, PASSWORD, **{"X-Forwarded-For": "192.0.2.1"}))
+    assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200
+
+
+async def test_a_reset_flood_from_one_address_does_not_block_the_owner(
+    make_client: MakeClient, settings: Settings
+) -> None:
+    assert settings.outbox_dir is not None
+    client = await make_client(**TRUSTING)
+    email = new_email()
+    await register(client, email)
+    url = "/api/v1/auth/password-reset/request"
+    flood = [(await client.post(url, json={"email": email}, headers=ATTACKER)).status for _ in range(12)]
+    assert flood == [202] * 3 + [429] * 9
+    r = await client.post(url, json={"email": email}, headers=OWNER)
+    assert r.status == 202, await r.text()
+    deadline = time.monotonic() + 10
+    while len(mails_to(settings.outbox_dir, email)) < 4:
+        assert time.monotonic() < deadline, "the owner's reset mail did not arrive"
+        await asyncio.sleep(0.05)
+
+
+def mails_to(folder: Path, address: str) -> list[Path]:
+    return [f for f in folder.glob("*.eml") if f"To: {address}" in f.read_text(encoding="ascii")]
+
+
+async def test_without_redis_one_address_still_cannot_lock_the_owner_out(make_client: MakeClient) -> None:
+    client = await make_client(redis=UNREACHABLE_REDIS, auth_login_per_account_per_min=3, **TRUSTING)
+    email = new_email()
+    await register(client, email)
+    for _ in range(3):
+        await problem(await attempt(client, email, **ATTACKER), 401)
+    await assert_429(await attempt(client, email, PASSWORD, **ATTACKER))  # local, not failed open
+    assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200
+
+
+async def test_without_redis_the_ceiling_and_known_addresses_are_local(make_client: MakeClient) -> None:
+    client = await make_client(redis=UNREACHABLE_REDIS, **TRUSTING, auth_login_per_account_per_min=2,
+                               auth_login_per_account_address_per_hour=2, auth_login_account_ceiling_per_hour=3)
+    email = new_email()
+    await register(client, email)
+    assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200
+    for n in range(3):
+        for _ in range(2):
+            await attempt(client, email, **{"X-Forwarded-For": f"203.0.113.{20 + n}"})
+    await assert_429(await attempt(client, email, PASSWORD, **{"X-Forwarded-For": "192.0.2.1"}))
+    assert (await attempt(client, email, PASSWORD, **OWNER)).status == 200

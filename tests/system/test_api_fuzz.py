@@ -80,6 +80,8 @@ def live_api(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPat
             # Logouts log in again for a fresh token; the limits themselves are tested elsewhere.
             "TRADEBOT_AUTH_LOGIN_PER_IP_PER_MIN": "100000",
             "TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_PER_MIN": "100000",
+            "TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_ADDRESS_PER_HOUR": "100000",
+            "TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR": "1000000",
         }
         try:
             with tradebot_run(env, tmp) as replica:

@@ -23,6 +23,8 @@ from tradebot.config import ConfigError, Settings, load_settings, resolve_secret
         ("TRADEBOT_LEASE_TTL_MS", "soon", "TRADEBOT_LEASE_TTL_MS: Input should be a valid integer"),
         ("TRADEBOT_LOG_LEVEL", "LOUD", "TRADEBOT_LOG_LEVEL: must be DEBUG, INFO, WARNING or ERROR"),
         ("TRADEBOT_RENEW_INTERVAL_MS", "4000", "TRADEBOT_RENEW_INTERVAL_MS must be at most half"),
+        ("TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR", "30",
+         "TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR must be more than TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_ADDRESS"),
     ],
 )
 def test_invalid_variable_names_itself(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:

@@ -11,7 +11,9 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -26,7 +28,9 @@ from tradebot.accounts.errors import (
 )
 from tradebot.accounts.revocations import RevocationStore
 from tradebot.accounts.users import DuplicateEmail, User, UserRepository
+from tradebot.security.known_addresses import KnownAddresses
 from tradebot.security.mailer import Mailer
+from tradebot.security.password_policy import PasswordPolicy
 from tradebot.security.passwords import PasswordHasher
 from tradebot.security.rate_limit import Decision, Limit, RateLimiter
 from tradebot.security.tokens import InvalidToken, IssuedToken, TokenCodec
@@ -34,26 +38,54 @@ from tradebot.security.tokens import InvalidToken, IssuedToken, TokenCodec
 log = logging.getLogger(__name__)
 
 RESET_TOKEN_TTL = dt.timedelta(minutes=30)
-# Mail to one address: at most 3 reset mails per 15 minutes, whoever asks.
-RESET_PER_EMAIL = Limit("reset-email", 3, 15 * 60)
+# Reset mails to one email: 3 per 15 minutes asked from one address, 10 from all addresses together.
+# One address refills at 3 per 15 minutes, below the ceiling's 10, so it never reaches the ceiling:
+# it cannot stop the owner asking from elsewhere.
+RESET_PER_EMAIL_ADDRESS = Limit("reset-email-address", 3, 15 * 60)
+RESET_PER_EMAIL = Limit("reset-email", 10, 15 * 60)
+LOGIN_PER_ACCOUNT_ADDRESS_HOURLY = Limit("login-account-address-hour", 30, 3600)
+LOGIN_ACCOUNT_CEILING = Limit("login-account", 100, 3600)
 
 
 @dataclass(frozen=True, slots=True)
 class AuthLimits:
+    """Failed logins count per address, per (account, address) per minute and per hour, and per
+    account over all addresses (the ceiling); reset requests per address, per (email, address) and
+    per email. A ceiling refills faster than one address's own budget does, so no single address
+    can reach it; addresses that signed in to the account before skip it (KnownAddresses)."""
+
     login_per_ip: Limit
-    login_per_account: Limit
+    login_per_account: Limit  # per (account, address), the short window
     register_per_ip: Limit
     reset_per_ip: Limit
+    login_per_account_address: Limit = LOGIN_PER_ACCOUNT_ADDRESS_HOURLY
+    login_account_ceiling: Limit = LOGIN_ACCOUNT_CEILING
+    reset_per_email_address: Limit = RESET_PER_EMAIL_ADDRESS
     reset_per_email: Limit = RESET_PER_EMAIL
 
     @classmethod
-    def per_minute(cls, *, login_ip: int, login_account: int, register_ip: int, reset_ip: int) -> AuthLimits:
+    def per_minute(
+        cls,
+        *,
+        login_ip: int,
+        login_account: int,
+        register_ip: int,
+        reset_ip: int,
+        login_account_address_per_hour: int = 30,
+        login_account_ceiling_per_hour: int = 100,
+    ) -> AuthLimits:
         return cls(
             login_per_ip=Limit("login-ip", login_ip, 60),
-            login_per_account=Limit("login-account", login_account, 60),
+            login_per_account=Limit("login-account-address", login_account, 60),
             register_per_ip=Limit("register-ip", register_ip, 60),
             reset_per_ip=Limit("reset-ip", reset_ip, 60),
+            login_per_account_address=Limit("login-account-address-hour", login_account_address_per_hour, 3600),
+            login_account_ceiling=Limit("login-account", login_account_ceiling_per_hour, 3600),
         )
+
+
+def _pair(account: str, client_ip: str) -> str:
+    return f"{account}\n{client_ip}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +108,7 @@ class AccountService:
         redis: aioredis.Redis,
         redis_prefix: str,
         hasher: PasswordHasher,
+        policy: PasswordPolicy,
         tokens: TokenCodec,
         limiter: RateLimiter,
         mailer: Mailer,
@@ -85,18 +118,22 @@ class AccountService:
         self._users = UserRepository(pool)
         self._revocations = RevocationStore(pool, redis, redis_prefix)
         self._hasher = hasher
+        self._policy = policy
         self._tokens = tokens
         self._limiter = limiter
+        self._known = KnownAddresses(redis, redis_prefix)
         self._mailer = mailer
         self._limits = limits
         self._public_url = public_url.rstrip("/")
-        # Reset mails go out after the response, so its timing does not tell whether the email has
-        # an account; these tasks are awaited on close.
-        self._mail_tasks: set[asyncio.Task[None]] = set()
+        # Work done after the response (reset tokens, mails), so its timing tells nothing about
+        # which emails have accounts; awaited on close.
+        self._background: set[asyncio.Task[None]] = set()
+        self._reset_order = asyncio.Lock()
 
     async def close(self) -> None:
-        if self._mail_tasks:
-            await asyncio.wait(self._mail_tasks, timeout=30)
+        """Wait for the work in flight (the service stays usable)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=30)
 
     async def _limit(self, limit: Limit, subject: str) -> Decision:
         decision = await self._limiter.hit(limit, subject)
@@ -104,9 +141,18 @@ class AccountService:
             raise RateLimited(decision.retry_after_s)
         return decision
 
+    async def _ceiling(self, limit: Limit, account: str, client_ip: str) -> Decision:
+        """Count against an account's ceiling over all addresses; an address that signed in to the
+        account before is not refused by it (it still has its own per-address budget)."""
+        decision = await self._limiter.hit(limit, account)
+        if not decision.allowed and not await self._known.is_known(account, client_ip):
+            raise RateLimited(decision.retry_after_s)
+        return decision
+
     async def register(self, email: str, password: str, *, client_ip: str) -> User:
         email = normalize_email(email)
         await self._limit(self._limits.register_per_ip, client_ip)
+        self._policy.check(password, email)
         password_hash = await self._hasher.hash(password)
         try:
             user = await self._users.create(email, password_hash)
@@ -125,8 +171,15 @@ class AccountService:
         # The limits count failed attempts. Each attempt is counted before any hashing (so a flood
         # costs us no argon2 time and concurrent guesses cannot slip past) and given back if it
         # succeeds, so signing in often never locks anybody out.
-        per_ip = await self._limit(self._limits.login_per_ip, client_ip)
-        per_account = await self._limit(self._limits.login_per_account, email)
+        # An attempt refused by a narrower limit is not counted by the wider ones, so what reaches
+        # an account's ceiling is only what got through to a password check.
+        limits, pair = self._limits, _pair(email, client_ip)
+        counted = [
+            (limits.login_per_ip, client_ip, await self._limit(limits.login_per_ip, client_ip)),
+            (limits.login_per_account, pair, await self._limit(limits.login_per_account, pair)),
+            (limits.login_per_account_address, pair, await self._limit(limits.login_per_account_address, pair)),
+            (limits.login_account_ceiling, email, await self._ceiling(limits.login_account_ceiling, email, client_ip)),
+        ]
         creds = await self._users.credentials_by_email(email) if well_formed else None
         if creds is None:
             await self._hasher.verify_dummy(password)
@@ -135,8 +188,10 @@ class AccountService:
         if not result.ok or not creds.is_active:
             log.info("login refused", extra={"user_id": creds.id})
             raise InvalidCredentials
-        await self._limiter.refund(self._limits.login_per_ip, client_ip, per_ip)
-        await self._limiter.refund(self._limits.login_per_account, email, per_account)
+        for limit, subject, decision in counted:
+            if decision.allowed:  # a known address past the ceiling was not counted there
+                await self._limiter.refund(limit, subject, decision)
+        await self._known.remember(email, client_ip)
         if result.needs_rehash:
             new_hash = await self._hasher.hash(password)
             await self._users.replace_hash_if_unchanged(creds.id, creds.password_hash, new_hash)
@@ -173,6 +228,7 @@ class AccountService:
         creds = await self._users.credentials_by_id(user_id)
         if creds is None or not creds.is_active:
             raise InvalidCredentials
+        self._policy.check(new_password, creds.email)
         # A stolen token must not become a password-guessing oracle: same budget of failures as logins.
         counted = await self._limit(self._limits.login_per_account, f"user:{user_id}")
         if not (await self._hasher.verify(creds.password_hash, current_password)).ok:
@@ -185,21 +241,31 @@ class AccountService:
         self._notify_password_changed(creds.email)
 
     async def request_password_reset(self, email: str, *, client_ip: str) -> None:
-        """Same answer, and nearly the same work, whether or not the email has an account."""
+        """Same answer after the same work whether or not the email has an account: only the rate
+        limits (which count unknown emails alike) run before the answer; looking the account up,
+        storing the token and mailing it happen after it, in the background."""
         email = normalize_email(email)
         await self._limit(self._limits.reset_per_ip, client_ip)
-        await self._limit(self._limits.reset_per_email, email)
-        creds = await self._users.credentials_by_email(email)
-        # The user id in front lets confirm find the row by primary key; the random part is the
-        # secret, and only its hash is stored.
-        token = f"{creds.id if creds else 0}.{secrets.token_urlsafe(32)}"
-        # The same statement runs either way (for no row when there is no account), so the answer
-        # takes as long for an unknown email as for a known one; the mail goes out afterwards.
-        await self._users.store_reset_token(creds.id if creds else 0, hash_reset_token(token), RESET_TOKEN_TTL)
+        await self._limit(self._limits.reset_per_email_address, _pair(email, client_ip))
+        await self._ceiling(self._limits.reset_per_email, email, client_ip)
+        self._in_background(self._issue_reset_token(email), "password-reset")
+
+    async def _issue_reset_token(self, email: str) -> None:
+        try:
+            # In request order on this replica, so the latest request's link is the one stored.
+            async with self._reset_order:
+                creds = await self._users.credentials_by_email(email)
+                # The user id in front lets confirm find the row by primary key; the random part
+                # is the secret, and only its hash is stored.
+                token = f"{creds.id if creds else 0}.{secrets.token_urlsafe(32)}"
+                await self._users.store_reset_token(creds.id if creds else 0, hash_reset_token(token), RESET_TOKEN_TTL)
+        except Exception as e:  # nobody waits for this answer; the user can ask again
+            log.error("password reset token not stored", extra={"error": type(e).__name__})
+            return
         if creds is None or not creds.is_active:
             return
         link = f"{self._public_url}/reset-password?token={token}"
-        self._mail_later(
+        await self._send_mail(
             creds.email,
             "Reset your tradebot password",
             "Someone asked to reset the password of your tradebot account.\n\n"
@@ -207,10 +273,13 @@ class AccountService:
             "The link works once. If you did not ask for this, ignore this mail.\n",
         )
 
+    def _in_background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _mail_later(self, to: str, subject: str, body: str) -> None:
-        task = asyncio.create_task(self._send_mail(to, subject, body), name="account-mail")
-        self._mail_tasks.add(task)
-        task.add_done_callback(self._mail_tasks.discard)
+        self._in_background(self._send_mail(to, subject, body), "account-mail")
 
     async def _send_mail(self, to: str, subject: str, body: str) -> None:
         try:
@@ -231,9 +300,16 @@ class AccountService:
         user_part, _, secret_part = token.partition(".")
         if not (user_part.isascii() and user_part.isdigit() and int(user_part) < 2**63 and secret_part):
             raise InvalidResetToken
-        new_hash = await self._hasher.hash(new_password)
-        email = await self._users.consume_reset_token(int(user_part), hash_reset_token(token), new_hash)
-        if email is None:
+        user_id, token_hash = int(user_part), hash_reset_token(token)
+        # The token first: the email rule must not tell a caller without a valid token whose email
+        # an account id has.
+        owner = await self._users.reset_token_owner(user_id, token_hash)
+        if owner is None:
             raise InvalidResetToken
-        log.info("password reset; earlier tokens revoked", extra={"user_id": int(user_part)})
+        self._policy.check(new_password, owner)
+        new_hash = await self._hasher.hash(new_password)
+        email = await self._users.consume_reset_token(user_id, token_hash, new_hash)
+        if email is None:
+            raise InvalidResetToken  # used or expired meanwhile
+        log.info("password reset; earlier tokens revoked", extra={"user_id": user_id})
         self._notify_password_changed(email)

@@ -111,6 +111,18 @@ class UserRepository:
             ttl,
         )
 
+    async def reset_token_owner(self, user_id: int, token_hash: bytes) -> str | None:
+        """The email of the account this fresh, unused token belongs to, or None; consumes nothing."""
+        email: str | None = await self._pool.fetchval(
+            """
+            SELECT email FROM users
+             WHERE id = $1 AND reset_token_hash = $2 AND reset_token_expires_at > now() AND is_active
+            """,
+            user_id,
+            token_hash,
+        )
+        return email
+
     async def consume_reset_token(self, user_id: int, token_hash: bytes, new_hash: str) -> str | None:
         """The user's email, or None. Single use by construction: the row matches only while the
         token is stored and fresh."""

@@ -24,8 +24,9 @@ from tradebot.accounts.errors import (
 from tradebot.accounts.key_validator import CcxtKeyValidator
 from tradebot.accounts.service import AccountService, AuthLimits
 from tradebot.http.appkeys import AUTHENTICATOR, DB, OPERATIONS, REDIS, SECRETS, SETTINGS, Principal
-from tradebot.http.problems import Problem, conflict, not_found, unauthorized
+from tradebot.http.problems import FieldError, Problem, conflict, not_found, unauthorized, validation_problem
 from tradebot.security.mailer import make_mailer
+from tradebot.security.password_policy import PasswordPolicy, WeakPassword, load_common_passwords
 from tradebot.security.passwords import PasswordHasher
 from tradebot.security.rate_limit import RateLimiter
 from tradebot.security.secrets_box import SecretBox
@@ -88,11 +89,17 @@ def problem_for(error: AccountError) -> Problem:
     return Problem(400, "request refused")
 
 
+def weak_password_problem(error: WeakPassword, field: str) -> Problem:
+    """A 422 naming the body field that carried the refused password."""
+    return validation_problem([FieldError(field, error.reason)])
+
+
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     """Runs after the PostgreSQL and Redis contexts; closed before them."""
     settings, secrets = app[SETTINGS], app[SECRETS]
     hasher = PasswordHasher()
     await hasher.start()
+    policy = PasswordPolicy(await asyncio.to_thread(load_common_passwords))
     # One limiter (one Redis circuit breaker, one local fallback) for every limit of this replica.
     limiter = RateLimiter(app[REDIS], settings.redis_prefix)
     accounts = AccountService(
@@ -100,6 +107,7 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
         redis=app[REDIS],
         redis_prefix=settings.redis_prefix,
         hasher=hasher,
+        policy=policy,
         tokens=TokenCodec(secrets.jwt_secret),
         limiter=limiter,
         mailer=make_mailer(settings.smtp_url, settings.outbox_dir or settings.data_dir / "outbox"),
@@ -108,6 +116,8 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
             login_account=settings.auth_login_per_account_per_min,
             register_ip=settings.auth_register_per_ip_per_min,
             reset_ip=settings.auth_reset_per_ip_per_min,
+            login_account_address_per_hour=settings.auth_login_per_account_address_per_hour,
+            login_account_ceiling_per_hour=settings.auth_login_account_ceiling_per_hour,
         ),
         public_url=settings.public_url,
     )

@@ -11,12 +11,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tradebot.accounts.emails import EMAIL_SCHEMA_PATTERN, MAX_EMAIL_CHARS, normalize_email
 from tradebot.accounts.errors import AccountError
 from tradebot.accounts.service import AuthenticatedUser
-from tradebot.http.accounts_app import ACCOUNTS, problem_for
+from tradebot.http.accounts_app import ACCOUNTS, problem_for, weak_password_problem
 from tradebot.http.appkeys import PRINCIPAL
 from tradebot.http.client_ip import client_ip
 from tradebot.http.json_response import json_response
 from tradebot.http.request_body import parse_body
 from tradebot.http.routing import RouteTable
+from tradebot.security.password_policy import WeakPassword
 from tradebot.security.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 
 routes = RouteTable()
@@ -45,7 +46,10 @@ NewPassword = Annotated[
     Field(
         min_length=MIN_PASSWORD_CHARS,
         max_length=MAX_PASSWORD_CHARS,
-        description="8–1024 characters, used exactly as typed (never trimmed)",
+        description=(
+            "8–1024 characters, used exactly as typed (never trimmed); not among the 100,000 most common"
+            " passwords (case-insensitively), not the email or its local part, not one character repeated"
+        ),
     ),
 ]
 AnyPassword = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
@@ -121,6 +125,8 @@ async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, RegisterBody)
     try:
         user = await request.app[ACCOUNTS].register(body.email, body.password, client_ip=client_ip(request))
+    except WeakPassword as e:
+        raise weak_password_problem(e, "password") from e
     except AccountError as e:
         raise problem_for(e) from e
     out = RegisteredUser(id=user.id, email=user.email, created_at=user.created_at)
@@ -180,6 +186,8 @@ async def change_password(request: web.Request) -> web.Response:
         await request.app[ACCOUNTS].change_password(
             request[PRINCIPAL].user_id, body.current_password, body.new_password
         )
+    except WeakPassword as e:
+        raise weak_password_problem(e, "new_password") from e
     except AccountError as e:
         raise problem_for(e) from e
     return web.Response(status=204)
@@ -218,6 +226,8 @@ async def confirm_password_reset(request: web.Request) -> web.Response:
     body = await parse_body(request, ResetConfirmBody)
     try:
         await request.app[ACCOUNTS].confirm_password_reset(body.token, body.new_password)
+    except WeakPassword as e:
+        raise weak_password_problem(e, "new_password") from e
     except AccountError as e:
         raise problem_for(e) from e
     return web.Response(status=204)

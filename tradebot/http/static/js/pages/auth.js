@@ -57,7 +57,7 @@ export function loginPage() {
 export function registerPage() {
   const form = h("form", { class: "form", novalidate: true },
     field("Email", input("email", "email", { autocomplete: "username", required: true, autofocus: true })),
-    field("Password", input("password", "password", { autocomplete: "new-password", required: true }), "8 to 1024 characters"),
+    field("Password", input("password", "password", { autocomplete: "new-password", required: true }), "8 to 1024 characters, not a common password or your email"),
     h("button", { class: "btn btn-block", type: "submit" }, "Create account"));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -97,7 +97,7 @@ export function resetPage() {
   // Keep the token out of the address bar (and out of any later Referer) once it is read.
   history.replaceState(null, "", "/reset-password");
   const form = h("form", { class: "form", novalidate: true },
-    field("New password", input("new_password", "password", { autocomplete: "new-password", required: true, autofocus: true }), "8 to 1024 characters"),
+    field("New password", input("new_password", "password", { autocomplete: "new-password", required: true, autofocus: true }), "8 to 1024 characters, not a common password or your email"),
     h("button", { class: "btn btn-block", type: "submit" }, "Set new password"));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
