@@ -7,6 +7,7 @@ known fees; once the endpoint answers, the fees are filled in and the daily PnL 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from tradebot.bots.views import trade_view
 from tradebot.exchange.errors import NotServed
 from tradebot.exchange.simulator import SimulatorConfig
 from tradebot.runtime.bot_runtime import BotRuntime
+from tradebot.runtime.mailbox import Stop
 
 USER_TRADES = "GET /fapi/v1/userTrades"
 FEE_RATE = Decimal("0.0004")  # the simulator's default taker fee
@@ -117,3 +119,41 @@ async def test_one_fee_lookup_asks_the_exchange_once(
     with pytest.raises(NotServed):
         await account.order_fee("12345", "BTC/USDT:USDT", 1.0)
     assert (await sim.requests())[USER_TRADES] == before + 1
+
+
+async def test_a_crashed_fee_collector_fails_its_actor_loudly_and_is_never_left_running(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, caplog: pytest.LogCaptureFixture
+) -> None:
+    account = await runtime.ctx.accounts.get(trader.key_id)
+    real = account.order_fee
+    calls = 0
+
+    async def crash_once(exchange_order_id: str, symbol: str, filled: float) -> float | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("fee collector bug")
+        return await real(exchange_order_id, symbol, filled)
+
+    account.order_fee = crash_once  # type: ignore[method-assign]  # a fault in our own code, not a mock of a server
+    bot = await start_bot(pool, runtime, trader, ema_period=2)
+    for i, row in enumerate(candle_rows(CLOSES[:3])):
+        await push_and_wait(runtime, sim, bot, row, what=f"a decision on candle {i}")
+
+    async def restarted() -> bool:
+        return runtime.supervisor.restarts == 1
+
+    await eventually(restarted, what="the supervisor to restart the actor whose fee collector crashed")
+    assert any(r.levelname == "ERROR" and "fee collector stopped" in r.getMessage() for r in caplog.records)
+
+    async def fee_known() -> bool:
+        trades = await _trades(pool, bot)
+        return len(trades) == 1 and trades[0]["fee"] is not None
+
+    await eventually(fee_known, what="the restarted actor's collector to read the fee")
+    actor = runtime.supervisor.actor(bot)
+    assert actor is not None
+
+    await runtime.supervisor.stop(bot, Stop(reason="test"), timeout=5.0)
+    names = {t.get_name() for t in asyncio.all_tasks()}
+    assert f"bot-{bot}-fees" not in names
