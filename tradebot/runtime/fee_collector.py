@@ -74,7 +74,9 @@ class FeeCollector:
     async def _round(self) -> bool:
         """Ask for every unknown fee once; True if some are still unknown."""
         missing = False
-        for item in await bot_store.unknown_fees(self._pool, self._bot_id):
+        unknown = await bot_store.unknown_fees(self._pool, self._bot_id)
+        self._delivered &= {item.trade_id for item in unknown}  # the rest the actor has written
+        for item in unknown:
             if item.trade_id in self._delivered:
                 continue  # the actor has it in its mailbox
             if item.exchange_order_id is None:
