@@ -173,7 +173,7 @@ class TradeOut(BaseModel):
     side: Literal["buy", "sell"]
     price: float
     amount: float
-    fee: float
+    fee: float | None  # null: not known yet (the exchange has not reported it); never read as 0
     realized_pnl: float
     client_order_id: str
     created_at: dt.datetime

@@ -1,6 +1,6 @@
 """A bot actor's mailbox: commands are never dropped, market data is bounded.
 
-Commands (stop, reconfigure, resume) are rare and must all arrive, so they queue without a bound
+Commands (stop, reconfigure, resume, a fee found) are rare and must all arrive, so they queue without a bound
 and are served first: a stop overtakes candles that are still waiting. Candles come from the
 market-data hub, which must never wait on a slow actor; past `candle_capacity` the oldest candle
 is dropped and counted, and the actor notices the hole in open times and backfills it from the
@@ -35,7 +35,24 @@ class Tick:
     """A clock tick: daily rollover, lease and housekeeping checks between candles."""
 
 
-Command = Stop | Reconfigure | Tick
+@dataclass(frozen=True, slots=True)
+class FeeFound:
+    """The exchange reported the fee of a trade that was recorded with an unknown one."""
+
+    trade_id: int
+    fee: float
+
+
+@dataclass(frozen=True, slots=True)
+class HelperFailed:
+    """A task that an actor owns crashed; that actor (`owner`) fails too, under the restart budget."""
+
+    owner: object
+    name: str
+    error: str
+
+
+Command = Stop | Reconfigure | Tick | FeeFound | HelperFailed
 Message = Command | Candle
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from tradebot.exchange.simulator import control, rest
+from tradebot.exchange.simulator import control, endpoint_faults, rest
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.config import SimulatorConfig
 from tradebot.exchange.simulator.state import Simulator, wall_clock_ms
@@ -78,8 +78,11 @@ async def _serve_user(request: web.Request, listen_key: str) -> web.StreamRespon
 
 
 def build_app(config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> web.Application:
-    app = web.Application(middlewares=[control.bad_body_middleware, rest.fault_middleware])
+    app = web.Application(
+        middlewares=[control.bad_body_middleware, endpoint_faults.endpoint_faults_middleware, rest.fault_middleware]
+    )
     app[SIMULATOR] = Simulator(config, clock)
+    endpoint_faults.setup(app)
     app.cleanup_ctx.append(_background_tasks_ctx)
     app.on_shutdown.append(_close_streams)
     app.add_routes(control.routes)

@@ -14,6 +14,7 @@ from tradebot.exchange.simulator.accounts import Account
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.candles import INTERVAL_MS, Candle
 from tradebot.exchange.simulator.config import MODES, ConfigError, parse_account
+from tradebot.exchange.simulator.endpoint_faults import ENDPOINT_FAULTS, parse_missing_endpoints
 from tradebot.exchange.simulator.state import Simulator
 
 routes = web.RouteTableDef()
@@ -130,10 +131,12 @@ async def set_mode(request: web.Request) -> web.Response:
 @routes.post("/_sim/faults")
 async def set_faults(request: web.Request) -> web.Response:
     """CONTRACT.md's faults, plus `rate_limit_next_requests: N` (the next N exchange REST requests get
-    Binance's 429 / -1003, which ccxt raises as DDoSProtection)."""
+    Binance's 429 / -1003, which ccxt raises as DDoSProtection) and `missing_endpoints: [path, …]`
+    (those paths answer as routes the exchange does not serve; see endpoint_faults)."""
     sim = request.app[SIMULATOR]
     body = await _json_object(request)
-    unknown = set(body) - {"drop_websockets", "fail_next_requests", "rate_limit_next_requests", "latency_ms"}
+    unknown = set(body) - {"drop_websockets", "fail_next_requests", "rate_limit_next_requests", "latency_ms",
+                           "missing_endpoints"}
     if unknown:
         raise BadBody(f"unknown fields: {sorted(unknown)}")
     drop = body.get("drop_websockets", False)
@@ -143,6 +146,14 @@ async def set_faults(request: web.Request) -> web.Response:
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise BadBody(f"{name} must be an integer ≥ 0")
+    missing: frozenset[str] | None = None
+    if "missing_endpoints" in body:
+        try:
+            missing = parse_missing_endpoints(body["missing_endpoints"])
+        except ValueError as e:
+            raise BadBody(str(e)) from e
+    if missing is not None:
+        request.app[ENDPOINT_FAULTS].missing = missing
     if "fail_next_requests" in body:
         sim.faults.fail_next_requests = body["fail_next_requests"]
     if "rate_limit_next_requests" in body:
