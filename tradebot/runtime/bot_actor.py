@@ -26,7 +26,7 @@ from tradebot.bots.views import trade_view
 from tradebot.exchange.errors import ExchangeError, InsufficientBalance, InvalidCredentials, Rejected
 from tradebot.runtime import bot_store
 from tradebot.runtime.bot_store import FLAT, BotConfig, FencedOut, NewOrder, Position
-from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
+from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.client_order_id import Leg, client_order_id
 from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.events import BotEvents
@@ -47,6 +47,7 @@ from tradebot.runtime.state_writer import Snapshot, StateWriter
 from tradebot.strategies.base import Target
 from tradebot.strategies.candles import Candle as StrategyCandle
 from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState, decide
+from tradebot.timeframes import next_open
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ class BotActor:
             state = EmaCrossState.start(params)
             since = None
         else:
-            since = (state.last_candle_ts or 0) + timeframe_ms(config.timeframe)
+            since = next_open(config.timeframe, state.last_candle_ts or 0)
         # A shared read may be a few seconds old: fine before subscribing (the subscription starts
         # after the last candle seen), not while already subscribed (a reconfiguration). It serves a
         # saved state too when it reaches back to that state's next candle: bots taken over together
@@ -333,9 +334,9 @@ class BotActor:
         last = self.strategy.last_candle_ts
         if last is not None and candle.open_time <= last:
             return  # already decided on (a replay after a reconnect)
-        step = timeframe_ms(config.timeframe)
-        if last is not None and candle.open_time > last + step:
-            await self._backfill(last + step, candle.open_time)
+        expected = None if last is None else next_open(config.timeframe, last)
+        if expected is not None and candle.open_time > expected:
+            await self._backfill(expected, candle.open_time)
         started = time.perf_counter()
         decision, self.strategy = decide(_strategy_candle(candle), self.strategy, self.params)
         self.last_close = candle.close
