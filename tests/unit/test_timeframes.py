@@ -85,3 +85,11 @@ def test_spacing_matches() -> None:
 def test_a_live_monthly_candle_closes_at_the_next_month() -> None:
     c = Candle("BTC/USDT:USDT", "1M", ms(2024, 2, 1), 1.0, 1.0, 1.0, 1.0, 0.0)
     assert c.close_time == ms(2024, 3, 1)
+
+
+def test_sharpe_annualisation_per_timeframe() -> None:
+    from tradebot.strategies.report import periods_per_year
+
+    assert periods_per_year("1M") == 12.0
+    assert periods_per_year("1w") == 365 / 7
+    assert periods_per_year("1m") == 365 * 24 * 60
