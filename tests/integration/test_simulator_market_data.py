@@ -242,3 +242,42 @@ async def test_watch_ticker_and_two_symbols_on_one_connection(public_exchange: E
 
 async def _unsubscribed(sim: SimControl, stream: str) -> bool:
     return not sim.running.state.hub.has_subscribers(stream)
+
+
+def _month_opens(first_year: int, first_month: int, n: int) -> list[int]:
+    import datetime as dt
+
+    out = []
+    for i in range(n):
+        y, m = divmod(first_month - 1 + i, 12)
+        out.append(int(dt.datetime(first_year + y, m + 1, 1, tzinfo=dt.UTC).timestamp() * 1000))
+    return out
+
+
+async def test_monthly_klines_over_rest_ccxt_and_the_stream(
+    simulator: RunningSimulator, sim: SimControl, public_exchange: Exchange
+) -> None:
+    """1M candles open on the 1st and close at the next month's open - 1 (29 days in Feb 2024)."""
+    opens = _month_opens(2023, 11, 6)  # Nov 2023 .. Apr 2024
+    rows = [[t, 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, 1.0] for i, t in enumerate(opens)]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
+    ):
+        await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1M"], "id": 1})
+        assert await ws.receive_json(timeout=5) == {"result": None, "id": 1}
+        await sim.push_klines("BTCUSDT", "1M", rows)
+        events = [await ws.receive_json(timeout=5) for _ in rows]
+        async with session.get(
+            simulator.base_url + "/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1M", "limit": "10"}
+        ) as resp:
+            assert resp.status == 200
+            raw = await resp.json()
+    closes = [t - 1 for t in [*opens[1:], _month_opens(2024, 5, 1)[0]]]
+    assert [(r[0], r[6]) for r in raw] == list(zip(opens, closes, strict=True))
+    assert [(e["k"]["t"], e["k"]["T"], e["k"]["i"]) for e in events] == [
+        (t, c, "1M") for t, c in zip(opens, closes, strict=True)
+    ]
+    assert raw[3][6] - raw[3][0] + 1 == 29 * 86_400_000  # February 2024
+    ohlcv = await public_exchange.fetch_ohlcv(BTC, "1M", since=opens[1], limit=3)
+    assert [r[0] for r in ohlcv] == opens[1:4]

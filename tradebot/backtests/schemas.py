@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tradebot.backtests.models import BacktestRequest
 from tradebot.http.pagination import Page
+from tradebot.timeframes import Timeframe
 
-Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
 Status = Literal["pending", "running", "done", "failed"]
 
 

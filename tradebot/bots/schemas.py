@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, BotSettings
 from tradebot.http.pagination import Page, PageQuery
+from tradebot.timeframes import Timeframe
 
-Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
 Strategy = Literal["ema_cross"]
 Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"]
 

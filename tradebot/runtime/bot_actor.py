@@ -29,7 +29,7 @@ from tradebot.bots.views import trade_view
 from tradebot.exchange.errors import ExchangeError, InsufficientBalance, InvalidCredentials, Rejected
 from tradebot.runtime import bot_store
 from tradebot.runtime.bot_store import FLAT, BotConfig, FencedOut, NewOrder, Position
-from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
+from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.client_order_id import Leg, client_order_id
 from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.events import BotEvents
@@ -52,6 +52,7 @@ from tradebot.runtime.tasks import cancel_and_wait
 from tradebot.strategies.base import Target
 from tradebot.strategies.candles import Candle as StrategyCandle
 from tradebot.strategies.ema_cross import EMA_CROSS, EmaCrossParams, EmaCrossState, decide
+from tradebot.timeframes import candles_between, next_open
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +318,7 @@ class BotActor:
             state = EmaCrossState.start(params)
             since = None
         else:
-            since = (state.last_candle_ts or 0) + timeframe_ms(config.timeframe)
+            since = next_open(config.timeframe, state.last_candle_ts or 0)
         # A shared read may be a few seconds old: fine before subscribing (the subscription starts
         # after the last candle seen), not while already subscribed (a reconfiguration). It serves a
         # saved state too when it reaches back to that state's next candle: bots taken over together
@@ -376,9 +377,9 @@ class BotActor:
         assert self.strategy is not None and self.params is not None
         config = self._config()
         last = self.strategy.last_candle_ts
-        step = timeframe_ms(config.timeframe)
-        if last is not None and candle.open_time > last + step:
-            await self._backfill(last + step, candle.open_time)
+        expected = None if last is None else next_open(config.timeframe, last)
+        if expected is not None and candle.open_time > expected:
+            await self._backfill(expected, candle.open_time)
         started = time.perf_counter()
         decision, self.strategy = decide(_strategy_candle(candle), self.strategy, self.params)
         self.last_close = candle.close
@@ -434,9 +435,8 @@ class BotActor:
         """Decide on the candles we missed (without trading on stale prices) before the new one."""
         assert self.strategy is not None and self.params is not None
         config = self._config()
-        step = timeframe_ms(config.timeframe)
         missed = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
-                                                                 (until - since) // step + 1)
+                                                                 candles_between(config.timeframe, since, until) + 1)
         for c in missed:
             if c.open_time >= until:
                 break

@@ -16,9 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from tradebot.exchange.timeframes import TIMEFRAME_MS, timeframe_ms
+from tradebot.timeframes import next_open, timeframe_ms
 
-__all__ = ["TIMEFRAME_MS", "BoundedCandleQueue", "Candle", "CandleSink", "timeframe_ms"]
+__all__ = ["BoundedCandleQueue", "Candle", "CandleSink", "timeframe_ms"]
 
 @dataclass(frozen=True, slots=True)
 class Candle:
@@ -40,8 +40,8 @@ class Candle:
 
     @property
     def close_time(self) -> int:
-        """The first ms after the candle (open_time + timeframe)."""
-        return self.open_time + timeframe_ms(self.timeframe)
+        """The first ms after the candle: the next candle's open time (months vary in length)."""
+        return next_open(self.timeframe, self.open_time)
 
 
 class CandleSink(Protocol):

@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from tradebot.exchange.simulator.markets import MarketSpec
-from tradebot.exchange.timeframes import TIMEFRAME_MS
+from tradebot.timeframes import TIMEFRAMES, candle_open, next_open, timeframe_ms
 
-INTERVAL_MS = TIMEFRAME_MS
+INTERVALS = TIMEFRAMES
 BASE_INTERVAL = "1m"
-BASE_INTERVAL_MS = INTERVAL_MS[BASE_INTERVAL]
+BASE_INTERVAL_MS = timeframe_ms(BASE_INTERVAL)
 DEFAULT_KLINES_LIMIT = 500
 MAX_KLINES_LIMIT = 1500
 # A long-running demo at one candle a second makes 86,400 a day; older ones are forgotten.
@@ -47,14 +47,16 @@ def select_klines(candles: Sequence[Candle], start_time: int | None, end_time: i
     return chosen[:limit] if start_time is not None else chosen[-limit:]
 
 
-def aggregate(candles: Iterable[Candle], interval_ms: int) -> list[Candle]:
-    """Groups base candles (in time order) into `interval_ms` buckets aligned to the epoch.
+def aggregate(candles: Iterable[Candle], interval: str) -> list[Candle]:
+    """Groups base candles (in time order) into `interval` buckets on Binance's boundaries (the
+    epoch's multiples, Mondays for 1w, the 1st of each month for 1M).
 
     A bucket is closed when its last base candle is closed and ends where the bucket ends.
     """
     out: list[Candle] = []
     for c in candles:
-        start = c.open_time - c.open_time % interval_ms
+        start = candle_open(interval, c.open_time)
+        interval_ms = next_open(interval, start) - start
         last = out[-1] if out else None
         if last is not None and last.open_time == start:
             out[-1] = Candle(
@@ -171,15 +173,13 @@ class RandomWalk:
         """The whole history for an interval, the forming candle last."""
         walk = self._walks[symbol]
         base = [*walk.closed, walk.forming]
-        interval_ms = INTERVAL_MS[interval]
-        return base if interval_ms == BASE_INTERVAL_MS else aggregate(base, interval_ms)
+        return base if interval == BASE_INTERVAL else aggregate(base, interval)
 
     def bucket(self, symbol: str, interval: str, base_candle: Candle) -> Candle:
         """The `interval` candle that contains `base_candle`, aggregated from the history."""
-        interval_ms = INTERVAL_MS[interval]
-        if interval_ms == BASE_INTERVAL_MS:
+        if interval == BASE_INTERVAL:
             return base_candle
-        start = base_candle.open_time - base_candle.open_time % interval_ms
+        start = candle_open(interval, base_candle.open_time)
         walk = self._walks[symbol]
         members = [base_candle]
         for c in reversed(walk.closed):
@@ -188,7 +188,7 @@ class RandomWalk:
             if c.open_time < base_candle.open_time:
                 members.append(c)
         members.reverse()
-        return aggregate(members, interval_ms)[0]
+        return aggregate(members, interval)[0]
 
     def _open(self, open_time: int, price: Decimal) -> Candle:
         return Candle(open_time, BASE_INTERVAL_MS, price, price, price, price, Decimal(0), 0, closed=False)

@@ -18,7 +18,7 @@ from tradebot.exchange.simulator import wire
 from tradebot.exchange.simulator.accounts import Account, OrderRequest, Rejection
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.auth import API_KEY_HEADER, account_for_key, verify_signed
-from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVAL_MS, MAX_KLINES_LIMIT
+from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVALS, MAX_KLINES_LIMIT
 from tradebot.exchange.simulator.state import Simulator
 
 Params = dict[str, str]
@@ -116,7 +116,7 @@ def klines(sim: Simulator, _: Account | None, params: Params) -> object:
     interval = params.get("interval")
     if not interval:
         raise Rejection(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
-    if interval not in INTERVAL_MS:
+    if interval not in INTERVALS:
         raise Rejection(-1120, "Invalid interval.")
     limit = _int_param(params, "limit") or DEFAULT_KLINES_LIMIT
     limit = max(1, min(limit, MAX_KLINES_LIMIT))

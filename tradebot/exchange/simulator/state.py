@@ -19,7 +19,7 @@ from tradebot.exchange.simulator import wire
 from tradebot.exchange.simulator.accounts import ExecutionReport
 from tradebot.exchange.simulator.candles import (
     BASE_INTERVAL_MS,
-    INTERVAL_MS,
+    INTERVALS,
     Candle,
     ManualHistory,
     RandomWalk,
@@ -191,7 +191,7 @@ class Simulator:
         self._publish_tickers(symbol)
 
     def _publish_walk_candle(self, symbol: str, base: Candle, now: int) -> None:
-        for interval in INTERVAL_MS:
+        for interval in INTERVALS:
             stream = f"{symbol.lower()}@kline_{interval}"
             if self.hub.has_subscribers(stream):
                 self.hub.publish(

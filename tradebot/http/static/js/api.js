@@ -71,3 +71,21 @@ export function statusStream(botId, handlers) {
   }
   return source;
 }
+
+// The candle timeframes the API accepts, read from its own OpenAPI document (the one table in
+// tradebot/timeframes.py), so the dashboard's selects never fall out of step with the server.
+let timeframesPromise = null;
+export function timeframes() {
+  timeframesPromise ??= fetch("/api/openapi.json", { credentials: "omit" })
+    .then((resp) => (resp.ok ? resp.json() : Promise.reject(new Error(`HTTP ${resp.status}`))))
+    .then((doc) => {
+      const values = doc?.components?.schemas?.BotCreate?.properties?.timeframe?.enum;
+      if (!Array.isArray(values) || !values.length) throw new Error("no timeframe enum in the OpenAPI document");
+      return values;
+    })
+    .catch((e) => {
+      timeframesPromise = null;
+      throw e;
+    });
+  return timeframesPromise;
+}
