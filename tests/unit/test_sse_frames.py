@@ -17,6 +17,12 @@ def test_event_ids_order_like_redis_stream_ids() -> None:
         assert event_key(bad) is None, bad
 
 
+def test_ids_redis_cannot_hold_are_no_ids() -> None:
+    assert event_key("18446744073709551615-18446744073709551615") == (2**64 - 1, 2**64 - 1)
+    for bad in ("1-99999999999999999999", "18446744073709551616", "1-18446744073709551616", "\u0661-0"):
+        assert event_key(bad) is None, bad
+
+
 def test_a_frame_is_what_an_eventsource_parses() -> None:
     event = BotEvent("17-3", 5, "trade", {"price": 1.5, "note": "two\nlines"})
     frame = encode(event).decode()

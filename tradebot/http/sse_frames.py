@@ -15,7 +15,10 @@ from tradebot.runtime.events import BotEvent
 SEP = "\r\n"  # aiohttp-sse's separator, so every frame of a stream looks alike
 CACHE_SIZE = 1024
 
-_EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+_EVENT_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$", re.ASCII)
+# Both halves of a Redis stream id are unsigned 64-bit; a larger number is no id Redis can hold
+# (XRANGE would answer an error, which is not Redis being unavailable).
+_U64_MAX = 2**64 - 1
 EventKey = tuple[int, int]
 
 
@@ -24,7 +27,10 @@ def event_key(event_id: str) -> EventKey | None:
     m = _EVENT_ID.match(event_id)
     if m is None:
         return None
-    return int(m.group(1)), int(m.group(2) or 0)
+    ms, seq = int(m.group(1)), int(m.group(2) or 0)
+    if ms > _U64_MAX or seq > _U64_MAX:
+        return None
+    return ms, seq
 
 
 def encode(event: BotEvent) -> bytes:
