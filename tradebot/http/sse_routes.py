@@ -29,11 +29,12 @@ from tradebot.bots.errors import BotError
 from tradebot.bots.schemas import StreamQuery
 from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
-from tradebot.http.bots_app import BOTS, OPEN_STREAMS, problem_for
-from tradebot.http.problems import Problem
+from tradebot.http.bots_app import BOTS, OPEN_STREAMS, STREAM_REGISTRY, problem_for
+from tradebot.http.problems import Problem, unauthorized
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
 from tradebot.http.sse_frames import EventKey, FrameCache, event_key
+from tradebot.http.stream_registry import StreamHandle
 from tradebot.runtime.events import BotEvent, EventWindow, ListenerOverflow
 from tradebot.runtime.tasks import cancel_and_wait
 
@@ -70,6 +71,19 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     # then gets a fresh snapshot.
     last_seen = next((i for i in (request.headers.get("Last-Event-ID"), query.last_event_id)
                       if i is not None and event_key(i) is not None), None)
+    principal = request[PRINCIPAL]
+    registry = request.app[STREAM_REGISTRY]
+    # Registered before anything is awaited, so no announcement about this token can fall between
+    # its check (the authenticator's, just now) and this stream's.
+    handle = registry.add(principal.user_id, principal.token_id, principal.token_version,
+                          principal.token_accepted_until)
+    try:
+        return await _serve(request, bot_id, last_seen, handle)
+    finally:
+        registry.discard(handle)
+
+
+async def _serve(request: web.Request, bot_id: int, last_seen: str | None, handle: StreamHandle) -> web.StreamResponse:
     events = request.app[BOT_EVENTS]
     streams = request.app[OPEN_STREAMS]
     async with events.listen(bot_id) as listener:
@@ -86,6 +100,8 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
             raise Problem(503, "live events are unavailable right now", headers={"Retry-After": "2"}) from e
         if streams.closing:
             raise Problem(503, "this replica is shutting down", headers={"Retry-After": "1"})
+        if handle.ended.is_set():
+            raise unauthorized("invalid, expired or revoked token")
         async with sse_response(request, ping_interval=request.app[SETTINGS].sse_heartbeat_s) as resp:
             streams.add(resp)
             try:
@@ -101,7 +117,7 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
                         key, frame = streams.frames.get(event)
                         await _write(resp, frame)
                         sent = _later(sent, key)
-                await _relay(resp, listener, streams.frames, sent)
+                await _relay(resp, listener, streams.frames, sent, handle)
             except (ConnectionResetError, TimeoutError):
                 pass  # the client went away; nothing to tell it
             finally:
@@ -110,15 +126,20 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def _relay(
-    resp: EventSourceResponse, listener: Listener, frames: FrameCache, sent: EventKey | None
+    resp: EventSourceResponse, listener: Listener, frames: FrameCache, sent: EventKey | None, handle: StreamHandle
 ) -> None:
-    """Send live events until the client leaves, the app shuts down, or the listener overflows."""
+    """Send live events until the client leaves, the app shuts down, the listener overflows or the
+    token stops being valid."""
     closed = asyncio.create_task(resp.wait(), name="sse-closed")  # ping task ends: shutdown or client gone
     pump = asyncio.create_task(_pump(resp, listener, frames, sent), name="sse-pump")
+    ended = asyncio.create_task(handle.ended.wait(), name="sse-token-ended")
     try:
-        await asyncio.wait((closed, pump), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((closed, pump, ended), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await cancel_and_wait((closed, pump), timeout=1.0)
+        await cancel_and_wait((closed, pump, ended), timeout=1.0)
+    if handle.ended.is_set():
+        # The client's EventSource reconnects with the same token and is refused (401), as it must be.
+        log.info("SSE stream ended: its token is no longer valid", extra={"reason": handle.reason})
 
 
 async def _pump(

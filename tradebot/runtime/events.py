@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -84,6 +84,15 @@ class _Listener:
         return await self.queue.get()
 
 
+class SubscriptionWatcher(Protocol):
+    """Told when the replica's subscription is confirmed (again) and when it is lost: whatever was
+    published in between never arrives, so a watcher that must not miss anything re-checks then."""
+
+    def subscription_up(self) -> None: ...
+
+    def subscription_down(self) -> None: ...
+
+
 class BotEvents:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._redis = redis
@@ -93,6 +102,18 @@ class BotEvents:
         self._closed = asyncio.Event()
         # Set while Redis has confirmed the subscription: only then is no published event missed.
         self._subscribed = asyncio.Event()
+        # Other channels that ride on this one connection (each replica holds a single pub/sub
+        # connection), with their handlers; registered before the first listener.
+        self._extra: dict[str, Callable[[bytes | str], None]] = {}
+        self._watchers: list[SubscriptionWatcher] = []
+
+    def also_relay(self, channel: str, handler: Callable[[bytes | str], None], watcher: SubscriptionWatcher) -> None:
+        """Deliver `channel`'s messages to `handler` over this replica's subscription. The handler
+        runs on the dispatcher's task: it must not block or raise."""
+        if self._task is not None:
+            raise RuntimeError("channels are added before the subscription starts")
+        self._extra[channel] = handler
+        self._watchers.append(watcher)
 
     @property
     def channel(self) -> str:
@@ -172,16 +193,22 @@ class BotEvents:
         backoff = 0.1
         while not self._closed.is_set():
             pubsub = self._redis.pubsub()
+            channels = (self.channel, *self._extra)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(*channels)
                 backoff = 0.1
                 async for message in pubsub.listen():
                     kind = message.get("type")
-                    if kind == "subscribe":
-                        self._subscribed.set()  # Redis has processed the SUBSCRIBE
+                    if kind == "subscribe" and message.get("data") == len(channels):
+                        self._subscribed.set()  # Redis has processed the SUBSCRIBE of every channel
+                        self._tell_watchers(up=True)
                     if kind != "message":
                         continue
-                    self._fan_out(message["data"])
+                    handler = self._extra.get(_text(message["channel"]))
+                    if handler is None:
+                        self._fan_out(message["data"])
+                    else:
+                        handler(message["data"])
             except asyncio.CancelledError:
                 raise
             except (OSError, aioredis.RedisError) as e:
@@ -189,9 +216,18 @@ class BotEvents:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
-                self._subscribed.clear()
+                if self._subscribed.is_set():
+                    self._subscribed.clear()
+                    self._tell_watchers(up=False)
                 with contextlib.suppress(OSError, aioredis.RedisError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _tell_watchers(self, *, up: bool) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher.subscription_up() if up else watcher.subscription_down()
+            except Exception:  # one watcher's bug must not take the event relay down
+                log.exception("subscription watcher failed")
 
     def _fan_out(self, raw: bytes | str) -> None:
         try:
