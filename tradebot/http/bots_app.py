@@ -29,6 +29,7 @@ from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.problems import FieldError, Problem, conflict, not_found, validation_problem
 from tradebot.http.sse_frames import FrameCache
 from tradebot.http.stream_registry import StreamRegistry
+from tradebot.http.stream_slots import StreamSlots
 from tradebot.runtime.events import BotEvents
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ BOTS = web.AppKey("bots", BotService)
 SYMBOLS = web.AppKey("bot_symbols", SymbolResolver)
 OPEN_STREAMS = web.AppKey("open_sse_streams", OpenStreams)
 STREAM_REGISTRY = web.AppKey("stream_registry", StreamRegistry)
+STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
 
 
 def install(app: web.Application) -> None:
@@ -96,9 +98,11 @@ async def bot_events_context(app: web.Application) -> AsyncIterator[None]:
     events.also_relay(sessions_channel(prefix), registry.on_message, registry)
     app[BOT_EVENTS] = events
     app[STREAM_REGISTRY] = registry
+    app[STREAM_SLOTS] = slots = StreamSlots(app[REDIS], prefix, app[SETTINGS].max_streams_per_user)
     try:
         yield
     finally:
+        await slots.close()
         await registry.close()
         await events.close()
 

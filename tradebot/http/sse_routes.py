@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -29,7 +30,7 @@ from tradebot.bots.errors import BotError
 from tradebot.bots.schemas import StreamQuery
 from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
-from tradebot.http.bots_app import BOTS, OPEN_STREAMS, STREAM_REGISTRY, problem_for
+from tradebot.http.bots_app import BOTS, OPEN_STREAMS, STREAM_REGISTRY, STREAM_SLOTS, problem_for
 from tradebot.http.problems import Problem, unauthorized
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
@@ -37,11 +38,14 @@ from tradebot.http.sse_frames import EventKey, FrameCache, event_key
 from tradebot.http.stream_registry import StreamHandle
 from tradebot.runtime.events import BotEvent, EventWindow, ListenerOverflow
 from tradebot.runtime.tasks import cancel_and_wait
+from tradebot.security.redis_guard import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
 # The id of a snapshot taken before the bot's first event: a reconnect with it replays every event.
 EMPTY_LOG_ID = "0-0"
+# A user at the stream cap waits for one of their streams to close: no sooner than a person would.
+RETRY_AFTER_FULL_S = 5
 
 routes = RouteTable()
 
@@ -71,6 +75,14 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     # then gets a fresh snapshot.
     last_seen = next((i for i in (request.headers.get("Last-Event-ID"), query.last_event_id)
                       if i is not None and event_key(i) is not None), None)
+    async with open_stream(request) as handle:
+        return await _serve(request, bot_id, last_seen, handle)
+
+
+@contextlib.asynccontextmanager
+async def open_stream(request: web.Request) -> AsyncIterator[StreamHandle]:
+    """The rules every stream obeys: registered with its token (it ends when the token stops being
+    valid) and holding one of its user's stream slots (429 beyond the cap)."""
     principal = request[PRINCIPAL]
     registry = request.app[STREAM_REGISTRY]
     # Registered before anything is awaited, so no announcement about this token can fall between
@@ -78,7 +90,18 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     handle = registry.add(principal.user_id, principal.token_id, principal.token_version,
                           principal.token_accepted_until)
     try:
-        return await _serve(request, bot_id, last_seen, handle)
+        slots = request.app[STREAM_SLOTS]
+        try:
+            slot = await slots.acquire(principal.user_id)
+        except REDIS_ERRORS as e:
+            raise Problem(503, "live events are unavailable right now", headers={"Retry-After": "2"}) from e
+        if slot is None:
+            raise Problem(429, f"at most {slots.cap} live streams may be open at once; close one first",
+                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
+        try:
+            yield handle
+        finally:
+            await slots.release(slot)
     finally:
         registry.discard(handle)
 
