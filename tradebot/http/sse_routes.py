@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
-from typing import Protocol
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -138,9 +138,9 @@ async def _serve(request: web.Request, bot_id: int, last_seen: str | None, handl
                     sent = event_key(last_seen)
                     for event in missed:
                         key, frame = streams.frames.get(event)
-                        await _write(resp, frame)
+                        await write(resp, frame)
                         sent = _later(sent, key)
-                await _relay(resp, listener, streams.frames, sent, handle)
+                await relay(resp, _pump(resp, listener, streams.frames, sent), handle)
             except (ConnectionResetError, TimeoutError):
                 pass  # the client went away; nothing to tell it
             finally:
@@ -148,13 +148,11 @@ async def _serve(request: web.Request, bot_id: int, last_seen: str | None, handl
     return resp
 
 
-async def _relay(
-    resp: EventSourceResponse, listener: Listener, frames: FrameCache, sent: EventKey | None, handle: StreamHandle
-) -> None:
-    """Send live events until the client leaves, the app shuts down, the listener overflows or the
-    token stops being valid."""
+async def relay(resp: EventSourceResponse, pumping: Coroutine[Any, Any, None], handle: StreamHandle) -> None:
+    """Send live events (`pumping` does) until the client leaves, the app shuts down, the listener
+    overflows or the token stops being valid."""
     closed = asyncio.create_task(resp.wait(), name="sse-closed")  # ping task ends: shutdown or client gone
-    pump = asyncio.create_task(_pump(resp, listener, frames, sent), name="sse-pump")
+    pump = asyncio.create_task(pumping, name="sse-pump")
     ended = asyncio.create_task(handle.ended.wait(), name="sse-token-ended")
     try:
         await asyncio.wait((closed, pump, ended), return_when=asyncio.FIRST_COMPLETED)
@@ -178,11 +176,11 @@ async def _pump(
             key, frame = frames.get(event)
             if key is None or (sent is not None and key <= sent):
                 continue  # published before the snapshot or the replay, which covered it
-            await _write(resp, frame)
+            await write(resp, frame)
             sent = key
 
 
-async def _write(resp: EventSourceResponse, frame: bytes) -> None:
+async def write(resp: EventSourceResponse, frame: bytes) -> None:
     # resp.send() would encode the frame again for every stream; the frame is shared instead. A
     # peer that stops reading is cut by TCP_USER_TIMEOUT (aiohttp-sse sets it at prepare) and, well
     # before, by its listener overflowing; a write to a closed stream raises ConnectionResetError.
@@ -190,10 +188,14 @@ async def _write(resp: EventSourceResponse, frame: bytes) -> None:
 
 
 def _replayable(last_seen: str, window: EventWindow) -> bool:
-    """Every event after `last_seen` is still in the log, so replaying them is all the client needs."""
     seen = event_key(last_seen)
+    return seen is not None and replayable(seen, window)
+
+
+def replayable(seen: EventKey, window: EventWindow) -> bool:
+    """Every event after `seen` is still in the log, so replaying them is all the client needs."""
     newest = event_key(window.newest or EMPTY_LOG_ID)
-    if seen is None or newest is None or seen > newest:
+    if newest is None or seen > newest:
         return False  # not an id of this log (made up, or from before Redis lost it)
     oldest = event_key(window.oldest) if window.oldest is not None else None
     if oldest is not None and oldest <= seen:

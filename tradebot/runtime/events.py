@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -141,16 +141,28 @@ class BotEvents:
     async def window(self, bot_id: int, *, replay_after: str | None = None) -> tuple[EventWindow, list[BotEvent]]:
         """The oldest and newest kept event ids and how many are kept, and (with `replay_after`) every
         kept event after that id, all read at one instant: a trim cannot fall between them."""
-        key = self.stream_key(bot_id)
+        return (await self.windows({bot_id: replay_after}))[bot_id]
+
+    async def windows(
+        self, replay_after: Mapping[int, str | None]
+    ) -> dict[int, tuple[EventWindow, list[BotEvent]]]:
+        """`window` of several bots, all in one transaction (one round trip)."""
+        bots = list(replay_after)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xrange(key, count=1)
-            pipe.xrevrange(key, count=1)
-            pipe.xlen(key)
-            if replay_after is not None:
-                pipe.xrange(key, min=_after(replay_after), max="+")
-            first, last, length, *replayed = await pipe.execute()
-        window = EventWindow(_first_id(first), _first_id(last), int(length))
-        return window, self._events(bot_id, replayed[0]) if replayed else []
+            for bot_id in bots:
+                key = self.stream_key(bot_id)
+                pipe.xrange(key, count=1)
+                pipe.xrevrange(key, count=1)
+                pipe.xlen(key)
+                if replay_after[bot_id] is not None:
+                    pipe.xrange(key, min=_after(replay_after[bot_id]), max="+")
+            results = iter(await pipe.execute() if bots else [])
+        out = {}
+        for bot_id in bots:
+            first, last, length = next(results), next(results), next(results)
+            replayed = self._events(bot_id, next(results)) if replay_after[bot_id] is not None else []
+            out[bot_id] = (EventWindow(_first_id(first), _first_id(last), int(length)), replayed)
+        return out
 
     @staticmethod
     def _events(bot_id: int, raw: Any) -> list[BotEvent]:
@@ -161,11 +173,12 @@ class BotEvents:
         return out
 
     @contextlib.asynccontextmanager
-    async def listen(self, bot_id: int) -> AsyncIterator[_Listener]:
-        """Live events of one bot on this replica, from the moment of entry."""
+    async def listen(self, *bot_ids: int) -> AsyncIterator[_Listener]:
+        """Live events of these bots on this replica, in arrival order, from the moment of entry."""
         self._ensure_dispatcher()
         listener = _Listener()
-        self._listeners[bot_id].add(listener)
+        for bot_id in bot_ids:
+            self._listeners[bot_id].add(listener)
         try:
             if not self._subscribed.is_set():
                 # The first listener starts the subscription; an event published before Redis has
@@ -175,11 +188,12 @@ class BotEvents:
                         await self._subscribed.wait()
             yield listener
         finally:
-            group = self._listeners.get(bot_id)
-            if group is not None:
-                group.discard(listener)
-                if not group:
-                    del self._listeners[bot_id]
+            for bot_id in bot_ids:
+                group = self._listeners.get(bot_id)
+                if group is not None:
+                    group.discard(listener)
+                    if not group:
+                        del self._listeners[bot_id]
 
     def listener_count(self) -> int:
         return sum(len(g) for g in self._listeners.values())
