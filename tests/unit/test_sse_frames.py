@@ -44,3 +44,15 @@ def test_the_cache_encodes_once_and_stays_bounded() -> None:
     assert (1, "0-0") not in cache._frames and (1, "4-0") in cache._frames
     # The same id on another bot is another event.
     assert cache.get(BotEvent("4-0", 2, "state", {"n": "other"}))[1] != cache.get(events[4])[1]
+
+
+def test_a_combined_cursor_round_trips_and_refuses_what_it_is_not() -> None:
+    from tradebot.http.sse_frames import decode_cursor, encode_cursor
+
+    positions = {12: (1700000000000, 3), 5: (0, 0)}
+    text = encode_cursor(positions)
+    assert text == "5:0-0,12:1700000000000-3"  # by bot id, whatever the order of arrival
+    assert decode_cursor(text) == positions
+    for bad in ("", ",", "5", "5:", ":1-0", "5:1-0,5:2-0", "x:1-0", "5:1-99999999999999999999",
+                "1" * 19 + ":1-0", "5:1-0,", "5:1-0;6:1-0"):
+        assert decode_cursor(bad) is None, bad

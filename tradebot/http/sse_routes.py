@@ -65,6 +65,7 @@ class Listener(Protocol):
     "EventSource may pass the token as `?access_token=`.",
     query=StreamQuery,
     responses={200: "text/event-stream"},
+    errors=(429, 503),
     query_token=True,
     tags=TAGS,
 )

@@ -139,7 +139,7 @@ class StreamRegistry:
             return
         try:
             stale = await self._check([h.token for h in live])
-        except (OSError, asyncpg.PostgresError) as e:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             # Nothing to go by: the streams stay, as new requests cannot be checked either.
             log.warning("open streams' tokens not re-checked", extra={"count": len(live), "error": str(e)})
             return
