@@ -8,6 +8,7 @@ import re
 import secrets
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -152,3 +153,34 @@ def test_a_stream_ends_when_its_token_stops_being_accepted(cluster: Cluster, tmp
     # The token is indeed refused now, on both replicas.
     for url in (a, b):
         assert request(f"{url}/api/v1/auth/me", token=short)[0] == 401
+
+
+def test_the_stream_cap_counts_across_replicas_and_a_killed_replicas_streams_stop_counting(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    import signal
+
+    cluster.extra_env["TRADEBOT_MAX_STREAMS_PER_USER"] = "2"
+    _, a, bot_id = _setup(cluster, tmp_path)
+    b = cluster.nodes["b"].url
+    token = cluster.token
+    assert token is not None
+    on_a, on_b = Watcher(_stream_url(a, bot_id, token)), Watcher(_stream_url(b, bot_id, token))
+    for url in (a, b):
+        assert not _opens_stream(_stream_url(url, bot_id, token))
+    # A closed stream's slot is given back at once; a killed replica's lapse with their lease.
+    cluster.kill("b", signal.SIGKILL)
+    wait_until(on_b.ended, 5, "b's stream to break")
+    started = time.monotonic()
+    wait_until(lambda: _opens_stream(_stream_url(a, bot_id, token)), 45, "the killed replica's slot to lapse")
+    print(f"a killed replica's stream slot lapsed after {time.monotonic() - started:.1f}s")
+    assert not on_a.ended()
+
+
+def _opens_stream(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return int(r.status) == 200
+    except urllib.error.HTTPError as e:
+        assert e.code == 429, e.code
+        return False
