@@ -255,6 +255,14 @@ async def test_access_token_in_the_query_for_eventsource(client: Client, alice: 
     await problem(await client.get(f"/api/v1/bots/{bot['id']}/status-stream?access_token="), 401)
 
 
+@pytest.mark.parametrize("last_seen", ["-1", "-1-0", "1--1", "abc", "1-0x", "%00", "1-0%0a", "9" * 21])
+async def test_a_malformed_last_event_id_query_names_the_field(client: Client, alice: User, last_seen: str) -> None:
+    bot = await create_bot(client, alice)
+    url = f"/api/v1/bots/{bot['id']}/status-stream?last_event_id={last_seen}"
+    body = await problem(await client.get(url, headers=alice.headers), 422)
+    assert body["errors"][0]["field"] == "last_event_id"
+
+
 async def test_a_malformed_last_event_id_query_is_422(client: Client, alice: User) -> None:
     bot = await create_bot(client, alice)
     url = f"/api/v1/bots/{bot['id']}/status-stream"
