@@ -97,3 +97,13 @@ async def test_malformed_announcements_are_ignored() -> None:
         reg.on_message(raw)
     assert not handle.ended.is_set()
     await reg.close()
+
+
+async def test_a_sweep_catches_what_no_announcement_said() -> None:
+    check = Check()
+    reg = StreamRegistry(check, sweep_s=0.01)
+    reg.subscription_up()
+    handle = reg.add(1, "a", 0, FAR)
+    check.stale = {"a"}  # revoked, but the announcement was never published
+    await asyncio.wait_for(handle.ended.wait(), 2)
+    await reg.close()

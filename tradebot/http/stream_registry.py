@@ -9,7 +9,9 @@ A stream is authenticated once, when it connects; after that it is this registry
   is re-checked in one batch query each second until it is back, and once more when it is back
   (what was announced in between never arrives);
 - an announcement that lands between a request's authentication and its stream's registration is
-  remembered for a few seconds, so a stream registered just after it still obeys it.
+  remembered for a few seconds, so a stream registered just after it still obeys it;
+- an announcement that could not be sent at all (its publish failed while the subscriptions stayed
+  up) is caught by a sweep of every open stream's token, in one query, every SWEEP_S.
 No stream polls the database by itself.
 """
 
@@ -30,6 +32,7 @@ from tradebot.runtime.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 RECHECK_WHILE_DOWN_S = 1.0
+SWEEP_S = 30.0
 # How long an announcement is kept for streams registering just after it: far longer than the time
 # between a request's token check and its stream's registration.
 REMEMBER_S = 10.0
@@ -59,8 +62,11 @@ class StreamRegistry:
         *,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        sweep_s: float = SWEEP_S,
     ) -> None:
         self._check = check
+        self._sweep_s = sweep_s
+        self._sweeper: asyncio.Task[None] | None = None
         self._wall = wall_clock
         self._monotonic = monotonic
         self._by_user: dict[int, set[StreamHandle]] = {}
@@ -84,6 +90,8 @@ class StreamRegistry:
             self._spawn(self._recheck([handle]))
         if not self._subscribed:
             self._ensure_watchdog()
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = self._spawn(self._sweep(), name="stream-token-sweep")
         return handle
 
     def discard(self, handle: StreamHandle) -> None:
@@ -151,6 +159,11 @@ class StreamRegistry:
         while not self._subscribed and self._by_user:
             await self._recheck(self.handles())
             await asyncio.sleep(RECHECK_WHILE_DOWN_S)
+
+    async def _sweep(self) -> None:
+        while self._by_user:
+            await asyncio.sleep(self._sweep_s)
+            await self._recheck(self.handles())
 
     def _ensure_watchdog(self) -> None:
         if self._watchdog is None or self._watchdog.done():
