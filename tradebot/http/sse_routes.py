@@ -11,6 +11,9 @@ Order of work on connect, so that nothing falls between the cracks:
 Every event carries an id, so a reconnect can always say where it stopped.
 A comment heartbeat keeps proxies from closing an idle stream; an overflowing listener (a client
 too slow to keep up) ends the stream, and the client's reconnect replays from its last id.
+Every stream (this one and the user's combined one, sse_user_routes) goes through `open_stream`: it
+ends when its token stops being valid (stream_registry) and holds one of its user's slots
+(stream_slots).
 """
 
 from __future__ import annotations
