@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     # SSE comment heartbeat (TRADEBOT_SSE_HEARTBEAT_S): keeps proxies from closing an idle stream and
     # finds clients that went away.
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    # Live streams a user may hold open at once, counted across replicas (TRADEBOT_MAX_STREAMS_PER_USER).
+    max_streams_per_user: int = Field(default=20, ge=1, le=10_000)
 
     # Backtests (TRADEBOT_BACKTEST_*): the longest range accepted, in candles (2,000,000 1m candles are
     # ~3.8 years and ~100 MB of arrays); jobs run at once per replica, and queued behind them.

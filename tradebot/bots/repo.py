@@ -158,6 +158,14 @@ class BotsRepo:
             user_id,
         )
 
+    async def states(self, user_id: int) -> list[asyncpg.Record]:
+        """Every bot of the user with its state, oldest first."""
+        return list(await self._pool.fetch(
+            f"SELECT c.id, {STATE_COLUMNS} FROM bot_configs c LEFT JOIN bot_state s ON s.bot_id = c.id "
+            "WHERE c.user_id = $1 AND c.deleted_at IS NULL ORDER BY c.id",
+            user_id,
+        ))
+
     async def bot_exists(self, user_id: int, bot_id: int) -> bool:
         found = await self._pool.fetchval(
             f"SELECT EXISTS (SELECT 1 FROM bot_configs c WHERE {_OWNED})", bot_id, user_id

@@ -173,6 +173,10 @@ class BotService:
             raise BotNotFound
         return state_or_stopped_view(row)
 
+    async def states(self, user_id: int) -> dict[int, dict[str, Any]]:
+        """bot id → state of every bot of the user."""
+        return {int(r["id"]): state_or_stopped_view(r) for r in await self._repo.states(user_id)}
+
     async def bot_trades(
         self, user_id: int, bot_id: int, *, before: tuple[dt.datetime, int] | None, limit: int
     ) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from tradebot.http import (
     markets_routes,
     ops_routes,
     sse_routes,
+    sse_user_routes,
     trade_routes,
 )
 from tradebot.http.accounts_app import accounts_context
@@ -50,6 +51,7 @@ def all_routes() -> RouteTable:
     table.extend(api_key_routes.routes)
     table.extend(bot_routes.routes)
     table.extend(sse_routes.routes)
+    table.extend(sse_user_routes.routes)
     table.extend(trade_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
