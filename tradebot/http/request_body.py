@@ -23,7 +23,7 @@ from tradebot.http.problems import Problem, field_problem, from_validation_error
 M = TypeVar("M", bound=BaseModel)
 
 # What aiohttp decodes itself (br and zstd only with optional packages this project does not ship).
-_DECODED_CODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
+_DECODED_CODINGS = frozenset({"", "identity", "gzip", "deflate"})
 _NUL = "\x00"
 
 
