@@ -66,6 +66,12 @@ async def test_duplicate_json_keys_are_a_400_problem(client: Client) -> None:
     raw = b'{"email": "%s", "password": "%s", "email": "other@example.com"}' % (email.encode(), PASSWORD.encode())
     r = await client.post(REGISTER, data=raw, headers={"Content-Type": "application/json"})
     assert "duplicate key 'email'" in (await problem(r, 400))["detail"]
+    # A large body (checked off the event loop) follows the same rules.
+    pad = b"x" * 100_000
+    for raw, status in ((b'{"pad": "%s", "email": "a", "pad": 1}' % pad, 400),
+                        (b'{"pad": "%s", "email": "a\\u0000"}' % pad, 422)):
+        r = await client.post(REGISTER, data=raw, headers={"Content-Type": "application/json"})
+        await problem(r, status)
     alice = await new_user(client, "alice")
     raw = (b'{"api_key_id": %d, "symbol": "BTCUSDT", "timeframe": "1m", '
            b'"parameters": {"ema_period": 5, "ema_period": 7}}' % alice.key_id)
