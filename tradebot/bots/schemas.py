@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, BotSettings
 from tradebot.http.pagination import Page, PageQuery
+from tradebot.http.times import accepted_time
 from tradebot.timeframes import Timeframe
 
 Strategy = Literal["ema_cross"]
@@ -224,9 +225,9 @@ class TradesQuery(PageQuery):
     @field_validator("since")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        if v is not None and v.tzinfo is None:
-            return v.replace(tzinfo=dt.UTC)
-        return v
+        if v is None:
+            return None
+        return accepted_time(v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v)
 
 
 class StreamQuery(BaseModel):

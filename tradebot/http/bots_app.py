@@ -17,6 +17,7 @@ from tradebot.bots.errors import (
     BotError,
     BotHasNoApiKey,
     BotIsRunning,
+    BotLimitReached,
     BotNotFound,
     InvalidBotSettings,
     MarketsUnavailable,
@@ -129,7 +130,9 @@ class _AppMarkets:
 
 
 async def bots_context(app: web.Application) -> AsyncIterator[None]:
-    app[BOTS] = BotService(app[DB], app[REDIS], app[SETTINGS].redis_prefix, app[BOT_EVENTS], _AppMarkets(app))
+    settings = app[SETTINGS]
+    app[BOTS] = BotService(app[DB], app[REDIS], settings.redis_prefix, app[BOT_EVENTS], _AppMarkets(app),
+                           max_bots_per_user=settings.max_bots_per_user)
     yield
 
 
@@ -142,6 +145,10 @@ def problem_for(error: BotError) -> Problem:
         return conflict("the bot has no api key; set api_key_id first")
     if isinstance(error, BotIsRunning):
         return conflict(error.detail)
+    if isinstance(error, BotLimitReached):
+        # 409, not 429: waiting does not help; the account is full until the user deletes a bot.
+        return conflict(f"this account already has the maximum of {error.limit} bots "
+                        "(TRADEBOT_MAX_BOTS_PER_USER); delete one to create another")
     if isinstance(error, InvalidBotSettings):
         return validation_problem([FieldError(f, m) for f, m in error.errors])
     if isinstance(error, MarketsUnavailable):
