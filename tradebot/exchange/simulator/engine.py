@@ -171,7 +171,10 @@ class MatchingEngine:
         if req.reduce_only:
             if position.amount == 0 or (position.amount > 0) == (signed > 0):
                 raise Rejection(-2022, "ReduceOnly Order is rejected.")
-            qty = min(qty, abs(position.amount))  # Binance clamps a reduce-only order to the position
+            # Binance clamps a reduce-only order to the position, before any margin check: the clamped
+            # order only closes, so it never needs margin however large the request was.
+            qty = min(qty, abs(position.amount))
+            signed = qty if side == "BUY" else -qty
 
         current = self.prices[market.symbol]
         marketable = order_type == "MARKET" or (limit_price >= current if side == "BUY" else limit_price <= current)
