@@ -6,9 +6,9 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-from tradebot.exchange.simulator.markets import MarketSpec
+from tradebot.exchange.simulator.markets import MarketSpec, to_grid
 from tradebot.exchange.timeframes import TIMEFRAME_MS
 
 INTERVAL_MS = TIMEFRAME_MS
@@ -195,7 +195,7 @@ class RandomWalk:
 
     def _move(self, walk: _Walk) -> None:
         factor = math.exp(walk.rng.gauss(0.0, self._volatility))
-        price = (walk.price * Decimal(repr(factor))).quantize(walk.tick, rounding=ROUND_HALF_EVEN)
+        price = to_grid(walk.price * Decimal(repr(factor)), walk.tick)
         price = max(price, walk.tick)
         volume = Decimal(walk.rng.randint(1, 5000)) / 1000
         f = walk.forming

@@ -4,7 +4,8 @@ Money is `Decimal` throughout so that a hand-computed PnL or fee equals what the
 the last digit. The model is Binance USD-M in one-way position mode with cross margin:
 
 - a market order fills at once, in full, at the current price moved by `slippage_bps` against the
-  taker (a buy pays more, a sell gets less);
+  taker (a buy pays more, a sell gets less), then put on the tick grid against the taker too (a buy
+  rounded up, a sell down), so every fill price is one the exchange could print;
 - a GTC limit order that is not marketable rests and fills at its own price once a later price
   update crosses it (a marketable one fills at once like a market order, never worse than its limit);
 - every fill pays `fee_rate` × notional in USDT (one rate for maker and taker: simpler to reason about);
@@ -36,7 +37,7 @@ from tradebot.exchange.simulator.accounts import (
     Position,
     Rejection,
 )
-from tradebot.exchange.simulator.markets import MarketSpec, decimal_str
+from tradebot.exchange.simulator.markets import MarketSpec, decimal_str, round_down, round_up
 
 _CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 
@@ -222,7 +223,8 @@ class MatchingEngine:
     def _taker_price(self, symbol: str, side: str) -> Decimal:
         slip = self.slippage_bps / Decimal(10_000)
         current = self.prices[symbol]
-        return current * (1 + slip) if side == "BUY" else current * (1 - slip)
+        tick = self.markets[symbol].tick_size
+        return round_up(current * (1 + slip), tick) if side == "BUY" else round_down(current * (1 - slip), tick)
 
     def _fill(
         self, account: Account, order: Order, qty: Decimal, price: Decimal, *, maker: bool, now_ms: int

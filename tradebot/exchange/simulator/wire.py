@@ -6,7 +6,7 @@ Numbers go out as decimal strings and times as epoch milliseconds, like Binance;
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from tradebot.exchange.simulator.accounts import (
@@ -26,7 +26,32 @@ ORDER_TYPES = ["LIMIT", "MARKET"]  # only what the engine matches; ccxt refuses 
 _FAR_FUTURE_MS = 4133404800000  # Binance's deliveryDate for perpetuals (2100-12-25)
 
 
+# Binance prints computed figures (averages, margins, PnL, quote volumes) with at most 8 decimals.
+_COMPUTED_QUANTUM = Decimal("1e-8")
+
+
 def s(value: Decimal) -> str:
+    """A number the simulator computed, as Binance prints it: plain decimals, at most 8 of them.
+
+    Prices and quantities the engine sets are on the market's grid already (fills, the random walk,
+    lot steps); this bounds what arithmetic derives from them (an average entry price, a margin at 7x)
+    instead of printing Decimal's 28 significant digits.
+    """
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -8:
+        value = value.quantize(_COMPUTED_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return decimal_str(value)
+
+
+def given(value: Decimal) -> str:
+    """A number a test author pushed (a candle's OHLCV via `/_sim/klines` or a replayed CSV), as given.
+
+    Pushed candles are the author's data, not the exchange's: live-vs-backtest parity tests feed the
+    same floats to the backtest, so their values are echoed unchanged, neither snapped to the tick nor
+    rounded. They arrive as JSON numbers read through `str(float)` (or CSV text through `repr`), the
+    shortest text that round-trips, so they never carry Decimal's long expansions; figures derived from
+    them (quote volume, taker volumes) go through `s` and are rounded to 8 decimals.
+    """
     return decimal_str(value)
 
 
@@ -110,11 +135,11 @@ def kline_row(c: Candle) -> list[Any]:
     quote_volume = c.volume * c.close
     return [
         c.open_time,
-        s(c.open),
-        s(c.high),
-        s(c.low),
-        s(c.close),
-        s(c.volume),
+        given(c.open),
+        given(c.high),
+        given(c.low),
+        given(c.close),
+        given(c.volume),
         c.close_time,
         s(quote_volume),
         c.trades,
@@ -136,11 +161,11 @@ def kline_event(symbol: str, interval: str, c: Candle, event_time: int) -> Json:
             "i": interval,
             "f": 0,
             "L": max(c.trades - 1, 0),
-            "o": s(c.open),
-            "c": s(c.close),
-            "h": s(c.high),
-            "l": s(c.low),
-            "v": s(c.volume),
+            "o": given(c.open),
+            "c": given(c.close),
+            "h": given(c.high),
+            "l": given(c.low),
+            "v": given(c.volume),
             "n": c.trades,
             "x": c.closed,
             "q": s(c.volume * c.close),
