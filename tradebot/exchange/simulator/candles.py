@@ -119,9 +119,10 @@ class _Walk:
 class RandomWalk:
     """A seeded geometric random walk per symbol, producing 1m candles in simulated time.
 
-    Simulated time advances one base interval per `roll()`, however many real seconds that took, so a
-    demo can run faster than the wall clock; the walk starts with `history` closed candles ending where
-    the forming candle opens (`start_ms`), so a bot can warm its indicators at once.
+    Candles live in simulated time: the caller moves the price (`step`) and closes candles as its clock
+    passes their end (`advance_to`), so a demo can run faster than the wall clock; the walk starts with
+    `history` closed candles ending where the forming candle opens (`start_ms`), so a bot can warm its
+    indicators at once.
     """
 
     def __init__(
@@ -166,6 +167,26 @@ class RandomWalk:
         walk = self._walks[symbol]
         closed = self._roll(walk)
         return closed, walk.forming
+
+    def advance_to(self, symbol: str, now_ms: int) -> list[Candle]:
+        """Closes every candle that ended by `now_ms` (simulated time); returns them, oldest first.
+
+        A candle the walk skipped over entirely (after a pause in manual mode) gets the moves it would
+        have had, so the history has no holes; a gap longer than the kept history is jumped instead.
+        """
+        walk = self._walks[symbol]
+        closed: list[Candle] = []
+        missed = (now_ms - walk.forming.open_time) // BASE_INTERVAL_MS
+        if missed > MAX_RANDOM_WALK_HISTORY:
+            closed.append(self._roll(walk))
+            walk.forming = self._open(now_ms - now_ms % BASE_INTERVAL_MS, walk.price)
+            return closed
+        while walk.forming.open_time + BASE_INTERVAL_MS <= now_ms:
+            if closed:
+                for _ in range(self._steps):
+                    self._move(walk)
+            closed.append(self._roll(walk))
+        return closed
 
     def candles(self, symbol: str, interval: str) -> list[Candle]:
         """The whole history for an interval, the forming candle last."""

@@ -55,7 +55,7 @@ def endpoint(security: Security, handler: Handler) -> Callable[[web.Request], Aw
                         account,
                         request.rel_url.raw_query_string,
                         body,
-                        sim.clock(),
+                        sim.wall_clock(),
                         sim.config.recv_window_ms,
                     )
                 else:

@@ -28,6 +28,7 @@ from tradebot.exchange.simulator.candles import (
 from tradebot.exchange.simulator.config import Mode, SimulatorConfig
 from tradebot.exchange.simulator.engine import MatchingEngine
 from tradebot.exchange.simulator.markets import MarketSpec, market_spec
+from tradebot.exchange.simulator.simclock import SimulatedClock, speed_for
 from tradebot.exchange.simulator.streams import StreamHub
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
-        self.clock = clock
+        self.wall_clock = clock  # signed requests' timestamps are checked against this one
+        self._clock = SimulatedClock(clock)
         self.markets: dict[str, MarketSpec] = {s: market_spec(s) for s in config.symbols}
         self.engine = MatchingEngine(
             self.markets,
@@ -69,7 +71,12 @@ class Simulator:
         self.candle_seconds = config.candle_seconds
         self._mode_watchers: set[asyncio.Event] = set()
         if self.mode == "random_walk":
+            self._clock.run_fast(speed_for(self.candle_seconds))
             self._price_from_walk()
+
+    def clock(self) -> int:
+        """The exchange's time (`serverTime`, event and candle times): see `simclock`."""
+        return self._clock.now()
 
     # ---- market data ----------------------------------------------------------------------------
 
@@ -77,6 +84,7 @@ class Simulator:
         if self.mode == "manual":
             series: Sequence[Candle] = self.manual.series(symbol, interval)
         else:
+            self._catch_up(symbol)
             series = self.walk.candles(symbol, interval)
         return select_klines(series, start, end, limit)
 
@@ -87,6 +95,7 @@ class Simulator:
             window = self.manual.recent(symbol, day_ms)
         else:
             # The last 24 hours of simulated time, forming candle included.
+            self._catch_up(symbol)
             window = self.walk.candles(symbol, "1m")[-(day_ms // BASE_INTERVAL_MS) :]
         return wire.ticker_24hr(symbol, window, self.engine.prices[symbol], now)
 
@@ -107,9 +116,15 @@ class Simulator:
     def set_mode(self, mode: Mode, candle_seconds: float | None) -> None:
         if candle_seconds is not None:
             self.candle_seconds = candle_seconds
+        if mode == "random_walk":
+            self._clock.run_fast(speed_for(self.candle_seconds))
+        else:
+            self._clock.follow_wall()
         if mode != self.mode:
             self.mode = mode
             if mode == "random_walk":
+                for symbol in self.markets:
+                    self._catch_up(symbol)
                 self._price_from_walk()
             else:
                 # Manual mode fills at the last pushed close; before any push, at the last price seen.
@@ -139,22 +154,19 @@ class Simulator:
     async def run_random_walk(self) -> None:
         """Background task: moves every symbol's price a few times per candle and closes candles.
 
-        Runs for the life of the app; idles (waiting for a mode change) while in manual mode.
+        Runs for the life of the app; idles (waiting for a mode change) while in manual mode. Candles
+        close when the simulated clock passes their end, not after a count of steps, so candle times
+        never drift from `serverTime`.
         """
         steps = 4
-        step = 0
         while True:
             if self.mode != "random_walk":
                 await self._pause(None)
-                step = 0
                 continue
             if await self._pause(max(self.candle_seconds, 0.01) / steps):
                 continue  # the mode or the pace changed: look again before moving the price
-            step += 1
             for symbol in self.markets:
-                self._walk_step(symbol, close=step >= steps)
-            if step >= steps:
-                step = 0
+                self._walk_step(symbol)
 
     # ---- CSV replay ------------------------------------------------------------------------------
 
@@ -175,17 +187,23 @@ class Simulator:
             self.push_candles(replay.symbol, replay.interval, [candle])
         log.info("replay of %d %s %s candles finished", len(replay.candles), replay.symbol, replay.interval)
 
-    def _walk_step(self, symbol: str, *, close: bool) -> None:
+    def _catch_up(self, symbol: str) -> int:
+        """Closes the walk's candles that ended by the clock and streams them; returns the clock."""
+        now = self.clock()
+        closed = self.walk.advance_to(symbol, now)
+        # After a long pause only the newest closed candles are streamed; clients backfill over REST.
+        for candle in closed[-3:]:
+            self._publish_walk_candle(symbol, candle, now)
+        return now
+
+    def _walk_step(self, symbol: str) -> None:
+        now = self._catch_up(symbol)
         before = self.walk.price(symbol)
         forming = self.walk.step(symbol)
-        now = self.clock()
         # Only the move just made can fill resting orders: the forming candle's earlier range may predate
         # an order placed since.
         after = forming.close
         reports = self.engine.on_price(symbol, after, now, min(before, after), max(before, after))
-        if close:
-            closed, forming = self.walk.roll(symbol)
-            self._publish_walk_candle(symbol, closed, now)
         self._publish_walk_candle(symbol, forming, now)
         self.publish_reports(reports)
         self._publish_tickers(symbol)
