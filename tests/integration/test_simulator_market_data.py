@@ -146,7 +146,7 @@ async def test_drop_websockets_fails_the_pending_watch_and_the_next_watch_reconn
 
 async def test_unknown_endpoint_is_a_json_404_that_ccxt_does_not_retry(public_exchange: Exchange) -> None:
     with pytest.raises(ccxt.ExchangeError) as info:
-        await public_exchange.fapiPublicGetFundingRate({"symbol": "BTCUSDT"})
+        await public_exchange.fapiPublicGetOpenInterest({"symbol": "BTCUSDT"})
     assert not isinstance(info.value, ccxt.NetworkError)
     assert "-5000" in str(info.value) and "not served" in str(info.value)
 

@@ -18,8 +18,8 @@ from tradebot.exchange.simulator.accounts import (
     Position,
 )
 from tradebot.exchange.simulator.candles import Candle
-from tradebot.exchange.simulator.engine import MatchingEngine
-from tradebot.exchange.simulator.markets import MarketSpec, decimal_str
+from tradebot.exchange.simulator.engine import TIME_IN_FORCE, MatchingEngine
+from tradebot.exchange.simulator.markets import MarketSpec, decimal_str, round_down, round_up
 
 Json = dict[str, Any]
 ORDER_TYPES = ["LIMIT", "MARKET"]  # only what the engine matches; ccxt refuses others before sending
@@ -107,7 +107,7 @@ def _symbol_info(m: MarketSpec) -> Json:
             {"filterType": "MIN_NOTIONAL", "notional": s(m.min_notional)},
         ],
         "orderTypes": ORDER_TYPES,
-        "timeInForce": ["GTC"],
+        "timeInForce": list(TIME_IN_FORCE),
     }
 
 
@@ -484,3 +484,125 @@ def positions_summary(account: Account, engine: MatchingEngine) -> Mapping[str, 
         for p in account.positions.values()
         if p.amount
     }
+
+
+# ---- the synthetic book and the price streams ------------------------------------------------------
+
+BOOK_LEVEL_QTY = Decimal(10)
+
+
+def book_levels(market: MarketSpec, price: Decimal, levels: int) -> tuple[list[Decimal], list[Decimal]]:
+    """A synthetic book around `price`, on the tick grid: bids below it, asks above, one tick apart.
+
+    The engine does not match against it; it gives a caller checking the spread a sensible one.
+    """
+    tick = market.tick_size
+    best_bid = round_down(price, tick)
+    if best_bid == price:
+        best_bid -= tick
+    best_ask = round_up(price, tick)
+    if best_ask == price:
+        best_ask += tick
+    best_bid = max(best_bid, tick)
+    return [best_bid - tick * i for i in range(levels) if best_bid - tick * i > 0], [
+        best_ask + tick * i for i in range(levels)
+    ]
+
+
+def book_ticker(market: MarketSpec, price: Decimal, now: int) -> Json:
+    bids, asks = book_levels(market, price, 1)
+    return {
+        "symbol": market.symbol,
+        "bidPrice": s(bids[0]),
+        "bidQty": s(BOOK_LEVEL_QTY),
+        "askPrice": s(asks[0]),
+        "askQty": s(BOOK_LEVEL_QTY),
+        "time": now,
+        "lastUpdateId": now,
+    }
+
+
+def book_ticker_event(market: MarketSpec, price: Decimal, now: int) -> Json:
+    top = book_ticker(market, price, now)
+    return {
+        "e": "bookTicker",
+        "u": now,
+        "E": now,
+        "T": now,
+        "s": market.symbol,
+        "b": top["bidPrice"],
+        "B": top["bidQty"],
+        "a": top["askPrice"],
+        "A": top["askQty"],
+    }
+
+
+FUNDING_INTERVAL_MS = 8 * 3_600_000
+ZERO_RATE = "0.00000000"  # the simulator charges no funding; premiumIndex says the same
+
+
+def next_funding_time(now: int) -> int:
+    return now - now % FUNDING_INTERVAL_MS + FUNDING_INTERVAL_MS
+
+
+def mark_price_event(symbol: str, price: Decimal, now: int) -> Json:
+    text = s(price)
+    return {
+        "e": "markPriceUpdate",
+        "E": now,
+        "s": symbol,
+        "p": text,
+        "i": text,
+        "P": text,
+        "r": ZERO_RATE,
+        "T": next_funding_time(now),
+    }
+
+
+def agg_trade_event(symbol: str, trade_id: int, price: Decimal, qty: Decimal, now: int) -> Json:
+    """One aggregated market trade: the simulated market's own move to `price` (not a user's fill)."""
+    return {
+        "e": "aggTrade",
+        "E": now,
+        "s": symbol,
+        "a": trade_id,
+        "p": s(price),
+        "q": s(qty),
+        "f": trade_id,
+        "l": trade_id,
+        "T": now,
+        "m": False,
+    }
+
+
+def continuous_kline_event(symbol: str, interval: str, c: Candle, event_time: int) -> Json:
+    k = dict(kline_event(symbol, interval, c, event_time)["k"])
+    del k["s"]
+    return {"e": "continuous_kline", "E": event_time, "ps": symbol, "ct": "PERPETUAL", "k": k}
+
+
+def funding_rate(symbol: str, funding_time: int, mark: Decimal) -> Json:
+    return {"symbol": symbol, "fundingTime": funding_time, "fundingRate": ZERO_RATE, "markPrice": s(mark)}
+
+
+def income(account: Account) -> list[Json]:
+    """The account's income history from its fills: COMMISSION for each, REALIZED_PNL where non-zero."""
+    rows: list[Json] = []
+    for f in account.trades:
+        entries = [("COMMISSION", -f.commission)]
+        if f.realized_pnl:
+            entries.insert(0, ("REALIZED_PNL", f.realized_pnl))
+        for kind, amount in entries:
+            rows.append(
+                {
+                    "symbol": f.symbol,
+                    "incomeType": kind,
+                    "income": s(amount),
+                    "asset": SETTLEMENT_ASSET,
+                    "info": kind,
+                    "time": f.time,
+                    "tranId": f.trade_id * 10 + (1 if kind == "COMMISSION" else 2),
+                    "tradeId": str(f.trade_id),
+                }
+            )
+    return rows
