@@ -146,7 +146,7 @@ async def test_drop_websockets_fails_the_pending_watch_and_the_next_watch_reconn
 
 async def test_unknown_endpoint_is_a_json_404_that_ccxt_does_not_retry(public_exchange: Exchange) -> None:
     with pytest.raises(ccxt.ExchangeError) as info:
-        await public_exchange.fapiPublicGetFundingRate({"symbol": "BTCUSDT"})
+        await public_exchange.fapiPublicGetOpenInterest({"symbol": "BTCUSDT"})
     assert not isinstance(info.value, ccxt.NetworkError)
     assert "-5000" in str(info.value) and "not served" in str(info.value)
 
@@ -160,12 +160,54 @@ class TestRandomWalk:
         self, public_exchange: Exchange, simulator: RunningSimulator
     ) -> None:
         rows = await public_exchange.fetch_ohlcv(BTC, "1m", limit=1000)
-        assert len(rows) == 601
+        # 600 pre-generated closed candles and the forming one, plus any the clock has closed since the
+        # start: it runs 300x here from the wall clock, so the first candle may close within a moment.
+        assert len(rows) >= 601
         assert all(b[0] - a[0] == MINUTE_MS for a, b in pairwise(rows))
         forming = simulator.state.walk.forming("BTCUSDT")
         assert rows[-1][0] == forming.open_time
         hourly = await public_exchange.fetch_ohlcv(BTC, "1h", limit=50)
         assert 10 <= len(hourly) <= 12
+
+    async def test_server_time_event_times_and_candle_times_follow_one_clock(
+        self, public_exchange: Exchange, simulator: RunningSimulator, sim: SimControl
+    ) -> None:
+        """At 0.2 s per 1m candle the simulated clock runs 300x: server time keeps up with the candles."""
+        started = now_ms()
+        first = simulator.state.walk.forming("BTCUSDT").open_time
+
+        async def ten_candles_later() -> bool:
+            return simulator.state.walk.forming("BTCUSDT").open_time >= first + 10 * MINUTE_MS
+
+        await eventually(ten_candles_later)
+        before = (await public_exchange.fapiPublicGetTime())["serverTime"]
+        rows = await public_exchange.fetch_ohlcv(BTC, "1m", limit=3)
+        after = (await public_exchange.fapiPublicGetTime())["serverTime"]
+        # The forming candle (the last row) is the one that contains the server's now.
+        assert minute_floor(int(before)) <= rows[-1][0] <= minute_floor(int(after))
+        assert int(before) - started >= 10 * MINUTE_MS - MINUTE_MS  # far ahead of the wall clock
+
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
+        ):
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 1})
+            assert await ws.receive_json(timeout=5) == {"result": None, "id": 1}
+            for _ in range(8):
+                event = await ws.receive_json(timeout=5)
+                if event["k"]["x"]:
+                    assert event["E"] > event["k"]["T"]
+                else:
+                    assert event["k"]["t"] <= event["E"] <= event["k"]["T"]
+        # Signed requests are still stamped with the wall clock, and accepted.
+        account = await sim.create_account({"USDT": 100})
+        private = build_client(
+            "binanceusdm", base_url=simulator.base_url, api_key=account.api_key, secret=account.secret
+        )
+        try:
+            assert (await private.fetch_balance())["USDT"]["total"] == 100
+        finally:
+            await private.close()
 
     async def test_watch_ohlcv_sees_updates_and_a_new_candle(self, public_exchange: Exchange) -> None:
         first = await asyncio.wait_for(public_exchange.watch_ohlcv(ETH, "1m"), 5)

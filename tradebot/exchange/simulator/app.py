@@ -53,11 +53,14 @@ async def _market_ws(request: web.Request) -> web.StreamResponse:
     else:
         # ccxt's path tail is a connection index ("0", "1"); Binance's raw form names the streams.
         initial = [s for s in tail.split("/") if s and not s.isdigit()]
+    refused = next((error for error in map(sim.stream_error, initial) if error is not None), None)
+    if refused is not None:
+        return rest.json_response({"code": -1100, "msg": f"Invalid request: {refused}"}, 400)
 
     def make(ws: web.WebSocketResponse) -> Connection:
         return Connection(ws, combined=combined, streams=set(initial))
 
-    return await serve_connection(request, sim.hub, make)
+    return await serve_connection(request, sim.hub, make, sim.stream_error)
 
 
 async def _private_ws(request: web.Request) -> web.StreamResponse:
@@ -74,7 +77,7 @@ async def _serve_user(request: web.Request, listen_key: str) -> web.StreamRespon
     def make(ws: web.WebSocketResponse) -> Connection:
         return Connection(ws, combined=False, api_key=api_key)
 
-    return await serve_connection(request, sim.hub, make)
+    return await serve_connection(request, sim.hub, make, sim.stream_error)
 
 
 def build_app(config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> web.Application:

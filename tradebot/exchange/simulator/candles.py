@@ -6,9 +6,9 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-from tradebot.exchange.simulator.markets import MarketSpec
+from tradebot.exchange.simulator.markets import MarketSpec, to_grid
 from tradebot.timeframes import TIMEFRAMES, candle_open, next_open, timeframe_ms
 
 INTERVALS = TIMEFRAMES
@@ -121,9 +121,10 @@ class _Walk:
 class RandomWalk:
     """A seeded geometric random walk per symbol, producing 1m candles in simulated time.
 
-    Simulated time advances one base interval per `roll()`, however many real seconds that took, so a
-    demo can run faster than the wall clock; the walk starts with `history` closed candles ending where
-    the forming candle opens (`start_ms`), so a bot can warm its indicators at once.
+    Candles live in simulated time: the caller moves the price (`step`) and closes candles as its clock
+    passes their end (`advance_to`), so a demo can run faster than the wall clock; the walk starts with
+    `history` closed candles ending where the forming candle opens (`start_ms`), so a bot can warm its
+    indicators at once.
     """
 
     def __init__(
@@ -169,6 +170,26 @@ class RandomWalk:
         closed = self._roll(walk)
         return closed, walk.forming
 
+    def advance_to(self, symbol: str, now_ms: int) -> list[Candle]:
+        """Closes every candle that ended by `now_ms` (simulated time); returns them, oldest first.
+
+        A candle the walk skipped over entirely (after a pause in manual mode) gets the moves it would
+        have had, so the history has no holes; a gap longer than the kept history is jumped instead.
+        """
+        walk = self._walks[symbol]
+        closed: list[Candle] = []
+        missed = (now_ms - walk.forming.open_time) // BASE_INTERVAL_MS
+        if missed > MAX_RANDOM_WALK_HISTORY:
+            closed.append(self._roll(walk))
+            walk.forming = self._open(now_ms - now_ms % BASE_INTERVAL_MS, walk.price)
+            return closed
+        while walk.forming.open_time + BASE_INTERVAL_MS <= now_ms:
+            if closed:
+                for _ in range(self._steps):
+                    self._move(walk)
+            closed.append(self._roll(walk))
+        return closed
+
     def candles(self, symbol: str, interval: str) -> list[Candle]:
         """The whole history for an interval, the forming candle last."""
         walk = self._walks[symbol]
@@ -195,7 +216,7 @@ class RandomWalk:
 
     def _move(self, walk: _Walk) -> None:
         factor = math.exp(walk.rng.gauss(0.0, self._volatility))
-        price = (walk.price * Decimal(repr(factor))).quantize(walk.tick, rounding=ROUND_HALF_EVEN)
+        price = to_grid(walk.price * Decimal(repr(factor)), walk.tick)
         price = max(price, walk.tick)
         volume = Decimal(walk.rng.randint(1, 5000)) / 1000
         f = walk.forming
