@@ -120,3 +120,17 @@ async def test_bot_trades_where_the_backtest_trades(
           f"max {max(latencies) * 1000:.1f} ms")
 
 
+
+
+@pytest.mark.parametrize("allow_short", [False, True])
+async def test_a_flat_market_never_trades_live(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, allow_short: bool,
+) -> None:
+    """500 candles closing at 7.0: the EMA equals the close exactly, so the target never changes."""
+    bot = await start_bot(pool, runtime, trader, ema_period=20, allow_short=allow_short)
+    for i, row in enumerate(candle_rows([7.0] * 500, spread=0.0)):
+        await push_and_wait(runtime, sim, bot, row, what=f"a decision on flat candle {i}")
+    assert await _orders(pool, bot) == []
+    assert await sim.orders(trader.creds.api_key) == []
+    state = await pool.fetchrow("SELECT * FROM bot_state WHERE bot_id = $1", bot)
+    assert not state["in_position"] and state["daily_trades_count"] == 0
