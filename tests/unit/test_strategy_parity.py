@@ -59,7 +59,7 @@ def _draw_value(draw: st.DrawFn, spec: dict[str, Any]) -> Any:
 @st.composite
 def parameters_of(draw: st.DrawFn, name: str) -> Any:
     strategy = get_strategy(name)
-    schema = strategy.parameters_schema()  # type: ignore[attr-defined]
+    schema = strategy.parameters_schema()
     raw = {key: _draw_value(draw, spec) for key, spec in schema["properties"].items()}
     raw["allow_short"] = draw(st.booleans())
     try:
