@@ -374,3 +374,21 @@ def test_hold_through_ties_equals_the_plain_loop(signs: list[int], allow_short: 
             target = -1 if allow_short else 0
         expected.append(target)
     assert hold_through_ties(s > 0, s < 0, allow_short).tolist() == expected
+
+
+@pytest.mark.parametrize("period", [2, 20, 1000])
+def test_bands_are_the_same_bits_whatever_the_chunking(period: int) -> None:
+    """bollinger() reduces windows chunk by chunk: across chunk edges the bands equal the
+    one-shot reduction and the live face's, bit for bit."""
+    from tradebot.strategies.bollinger import _CHUNK, BollingerState, window_mean_m2
+
+    x = walk(2 * _CHUNK + period + 7, seed=period)
+    bands = bollinger(x, period, 2.0)
+    mean, m2 = window_mean_m2(x, period)
+    np.testing.assert_array_equal(bands.mid[period - 1 :], mean)
+    np.testing.assert_array_equal(bands.upper[period - 1 :], mean + np.sqrt(m2 / period) * 2.0)
+    for end in (_CHUNK + period - 2, _CHUNK + period - 1, _CHUNK + period, x.shape[0] - 1):
+        state = BollingerState.start(period, 2.0)
+        for v in x[end - period + 1 : end + 1].tolist():
+            state = state.update(v)
+        assert (state.mid, state.upper, state.lower) == (bands.mid[end], bands.upper[end], bands.lower[end])

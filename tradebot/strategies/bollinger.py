@@ -34,6 +34,9 @@ __all__ = ["BollingerBands", "BollingerState", "bollinger", "window_mean_m2"]
 
 _OWNER: Final = "Bollinger"
 
+_CHUNK: Final = 1 << 14
+"""Windows reduced per step by :func:`bollinger`."""
+
 
 def _check_period(period: int) -> None:
     if isinstance(period, bool) or not isinstance(period, int) or period < 2:
@@ -117,17 +120,21 @@ def _bands(mean: NDArray[np.float64], m2: NDArray[np.float64], n: int, width: fl
 
 
 def bollinger(close: NDArray[np.float64], period: int, width: float) -> BollingerBands:
-    """The bands over a series of closes (NaN before index ``period - 1``)."""
+    """The bands over a series of closes (NaN before index ``period - 1``).
+
+    Windows are reduced :data:`_CHUNK` at a time (each chunk's closes plus the ``period - 1``
+    before it), which keeps the working set in cache; every window is a pure function of its
+    values, so chunking changes no bit."""
     close = np.ascontiguousarray(close, dtype=np.float64)
     total = close.shape[0]
-    mean, m2 = window_mean_m2(close, period) if total >= period else (np.empty(0), np.empty(0))
-    inner = _bands(mean, m2, period, width)
-    out = []
-    for part in (inner.mid, inner.upper, inner.lower):
-        full = np.full(total, np.nan)
-        full[period - 1 :] = part
-        out.append(full)
-    return BollingerBands(*out)
+    mid, upper, lower = np.full(total, np.nan), np.full(total, np.nan), np.full(total, np.nan)
+    for start in range(0, max(0, total - period + 1), _CHUNK):
+        stop = min(total - period + 1, start + _CHUNK)
+        mean, m2 = window_mean_m2(close[start : stop + period - 1], period)
+        bands = _bands(mean, m2, period, width)
+        at = slice(start + period - 1, stop + period - 1)
+        mid[at], upper[at], lower[at] = bands.mid, bands.upper, bands.lower
+    return BollingerBands(mid, upper, lower)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,14 +43,16 @@ def _check_period(period: int) -> None:
 
 
 def _smoothed(x: NDArray[np.float64], period: int) -> NDArray[np.float64]:
-    """Wilder's averages of ``x`` (the gains or losses of changes 1..m): the value after change
-    ``period`` (the mean) and every later one."""
+    """Wilder's averages of ``x``, the gains or losses of the changes ``1..n-1`` of ``n`` closes,
+    as an array aligned with the closes: NaN before index ``period``, the mean of the first
+    ``period`` values there, then the average after each later one."""
     p = _ema_period(period)
     seed = float(np.cumsum(x[:period])[-1]) / period
     z = np.empty(p + x.shape[0] - period)
     z[:p] = seed
     z[p:] = x[period:]
-    return ema(z, p)[p - 1 :]
+    # ema() leaves its first p - 1 values NaN: the p - 1 - period before index period are those
+    return ema(z, p)[p - 1 - period :]
 
 
 def wilder_averages(close: NDArray[np.float64], period: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -58,12 +60,11 @@ def wilder_averages(close: NDArray[np.float64], period: int) -> tuple[NDArray[np
     _check_period(period)
     close = np.ascontiguousarray(close, dtype=np.float64)
     n = close.shape[0]
-    gain = np.full(n, np.nan)
-    loss = np.full(n, np.nan)
-    if n > period:
-        change = close[1:] - close[:-1]
-        gain[period:] = _smoothed(np.where(change > 0.0, change, 0.0), period)
-        loss[period:] = _smoothed(np.where(change < 0.0, -change, 0.0), period)
+    if n <= period:
+        return np.full(n, np.nan), np.full(n, np.nan)
+    # x[t-1] - x[t] is exactly -(x[t] - x[t-1]), and +0.0 for equal closes, as in RsiState
+    gain = _smoothed(np.maximum(close[1:] - close[:-1], 0.0), period)
+    loss = _smoothed(np.maximum(close[:-1] - close[1:], 0.0), period)
     return gain, loss
 
 
