@@ -9,6 +9,7 @@ sequence numbers and indicator values agree on every candle.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from tradebot.strategies import NO_TARGET, Candle, Candles, ParameterError, get_strategy, strategy_names
 
 MINUTE = 60_000
-EXAMPLES = 300
+EXAMPLES = int(os.environ.get("TRADEBOT_PARITY_EXAMPLES", "300"))  # per strategy
 
 price = st.floats(min_value=1e-8, max_value=1e8, allow_nan=False, allow_infinity=False)
 
