@@ -13,6 +13,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -73,12 +74,10 @@ def main() -> None:
                 continue
             full = {**raw, "allow_short": True}
             params = strategy.parse_params(full)
-            med, best, cpu = timed(lambda s=strategy, p=params: s.signals(candles, p), args.repeat)
-            result = run_backtest(candles, settings, strategy=name, params=full, timeframe="1m")
-            b_med, _, b_cpu = timed(
-                lambda nm=name, f=full: run_backtest(candles, settings, strategy=nm, params=f, timeframe="1m"),
-                args.repeat,
-            )
+            med, best, cpu = timed(partial(strategy.signals, candles, params), args.repeat)
+            backtest = partial(run_backtest, candles, settings, strategy=name, params=full, timeframe="1m")
+            result = backtest()
+            b_med, _, b_cpu = timed(backtest, args.repeat)
             shown = ", ".join(f"{k}={v}" for k, v in params.to_dict().items() if k != "allow_short")
             print(
                 f"| {name} | {shown} | {n / med / 1e6:.1f} M | {n / best / 1e6:.1f} M | {n / cpu / 1e6:.1f} M "
