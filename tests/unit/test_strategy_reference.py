@@ -11,8 +11,8 @@ Where the contract differs from TA-Lib:
   before the signal line is defined. The MACD is therefore compared with ``TA_EMA(fast) -
   TA_EMA(slow)``, its signal with ``TA_EMA`` of that MACD, and with a per-candle loop written from
   the contract's words; ``TA_MACD`` agrees once both seeds have decayed.
-- RSI: when the average gain and loss are both 0 the contract says 50, TA-Lib 0 (and TA-Lib treats
-  a sum below 1e-8 as 0); the series here never gets there (see the flat-market tests).
+- RSI: when the average gain and loss are both 0 the contract says 50, TA-Lib 0; the series here
+  never gets there (see the flat-market tests, and the test below).
 - Bollinger: TA-Lib keeps rolling sums (variance as E[x^2] - E[x]^2), which drift (by ~3e-11 at
   prices near 20 over 1000-candle windows here) while tradebot reduces each window on its own
   (within ~1e-14 of the exact value, checked with fractions below): the bands are compared to 1e-9
@@ -167,7 +167,7 @@ def test_rsi_reversion_against_ta_rsi(
     x = walk(20_000, seed=period, vol=0.02)
     ref = talib.RSI(x, period)
     gain, loss = wilder_averages(x, period)
-    assert np.nanmin(gain + loss) > 1e-8  # away from TA-Lib's zero rule
+    assert np.nanmin(gain + loss) > 0.0  # away from the both-zero case, where TA-Lib says 0
     assert_close(rsi(x, period), ref)
     params = RsiReversionParams(period, oversold, overbought, exit_level, allow_short)
     n = x.shape[0]
@@ -224,3 +224,10 @@ def test_bands_against_exact_rational_arithmetic() -> None:
             sigma = sqrt(float(sum((v - mean) ** 2 for v in window) / period))
             assert bands.mid[i] == pytest.approx(float(mean), rel=1e-14)
             assert bands.upper[i] - bands.mid[i] == pytest.approx(2.0 * sigma, rel=1e-9)
+
+
+def test_rsi_of_a_flat_start_is_50_where_ta_lib_says_0() -> None:
+    x = np.concatenate([np.full(30, 5.0), walk(50, seed=1) / 20])
+    ours, ref = rsi(x, 14), talib.RSI(x, 14)
+    assert (ours[14:30] == 50.0).all() and (ref[14:30] == 0.0).all()
+    assert_close(ours[31:], ref[31:])

@@ -5,7 +5,7 @@ With ``n = period``, the change at candle ``t`` is ``close[t] - close[t-1]``; it
 change when positive (else 0), its loss minus the change when negative (else 0). The first average
 gain and loss (at candle ``n``) are the means of the first ``n`` gains and losses (summed left to
 right); then ``avg <- (avg * (n - 1) + x) / n``; ``RSI = 100 * (gain / (gain + loss))``, and 50
-when both are 0 (TA-Lib says 0 there, and treats a sum below 1e-8 as 0). Defined from candle ``n``.
+when both are 0 (TA-Lib says 0 there). Defined from candle ``n``.
 
 Wilder's smoothing is an EMA with ``alpha = 1/n``, i.e. :mod:`tradebot.strategies.ema`'s EMA of
 period ``2n - 1``, started from the mean instead of that EMA's own seed. Both faces realise the
