@@ -19,25 +19,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
 from tradebot.exchange.errors import InsufficientBalance, InvalidCredentials, Rejected
 from tradebot.runtime import bot_store
-from tradebot.runtime.account import Account, Accounts
+from tradebot.runtime.account import Account
+from tradebot.runtime.actor_context import ActorContext as ActorContext  # re-exported for the runtime
+from tradebot.runtime.actor_context import BotFailed as BotFailed
+from tradebot.runtime.actor_context import BotStopped as BotStopped
+from tradebot.runtime.actor_context import Lease as Lease
 from tradebot.runtime.bot_store import FLAT, BotConfig
 from tradebot.runtime.candles import Candle
 from tradebot.runtime.client_order_id import Leg
-from tradebot.runtime.clock import Clock, utc_date
-from tradebot.runtime.events import BotEvents
-from tradebot.runtime.faults import NO_CRASHES, CrashPoints
-from tradebot.runtime.history_cache import HistoryCache
+from tradebot.runtime.clock import utc_date
 from tradebot.runtime.mailbox import FeeFound, HelperFailed, Mailbox, Reconfigure, Stop, Tick
-from tradebot.runtime.metrics import RuntimeCounters
 from tradebot.runtime.order_decisions import (
     Book,
     Close,
@@ -53,42 +50,10 @@ from tradebot.runtime.order_decisions import (
 from tradebot.runtime.order_executor import BotRef, OrderExecutor, OrderRequest, ReconcileFailed, readable
 from tradebot.runtime.positions import closing_side
 from tradebot.runtime.risk import ExitReason, RiskLimits, position_size
-from tradebot.runtime.state_writer import StateWriter
-from tradebot.runtime.strategy_feed import MarketData, StrategyFeed
+from tradebot.runtime.strategy_feed import StrategyFeed
 from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState
 
 log = logging.getLogger(__name__)
-
-__all__ = ["ActorContext", "BotActor", "BotFailed", "BotStopped", "Lease", "MarketData"]
-
-
-class BotStopped(Exception):
-    """The run ended on purpose (stopped, deleted, fenced out); nothing to restart."""
-
-
-class BotFailed(Exception):
-    """The bot must not trade until a person looks: it goes to status 'error' with this message."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    bot_id: int
-    fence: int
-    is_valid: Callable[[], bool]
-
-
-@dataclass
-class ActorContext:
-    pool: asyncpg.Pool
-    events: BotEvents
-    market_data: MarketData
-    accounts: Accounts
-    clock: Clock
-    replica_id: str
-    crash_points: CrashPoints = NO_CRASHES
-    counters: RuntimeCounters = field(default_factory=RuntimeCounters)
-    state_writer: StateWriter | None = None
-    history: HistoryCache | None = None
 
 
 class BotActor:
