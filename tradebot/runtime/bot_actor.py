@@ -200,10 +200,13 @@ class BotActor:
     # ------------------------------------------------------------------ candles
 
     async def _on_candle(self, candle: Candle) -> None:
-        if self.feed.is_next(candle, self._config()):
+        decided = self.feed.is_next(candle, self._config())
+        if decided:
             await self._decide(candle)
         if self.feed.catching_up:
             await self._follow_once_caught_up()
+        if decided:
+            self.decisions += 1  # counted once the candle is fully handled, a catch-up's trade included
 
     async def _decide(self, candle: Candle) -> None:
         config = self._config()
@@ -218,7 +221,6 @@ class BotActor:
             steps = on_candle(self.book, ClosedCandle(candle.low, candle.high, candle.close), decision.target,
                               decision.seq, self._limits(), paused=self.status == "paused")
             traded = await self._carry_out(steps, decision.seq, candle.close)
-        self.decisions += 1
         self.ctx.counters.decisions += 1
         self.ctx.counters.decision_seconds += time.perf_counter() - started
         if not traded:
