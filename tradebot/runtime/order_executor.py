@@ -73,6 +73,10 @@ class BotRef:
 
 
 class OrderExecutor:
+    # One per running bot, thousands per replica: slots keep an idle bot small.
+    __slots__ = ("_bot", "_counters", "_crash_points", "_fee_days", "_fee_task", "_fees", "_fees_unknown",
+                 "_pool", "_publish", "account")
+
     def __init__(
         self,
         pool: asyncpg.Pool,

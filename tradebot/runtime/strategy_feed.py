@@ -58,6 +58,10 @@ class Fenced(Protocol):
 
 
 class StrategyFeed:
+    # One per running bot, thousands per replica: slots keep an idle bot small.
+    __slots__ = ("_history", "_lease", "_mailbox", "_market_data", "_state_writer", "_subscription",
+                 "catching_up", "follow_when_caught_up", "last_close", "params", "strategy")
+
     def __init__(
         self, market_data: MarketData, history: HistoryCache | None, state_writer: StateWriter | None,
         mailbox: Mailbox, lease: Fenced,
