@@ -145,16 +145,17 @@ class BotActor:
         await self._apply_leverage(row["leverage_applied"])
         await self._warm_up(row["strategy_state"], shared=True)
         today = utc_date(self.ctx.clock.now_ms())
+        paused = pause_still_holds(self.pause_reason, self.book.tally.day, today)  # before the day rolls
         self.book = replace(self.book, tally=self.book.tally.rolled(today),
                             day_start_balance=await self._account().free_balance())
-        paused = pause_still_holds(self.pause_reason, self.book.tally.day, today)
         await self.feed.subscribe(config)
         self.status = "paused" if paused else "running"
+        self.pause_reason = self.pause_reason if paused else None
         tally = self.book.tally
         await self._save({
             "status": self.status,
             **bot_store.daily_fields(tally.pnl, tally.trades, tally.day),
-            "pause_reason": self.pause_reason if paused else None,
+            "pause_reason": self.pause_reason,
             "last_error_message": None if not paused else row["last_error_message"],
             "last_run_at": _now(),
             **self._strategy_fields(),
