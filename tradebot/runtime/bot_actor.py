@@ -101,7 +101,7 @@ class BotActor:
                 if isinstance(message, Reconfigure):
                     await self._reconfigure()
                 elif isinstance(message, Tick):
-                    await self._tick()
+                    await self._new_day_if_due()
                 elif isinstance(message, FeeFound):
                     self.book = await self._executor().fill_in_fee(message, self.book)
                 elif isinstance(message, HelperFailed):
@@ -214,7 +214,7 @@ class BotActor:
         await self.feed.backfill_before(candle, config)
         started = time.perf_counter()
         decision = self.feed.decide(candle)
-        self.book = replace(self.book, tally=self.book.tally.rolled(utc_date(self.ctx.clock.now_ms())))
+        await self._new_day_if_due()  # the day's first candle often comes before the day's tick
         traded = False
         if self.feed.catching_up:
             self.feed.follow_when_caught_up = True  # a candle after the warm-up: its target is due
@@ -291,7 +291,7 @@ class BotActor:
 
     # ------------------------------------------------------------------ days, config
 
-    async def _tick(self) -> None:
+    async def _new_day_if_due(self) -> None:
         """A new UTC day resets the counters and resumes a bot that a daily limit paused."""
         tally = self.book.tally.rolled(utc_date(self.ctx.clock.now_ms()))
         if tally is self.book.tally:
