@@ -85,7 +85,7 @@ def test_a_reversal_is_two_legs_close_then_open() -> None:
 
 
 def test_a_rejected_closing_leg_does_not_hold_back_the_opening_one() -> None:
-    """Today's rule, kept as it was: the open of a reversal goes out even when its close was rejected."""
+    """The open of a reversal goes out even when its close was rejected: the rule as the actor has it."""
     asked, _ = run(follow(book(LONG), Target.SHORT, 7, LIMITS, paused=False), book(LONG), 101.0, 7,
                        rejected=lambda step: isinstance(step, Close))
     assert asked == [Close(Leg.CLOSE, "signal"), Open("short")]
