@@ -27,9 +27,9 @@ from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import CrashPoints
 from tradebot.runtime.history_cache import HistoryCache
 from tradebot.runtime.leases import LeaseManager
+from tradebot.runtime.live_account import AccountPool
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
-from tradebot.runtime.order_executor import AccountPool
 from tradebot.runtime.state_writer import StateWriter
 from tradebot.security.secrets_box import SecretBox
 
