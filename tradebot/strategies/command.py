@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from tradebot.backtests.candle_csv import load_candles_csv
 from tradebot.strategies.backtest import BacktestSettings
 from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy
-from tradebot.strategies.candles import CandleDataError, Candles, load_candles_csv
+from tradebot.strategies.candles import CandleDataError, Candles
 from tradebot.strategies.ema_cross import MAX_EMA_PERIOD, MIN_EMA_PERIOD
 from tradebot.strategies.render import format_report, result_to_dict
 from tradebot.strategies.report import run_backtest
