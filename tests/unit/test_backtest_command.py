@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tradebot.strategies import command
+from tradebot.backtests import command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             timeframe = args.timeframe or infer_timeframe(candles)
             check_spacing(candles, timeframe)
         else:  # the exchange's klines (needs --symbol, --timeframe), a progress bar on a terminal's stderr
-            from tradebot.backtests.download import candles_from_args
+            from tradebot.backtests.download import candles_from_args  # here: only a download needs ccxt
 
             candles, timeframe = candles_from_args(args)
         result = run_backtest(candles, settings, strategy="ema_cross", params=params, timeframe=timeframe)
