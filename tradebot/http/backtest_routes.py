@@ -21,12 +21,12 @@ from tradebot.backtests.history import HistoryLoader
 from tradebot.backtests.metrics import BacktestCollector
 from tradebot.backtests.repository import BacktestsRepo
 from tradebot.backtests.runner import BacktestRunner, RunnerConfig
-from tradebot.backtests.schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
 from tradebot.backtests.service import BacktestService
 from tradebot.bots.models import Market
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import ExchangeError
 from tradebot.http.appkeys import DB, HTTP_METRICS, PRINCIPAL, SETTINGS
+from tradebot.http.backtest_schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
 from tradebot.http.json_response import json_response
 from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor

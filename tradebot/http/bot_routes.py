@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.bots.errors import BotError
-from tradebot.bots.schemas import (
+from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.bot_schemas import (
     BotCreate,
     BotOut,
     BotPage,
@@ -19,7 +20,6 @@ from tradebot.bots.schemas import (
     StopRequest,
     TradePage,
 )
-from tradebot.http.appkeys import PRINCIPAL
 from tradebot.http.bots_app import BOTS, problem_for
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
