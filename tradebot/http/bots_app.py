@@ -31,6 +31,7 @@ from tradebot.http.problems import FieldError, Problem, conflict, not_found, val
 from tradebot.http.sse_frames import FrameCache
 from tradebot.http.stream_registry import StreamRegistry
 from tradebot.http.stream_slots import StreamSlots
+from tradebot.runtime.commands import publish_command
 from tradebot.runtime.events import BotEvents
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,8 @@ class _AppMarkets:
 
 async def bots_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[BOTS] = BotService(app[DB], app[REDIS], settings.redis_prefix, app[BOT_EVENTS], _AppMarkets(app),
+    commands = functools.partial(publish_command, app[REDIS], settings.redis_prefix)
+    app[BOTS] = BotService(app[DB], app[BOT_EVENTS], commands, _AppMarkets(app),
                            max_bots_per_user=settings.max_bots_per_user)
     yield
 
