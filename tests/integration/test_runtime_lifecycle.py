@@ -22,7 +22,7 @@ from tests.runtime_fixtures import Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.bots_app import BOTS
+from tradebot.http.appkeys import BOTS
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.clock import ManualClock
 

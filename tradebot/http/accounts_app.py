@@ -23,7 +23,18 @@ from tradebot.accounts.errors import (
 )
 from tradebot.accounts.key_validator import CcxtKeyValidator
 from tradebot.accounts.service import AccountService, AuthLimits
-from tradebot.http.appkeys import AUTHENTICATOR, DB, OPERATIONS, REDIS, SECRETS, SETTINGS, Principal
+from tradebot.http.appkeys import (
+    ACCOUNTS,
+    API_KEYS,
+    AUTHENTICATOR,
+    DB,
+    OPERATIONS,
+    PASSWORD_HASHER,
+    REDIS,
+    SECRETS,
+    SETTINGS,
+    Principal,
+)
 from tradebot.http.problems import FieldError, Problem, conflict, not_found, unauthorized, validation_problem
 from tradebot.security.mailer import make_mailer
 from tradebot.security.password_policy import PasswordPolicy, WeakPassword, load_common_passwords
@@ -31,10 +42,6 @@ from tradebot.security.passwords import PasswordHasher
 from tradebot.security.rate_limit import RateLimiter
 from tradebot.security.secrets_box import SecretBox
 from tradebot.security.tokens import TokenCodec
-
-ACCOUNTS = web.AppKey("accounts", AccountService)
-API_KEYS = web.AppKey("api_keys", ApiKeyService)
-PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
 
 
 class BearerAuthenticator:

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tradebot.accounts.api_keys import ApiKey
 from tradebot.accounts.errors import AccountError
-from tradebot.http.accounts_app import API_KEYS, problem_for
-from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.accounts_app import problem_for
+from tradebot.http.appkeys import API_KEYS, PRINCIPAL
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import Page, PageQuery, build_page, decode_id_cursor
 from tradebot.http.problems import not_found

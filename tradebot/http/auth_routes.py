@@ -11,8 +11,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from tradebot.accounts.emails import EMAIL_SCHEMA_PATTERN, MAX_EMAIL_CHARS, normalize_email
 from tradebot.accounts.errors import AccountError
 from tradebot.accounts.service import AuthenticatedUser
-from tradebot.http.accounts_app import ACCOUNTS, problem_for, weak_password_problem
-from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.accounts_app import problem_for, weak_password_problem
+from tradebot.http.appkeys import ACCOUNTS, PRINCIPAL
 from tradebot.http.client_ip import client_ip
 from tradebot.http.json_response import json_response
 from tradebot.http.request_body import parse_body

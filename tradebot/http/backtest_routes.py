@@ -25,10 +25,9 @@ from tradebot.backtests.service import BacktestService
 from tradebot.bots.models import Market
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import ExchangeError
-from tradebot.http.appkeys import DB, HTTP_METRICS, PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import BACKTEST_RUNNER, BACKTESTS, DB, HTTP_METRICS, MARKET_CACHE, PRINCIPAL, SETTINGS
 from tradebot.http.backtest_schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
 from tradebot.http.json_response import json_response
-from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
 from tradebot.http.problems import FieldError, Problem, not_found, validation_problem
 from tradebot.http.request_body import parse_body, parse_query
@@ -38,10 +37,6 @@ routes = RouteTable()
 
 PREFIX = "/api/v1/backtests"
 TAGS = ["backtests"]
-
-BACKTESTS = web.AppKey("backtests", BacktestService)
-BACKTEST_RUNNER = web.AppKey("backtest_runner", BacktestRunner)
-
 
 def backtest_id_of(request: web.Request) -> int:
     raw = request.match_info["id"]

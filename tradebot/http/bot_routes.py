@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.bots.errors import BotError
-from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.appkeys import BOTS, PRINCIPAL
 from tradebot.http.bot_schemas import (
     BotCreate,
     BotOut,
@@ -20,7 +20,7 @@ from tradebot.http.bot_schemas import (
     StopRequest,
     TradePage,
 )
-from tradebot.http.bots_app import BOTS, problem_for
+from tradebot.http.bots_app import problem_for
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
 from tradebot.http.problems import not_found

@@ -18,14 +18,13 @@ from pydantic import BaseModel, Field
 
 from tradebot.bots.errors import BotError
 from tradebot.exchange.errors import ExchangeError
-from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.appkeys import BOTS, MARKET_DATA, PRINCIPAL
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
-from tradebot.http.bots_app import BOTS, problem_for
+from tradebot.http.bots_app import problem_for
 from tradebot.http.json_response import json_response
 from tradebot.http.problems import Problem
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
-from tradebot.runtime.app_runtime import MARKET_DATA
 from tradebot.strategies.ema import ema
 
 routes = RouteTable()

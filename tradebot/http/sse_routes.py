@@ -30,10 +30,10 @@ from aiohttp_sse import EventSourceResponse, sse_response
 
 from tradebot import jsonutil
 from tradebot.bots.errors import BotError
-from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import BOT_EVENTS, BOTS, OPEN_STREAMS, PRINCIPAL, SETTINGS, STREAM_REGISTRY, STREAM_SLOTS
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
 from tradebot.http.bot_schemas import StreamQuery
-from tradebot.http.bots_app import BOTS, OPEN_STREAMS, STREAM_REGISTRY, STREAM_SLOTS, problem_for
+from tradebot.http.bots_app import problem_for
 from tradebot.http.problems import Problem, unauthorized
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
