@@ -1,5 +1,5 @@
-"""Wires the bots API into the app: bot events, the bots service, open SSE streams, and the one
-mapping from the service's refusals to problem responses."""
+"""Wires the bots API into the app: bot events, the bots service and open SSE streams (the
+service's refusals become problems in http.domain_problems)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from tradebot.accounts.session_events import sessions_channel, stale_tokens
-from tradebot.bots.errors import (
-    BotAlreadyRunning,
-    BotError,
-    BotHasNoApiKey,
-    BotIsRunning,
-    BotLimitReached,
-    BotNotFound,
-    InvalidBotSettings,
-    MarketsUnavailable,
-)
+from tradebot.bots.errors import MarketsUnavailable
 from tradebot.bots.models import Market
 from tradebot.bots.service import BotService
 from tradebot.exchange.errors import ExchangeError
@@ -36,7 +27,6 @@ from tradebot.http.appkeys import (
     SYMBOLS,
 )
 from tradebot.http.open_streams import OpenStreams
-from tradebot.http.problems import FieldError, Problem, conflict, not_found, validation_problem
 from tradebot.http.stream_registry import StreamRegistry
 from tradebot.http.stream_slots import StreamSlots
 from tradebot.runtime.commands import publish_command
@@ -107,21 +97,3 @@ async def bots_context(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-def problem_for(error: BotError) -> Problem:
-    if isinstance(error, BotNotFound):
-        return not_found("bot")
-    if isinstance(error, BotAlreadyRunning):
-        return conflict("the bot is already running")
-    if isinstance(error, BotHasNoApiKey):
-        return conflict("the bot has no api key; set api_key_id first")
-    if isinstance(error, BotIsRunning):
-        return conflict(error.detail)
-    if isinstance(error, BotLimitReached):
-        # 409, not 429: waiting does not help; the account is full until the user deletes a bot.
-        return conflict(f"this account already has the maximum of {error.limit} bots "
-                        "(TRADEBOT_MAX_BOTS_PER_USER); delete one to create another")
-    if isinstance(error, InvalidBotSettings):
-        return validation_problem([FieldError(f, m) for f, m in error.errors])
-    if isinstance(error, MarketsUnavailable):
-        return Problem(503, "market data is unavailable right now; try again shortly", headers={"Retry-After": "5"})
-    return Problem(400, "request refused")
