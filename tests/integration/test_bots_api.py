@@ -49,7 +49,7 @@ async def commands(redis_client: aioredis.Redis, settings: Settings) -> AsyncIte
     yield seen
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub.aclose unannotated
 
 
 async def eventually(check: Any, timeout: float = 3.0) -> None:
