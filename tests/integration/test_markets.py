@@ -17,7 +17,7 @@ from tradebot.exchange.errors import ExchangeError
 from tradebot.exchange.markets import CcxtMarketLoader, MarketCache
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.http.markets_routes import MARKET_CACHE
+from tradebot.http.appkeys import MARKET_CACHE
 
 pytest_plugins = ("tests.simulator_fixtures",)
 

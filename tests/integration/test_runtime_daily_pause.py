@@ -17,9 +17,9 @@ from tests.simulator_helpers import SimControl
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import runtime_context
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.clock import ManualClock, utc_date
+from tradebot.runtime_context import runtime_context
 
 NOON = START_MS + 12 * 3_600_000
 

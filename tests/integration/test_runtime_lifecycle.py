@@ -24,7 +24,7 @@ from tests.simulator_helpers import SimControl
 from tradebot.config import Secrets
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.bots_app import BOTS
+from tradebot.http.appkeys import BOTS
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.clock import ManualClock
 
