@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import asyncpg
 from ccxt.async_support.base.exchange import Exchange
 
+from tradebot.exchange import rate_limit
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import (
     InvalidCredentials,
@@ -40,6 +41,7 @@ DUPLICATE_CLIENT_ORDER_ID = "-4116"
 PLACE_ATTEMPTS = 4
 READ_ATTEMPTS = 5  # 0.2 + 0.4 + 0.8 + 1.6 s of backoff: rides out a short burst of 5xx
 QUERY_ATTEMPTS = 5
+USER_TRADES_WEIGHT = 5  # Binance's weight of GET /fapi/v1/userTrades
 
 
 _STATUS = {"closed": "filled", "open": "open", "canceled": "canceled", "rejected": "rejected", "expired": "expired"}
@@ -169,6 +171,7 @@ class LiveAccount:
         backs off). None while the trades listed do not yet add up to `filled`; raises ExchangeError
         (NotServed when the exchange has no such endpoint)."""
         await self._markets()
+        await rate_limit.spare(self._client, USER_TRADES_WEIGHT)
         with translated():
             trades = await self._client.fetch_my_trades(symbol, None, 100, {"orderId": exchange_order_id})
         amount = 0.0
