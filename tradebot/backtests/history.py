@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from tradebot.backoff import Backoff, Retrier, Rng
 from tradebot.backtests.candle_cache import CandleStore
 from tradebot.backtests.errors import HistoryUnavailable
 from tradebot.backtests.models import History
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 # request weight per candle (5 per 1,000 against 10 per 1,500).
 PAGE_LIMIT: Final = 1000
 RETRIES: Final = 4
+RETRY_BACKOFF: Final = Backoff(base=0.5, cap=8.0)  # up to 0.5 + 1 + 2 + 4 s over the retries
 # A range that ended this long before the local clock is closed by any exchange clock within the
 # margin: it is served without asking the exchange its time (a cached range then makes no call at all).
 CLOCK_MARGIN_MS: Final = 60_000
@@ -66,11 +69,13 @@ class HistoryLoader:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        rng: Rng = random.random,
     ) -> None:
         self._cache = cache
         self._client = client  # looked up per call: the factory creates it on first use
         self._sleep = sleep
         self._wall_ms = wall_ms
+        self._rng = rng
         self.stats = LoaderStats()
 
     async def load(
@@ -141,7 +146,7 @@ class HistoryLoader:
 
     async def _call(self, request: Callable[[KlinesClient], Awaitable[Any]]) -> Any:
         """One exchange request, retried with backoff while the failure is transient."""
-        delay = 0.5
+        retrier = Retrier(RETRY_BACKOFF, self._rng)
         for attempt in range(RETRIES + 1):
             self.stats.exchange_requests += 1
             try:
@@ -150,9 +155,9 @@ class HistoryLoader:
             except Retryable as e:
                 if attempt == RETRIES:
                     raise HistoryUnavailable(f"the exchange did not answer for candles: {e}") from e
+                delay = retrier.next_delay()
                 log.warning("klines request failed, retrying in %.1f s: %s", delay, e)
                 await self._sleep(delay)
-                delay = min(delay * 2, 8.0)
             except ExchangeError as e:
                 raise HistoryUnavailable(f"the exchange refused the candle request: {e}") from e
         raise AssertionError("unreachable")

@@ -44,6 +44,7 @@ from typing import Any
 import ccxt
 from ccxt.async_support.base.exchange import Exchange
 
+from tradebot.backoff import Backoff
 from tradebot.exchange.errors import ExchangeError, Rejected, Retryable, translate
 from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.kline_client import TAPPED_CLASSES, WS_MESSAGE_COST, build_streaming_client
@@ -69,20 +70,7 @@ def page_for(expected_rows: int) -> int:
 # of history. A subscriber that asked for more sees a hole before the first candle and fetches it itself.
 MAX_CATCH_UP_CANDLES = 5000
 SERVER_CLOCK_REFRESH_S = 600.0
-
-
-# ---- backoff ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Full-jitter exponential backoff: attempt n waits uniform(0, min(cap, base * 2**n))."""
-
-    base: float = 0.2
-    cap: float = 10.0
-
-    def delay(self, attempt: int, rng: Callable[[], float]) -> float:
-        return rng() * min(self.cap, self.base * 2.0 ** min(attempt, 30))
+RECONNECT_BACKOFF = Backoff(base=0.2, cap=10.0)  # full jitter: streams of a dropped connection spread out
 
 
 # ---- public types ---------------------------------------------------------------------------------------
@@ -156,7 +144,7 @@ class MarketDataHub:
         *,
         base_url: str | None = None,
         client_builder: Callable[[str, str | None], Exchange] = build_streaming_client,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = RECONNECT_BACKOFF,
         healthy_after: float = 30.0,
         ack_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
