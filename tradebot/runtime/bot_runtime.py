@@ -27,6 +27,7 @@ from tradebot.runtime.commands import BotCommand, command_channel, decode_comman
 from tradebot.runtime.gc_policy import GcPolicy
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
+from tradebot.runtime.pubsub_listener import PubSubListener
 from tradebot.runtime.supervisor import Supervisor
 from tradebot.runtime.tasks import cancel_and_wait
 
@@ -99,7 +100,7 @@ class BotRuntime:
         self._tasks += [
             asyncio.create_task(self._reconcile_loop(), name="runtime-reconcile"),
             asyncio.create_task(self._lease_loop(), name="runtime-leases"),
-            asyncio.create_task(self._command_loop(), name="runtime-commands"),
+            asyncio.create_task(self._commands().run(), name="runtime-commands"),
             asyncio.create_task(self._tick_loop(), name="runtime-ticks"),
         ]
 
@@ -271,28 +272,13 @@ class BotRuntime:
         except (OSError, asyncpg.PostgresError, aioredis.RedisError) as e:
             log.warning("could not record the suspension", extra={"bot_id": bot_id, "error": str(e)})
 
-    async def _command_loop(self) -> None:
-        backoff = 0.1
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(command_channel(self._prefix))
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        command = decode_command(message["data"])
-                        if command is not None:
-                            self._handle(command)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, aioredis.RedisError):
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                except (OSError, aioredis.RedisError):
-                    pass
+    def _commands(self) -> PubSubListener:
+        def on_message(_channel: str, data: bytes | str) -> None:
+            command = decode_command(data)
+            if command is not None:
+                self._handle(command)
+
+        return PubSubListener(self._redis, (command_channel(self._prefix),), on_message, name="runtime-commands")
 
     def _handle(self, command: BotCommand) -> None:
         if command.kind == "reconfigure":
