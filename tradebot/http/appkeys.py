@@ -13,6 +13,7 @@ from tradebot.config import Secrets, Settings
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.routing import Operation
 from tradebot.runtime.events import BotEvents
+from tradebot.runtime.health import RuntimeHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ OPERATIONS = web.AppKey("operations", dict[web.AbstractRoute, Operation])
 REPLICA_ID = web.AppKey("replica_id", str)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 BOT_EVENTS = web.AppKey("bot_events", BotEvents)
+RUNTIME_HEALTH = web.AppKey("runtime_health", RuntimeHealth)  # set when this replica runs bots
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

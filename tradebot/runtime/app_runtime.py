@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
-from tradebot.http.appkeys import BOT_EVENTS, DB, HTTP_METRICS, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.http.appkeys import BOT_EVENTS, DB, HTTP_METRICS, REDIS, REPLICA_ID, RUNTIME_HEALTH, SECRETS, SETTINGS
 from tradebot.runtime import bot_store
 from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import Assignment, BotRuntime, RuntimeTiming, run_everything
@@ -81,10 +81,14 @@ def runtime_context(
             assignment=assignment or (cluster.assignment if cluster else run_everything),
         )
         app[RUNTIME] = runtime
+        app[RUNTIME_HEALTH] = runtime.health
         app[MARKET_DATA] = hub
         if cluster is not None:
             app[CLUSTER] = cluster
             cluster.on_change = runtime.poke
+            runtime.leave_cluster = cluster.leave
+            cluster.tasks.on_crash = runtime.fault
+            runtime.announce_released = cluster.announce_released
             cluster_metrics = ClusterCollector(cluster)
             app[HTTP_METRICS].registry.register(cluster_metrics)
             await cluster.start()  # membership known before the first reconcile

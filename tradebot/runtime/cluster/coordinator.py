@@ -49,7 +49,8 @@ from tradebot.runtime.cluster.published_map import (
 )
 from tradebot.runtime.commands import command_channel
 from tradebot.runtime.pubsub_listener import PubSubListener
-from tradebot.runtime.tasks import cancel_and_wait, reraise_if_cancelling
+from tradebot.runtime.supervised import BackgroundTasks
+from tradebot.runtime.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,9 @@ class ClusterCoordinator:
         self.published: PublishedMap = EMPTY
         self._left: dict[str, float] = {}
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        # Its loops are supervised: a crash is logged at once, counted, and handed to `tasks.on_crash`
+        # (the composition root points it at the runtime, which stands down).
+        self.tasks = BackgroundTasks("cluster")
         self._leaving = False
         self._last_signature: object = None
         self._settle_until: float | None = None  # monotonic seconds; see the module docstring
@@ -125,10 +128,8 @@ class ClusterCoordinator:
     async def start(self) -> None:
         """Join (one step, so the first reconcile already knows the members), then run the loops."""
         await self._step_safely()
-        self._tasks = [
-            asyncio.create_task(self._loop(), name="cluster-loop"),
-            asyncio.create_task(self._notices().run(), name="cluster-notices"),
-        ]
+        self.tasks.spawn("cluster-loop", self._loop())
+        self.tasks.spawn("cluster-notices", self._notices().run())
 
     async def leave(self) -> None:
         """Stop taking part: no more bots here, membership and leadership given up at once.
@@ -140,7 +141,7 @@ class ClusterCoordinator:
             return
         self._leaving = True
         self._wake.set()  # the loop sees _leaving at once even if a library swallows the cancellation
-        await cancel_and_wait(self._tasks)
+        await self.tasks.close()
         try:
             if self.election.is_leader:
                 # Publish the map without us before giving the key up: the others need not wait
