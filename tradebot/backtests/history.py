@@ -4,7 +4,9 @@ A range is served from the cache where it was downloaded before; only the missin
 of the exchange, page by page (``fetch_ohlcv`` with ``startTime``/``endTime``), each page stored as
 it arrives (memory stays flat however long the range), and the part recorded as covered once every
 page of it is in. Only closed candles are taken: the range is cut at the open time of the candle
-forming by the exchange's clock, so a forming candle is never cached as if it were final.
+forming by the exchange's clock (`timeframes.first_unclosed_open`, the rule the market-data hub
+uses too, through the shared pager `tradebot.exchange.kline_pager`), so a forming candle is never
+cached as if it were final.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from tradebot.backtests.candle_cache import CandleStore
 from tradebot.backtests.errors import HistoryUnavailable
 from tradebot.backtests.models import History
 from tradebot.exchange.errors import ExchangeError, Retryable, translated
-from tradebot.timeframes import candle_open, candles_between, next_open, open_at_or_after
+from tradebot.exchange.kline_pager import closed_pages
+from tradebot.timeframes import candle_open, candles_between, first_unclosed_open, next_open, open_at_or_after
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,7 @@ class HistoryLoader:
         now = await self._call(lambda client: client.fetch_time())
         if not isinstance(now, int | float):
             raise HistoryUnavailable("the exchange did not tell its time")
-        return candle_open(timeframe, int(now) - SETTLE_MS)
+        return first_unclosed_open(timeframe, int(now) - SETTLE_MS)
 
     async def _download(
         self,
@@ -122,26 +125,26 @@ class HistoryLoader:
         progress: ProgressCallback | None,
         expected: int,
     ) -> None:
-        since = start
         done = 0
-        while since < end:
-            page_since = since
-            rows = await self._call(
-                lambda client, since=page_since: client.fetch_ohlcv(  # type: ignore[misc]
-                    symbol, timeframe, since, PAGE_LIMIT, {"endTime": end - 1}
-                )
+
+        async def page(since: int, limit: int, last: int | None) -> list[list[Any]]:
+            rows: list[list[Any]] = await self._call(
+                lambda client: client.fetch_ohlcv(symbol, timeframe, since, limit, {"endTime": last})
             )
-            # Binance answers the first `limit` candles from startTime up to endTime; an empty page
-            # means nothing more in the range (a gap up to its end), never "try further on".
-            rows = [r for r in rows if page_since <= int(r[0]) < end]
-            if not rows:
-                break
+            return rows
+
+        async def no_clock() -> int:  # `end` is at or before the first unclosed candle: never asked
+            raise AssertionError("the history range is bounded")
+
+        # Binance answers the first `limit` candles from startTime up to endTime; an empty page
+        # means nothing more in the range (a gap up to its end), never "try further on".
+        async for rows in closed_pages(page, timeframe, start, end, now=no_clock, first_page=PAGE_LIMIT,
+                                       page_limit=PAGE_LIMIT):
             await self._cache.store(exchange, symbol, timeframe, rows)
             self.stats.candles_downloaded += len(rows)
             done += len(rows)
             if progress is not None:
                 progress(done, expected)
-            since = next_open(timeframe, int(rows[-1][0]))
         await self._cache.mark_covered(exchange, symbol, timeframe, start, end)
 
     async def _call(self, request: Callable[[KlinesClient], Awaitable[Any]]) -> Any:

@@ -16,7 +16,7 @@ How:
   triggers a gap backfill first (that also covers a subscription that raced with a push). Candles are
   de-duplicated by open time.
 - A REST row counts as closed if a later row exists, or if its close time is at or before the
-  exchange's clock (`fetch_time`, cached as an offset). That fits the real exchange (the last row is
+  exchange's clock (the shared pager's rule, `tradebot.exchange.kline_pager`) (`fetch_time`, cached as an offset). That fits the real exchange (the last row is
   the forming candle), the simulator's random walk (its forming candle may lie in the wall clock's
   future) and its manual mode (every row is closed; a pushed candle dated in the future is delivered
   when the next one arrives, since only then is it provably closed).
@@ -46,9 +46,10 @@ from ccxt.async_support.base.exchange import Exchange
 
 from tradebot.backoff import Backoff
 from tradebot.exchange.errors import ExchangeError, Rejected, Retryable, translate
+from tradebot.exchange.kline_pager import closed_pages
 from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.kline_client import TAPPED_CLASSES, WS_MESSAGE_COST, build_streaming_client
-from tradebot.timeframes import TIMEFRAMES, candles_between, is_timeframe, next_open, shift
+from tradebot.timeframes import TIMEFRAMES, candles_between, is_closed, is_timeframe, next_open, shift
 
 log = logging.getLogger(__name__)
 
@@ -695,8 +696,7 @@ class MarketDataHub:
         """The rows known to be closed: all but the last, and the last if it ended by the exchange's clock."""
         if not rows:
             return []
-        last = rows[-1]
-        if next_open(timeframe, int(last[0])) <= await self._server_now(exchange, client):
+        if is_closed(timeframe, int(rows[-1][0]), await self._server_now(exchange, client)):
             return rows
         return rows[:-1]
 
@@ -711,33 +711,18 @@ class MarketDataHub:
         *,
         first_page: int = SMALL_PAGE_LIMIT,
     ) -> AsyncIterator[list[Any]]:
-        """Closed REST rows with since <= open time (< before), oldest first, page by page."""
-        cursor = since
-        limit = first_page
-        while True:
-            end = None if before is None else before - 1
-            if end is not None and end < cursor:
-                return
-            raw = await self._rest_klines(client, symbol, timeframe, cursor, limit, end)
-            full = len(raw) >= limit
-            rows = [r for r in raw if int(r[0]) >= cursor and (before is None or int(r[0]) < before)]
-            if not rows:
-                return
-            # Inside a full page every row but the last has a later row; the last is judged by the next
-            # page, or (when the page is the end of history) by the exchange's clock. With `before`, the
-            # caller knows a closed candle at `before`, so every earlier row is closed.
-            if before is not None:
-                closed = rows
-            elif full:
-                closed = rows[:-1]
-            else:
-                closed = await self._closed_rows(exchange, client, rows, timeframe)
-            for row in closed:
+        """Closed REST rows with since <= open time (< before), oldest first (the shared pager's)."""
+
+        async def page(cursor: int, limit: int, end: int | None) -> list[list[Any]]:
+            return await self._rest_klines(client, symbol, timeframe, cursor, limit, end)
+
+        async def now() -> int:
+            return await self._server_now(exchange, client)
+
+        async for rows in closed_pages(page, timeframe, since, before, now=now, first_page=first_page,
+                                       page_limit=REST_PAGE_LIMIT):
+            for row in rows:
                 yield row
-            if not full:
-                return
-            cursor = next_open(timeframe, int(closed[-1][0])) if closed else int(rows[-1][0])
-            limit = REST_PAGE_LIMIT
 
 
 def _candle(symbol: str, timeframe: str, row: Sequence[Any]) -> Candle:
