@@ -454,7 +454,7 @@ class BotActor:
         if not self.position.flat and self.position.entry_price:
             reason = check_exit(self.position.side or "", self.position.entry_price, candle.low, candle.high, limits)
             if reason is not None:
-                await self._close_position(Leg.EXIT, seq, reason=reason.value)
+                await self._close_position(Leg.EXIT, seq, reason=reason.label)
                 # Like the backtest: no re-entry until the strategy's target changes again.
                 self.stopped_out_seq = seq
                 traded = True

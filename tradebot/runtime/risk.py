@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from enum import StrEnum
+
+from tradebot.strategies.exit_reason import ExitReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +27,6 @@ class MarketLimits:
     min_amount: float
     min_notional: float = 0.0
     max_leverage: int = 125
-
-
-class ExitReason(StrEnum):
-    STOP_LOSS = "stop_loss"
-    TAKE_PROFIT = "take_profit"
 
 
 def stop_levels(side: str, entry: float, limits: RiskLimits) -> tuple[float | None, float | None]:
