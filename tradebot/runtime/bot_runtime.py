@@ -37,6 +37,7 @@ from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
 from tradebot.runtime.pubsub_listener import PubSubListener
 from tradebot.runtime.supervised import BackgroundTasks
 from tradebot.runtime.supervisor import Supervisor
+from tradebot.statuses import BotStatus
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class BotRuntime:
                 await conn.execute("UPDATE bot_configs SET is_active = false, updated_at = now() WHERE id = $1",
                                    lease.bot_id)
                 state = await bot_store.update_state(conn, lease.bot_id, {
-                    "status": "error", "last_error_message": message[:1000], "stop_close_position": False,
+                    "status": BotStatus.ERROR, "last_error_message": message[:1000], "stop_close_position": False,
                 })
             await self.ctx.events.publish(lease.bot_id, "state", state)
         except bot_store.FencedOut:
@@ -296,7 +297,7 @@ class BotRuntime:
         try:
             async with bot_store.fenced(self._pool, bot_id, fence) as conn:
                 state = await bot_store.update_state(conn, bot_id, {
-                    "status": "starting",
+                    "status": BotStatus.STARTING,
                     "last_error_message": "trading suspended: the lease could not be renewed (Redis unreachable); "
                                           "it resumes when Redis answers again",
                 })

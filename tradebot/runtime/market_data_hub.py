@@ -39,6 +39,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import ccxt
@@ -77,6 +78,18 @@ RECONNECT_BACKOFF = Backoff(base=0.2, cap=10.0)  # full jitter: streams of a dro
 # ---- public types ---------------------------------------------------------------------------------------
 
 
+class StreamState(StrEnum):
+    """Where a stream's task is: STARTING → SUBSCRIBING → BACKFILLING → LIVE, BACKOFF after a loss,
+    STOPPING once its last subscriber left."""
+
+    STARTING = "starting"
+    SUBSCRIBING = "subscribing"
+    BACKFILLING = "backfilling"
+    LIVE = "live"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
+
+
 @dataclass(frozen=True, slots=True)
 class StreamKey:
     exchange: str
@@ -98,7 +111,7 @@ class Subscription:
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
     key: StreamKey
-    state: str  # starting, subscribing, backfilling, live, backoff, stopping
+    state: StreamState
     subscribers: int
     last_delivered_open_time: int | None
     reconnects: int
@@ -123,7 +136,7 @@ class _Stream:
     interval: str | None = None
     ack_id: str | None = None
     acked: bool = False
-    state: str = "starting"
+    state: StreamState = StreamState.STARTING
     stopping: bool = False
     reconnects: int = 0
     last_error: str | None = None
@@ -243,7 +256,7 @@ class MarketDataHub:
     def _retire(self, stream: _Stream) -> None:
         del self._streams[stream.key]
         stream.stopping = True
-        stream.state = "stopping"
+        stream.state = StreamState.STOPPING
         stream.stop.set()
         stream.wake.set()
         if stream.task is not None and not stream.task.done():
@@ -429,7 +442,7 @@ class MarketDataHub:
                     stream.reconnects += 1
                     self.reconnects += 1
                     stream.last_error = f"{type(e).__name__}: {e}"[:300]
-                    stream.state = "backoff"
+                    stream.state = StreamState.BACKOFF
                     level = logging.WARNING if isinstance(e, ExchangeError | ccxt.BaseError) else logging.ERROR
                     log.log(
                         level,
@@ -460,7 +473,7 @@ class MarketDataHub:
         """One connection's life: subscribe, wait for the ack, backfill, then deliver until it breaks."""
         key = stream.key
         client = self._client(key.exchange)
-        stream.state = "subscribing"
+        stream.state = StreamState.SUBSCRIBING
         await _call(client.load_markets())
         market = _call_sync(lambda: client.market(key.symbol))
         if market["symbol"] != key.symbol:
@@ -478,10 +491,10 @@ class MarketDataHub:
                 await self._await_ack(client, stream, watch)
             if stream.stopping:
                 return
-            stream.state = "backfilling"
+            stream.state = StreamState.BACKFILLING
             await self._catch_up(client, stream)
             stream.started = True
-            stream.state = "live"
+            stream.state = StreamState.LIVE
             while True:
                 if stream.joining:
                     await self._admit_joiners(client, stream)
