@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from tradebot import timeframes as tf
-from tradebot.exchange.kline_pager import closed_pages
+from tradebot.exchange.kline_pager import closed_pages, latest_closed
 
 MIN = 60_000
 
@@ -85,3 +85,23 @@ async def test_monthly_pages_step_by_calendar_months() -> None:
     server = Klines(opens, cap=5)
     got = await collect(server, opens[0], None, now_ms=ms(2024, 12, 20), first=5, page=5, timeframe="1M")
     assert got == opens[:-1]  # December is still forming on the 20th
+
+
+class NewestFirst(Klines):
+    """Without `since`, Binance answers the newest `limit` rows up to `end`."""
+
+    async def fetch(self, since: int | None, limit: int, end: int | None) -> list[list[Any]]:
+        self.calls.append((since or -1, limit, end))
+        out = [r for r in self.rows if (since is None or r[0] >= since) and (end is None or r[0] <= end)]
+        out = out[-min(limit, self.cap):] if since is None else out[: min(limit, self.cap)]
+        return out
+
+
+async def test_latest_closed_walks_back_by_end_time_and_leaves_the_forming_candle_out() -> None:
+    server = NewestFirst([t * MIN for t in range(20)], cap=4)
+    # A server whose pages hold 4 rows (full_page=4): a page of 4 is not the start of the history.
+    rows = await latest_closed(server.fetch, "1m", 10, now=clock(19 * MIN + 1), max_page=1500, full_page=4)
+    assert [int(r[0]) for r in rows] == [t * MIN for t in range(9, 19)]
+    rows = await latest_closed(server.fetch, "1m", 50, now=clock(20 * MIN), max_page=1500, full_page=4)
+    assert [int(r[0]) for r in rows] == [t * MIN for t in range(20)]  # the whole history, all closed
+    assert await latest_closed(server.fetch, "1m", 0, now=clock(0), max_page=1500, full_page=1000) == []

@@ -127,7 +127,7 @@ class HistoryLoader:
     ) -> None:
         done = 0
 
-        async def page(since: int, limit: int, last: int | None) -> list[list[Any]]:
+        async def page(since: int | None, limit: int, last: int | None) -> list[list[Any]]:
             rows: list[list[Any]] = await self._call(
                 lambda client: client.fetch_ohlcv(symbol, timeframe, since, limit, {"endTime": last})
             )

@@ -8,6 +8,9 @@ loader, so both take the same candles for closed. A row is closed when
 - by `timeframes.is_closed` on the exchange's clock (asked through `now` only for the last row of
   the last page), which knows calendar months.
 
+`latest_closed` walks the other way, for "the last N closed candles": the newest page, then older
+pages by `endTime`, judging the newest row by the same rule.
+
 Pages are asked with `since` (inclusive) and, with `before`, an inclusive end of `before - 1`, as
 Binance's klines `startTime`/`endTime` take them. The pager stops at an empty page, at `before`,
 or, without `before`, at a page shorter than asked (the end of the history). With `before`, a
@@ -23,8 +26,8 @@ from typing import Any
 from tradebot.timeframes import is_closed, next_open
 
 Row = list[Any]  # [open_ms, open, high, low, close, volume], as ccxt's fetch_ohlcv returns them
-# (since, limit, inclusive end or None) -> rows, oldest first
-FetchPage = Callable[[int, int, int | None], Awaitable[list[Row]]]
+# (since or None for the newest, limit, inclusive end or None) -> rows, oldest first
+FetchPage = Callable[[int | None, int, int | None], Awaitable[list[Row]]]
 ExchangeNow = Callable[[], Awaitable[int]]
 
 
@@ -64,3 +67,33 @@ async def closed_pages(
             return
         cursor = next_open(timeframe, int(closed[-1][0])) if closed else int(rows[-1][0])
         limit = page_limit
+
+
+async def latest_closed(
+    fetch: FetchPage,
+    timeframe: str,
+    limit: int,
+    *,
+    now: ExchangeNow,
+    max_page: int,
+    full_page: int,
+) -> list[Row]:
+    """The newest `limit` closed rows, oldest first. `max_page` caps one request; a page shorter
+    than both what was asked and `full_page` (some servers cap pages below the maximum) is the
+    start of the history."""
+    if limit < 1:
+        return []
+    asked = min(limit + 1, max_page)  # one row more: the newest may be forming
+    rows = await fetch(None, asked, None)
+    collected = rows
+    if rows and not is_closed(timeframe, int(rows[-1][0]), await now()):
+        collected = rows[:-1]
+    page_len = len(rows)
+    while rows and page_len >= min(asked, full_page) and len(collected) < limit:
+        oldest = int(rows[0][0])
+        asked = min(limit - len(collected), max_page)
+        page = await fetch(None, asked, oldest - 1)
+        page_len = len(page)
+        rows = [r for r in page if int(r[0]) < oldest]
+        collected = rows + collected
+    return collected[-limit:]

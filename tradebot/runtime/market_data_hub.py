@@ -47,7 +47,7 @@ from ccxt.async_support.base.exchange import Exchange
 
 from tradebot.backoff import Backoff
 from tradebot.exchange.errors import ExchangeError, Rejected, Retryable, translate
-from tradebot.exchange.kline_pager import closed_pages
+from tradebot.exchange.kline_pager import closed_pages, latest_closed
 from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.kline_client import TAPPED_CLASSES, WS_MESSAGE_COST, build_streaming_client
 from tradebot.timeframes import TIMEFRAMES, candles_between, is_closed, is_timeframe, next_open, shift
@@ -316,22 +316,16 @@ class MarketDataHub:
             return []
         client = self._client(exchange)
         if since_ms is None:
-            # The latest `limit` closed candles: the newest page (one row more, as the newest may be
-            # forming), then older pages by endTime until there are enough or the history ends.
-            asked = min(limit + 1, MAX_KLINES_PER_REQUEST)
-            rows = await self._rest_klines(client, symbol, timeframe, None, asked)
-            collected = await self._closed_rows(exchange, client, rows, timeframe)
-            # A short page is the start of the history: nothing older to ask for. (Short of what was
-            # asked and of REST_PAGE_LIMIT: some servers cap pages below Binance's 1500.)
-            page_len = len(rows)
-            while rows and page_len >= min(asked, REST_PAGE_LIMIT) and len(collected) < limit:
-                oldest = int(rows[0][0])
-                asked = min(limit - len(collected), MAX_KLINES_PER_REQUEST)
-                page = await self._rest_klines(client, symbol, timeframe, None, asked, oldest - 1)
-                page_len = len(page)
-                rows = [r for r in page if int(r[0]) < oldest]
-                collected = rows + collected
-            return [_candle(symbol, timeframe, r) for r in collected[-limit:]]
+
+            async def page(since: int | None, size: int, end: int | None) -> list[list[Any]]:
+                return await self._rest_klines(client, symbol, timeframe, since, size, end)
+
+            async def now() -> int:
+                return await self._server_now(exchange, client)
+
+            rows = await latest_closed(page, timeframe, limit, now=now, max_page=MAX_KLINES_PER_REQUEST,
+                                       full_page=REST_PAGE_LIMIT)
+            return [_candle(symbol, timeframe, r) for r in rows]
         out: list[Candle] = []
         async for row in self._paged_closed(
             exchange, client, symbol, timeframe, since_ms, None,
@@ -726,7 +720,7 @@ class MarketDataHub:
     ) -> AsyncIterator[list[Any]]:
         """Closed REST rows with since <= open time (< before), oldest first (the shared pager's)."""
 
-        async def page(cursor: int, limit: int, end: int | None) -> list[list[Any]]:
+        async def page(cursor: int | None, limit: int, end: int | None) -> list[list[Any]]:
             return await self._rest_klines(client, symbol, timeframe, cursor, limit, end)
 
         async def now() -> int:
