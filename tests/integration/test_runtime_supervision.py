@@ -4,6 +4,8 @@ replica stands down (bots handed over, leases released, no bot taken again, /rea
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 import asyncpg
 import pytest
@@ -11,8 +13,11 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from tests.integration.runtime_helpers import eventually
-from tests.runtime_fixtures import Trader, manual_simulator, start_bot
-from tradebot.exchange.simulator import SimulatorConfig
+from tests.runtime_fixtures import FAST, Trader, manual_simulator, start_bot
+from tradebot.config import Secrets, Settings
+from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
+from tradebot.http.app import create_app
+from tradebot.runtime.app_runtime import RUNTIME, runtime_context
 from tradebot.runtime.bot_runtime import BotRuntime
 
 
@@ -76,3 +81,30 @@ async def test_a_loop_that_returns_is_a_crash_too(
     await eventually(faulted, what="the runtime to fault")
     assert runtime.tasks.crashes == {"runtime-test-loop": 1}
     assert runtime.health.fault is not None and "LoopEnded" in runtime.health.fault
+
+
+async def test_a_stood_down_replicas_bots_resume_on_another_replica_at_once(
+    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
+    simulator: RunningSimulator, runtime: BotRuntime, pool: asyncpg.Pool, trader: Trader,
+) -> None:
+    bot = await start_bot(pool, runtime, trader)
+    other_settings = settings.model_copy(update={"exchange_url": simulator.base_url, "runtime_enabled": True})
+    other_app = create_app(other_settings, test_secrets, database_url=clean_db, redis_url=redis_url,
+                           replica_id="replica-b", extra_contexts=[runtime_context(timing=FAST)])
+    other = (await aiohttp_client(other_app)).app[RUNTIME]
+    assert bot in runtime.supervisor.running() and not other.supervisor.running()
+
+    async def broken() -> None:
+        raise RuntimeError("a bug in a runtime loop")
+
+    started = time.monotonic()
+    runtime.tasks.spawn("runtime-test-loop", broken())
+
+    async def moved() -> bool:
+        row = await pool.fetchrow("SELECT status, replica_id FROM bot_state WHERE bot_id = $1", bot)
+        return bot in other.supervisor.running() and row is not None and tuple(row) == ("running", "replica-b")
+
+    await eventually(moved, what="the bot to run on the other replica")
+    took = time.monotonic() - started
+    print(f"bot resumed on the other replica {took:.2f}s after the crash")
+    assert runtime.health.faulted and not runtime.supervisor.running() and not runtime.leases.held()
