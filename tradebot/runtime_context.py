@@ -27,6 +27,7 @@ from tradebot.http.appkeys import (
     REDIS,
     REPLICA_ID,
     RUNTIME,
+    RUNTIME_HEALTH,
     SECRETS,
     SETTINGS,
 )
@@ -90,10 +91,14 @@ def runtime_context(
             assignment=assignment or (cluster.assignment if cluster else run_everything),
         )
         app[RUNTIME] = runtime
+        app[RUNTIME_HEALTH] = runtime.health
         app[MARKET_DATA] = hub
         if cluster is not None:
             app[CLUSTER] = cluster
             cluster.on_change = runtime.poke
+            runtime.leave_cluster = cluster.leave
+            cluster.tasks.on_crash = runtime.fault
+            runtime.announce_released = cluster.announce_released
             cluster_metrics = ClusterCollector(cluster)
             app[HTTP_METRICS].registry.register(cluster_metrics)
             await cluster.start()  # membership known before the first reconcile

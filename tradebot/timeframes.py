@@ -185,3 +185,18 @@ def spacing_matches(timeframe: str, spacing_ms: float) -> bool:
     if timeframe == MONTH:
         return 28 * _DAY <= spacing_ms <= 31 * _DAY
     return spacing_ms == _FIXED_MS[timeframe]
+
+
+# ---- the one "is this candle closed" rule ---------------------------------------------------------------
+
+
+def is_closed(timeframe: str, open_ms: int, now_ms: int) -> bool:
+    """Whether the candle opening at ``open_ms`` has closed by ``now_ms`` (on the exchange's clock):
+    its close time, the next candle's open (calendar months included), is not after now."""
+    return next_open(timeframe, open_ms) <= now_ms
+
+
+def first_unclosed_open(timeframe: str, now_ms: int) -> int:
+    """The open time of the candle still forming at ``now_ms``: every candle opening earlier is
+    closed by :func:`is_closed`, this one and later ones are not."""
+    return candle_open(timeframe, now_ms)

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from tests.simulator_helpers import MINUTE_MS, SimControl, eventually, flat_candles, minute_floor
+from tradebot.backoff import Backoff
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.runtime.candles import BoundedCandleQueue, Candle
-from tradebot.runtime.market_data_hub import Backoff, MarketDataHub, Subscription
+from tradebot.runtime.market_data_hub import MarketDataHub, Subscription
 
 pytest_plugins = ("tests.simulator_fixtures",)
 

@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "tradebot.db",
             "tradebot.jsonutil",
             "tradebot.logs",
+            "tradebot.statuses",
             "tradebot.timeframes",
         ),
     ),

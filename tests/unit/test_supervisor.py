@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tradebot.backoff import no_jitter
 from tradebot.runtime.bot_actor import BotFailed, BotStopped, Lease
 from tradebot.runtime.mailbox import Mailbox, Stop
 from tradebot.runtime.supervisor import Supervisor
@@ -53,6 +54,7 @@ def _supervisor(script: list[Any], clock: FakeClock, failed: list[str], exited: 
     async def on_exit(lease: Lease) -> None:
         exited.append(lease.bot_id)
 
+    kwargs.setdefault("rng", no_jitter)  # the delays' ceilings, so the tests can name them
     return Supervisor(lambda lease, mailbox: ScriptedActor(next(steps), mailbox),  # type: ignore[arg-type,return-value]  # a scripted stand-in for BotActor
                       on_failed=on_failed, on_exit=on_exit, clock=clock, **kwargs)
 
@@ -77,6 +79,15 @@ async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
     await _finished(sup)
     assert clock.slept == [1.0, 2.0, 4.0]
     assert sup.restarts == 3 and failed == [] and exited == [7]
+
+
+async def test_restart_delays_are_fully_jittered() -> None:
+    # Actors that crash on one cause (an exchange outage) must not all come back at the same moment.
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    sup = _supervisor([RuntimeError("boom"), RuntimeError("boom"), None], clock, failed, exited, rng=lambda: 0.25)
+    sup.start(_lease())
+    await _finished(sup)
+    assert clock.slept == [0.25, 0.5]
 
 
 async def test_the_restart_budget_ends_in_a_visible_error() -> None:

@@ -4,23 +4,28 @@ A range is served from the cache where it was downloaded before; only the missin
 of the exchange, page by page (``fetch_ohlcv`` with ``startTime``/``endTime``), each page stored as
 it arrives (memory stays flat however long the range), and the part recorded as covered once every
 page of it is in. Only closed candles are taken: the range is cut at the open time of the candle
-forming by the exchange's clock, so a forming candle is never cached as if it were final.
+forming by the exchange's clock (`timeframes.first_unclosed_open`, the rule the market-data hub
+uses too, through the shared pager `tradebot.exchange.kline_pager`), so a forming candle is never
+cached as if it were final.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
+from tradebot.backoff import Backoff, Retrier, Rng
 from tradebot.backtests.candle_cache import CandleStore
 from tradebot.backtests.errors import HistoryUnavailable
 from tradebot.backtests.models import History
 from tradebot.exchange.errors import ExchangeError, Retryable, translated
-from tradebot.timeframes import candle_open, candles_between, next_open, open_at_or_after
+from tradebot.exchange.kline_pager import closed_pages
+from tradebot.timeframes import candle_open, candles_between, first_unclosed_open, next_open, open_at_or_after
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 # request weight per candle (5 per 1,000 against 10 per 1,500).
 PAGE_LIMIT: Final = 1000
 RETRIES: Final = 4
+RETRY_BACKOFF: Final = Backoff(base=0.5, cap=8.0)  # up to 0.5 + 1 + 2 + 4 s over the retries
 # A range that ended this long before the local clock is closed by any exchange clock within the
 # margin: it is served without asking the exchange its time (a cached range then makes no call at all).
 CLOCK_MARGIN_MS: Final = 60_000
@@ -66,11 +72,13 @@ class HistoryLoader:
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        rng: Rng = random.random,
     ) -> None:
         self._cache = cache
         self._client = client  # looked up per call: the factory creates it on first use
         self._sleep = sleep
         self._wall_ms = wall_ms
+        self._rng = rng
         self.stats = LoaderStats()
 
     async def load(
@@ -105,7 +113,7 @@ class HistoryLoader:
         now = await self._call(lambda client: client.fetch_time())
         if not isinstance(now, int | float):
             raise HistoryUnavailable("the exchange did not tell its time")
-        return candle_open(timeframe, int(now) - SETTLE_MS)
+        return first_unclosed_open(timeframe, int(now) - SETTLE_MS)
 
     async def _download(
         self,
@@ -117,31 +125,31 @@ class HistoryLoader:
         progress: ProgressCallback | None,
         expected: int,
     ) -> None:
-        since = start
         done = 0
-        while since < end:
-            page_since = since
-            rows = await self._call(
-                lambda client, since=page_since: client.fetch_ohlcv(  # type: ignore[misc]
-                    symbol, timeframe, since, PAGE_LIMIT, {"endTime": end - 1}
-                )
+
+        async def page(since: int | None, limit: int, last: int | None) -> list[list[Any]]:
+            rows: list[list[Any]] = await self._call(
+                lambda client: client.fetch_ohlcv(symbol, timeframe, since, limit, {"endTime": last})
             )
-            # Binance answers the first `limit` candles from startTime up to endTime; an empty page
-            # means nothing more in the range (a gap up to its end), never "try further on".
-            rows = [r for r in rows if page_since <= int(r[0]) < end]
-            if not rows:
-                break
+            return rows
+
+        async def no_clock() -> int:  # `end` is at or before the first unclosed candle: never asked
+            raise AssertionError("the history range is bounded")
+
+        # Binance answers the first `limit` candles from startTime up to endTime; an empty page
+        # means nothing more in the range (a gap up to its end), never "try further on".
+        async for rows in closed_pages(page, timeframe, start, end, now=no_clock, first_page=PAGE_LIMIT,
+                                       page_limit=PAGE_LIMIT):
             await self._cache.store(exchange, symbol, timeframe, rows)
             self.stats.candles_downloaded += len(rows)
             done += len(rows)
             if progress is not None:
                 progress(done, expected)
-            since = next_open(timeframe, int(rows[-1][0]))
         await self._cache.mark_covered(exchange, symbol, timeframe, start, end)
 
     async def _call(self, request: Callable[[KlinesClient], Awaitable[Any]]) -> Any:
         """One exchange request, retried with backoff while the failure is transient."""
-        delay = 0.5
+        retrier = Retrier(RETRY_BACKOFF, self._rng)
         for attempt in range(RETRIES + 1):
             self.stats.exchange_requests += 1
             try:
@@ -150,9 +158,9 @@ class HistoryLoader:
             except Retryable as e:
                 if attempt == RETRIES:
                     raise HistoryUnavailable(f"the exchange did not answer for candles: {e}") from e
+                delay = retrier.next_delay()
                 log.warning("klines request failed, retrying in %.1f s: %s", delay, e)
                 await self._sleep(delay)
-                delay = min(delay * 2, 8.0)
             except ExchangeError as e:
                 raise HistoryUnavailable(f"the exchange refused the candle request: {e}") from e
         raise AssertionError("unreachable")

@@ -29,6 +29,7 @@ from tradebot.http.stream_slots import StreamSlots
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.cluster import ClusterCoordinator
 from tradebot.runtime.events import BotEvents
+from tradebot.runtime.health import RuntimeHealth
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.security.passwords import PasswordHasher
 
@@ -58,6 +59,7 @@ OPERATIONS = web.AppKey("operations", dict[web.AbstractRoute, Operation])
 REPLICA_ID = web.AppKey("replica_id", str)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 BOT_EVENTS = web.AppKey("bot_events", BotEvents)
+RUNTIME_HEALTH = web.AppKey("runtime_health", RuntimeHealth)  # set when this replica runs bots
 
 # Accounts and API keys (http.accounts_app)
 ACCOUNTS = web.AppKey("accounts", AccountService)

@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from tradebot import __version__
-from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID
+from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, RUNTIME_HEALTH
 from tradebot.http.metrics import CONTENT_TYPE_LATEST
 from tradebot.http.routing import RouteTable, build_openapi
 
@@ -33,6 +33,9 @@ class Readiness(BaseModel):
     status: Literal["ready", "unavailable"]
     postgres: str
     redis: str
+    # Only where the bot runtime runs: "ok", or "faulted: <reason>" once a runtime loop crashed and
+    # the replica stood down (its bots handed over; restart the process).
+    runtime: str | None = None
 
 
 @routes.route("GET", "/healthz", summary="Liveness", responses={200: Health}, public=True, tags=["operations"])
@@ -44,17 +47,20 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.route(
     "GET",
     "/readyz",
-    summary="Readiness: PostgreSQL and Redis answer",
+    summary="Readiness: PostgreSQL and Redis answer, and the bot runtime (if any) has not stood down",
     responses={200: Readiness, 503: Readiness},
     public=True,
     tags=["operations"],
 )
 async def readyz(request: web.Request) -> web.Response:
     pg, rd = await asyncio.gather(_check_postgres(request.app), _check_redis(request.app))
-    ok = pg == "ok" and rd == "ok"
-    body = Readiness(status="ready" if ok else "unavailable", postgres=pg, redis=rd)
+    health = request.app.get(RUNTIME_HEALTH)
+    rt = None if health is None else f"faulted: {health.fault}" if health.faulted else "ok"
+    ok = pg == "ok" and rd == "ok" and rt in (None, "ok")
+    body = Readiness(status="ready" if ok else "unavailable", postgres=pg, redis=rd, runtime=rt)
     return web.Response(
-        status=200 if ok else 503, body=orjson.dumps(body.model_dump()), content_type="application/json"
+        status=200 if ok else 503, body=orjson.dumps(body.model_dump(exclude_none=True)),
+        content_type="application/json",
     )
 
 

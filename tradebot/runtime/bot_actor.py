@@ -252,7 +252,7 @@ class BotActor:
                     await self._close(step, seq)
                     if step.stops_out:  # no re-entry until the target changes again
                         self.book = replace(self.book, stopped_out_seq=seq)
-                    if step.reason == ExitReason.STOP_LOSS:
+                    if step.reason == ExitReason.STOP_LOSS.label:
                         log.info("stop loss hit", extra={"bot_id": self.bot_id, "price": price})
                 elif isinstance(step, Open):
                     await self._open(step, seq, price)

@@ -6,6 +6,12 @@
 - lease loop: renews every lease in one call; a lost or lapsed lease stops that actor at once, and
   a Redis outage stops every actor before its lease could expire elsewhere (safety over liveness).
 - tick loop: clock ticks to every actor (daily rollover, resuming paused bots at 00:00 UTC).
+Each loop is a supervised task (runtime/supervised.py). A loop that crashes is a bug this replica
+cannot trade through (no lease supervision, no reconcile, ...): it is logged at once, counted in
+/metrics (`tradebot_runtime_loop_crashes`), and the runtime stands down: it leaves the cluster, hands
+every bot over exactly as on SIGTERM (between decisions, state saved, leases released, so another
+replica resumes them at once), takes no bot again, and /readyz answers 503 until the process is
+restarted. The API keeps serving.
 On shutdown the bots are handed over (state saved, leases released) so the next owner resumes at
 once instead of waiting for expiry (DESIGN.md invariant 7).
 """
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -26,14 +32,18 @@ from tradebot.runtime.bot_actor import ActorContext, BotActor, Lease
 from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.commands import command_channel, decode_command
 from tradebot.runtime.gc_policy import GcPolicy
+from tradebot.runtime.health import RuntimeHealth
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
+from tradebot.runtime.pubsub_listener import PubSubListener
+from tradebot.runtime.supervised import BackgroundTasks
 from tradebot.runtime.supervisor import Supervisor
-from tradebot.runtime.tasks import cancel_and_wait
+from tradebot.statuses import BotStatus
 
 log = logging.getLogger(__name__)
 
 Assignment = Callable[[set[int]], set[int]]
+Hook = Callable[[], Awaitable[None]]
 
 TAKE_CONCURRENCY = 16
 LOOP_STOP_TIMEOUT_S = 1.0
@@ -85,7 +95,13 @@ class BotRuntime:
         self.stats = RuntimeStats()
         self.supervisor = Supervisor(self._make_actor, on_failed=self._failed, on_exit=self._exited, clock=clock)
         self._poke = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.health = RuntimeHealth()
+        self.tasks = BackgroundTasks("runtime", on_crash=self.fault)
+        # Set by the composition root when a cluster coordinator runs: stepping down leaves the
+        # cluster first (the leader maps our bots elsewhere) and says so once the leases are free.
+        self.leave_cluster: Hook | None = None
+        self.announce_released: Hook | None = None
+        self._stand_down_task: asyncio.Task[None] | None = None
         self._closing = False
         self._handed_over: list[tuple[int, int]] = []
         self._take_limit = asyncio.Semaphore(TAKE_CONCURRENCY)
@@ -94,34 +110,54 @@ class BotRuntime:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._tasks = []
         if self.ctx.state_writer is not None:
-            self._tasks.append(asyncio.create_task(self.ctx.state_writer.run(), name="runtime-state-writer"))
-        self._tasks += [
-            asyncio.create_task(self._reconcile_loop(), name="runtime-reconcile"),
-            asyncio.create_task(self._lease_loop(), name="runtime-leases"),
-            asyncio.create_task(self._command_loop(), name="runtime-commands"),
-            asyncio.create_task(self._tick_loop(), name="runtime-ticks"),
-        ]
+            self.tasks.spawn("runtime-state-writer", self.ctx.state_writer.run())
+        self.tasks.spawn("runtime-reconcile", self._reconcile_loop())
+        self.tasks.spawn("runtime-leases", self._lease_loop())
+        self.tasks.spawn("runtime-commands", self._commands().run())
+        self.tasks.spawn("runtime-ticks", self._tick_loop())
 
     async def close(self) -> None:
         """Hand every bot over (between decisions), release the leases, stop the loops."""
         self._closing = True
+        if self._stand_down_task is not None:
+            # Already standing down after a crash: let it finish its hand-over, not cut it short.
+            await self.tasks.wait(self._stand_down_task, self.timing.handover_timeout_s + LOOP_STOP_TIMEOUT_S)
         # A loop that is slow to honour its cancellation (a pub/sub read inside redis-py, say) must
         # not eat the hand-over's 2 s: give them a second, then hand over regardless.
-        await cancel_and_wait(self._tasks, timeout=LOOP_STOP_TIMEOUT_S)
+        await self.tasks.close(timeout=LOOP_STOP_TIMEOUT_S)
+        await self._hand_over("replica shutting down")
+
+    def fault(self, loop: str, error: BaseException) -> None:
+        """A loop crashed: stop trading here, safely (see the module docstring)."""
+        if self._closing or not self.health.set_fault(f"{loop} crashed: {type(error).__name__}: {error}"):
+            return
+        self._closing = True  # no bot is taken again
+        log.critical("runtime standing down: %s; its bots are handed over to other replicas", self.health.fault,
+                     extra={"task": loop})
+        self._stand_down_task = self.tasks.spawn("runtime-stand-down", self._stand_down(), forever=False)
+
+    async def _stand_down(self) -> None:
+        if self.leave_cluster is not None:
+            await self.leave_cluster()
+        await self._hand_over("replica standing down after a runtime fault")
+        if self.announce_released is not None:
+            await self.announce_released()
+
+    async def _hand_over(self, reason: str) -> None:
         running = self.supervisor.running()
         if running:
             log.info("handing over %d bots", len(running))
-        await self.supervisor.close(Stop(reason="replica shutting down", handover=True),
+        await self.supervisor.close(Stop(reason=reason, handover=True),
                                     timeout=self.timing.handover_timeout_s)
         if self.ctx.state_writer is not None:
             try:
                 await self.ctx.state_writer.flush()
             except (OSError, asyncpg.PostgresError) as e:
                 log.warning("last strategy snapshots not written: %s", e)
+        handed_over, self._handed_over = self._handed_over, []
         try:
-            await bot_store.release_ownerships(self._pool, self._handed_over)
+            await bot_store.release_ownerships(self._pool, handed_over)
         except (OSError, asyncpg.PostgresError) as e:
             log.warning("could not record the end of ownerships: %s", e)
         # The snapshots are written: now the next owner may take the bots.
@@ -142,7 +178,7 @@ class BotRuntime:
                 await conn.execute("UPDATE bot_configs SET is_active = false, updated_at = now() WHERE id = $1",
                                    lease.bot_id)
                 state = await bot_store.update_state(conn, lease.bot_id, {
-                    "status": "error", "last_error_message": message[:1000], "stop_close_position": False,
+                    "status": BotStatus.ERROR, "last_error_message": message[:1000], "stop_close_position": False,
                 })
             await self.ctx.events.publish(lease.bot_id, "state", state)
         except bot_store.FencedOut:
@@ -262,7 +298,7 @@ class BotRuntime:
         try:
             async with bot_store.fenced(self._pool, bot_id, fence) as conn:
                 state = await bot_store.update_state(conn, bot_id, {
-                    "status": "starting",
+                    "status": BotStatus.STARTING,
                     "last_error_message": "trading suspended: the lease could not be renewed (Redis unreachable); "
                                           "it resumes when Redis answers again",
                 })
@@ -272,28 +308,13 @@ class BotRuntime:
         except (OSError, asyncpg.PostgresError, aioredis.RedisError) as e:
             log.warning("could not record the suspension", extra={"bot_id": bot_id, "error": str(e)})
 
-    async def _command_loop(self) -> None:
-        backoff = 0.1
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(command_channel(self._prefix))
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        command = decode_command(message["data"])
-                        if command is not None:
-                            self._handle(command)
-            except asyncio.CancelledError:
-                raise
-            except (OSError, aioredis.RedisError):
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                except (OSError, aioredis.RedisError):
-                    pass
+    def _commands(self) -> PubSubListener:
+        def on_message(_channel: str, data: bytes | str) -> None:
+            command = decode_command(data)
+            if command is not None:
+                self._handle(command)
+
+        return PubSubListener(self._redis, (command_channel(self._prefix),), on_message, name="runtime-commands")
 
     def _handle(self, command: BotCommand) -> None:
         if command.kind == "reconfigure":

@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
+from tradebot.strategies.candles import Candle as Bar
 from tradebot.timeframes import next_open, timeframe_ms
 
 __all__ = ["BoundedCandleQueue", "Candle", "CandleSink", "timeframe_ms"]
@@ -26,6 +27,10 @@ class Candle:
 
     `closed` is the exchange's own final flag (Binance's kline `x`), never inferred from the clock; the
     hub delivers closed candles only.
+
+    Not the strategies' `Candle` (here `Bar`): that one is a bar of prices alone, what a pure strategy
+    and the backtest see; this one is a message on a stream, which also says which stream and whether
+    it is final. `bar` is the one conversion between them.
     """
 
     symbol: str
@@ -37,6 +42,11 @@ class Candle:
     close: float
     volume: float
     closed: bool = True
+
+    @property
+    def bar(self) -> Bar:
+        """The prices alone, as strategies take them."""
+        return Bar(self.open_time, self.open, self.high, self.low, self.close, self.volume)
 
     @property
     def close_time(self) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from tradebot import jsonutil
+from tradebot.runtime.pubsub_listener import PubSubListener
 from tradebot.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -199,42 +200,28 @@ class BotEvents:
         return sum(len(g) for g in self._listeners.values())
 
     def _ensure_dispatcher(self) -> None:
+        if self._closed.is_set():
+            return
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._dispatch(), name="bot-events-dispatcher")
+            listener = PubSubListener(self._redis, (self.channel, *self._extra), self._dispatch,
+                                      name="bot-events", on_up=self._up, on_down=self._down)
+            self._task = asyncio.create_task(listener.run(), name="bot-events-dispatcher")
 
-    async def _dispatch(self) -> None:
-        """One pub/sub connection per replica; reconnects until closed."""
-        backoff = 0.1
-        while not self._closed.is_set():
-            pubsub = self._redis.pubsub()
-            channels = (self.channel, *self._extra)
-            try:
-                await pubsub.subscribe(*channels)
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    kind = message.get("type")
-                    if kind == "subscribe" and message.get("data") == len(channels):
-                        self._subscribed.set()  # Redis has processed the SUBSCRIBE of every channel
-                        self._tell_watchers(up=True)
-                    if kind != "message":
-                        continue
-                    handler = self._extra.get(_text(message["channel"]))
-                    if handler is None:
-                        self._fan_out(message["data"])
-                    else:
-                        handler(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except (OSError, aioredis.RedisError) as e:
-                log.warning("bot event subscription lost; retrying", extra={"error": str(e)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                if self._subscribed.is_set():
-                    self._subscribed.clear()
-                    self._tell_watchers(up=False)
-                with contextlib.suppress(OSError, aioredis.RedisError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    def _dispatch(self, channel: str, data: bytes | str) -> None:
+        """One pub/sub connection per replica (the shared listener reconnects it until closed)."""
+        handler = self._extra.get(channel)
+        if handler is None:
+            self._fan_out(data)
+        else:
+            handler(data)
+
+    def _up(self) -> None:
+        self._subscribed.set()  # Redis has processed the SUBSCRIBE of every channel
+        self._tell_watchers(up=True)
+
+    def _down(self) -> None:
+        self._subscribed.clear()
+        self._tell_watchers(up=False)
 
     def _tell_watchers(self, *, up: bool) -> None:
         for watcher in self._watchers:

@@ -19,10 +19,10 @@ from typing import Protocol
 
 import asyncpg
 
+from tradebot.backoff import Backoff
 from tradebot.exchange.errors import ExchangeError
 from tradebot.runtime import bot_store
 from tradebot.runtime.mailbox import FeeFound
-from tradebot.runtime.market_data_hub import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ How:
   triggers a gap backfill first (that also covers a subscription that raced with a push). Candles are
   de-duplicated by open time.
 - A REST row counts as closed if a later row exists, or if its close time is at or before the
-  exchange's clock (`fetch_time`, cached as an offset). That fits the real exchange (the last row is
+  exchange's clock (the shared pager's rule, `tradebot.exchange.kline_pager`) (`fetch_time`, cached as an offset). That fits the real exchange (the last row is
   the forming candle), the simulator's random walk (its forming candle may lie in the wall clock's
   future) and its manual mode (every row is closed; a pushed candle dated in the future is delivered
   when the next one arrives, since only then is it provably closed).
@@ -39,15 +39,18 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import ccxt
 from ccxt.async_support.base.exchange import Exchange
 
+from tradebot.backoff import Backoff
 from tradebot.exchange.errors import ExchangeError, Rejected, Retryable, translate
+from tradebot.exchange.kline_pager import closed_pages, latest_closed
 from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.kline_client import TAPPED_CLASSES, WS_MESSAGE_COST, build_streaming_client
-from tradebot.timeframes import TIMEFRAMES, candles_between, is_timeframe, next_open, shift
+from tradebot.timeframes import TIMEFRAMES, candles_between, is_closed, is_timeframe, next_open, shift
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +72,22 @@ def page_for(expected_rows: int) -> int:
 # of history. A subscriber that asked for more sees a hole before the first candle and fetches it itself.
 MAX_CATCH_UP_CANDLES = 5000
 SERVER_CLOCK_REFRESH_S = 600.0
-
-
-# ---- backoff ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Full-jitter exponential backoff: attempt n waits uniform(0, min(cap, base * 2**n))."""
-
-    base: float = 0.2
-    cap: float = 10.0
-
-    def delay(self, attempt: int, rng: Callable[[], float]) -> float:
-        return rng() * min(self.cap, self.base * 2.0 ** min(attempt, 30))
+RECONNECT_BACKOFF = Backoff(base=0.2, cap=10.0)  # full jitter: streams of a dropped connection spread out
 
 
 # ---- public types ---------------------------------------------------------------------------------------
+
+
+class StreamState(StrEnum):
+    """Where a stream's task is: STARTING → SUBSCRIBING → BACKFILLING → LIVE, BACKOFF after a loss,
+    STOPPING once its last subscriber left."""
+
+    STARTING = "starting"
+    SUBSCRIBING = "subscribing"
+    BACKFILLING = "backfilling"
+    LIVE = "live"
+    BACKOFF = "backoff"
+    STOPPING = "stopping"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ class Subscription:
 @dataclass(frozen=True, slots=True)
 class StreamStatus:
     key: StreamKey
-    state: str  # starting, subscribing, backfilling, live, backoff, stopping
+    state: StreamState
     subscribers: int
     last_delivered_open_time: int | None
     reconnects: int
@@ -134,7 +136,7 @@ class _Stream:
     interval: str | None = None
     ack_id: str | None = None
     acked: bool = False
-    state: str = "starting"
+    state: StreamState = StreamState.STARTING
     stopping: bool = False
     reconnects: int = 0
     last_error: str | None = None
@@ -156,7 +158,7 @@ class MarketDataHub:
         *,
         base_url: str | None = None,
         client_builder: Callable[[str, str | None], Exchange] = build_streaming_client,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = RECONNECT_BACKOFF,
         healthy_after: float = 30.0,
         ack_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -254,7 +256,7 @@ class MarketDataHub:
     def _retire(self, stream: _Stream) -> None:
         del self._streams[stream.key]
         stream.stopping = True
-        stream.state = "stopping"
+        stream.state = StreamState.STOPPING
         stream.stop.set()
         stream.wake.set()
         if stream.task is not None and not stream.task.done():
@@ -314,22 +316,16 @@ class MarketDataHub:
             return []
         client = self._client(exchange)
         if since_ms is None:
-            # The latest `limit` closed candles: the newest page (one row more, as the newest may be
-            # forming), then older pages by endTime until there are enough or the history ends.
-            asked = min(limit + 1, MAX_KLINES_PER_REQUEST)
-            rows = await self._rest_klines(client, symbol, timeframe, None, asked)
-            collected = await self._closed_rows(exchange, client, rows, timeframe)
-            # A short page is the start of the history: nothing older to ask for. (Short of what was
-            # asked and of REST_PAGE_LIMIT: some servers cap pages below Binance's 1500.)
-            page_len = len(rows)
-            while rows and page_len >= min(asked, REST_PAGE_LIMIT) and len(collected) < limit:
-                oldest = int(rows[0][0])
-                asked = min(limit - len(collected), MAX_KLINES_PER_REQUEST)
-                page = await self._rest_klines(client, symbol, timeframe, None, asked, oldest - 1)
-                page_len = len(page)
-                rows = [r for r in page if int(r[0]) < oldest]
-                collected = rows + collected
-            return [_candle(symbol, timeframe, r) for r in collected[-limit:]]
+
+            async def page(since: int | None, size: int, end: int | None) -> list[list[Any]]:
+                return await self._rest_klines(client, symbol, timeframe, since, size, end)
+
+            async def now() -> int:
+                return await self._server_now(exchange, client)
+
+            rows = await latest_closed(page, timeframe, limit, now=now, max_page=MAX_KLINES_PER_REQUEST,
+                                       full_page=REST_PAGE_LIMIT)
+            return [_candle(symbol, timeframe, r) for r in rows]
         out: list[Candle] = []
         async for row in self._paged_closed(
             exchange, client, symbol, timeframe, since_ms, None,
@@ -440,7 +436,7 @@ class MarketDataHub:
                     stream.reconnects += 1
                     self.reconnects += 1
                     stream.last_error = f"{type(e).__name__}: {e}"[:300]
-                    stream.state = "backoff"
+                    stream.state = StreamState.BACKOFF
                     level = logging.WARNING if isinstance(e, ExchangeError | ccxt.BaseError) else logging.ERROR
                     log.log(
                         level,
@@ -471,7 +467,7 @@ class MarketDataHub:
         """One connection's life: subscribe, wait for the ack, backfill, then deliver until it breaks."""
         key = stream.key
         client = self._client(key.exchange)
-        stream.state = "subscribing"
+        stream.state = StreamState.SUBSCRIBING
         await _call(client.load_markets())
         market = _call_sync(lambda: client.market(key.symbol))
         if market["symbol"] != key.symbol:
@@ -489,10 +485,10 @@ class MarketDataHub:
                 await self._await_ack(client, stream, watch)
             if stream.stopping:
                 return
-            stream.state = "backfilling"
+            stream.state = StreamState.BACKFILLING
             await self._catch_up(client, stream)
             stream.started = True
-            stream.state = "live"
+            stream.state = StreamState.LIVE
             while True:
                 if stream.joining:
                     await self._admit_joiners(client, stream)
@@ -707,8 +703,7 @@ class MarketDataHub:
         """The rows known to be closed: all but the last, and the last if it ended by the exchange's clock."""
         if not rows:
             return []
-        last = rows[-1]
-        if next_open(timeframe, int(last[0])) <= await self._server_now(exchange, client):
+        if is_closed(timeframe, int(rows[-1][0]), await self._server_now(exchange, client)):
             return rows
         return rows[:-1]
 
@@ -723,33 +718,18 @@ class MarketDataHub:
         *,
         first_page: int = SMALL_PAGE_LIMIT,
     ) -> AsyncIterator[list[Any]]:
-        """Closed REST rows with since <= open time (< before), oldest first, page by page."""
-        cursor = since
-        limit = first_page
-        while True:
-            end = None if before is None else before - 1
-            if end is not None and end < cursor:
-                return
-            raw = await self._rest_klines(client, symbol, timeframe, cursor, limit, end)
-            full = len(raw) >= limit
-            rows = [r for r in raw if int(r[0]) >= cursor and (before is None or int(r[0]) < before)]
-            if not rows:
-                return
-            # Inside a full page every row but the last has a later row; the last is judged by the next
-            # page, or (when the page is the end of history) by the exchange's clock. With `before`, the
-            # caller knows a closed candle at `before`, so every earlier row is closed.
-            if before is not None:
-                closed = rows
-            elif full:
-                closed = rows[:-1]
-            else:
-                closed = await self._closed_rows(exchange, client, rows, timeframe)
-            for row in closed:
+        """Closed REST rows with since <= open time (< before), oldest first (the shared pager's)."""
+
+        async def page(cursor: int | None, limit: int, end: int | None) -> list[list[Any]]:
+            return await self._rest_klines(client, symbol, timeframe, cursor, limit, end)
+
+        async def now() -> int:
+            return await self._server_now(exchange, client)
+
+        async for rows in closed_pages(page, timeframe, since, before, now=now, first_page=first_page,
+                                       page_limit=REST_PAGE_LIMIT):
+            for row in rows:
                 yield row
-            if not full:
-                return
-            cursor = next_open(timeframe, int(closed[-1][0])) if closed else int(rows[-1][0])
-            limit = REST_PAGE_LIMIT
 
 
 def _candle(symbol: str, timeframe: str, row: Sequence[Any]) -> Candle:

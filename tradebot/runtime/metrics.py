@@ -43,6 +43,13 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily("tradebot_leases_held", "Bot leases held by this replica", value=len(rt.leases.held()))
         yield GaugeMetricFamily("tradebot_lease_renew_seconds", "Duration of the last batch lease renewal",
                                 value=rt.leases.last_renew_seconds)
+        yield GaugeMetricFamily("tradebot_runtime_faulted", "1 once a runtime loop crashed and the runtime stood down",
+                                value=int(rt.health.faulted))
+        crashes = CounterMetricFamily("tradebot_runtime_loop_crashes", "Runtime background tasks that crashed",
+                                      labels=["task"])
+        for name, count in sorted(rt.tasks.crashes.items()):
+            crashes.add_metric([name], count)
+        yield crashes
         yield GaugeMetricFamily("tradebot_redis_down", "1 while leases cannot be renewed", value=int(rt.stats.redis_down))
         yield CounterMetricFamily("tradebot_bot_decisions", "Closed candles decided on", value=c.decisions)
         yield CounterMetricFamily("tradebot_bot_decision_seconds", "Time from a candle's arrival to its decision done",

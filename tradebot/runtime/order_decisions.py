@@ -101,7 +101,7 @@ def on_candle(
     if not position.flat and position.entry_price:
         exit_reason = check_exit(position.side or "", position.entry_price, candle.low, candle.high, limits)
         if exit_reason is not None:
-            book = yield Close(Leg.EXIT, exit_reason.value, stops_out=True)
+            book = yield Close(Leg.EXIT, exit_reason.label, stops_out=True)
     today = book.tally.pnl + unrealized_pnl(book.position, candle.close)
     if daily_loss_breached(today, book.day_start_balance, limits) and not paused:
         if not book.position.flat:

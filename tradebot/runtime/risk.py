@@ -9,7 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from enum import StrEnum
+
+from tradebot.statuses import PositionSide
+from tradebot.strategies.exit_reason import ExitReason as ExitReason  # re-exported: check_exit returns it
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +30,9 @@ class MarketLimits:
     max_leverage: int = 125
 
 
-class ExitReason(StrEnum):
-    STOP_LOSS = "stop_loss"
-    TAKE_PROFIT = "take_profit"
-
-
 def stop_levels(side: str, entry: float, limits: RiskLimits) -> tuple[float | None, float | None]:
     """(stop price, take-profit price) for a position, on price moves (not leveraged returns)."""
-    sign = 1.0 if side == "long" else -1.0
+    sign = 1.0 if side == PositionSide.LONG else -1.0
     stop = entry * (1 - sign * limits.stop_loss_pct / 100) if limits.stop_loss_pct else None
     take = entry * (1 + sign * limits.take_profit_pct / 100) if limits.take_profit_pct else None
     return stop, take
@@ -44,7 +41,7 @@ def stop_levels(side: str, entry: float, limits: RiskLimits) -> tuple[float | No
 def check_exit(side: str, entry: float, low: float, high: float, limits: RiskLimits) -> ExitReason | None:
     """Did this closed candle touch the stop or the target? The stop wins when both did (conservative)."""
     stop, take = stop_levels(side, entry, limits)
-    if side == "long":
+    if side == PositionSide.LONG:
         if stop is not None and low <= stop:
             return ExitReason.STOP_LOSS
         if take is not None and high >= take:

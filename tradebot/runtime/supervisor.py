@@ -1,6 +1,7 @@
 """Supervises this replica's bot actors: one named task per bot, restarts on a budget.
 
-A crashed actor is restarted with exponential backoff; more than `max_restarts` crashes within
+A crashed actor is restarted after a full-jitter exponential backoff (actors that crash on one
+cause must not all come back at once); more than `max_restarts` crashes within
 `window_s` is an explicit decision: the bot goes to status "error" with the reason (mode's
 supervisor rule), never a silent crash loop. A bot's mailbox outlives its actor incarnations, so a
 stop sent during a restart backoff is still the next thing the new actor reads.
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from tradebot.backoff import Backoff, Rng
 from tradebot.runtime.bot_actor import BotActor, BotFailed, BotStopped, Lease
 from tradebot.runtime.bot_store import FencedOut
 from tradebot.runtime.clock import Clock
@@ -49,6 +52,7 @@ class Supervisor:
         window_s: float = 300.0,
         base_backoff_s: float = 1.0,
         max_backoff_s: float = 30.0,
+        rng: Rng = random.random,
     ) -> None:
         self._make_actor = make_actor
         self._on_failed = on_failed
@@ -58,6 +62,8 @@ class Supervisor:
         self.window_s = window_s
         self.base_backoff_s = base_backoff_s
         self.max_backoff_s = max_backoff_s
+        self._backoff = Backoff(base=base_backoff_s, cap=max_backoff_s)
+        self._rng = rng
         self._bots: dict[int, _Running] = {}
         self.restarts = 0
         self.failures = 0
@@ -147,7 +153,7 @@ class Supervisor:
                         return
                     if not lease.is_valid():
                         return
-                    delay = min(self.base_backoff_s * 2 ** (len(entry.crashes) - 1), self.max_backoff_s)
+                    delay = self._backoff.delay(len(entry.crashes) - 1, self._rng)
                     self.restarts += 1
                     await self._clock.sleep(delay)
         finally:

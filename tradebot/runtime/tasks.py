@@ -27,3 +27,12 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[object] | asyncio.Task[No
     for t in group:
         if t.done() and not t.cancelled() and t.exception() is not None:
             log.error("task %s had failed", t.get_name(), exc_info=t.exception())
+
+
+def reraise_if_cancelling(error: BaseException | None) -> None:
+    """redis-py (and other libraries) can turn a cancellation that lands mid-command into a
+    connection error; if our task is being cancelled, that error must end the loop as the
+    cancellation it is, or the owner waiting for the task would wait in vain."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from error

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 import numpy as np
@@ -47,6 +46,7 @@ from numpy.typing import NDArray
 
 from tradebot.strategies.base import NO_TARGET, ParameterError, float_param
 from tradebot.strategies.candles import Candles
+from tradebot.strategies.exit_reason import ExitReason
 from tradebot.strategies.metrics import CHUNK, EquityStats, EquitySummary
 
 __all__ = [
@@ -59,13 +59,6 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
-
-
-class ExitReason(IntEnum):
-    SIGNAL = 0
-    STOP_LOSS = 1
-    TAKE_PROFIT = 2
-    END = 3
 
 
 @dataclass(frozen=True, slots=True)

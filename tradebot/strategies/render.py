@@ -7,13 +7,13 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from tradebot.strategies.backtest import ExitReason
+from tradebot.strategies.exit_reason import ExitReason
 from tradebot.strategies.report import BacktestResult, downsample
 
 __all__ = ["format_report", "iso_time", "result_to_dict", "trades_to_records"]
 
 _SIDES = {1: "long", -1: "short"}
-_REASONS = {r.value: r.name.lower() for r in ExitReason}
+_REASONS = {r.value: r.label for r in ExitReason}
 
 
 def iso_time(ts_ms: int) -> str:

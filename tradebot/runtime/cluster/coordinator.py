@@ -48,7 +48,9 @@ from tradebot.runtime.cluster.published_map import (
     notify,
 )
 from tradebot.runtime.commands import command_channel
-from tradebot.runtime.tasks import cancel_and_wait
+from tradebot.runtime.pubsub_listener import PubSubListener
+from tradebot.runtime.supervised import BackgroundTasks
+from tradebot.runtime.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,9 @@ class ClusterCoordinator:
         self.published: PublishedMap = EMPTY
         self._left: dict[str, float] = {}
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        # Its loops are supervised: a crash is logged at once, counted, and handed to `tasks.on_crash`
+        # (the composition root points it at the runtime, which stands down).
+        self.tasks = BackgroundTasks("cluster")
         self._leaving = False
         self._last_signature: object = None
         self._settle_until: float | None = None  # monotonic seconds; see the module docstring
@@ -124,10 +128,8 @@ class ClusterCoordinator:
     async def start(self) -> None:
         """Join (one step, so the first reconcile already knows the members), then run the loops."""
         await self._step_safely()
-        self._tasks = [
-            asyncio.create_task(self._loop(), name="cluster-loop"),
-            asyncio.create_task(self._listen(), name="cluster-notices"),
-        ]
+        self.tasks.spawn("cluster-loop", self._loop())
+        self.tasks.spawn("cluster-notices", self._notices().run())
 
     async def leave(self) -> None:
         """Stop taking part: no more bots here, membership and leadership given up at once.
@@ -139,7 +141,7 @@ class ClusterCoordinator:
             return
         self._leaving = True
         self._wake.set()  # the loop sees _leaving at once even if a library swallows the cancellation
-        await cancel_and_wait(self._tasks)
+        await self.tasks.close()
         try:
             if self.election.is_leader:
                 # Publish the map without us before giving the key up: the others need not wait
@@ -282,13 +284,13 @@ class ClusterCoordinator:
         except asyncio.CancelledError:
             raise
         except (OSError, aioredis.RedisError) as e:
-            _reraise_cancellation(e)
+            reraise_if_cancelling(e)
             if not self.stats.redis_down:
                 log.error("cluster step failed: Redis unreachable (%s); retrying every heartbeat", e)
             self.stats.redis_down = True
             self.election.check_deadline()
         except Exception as e:
-            _reraise_cancellation(e)
+            reraise_if_cancelling(e)
             log.exception("cluster step failed; retrying")
             self.election.check_deadline()
 
@@ -305,31 +307,16 @@ class ClusterCoordinator:
             self._wake.clear()
             await self._step_safely()
 
-    async def _listen(self) -> None:
+    def _notices(self) -> PubSubListener:
         channel = cluster_channel(self._prefix)
-        backoff = 0.1
-        while not self._leaving:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(channel, command_channel(self._prefix))
-                backoff = 0.1
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
-                        continue
-                    if message.get("channel") == channel:
-                        self._on_notice(message["data"])
-                    self._wake.set()
-            except asyncio.CancelledError:
-                raise
-            except (OSError, aioredis.RedisError) as e:
-                _reraise_cancellation(e)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                except (OSError, aioredis.RedisError):
-                    pass
+
+        def on_message(name: str, data: bytes | str) -> None:
+            if name == channel:
+                self._on_notice(data)
+            self._wake.set()
+
+        return PubSubListener(self._redis, (channel, command_channel(self._prefix)), on_message,
+                              name="cluster-notices")
 
     def _on_notice(self, raw: str | bytes) -> None:
         notice = decode_notice(raw)
@@ -342,10 +329,3 @@ class ClusterCoordinator:
             # Leases were just freed: reconcile now rather than at the next tick.
             self.on_change()
 
-
-def _reraise_cancellation(error: BaseException) -> None:
-    """redis-py can turn a cancellation that lands mid-command into a connection error; if our task is
-    being cancelled, that error must not keep the loop alive (leave() would wait for it in vain)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError from error
