@@ -110,12 +110,24 @@ class BotsRepo:
 
     async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
         async with self._pool.acquire() as conn, conn.transaction():
-            # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins.
-            started = await conn.fetchval(
-                f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
-                f"WHERE {_OWNED} AND NOT c.is_active AND c.api_key_id IS NOT NULL RETURNING c.id",
+            # The key row is share-locked before the bot is activated on it, so a key delete either
+            # commits first (the bot is then keyless and does not start) or waits and sees the active
+            # bot (OwnedApiKeys.delete). The key is locked before the bot row, the order the delete's
+            # ON DELETE SET NULL takes them in, so the two never deadlock.
+            key_id = await conn.fetchval(
+                "SELECT k.id FROM bot_configs c JOIN api_keys k ON k.id = c.api_key_id "
+                f"WHERE {_OWNED} FOR KEY SHARE OF k",
                 bot_id,
                 user_id,
+            )
+            # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins. It
+            # starts the bot only on the key just locked; a key changed in between counts as none.
+            started = await conn.fetchval(
+                f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
+                f"WHERE {_OWNED} AND NOT c.is_active AND c.api_key_id = $3 RETURNING c.id",
+                bot_id,
+                user_id,
+                key_id,
             )
             if started is None:
                 row = await conn.fetchrow(
