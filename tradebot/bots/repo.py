@@ -256,8 +256,4 @@ def settings_of(row: Mapping[str, Any]) -> BotSettings:
     return BotSettings(**{name: row[name] for name in SETTING_FIELDS})
 
 
-def key_of_trade(row: Mapping[str, Any]) -> tuple[dt.datetime, int]:
-    return row["created_at"], row["id"]
-
-
-__all__: Sequence[str] = ("BotsRepo", "StartOutcome", "StateChange", "key_of_trade", "settings_of")
+__all__: Sequence[str] = ("BotsRepo", "StartOutcome", "StateChange", "settings_of")

@@ -57,8 +57,7 @@ log = logging.getLogger(__name__)
 # pages to 1000); the subscription's catch-up brings the rest. A fresh start reads what the strategy
 # asks for (`Strategy.warmup_candles`), page after page.
 GAP_READ_CANDLES = 1000
-STATE_SAVE_INTERVAL_S = 30.0
-SUBSCRIBE_TIMEOUT_S = 10.0  # the strategy state is also saved with every trade and at stop
+SUBSCRIBE_TIMEOUT_S = 10.0
 
 
 class MarketData(Protocol):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -54,11 +54,8 @@ class RuntimeTiming:
 
 @dataclass
 class RuntimeStats:
-    started: int = 0
     lost_leases: int = 0
-    handovers: int = 0
     redis_down: bool = False
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class BotRuntime:
@@ -178,7 +175,6 @@ class BotRuntime:
         fence = held.fence
         lease = Lease(bot_id, fence, lambda: self.leases.is_valid(bot_id, fence))
         self.supervisor.start(lease)
-        self.stats.started += 1
         log.info("took bot", extra={"bot_id": bot_id, "fence": fence})
 
     # ------------------------------------------------------------------ loops
@@ -213,7 +209,6 @@ class BotRuntime:
                 self.supervisor.send(bot_id, Stop(reason="bot is no longer active"))
         for bot_id in (running & active) - mine:
             if not self.supervisor.is_stopping(bot_id):
-                self.stats.handovers += 1
                 self.supervisor.send(bot_id, Stop(reason="reassigned to another replica", handover=True))
 
     async def _reconcile_loop(self) -> None:
