@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from tests.integration.auth_helpers import PASSWORD, Client, bearer, login, new_email
 from tests.processes import free_port, redis_server
+from tests.timing import ManualClock
 from tradebot.accounts.revocations import RevocationStore
 
 
@@ -29,14 +30,6 @@ async def test_login_rehashes_a_password_hashed_with_old_parameters(client: Clie
     # Existing tokens are untouched by a rehash (it is not a password change).
     assert (await client.get("/api/v1/auth/me", headers=bearer(token))).status == 200
     await login(client, email)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -57,7 +50,7 @@ async def test_revocations_written_while_redis_is_unreachable_are_honoured_after
 ) -> None:
     port, folder = private_redis
     user_id = await _user(pool)
-    clock = Clock()
+    clock = ManualClock(0.0)
     exp = int(time.time()) + 3600
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True, socket_timeout=1)
     store = RevocationStore(pool, client, "t", clock=clock)

@@ -11,7 +11,7 @@ import asyncio
 
 import asyncpg
 
-from tests.integration.runtime_helpers import eventually
+from tests.timing import eventually
 from tradebot.accounts.api_keys import DeleteOutcome, OwnedApiKeys
 from tradebot.bots.repo import BotsRepo, StartOutcome
 

@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
-from tests.simulator_helpers import SimControl, eventually
+from tests.simulator_helpers import SimControl
+from tests.timing import ManualClock, eventually
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.errors import ExchangeError
 from tradebot.exchange.markets import CcxtMarketLoader, MarketCache
@@ -28,14 +29,6 @@ def simulator_config() -> SimulatorConfig:
     return SimulatorConfig(port=0, mode="manual", history_candles=10, symbols=SYMBOLS)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def unreachable_redis() -> AsyncIterator[aioredis.Redis]:
     # Port 1: nothing listens there; every command fails at once with a connection error.
@@ -45,10 +38,10 @@ async def unreachable_redis() -> AsyncIterator[aioredis.Redis]:
 
 
 def new_cache(
-    redis: aioredis.Redis, prefix: str, simulator: RunningSimulator, clock: FakeClock | None = None
+    redis: aioredis.Redis, prefix: str, simulator: RunningSimulator, clock: ManualClock | None = None
 ) -> tuple[MarketCache, CcxtMarketLoader]:
     loader = CcxtMarketLoader(simulator.base_url)
-    cache = MarketCache(redis, prefix, loader, clock=clock or FakeClock())
+    cache = MarketCache(redis, prefix, loader, clock=clock or ManualClock())
     return cache, loader
 
 
@@ -112,7 +105,7 @@ async def test_redis_down_serves_from_the_exchange_then_the_in_process_copy(
 async def test_exchange_down_serves_the_stale_copy(
     redis_client: aioredis.Redis, redis_prefix: str, simulator: RunningSimulator, sim: SimControl
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache, loader = new_cache(redis_client, redis_prefix, simulator, clock)
     before = await cache.get_markets()
     clock.now += 7200  # the copy expired
