@@ -74,6 +74,21 @@ async def test_the_restart_budget_ends_in_a_visible_error() -> None:
     assert exited == [7]
 
 
+async def test_the_default_budget_is_five_restarts_and_the_sixth_crash_is_an_error() -> None:
+    # README.md states this budget; the two must agree.
+    clock, failed, exited = ManualClock(), [], []
+    sup = _supervisor([RuntimeError(f"crash {i}") for i in range(5)] + [None], clock, failed, exited)
+    sup.start(_lease())
+    await _finished(sup)
+    assert sup.restarts == 5 and failed == [] and clock.slept == [1.0, 2.0, 4.0, 8.0, 16.0]
+    clock, failed, exited = ManualClock(), [], []
+    sup = _supervisor([RuntimeError(f"crash {i}") for i in range(6)], clock, failed, exited)
+    sup.start(_lease())
+    await _finished(sup)
+    assert sup.restarts == 5
+    assert failed == ["stopped after 6 crashes in 300s; last error: RuntimeError: crash 5"]
+
+
 async def test_old_crashes_leave_the_window() -> None:
     clock, failed, exited = ManualClock(), [], []
     # Backoff is capped at 100 s, so each crash is more than the 150 s window after the one before
