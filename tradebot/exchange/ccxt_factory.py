@@ -151,8 +151,8 @@ class ExchangeClientFactory:
         self._public.clear()
         self._private.clear()
         self._retired.clear()
-        # Side by side: each ccxt close takes about half a second, and one at a time they held a
-        # replica's exit after SIGTERM for seconds (5 s with 10 keys).
+        # Side by side: each ccxt close takes about half a second, and one at a time they would hold
+        # a replica's exit after SIGTERM for seconds (5 s with 10 keys).
         results = await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, Exception):

@@ -5,7 +5,8 @@
   handed over accordingly. Commands from the API only make it run sooner.
 - lease loop: renews every lease in one call; a lost or lapsed lease stops that actor at once, and
   a Redis outage stops every actor before its lease could expire elsewhere (safety over liveness).
-- tick loop: clock ticks to every actor (daily rollover, resuming paused bots at 00:00 UTC).
+- tick loop: a Tick to every actor when the UTC date changes (daily counters reset, bots a daily
+  limit paused resume).
 On shutdown the bots are handed over (state saved, leases released) so the next owner resumes at
 once instead of waiting for expiry (DESIGN.md invariant 7).
 """
@@ -297,8 +298,9 @@ class BotRuntime:
         self.poke()
 
     async def _tick_loop(self) -> None:
-        """Tick the actors when the UTC date changes (daily counters, resuming paused bots). Waking
-        every actor on every tick cost a round of thousands of wake-ups for nothing."""
+        """Tick the actors when the UTC date changes (daily counters, resuming paused bots). Only a
+        date change is sent: waking every actor every few seconds is thousands of wake-ups with
+        nothing to do."""
         day = utc_date(self._clock.now_ms())
         while True:
             await self._clock.sleep(self.timing.tick_interval_s)

@@ -118,8 +118,8 @@ class LeaseManager:
 
     async def renew_all(self) -> set[int]:
         """Renew every held lease, RENEW_CHUNK keys per script call; returns the bots whose lease is
-        lost. One call for 10,000 keys held the event loop for ~100 ms (building and parsing the
-        command); chunks keep each stretch short and let candles through in between."""
+        lost. Chunks, because one call for 10,000 keys holds the event loop for ~100 ms (building
+        and parsing the command); short stretches let candles through in between."""
         if not self._held:
             return set()
         bots = list(self._held)

@@ -1,6 +1,6 @@
 """A bot actor's mailbox: commands are never dropped, market data is bounded.
 
-Commands (stop, reconfigure, resume) are rare and must all arrive, so they queue without a bound
+Commands (stop, reconfigure, the daily tick) are rare and must all arrive, so they queue without a bound
 and are served first: a stop overtakes candles that are still waiting. Candles come from the
 market-data hub, which must never wait on a slow actor; past `candle_capacity` the oldest candle
 is dropped and counted, and the actor notices the hole in open times and backfills it from the
@@ -32,7 +32,7 @@ class Reconfigure:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """A clock tick: daily rollover, lease and housekeeping checks between candles."""
+    """A new UTC day: the actor resets its daily counters and resumes a bot a daily limit paused."""
 
 
 Command = Stop | Reconfigure | Tick
