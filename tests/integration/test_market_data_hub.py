@@ -9,10 +9,11 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from tests.candle_queue import BoundedCandleQueue
 from tests.simulator_helpers import MINUTE_MS, SimControl, flat_candles, minute_floor
 from tests.timing import eventually
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.runtime.candles import BoundedCandleQueue, Candle
+from tradebot.runtime.candles import Candle
 from tradebot.runtime.market_data_hub import Backoff, MarketDataHub, Subscription
 
 pytest_plugins = ("tests.simulator_fixtures",)

@@ -9,7 +9,8 @@ from typing import Any
 import ccxt
 import pytest
 
-from tradebot.runtime.candles import BoundedCandleQueue, Candle, timeframe_ms
+from tests.candle_queue import BoundedCandleQueue
+from tradebot.runtime.candles import Candle, timeframe_ms
 from tradebot.runtime.market_data_hub import Backoff, MarketDataHub
 
 
