@@ -28,7 +28,7 @@ from tradebot.http.problems import FieldError, Problem, conflict, not_found, una
 from tradebot.security.mailer import make_mailer
 from tradebot.security.password_policy import PasswordPolicy, WeakPassword, load_common_passwords
 from tradebot.security.passwords import PasswordHasher
-from tradebot.security.rate_limit import RateLimiter
+from tradebot.security.rate_limit import RateLimiter, retry_after_header
 from tradebot.security.secrets_box import SecretBox
 from tradebot.security.tokens import TokenCodec
 
@@ -68,7 +68,7 @@ def problem_for(error: AccountError) -> Problem:
     """The HTTP answer to a domain refusal; details never say more than the client may know."""
     if isinstance(error, RateLimited):
         p = Problem(429, "too many attempts; try again later")
-        p.headers["Retry-After"] = str(max(1, int(error.retry_after_s + 0.999)))
+        p.headers["Retry-After"] = retry_after_header(error.retry_after_s)
         return p
     if isinstance(error, InvalidCredentials):
         return unauthorized("invalid email or password")
