@@ -7,16 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.simulator_helpers import SimControl
 from tests.timing import ManualClock, eventually
-from tradebot.config import Secrets, Settings
 from tradebot.exchange.errors import ExchangeError
 from tradebot.exchange.markets import CcxtMarketLoader, MarketCache
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.app import create_app
 from tradebot.http.markets_routes import MARKET_CACHE
 
 pytest_plugins = ("tests.simulator_fixtures",)
@@ -147,19 +144,6 @@ async def test_background_refresh_warms_and_is_cancelled_at_close(
 
 
 # ---- the route -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def exchange_app(
-    settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str, simulator: RunningSimulator
-) -> web.Application:
-    with_exchange = settings.model_copy(update={"exchange_url": simulator.base_url})
-    return create_app(with_exchange, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="t")
-
-
-@pytest.fixture
-async def exchange_client(aiohttp_client: object, exchange_app: web.Application) -> Client:
-    return await aiohttp_client(exchange_app)  # type: ignore[operator,no-any-return]
 
 
 async def test_get_markets_lists_the_cache_page_by_page(exchange_client: Client) -> None:
