@@ -70,3 +70,27 @@ async def test_a_key_deleted_while_its_bot_starts_never_leaves_an_active_bot_wit
     assert deleted is DeleteOutcome.IN_USE
     row = await pool.fetchrow("SELECT is_active, api_key_id FROM bot_configs WHERE id = $1", bot_id)
     assert row is not None and row["is_active"] and row["api_key_id"] == key_id
+
+
+async def test_a_bot_started_while_its_key_is_being_deleted_does_not_start_without_it(pool: asyncpg.Pool) -> None:
+    user_id, key_id, bot_id = await _user_key_bot(pool)
+    async with pool.acquire() as gate:
+        gate_tx = gate.transaction()
+        await gate_tx.start()
+        # The table lock holds the delete after it has locked the key, before it looks for active bots.
+        await gate.execute("LOCK TABLE bot_configs IN ACCESS EXCLUSIVE MODE")
+        delete = asyncio.create_task(OwnedApiKeys(pool, user_id).delete(key_id))
+        await eventually(lambda: _waiting_on_a_lock(pool, "SELECT EXISTS"), what="the delete to wait")
+        start = asyncio.create_task(BotsRepo(pool).start(user_id, bot_id))
+        await eventually(
+            lambda: _waiting_on_a_lock(pool, "SELECT k.id FROM bot_configs", "UPDATE bot_configs"),
+            what="the start to wait",
+        )
+        await gate_tx.commit()
+    deleted = await delete
+    outcome, _ = await start
+
+    assert deleted is DeleteOutcome.DELETED
+    assert outcome is StartOutcome.NO_API_KEY
+    row = await pool.fetchrow("SELECT is_active, api_key_id FROM bot_configs WHERE id = $1", bot_id)
+    assert row is not None and not row["is_active"] and row["api_key_id"] is None
