@@ -57,6 +57,7 @@ async def serve(port: int, database_url: str, redis_url: str, prefix: str) -> No
             "auth_register_per_ip_per_min": 1000,
             "auth_login_per_ip_per_min": 1000,
             "db_pool_max": 20,
+            "max_streams_per_user": 10_000,  # one user holds every client's stream here
         }
     )
     app_secrets = Secrets(secrets.token_urlsafe(48), (Fernet.generate_key().decode(),), ephemeral=True)

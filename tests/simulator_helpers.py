@@ -69,6 +69,11 @@ class SimControl:
         result: dict[str, dict[str, Any]] = await self._get("/_sim/positions", api_key=api_key)
         return result
 
+    async def requests(self) -> dict[str, int]:
+        """Exchange REST requests received so far, by "METHOD /path"."""
+        result: dict[str, int] = await self._get("/_sim/requests")
+        return result
+
 
 def flat_candles(start_ms: int, closes: Sequence[float], interval_ms: int = MINUTE_MS) -> list[list[float]]:
     """Candles with open = previous close, a small range around the body, volume 1."""

@@ -84,9 +84,19 @@ class Settings(BaseSettings):
     # Crash-safety tests only: the process SIGKILLs itself at these points (comma-separated).
     fault_crash_at: str = ""
 
+    # One account's share of the shared runtime (TRADEBOT_MAX_BOTS_PER_USER): creating one more is a 409.
+    max_bots_per_user: int = Field(default=100, ge=1, le=1_000_000)
+    # A client gets this long to send a request's line and headers, from its first byte (or from
+    # connecting), before the connection is closed: slow senders cannot hold sockets open (slowloris).
+    header_read_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    # Operators (comma-separated emails): the only users who may read GET /cluster.
+    admin_emails: str = ""
+
     # SSE comment heartbeat (TRADEBOT_SSE_HEARTBEAT_S): keeps proxies from closing an idle stream and
     # finds clients that went away.
     sse_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    # Live streams a user may hold open at once, counted across replicas (TRADEBOT_MAX_STREAMS_PER_USER).
+    max_streams_per_user: int = Field(default=20, ge=1, le=10_000)
 
     # Backtests (TRADEBOT_BACKTEST_*): the longest range accepted, in candles (2,000,000 1m candles are
     # ~3.8 years and ~100 MB of arrays); jobs run at once per replica, and queued behind them.
@@ -181,6 +191,10 @@ class Settings(BaseSettings):
     @property
     def crash_points(self) -> frozenset[str]:
         return frozenset(p.strip() for p in self.fault_crash_at.split(",") if p.strip())
+
+    @property
+    def admin_email_set(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
 
     @property
     def trusted_proxy_list(self) -> list[str]:

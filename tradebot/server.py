@@ -15,6 +15,7 @@ from aiohttp import web
 from tradebot import db
 from tradebot.config import ConfigError, Settings, resolve_secrets
 from tradebot.http.app import create_app
+from tradebot.http.server_protocol import GuardedAppRunner
 from tradebot.runtime.app_runtime import runtime_context
 from tradebot.services import resolve_services
 
@@ -74,10 +75,10 @@ async def serve(
             replica_id=replica_id,
             extra_contexts=[runtime_context()],
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = GuardedAppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE_S)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host or None, port, shutdown_timeout=SHUTDOWN_GRACE_S)
+            site = web.TCPSite(runner, host or None, port)
             try:
                 await site.start()
             except OSError as e:  # taken since the check

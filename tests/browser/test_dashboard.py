@@ -66,6 +66,9 @@ def test_pages_carry_a_strict_content_security_policy(stack: Stack) -> None:
     assert http_get(stack.url + "/static/vendor/lightweight-charts.standalone.production.mjs")[0] == 200
 
 
+ALL_TIMEFRAMES = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M".split()
+
+
 def test_trader_journey(stack: Stack, page: Any) -> None:
     email = f"trader-{secrets.token_hex(4)}@example.com"
     page.goto("/")
@@ -84,6 +87,9 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     stack.sim.push_klines(candles(start, [100.0 - 0.05 * i for i in range(30)]))
 
     page.goto("/bots/new")
+    page.locator("select[name=timeframe] option[value='1M']").wait_for(state="attached")
+    assert page.locator("select[name=timeframe] option").all_inner_texts() == ALL_TIMEFRAMES
+    assert page.locator("select[name=timeframe]").input_value() == "1m"
     page.fill("input[name=name]", "BTC momentum")
     page.fill("input[name=ema_period]", "1")  # out of range: the API's own message shows at the field
     page.click("#bot-form button[type=submit]")
@@ -146,6 +152,8 @@ def test_backtest_shows_equity_and_drawdown(stack: Stack, page: Any) -> None:
     closes = [100 + 5 * ((i // 10) % 2) + (i % 10) * 0.3 for i in range(200)]
     stack.sim.push_klines(candles(start, closes), symbol="ETHUSDT")
     page.goto("/backtests")
+    page.locator("select[name=timeframe] option[value='1M']").wait_for(state="attached")
+    assert page.locator("select[name=timeframe] option").all_inner_texts() == ALL_TIMEFRAMES
     page.fill("input[name=symbol]", "ETH/USDT:USDT")
     page.fill("input[name=start_time]", time.strftime("%Y-%m-%dT%H:%M", time.gmtime(start / 1000)))
     page.fill("input[name=end_time]", time.strftime("%Y-%m-%dT%H:%M", time.gmtime((start + 199 * MINUTE_MS) / 1000)))

@@ -81,6 +81,8 @@ class Cluster:
     log_dir: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     prefix: str = field(default_factory=lambda: f"cluster-{secrets.token_hex(4)}")
+    # Signed up by sign_up() and named in TRADEBOT_ADMIN_EMAILS: GET /cluster answers operators only.
+    operator_email: str = field(default_factory=lambda: f"operator-{secrets.token_hex(4)}@example.com")
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     fernet_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     nodes: dict[str, Node] = field(default_factory=dict)
@@ -99,6 +101,7 @@ class Cluster:
             "TRADEBOT_REPLICA_ID": name,
             "TRADEBOT_DATA_DIR": str(self.log_dir / "var"),
             "TRADEBOT_LOG_LEVEL": "INFO",
+            "TRADEBOT_ADMIN_EMAILS": self.operator_email,
             **self.extra_env,
         }
 
@@ -150,7 +153,8 @@ class Cluster:
     def api(self, method: str, path: str, body: Any = None, *, url: str | None = None) -> tuple[int, Any]:
         return request((url or self.any_url()) + path, method, body, self.token)
 
-    def sign_up(self, email: str = "cluster@example.com") -> None:
+    def sign_up(self, email: str | None = None) -> None:
+        email = email or self.operator_email
         status, body = self.api("POST", "/api/v1/auth/register", {"email": email, "password": PASSWORD})
         assert status == 201, body
         status, body = self.api("POST", "/api/v1/auth/login", {"email": email, "password": PASSWORD})

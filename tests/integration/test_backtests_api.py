@@ -367,3 +367,38 @@ async def test_a_large_backtest_does_not_block_the_event_loop(bt_client: Client,
     # The engine and the parsing of the cached rows run in threads: the loop keeps answering
     # meanwhile (parsing a million rows on the loop alone stalls it for ~65 ms; measured ~12 ms).
     assert worst < max(0.05, 3 * baseline)
+
+
+ALL_TIMEFRAMES = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M".split()
+
+
+async def test_every_binance_timeframe_is_accepted(bt_client: Client, sim: SimControl) -> None:
+    headers = await headers_of(bt_client)
+    for timeframe in ALL_TIMEFRAMES:
+        backtest_id = await submit(bt_client, headers, timeframe=timeframe)
+        got = await settled(bt_client, headers, backtest_id)  # no candles pushed: fails readably
+        assert got["timeframe"] == timeframe
+
+
+def _month_open(index: int) -> int:
+    import datetime as dt
+
+    y, m = divmod(index, 12)
+    return int(dt.datetime(2019 + y, m + 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+async def test_a_monthly_backtest_runs_on_calendar_months(bt_client: Client, sim: SimControl) -> None:
+    opens = [_month_open(i) for i in range(60)]  # 2019-01 .. 2023-12
+    walk = walk_candles(60, seed=4)
+    rows = [[t, *row[1:]] for t, row in zip(opens, walk, strict=True)]
+    await sim.push_klines("BTCUSDT", "1M", rows)
+    headers = await headers_of(bt_client)
+    backtest_id = await submit(
+        bt_client, headers, timeframe="1M", start_time=iso(opens[0]), end_time=iso(_month_open(60)),
+        parameters={"ema_period": 5, "allow_short": True},
+    )
+    got = await settled(bt_client, headers, backtest_id)
+    assert got["status"] == "done", got
+    assert got["candles_count"] == got["expected_candles"] == 60 and got["missing_candles"] == 0
+    assert got["equity_curve"][-1][0] == opens[-1]
+    assert got["trades_count"] > 0

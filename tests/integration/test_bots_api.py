@@ -532,3 +532,14 @@ async def test_created_resources_carry_their_location(client: Client, alice: Use
                           json={"label": "second", "exchange": "binanceusdm", "api_key": "k" * 32, "secret_key": "s" * 64})
     assert r.status == 201
     assert r.headers["Location"] == f"/api/v1/api-keys/{(await r.json())['id']}"
+
+
+async def test_every_binance_timeframe_is_accepted(client: Client, alice: User) -> None:
+    timeframes = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M".split()
+    for timeframe in timeframes:
+        bot = await create_bot(client, alice, timeframe=timeframe)
+        assert bot["timeframe"] == timeframe
+        got = await client.get(f"{BOTS}/{bot['id']}", headers=alice.headers)
+        assert (await got.json())["timeframe"] == timeframe
+    r = await client.post(BOTS, json=settings_for(alice, timeframe="1mo"), headers=alice.headers)
+    assert r.status == 422

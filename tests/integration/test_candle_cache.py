@@ -165,3 +165,32 @@ async def test_concurrent_loads_of_one_range_agree(
     assert all(h.count == 1200 for h in results)
     assert await cache.covered(EX, SYM, "1m", 0, 2**62) == [(T0, T0 + 1200 * MINUTE_MS)]
     assert await pool.fetchval("SELECT count(*) FROM candles") == 1200
+
+
+def _month_open(year: int, month: int) -> int:
+    import datetime as dt
+
+    y, m = divmod(month - 1, 12)
+    return int(dt.datetime(year + y, m + 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
+
+
+async def test_monthly_candles_load_and_cache_on_calendar_months(
+    pool: asyncpg.Pool, sim: SimControl, public_exchange: Exchange
+) -> None:
+    """1M candles are 28-31 days apart: the loader steps, counts and caches them by calendar month."""
+    opens = [_month_open(2023, m) for m in range(1, 25)]  # 2023-01 .. 2024-12, February 2024 has 29 days
+    rows = [[t, 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, 1.0] for i, t in enumerate(opens)]
+    await sim.push_klines("BTCUSDT", "1M", rows)
+    cache = CandleCache(pool)
+    loader = HistoryLoader(cache, lambda: public_exchange, sleep=no_sleep)
+    # From mid-January 2023 to mid-December 2024: February 2023 .. December 2024 open in the range.
+    start, end = opens[0] + 15 * DAY_MS, opens[-1] + 10 * DAY_MS
+    history = await loader.load(EX, SYM, "1M", start, end)
+    assert history.candles is not None
+    assert history.candles.ts.tolist() == opens[1:]
+    assert history.count == history.expected == 23 and history.missing == 0
+    assert await cache.covered(EX, SYM, "1M", 0, 2**62) == [(opens[1], end)]
+    requests = loader.stats.exchange_requests
+    again = await loader.load(EX, SYM, "1M", opens[13], opens[14] + 1)  # 2024-02 and 2024-03
+    assert again.candles is not None and again.candles.ts.tolist() == opens[13:15]
+    assert again.expected == 2 and loader.stats.exchange_requests == requests

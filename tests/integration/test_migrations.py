@@ -148,3 +148,23 @@ async def test_backtest_rules(pool: asyncpg.Pool) -> None:
             await conn.execute(insert, uid, "done", t0, t1, None)
         row = await conn.fetchrow("SELECT parameters FROM backtests LIMIT 1")
         assert row["parameters"] == {}  # jsonb decodes through orjson
+
+
+async def test_bots_and_backtests_take_every_binance_timeframe(pool: asyncpg.Pool) -> None:
+    from tradebot.timeframes import TIMEFRAMES
+
+    insert = """INSERT INTO backtests (user_id, symbol, timeframe, start_time, end_time, strategy, parameters,
+                initial_balance) VALUES ($1, 'BTC/USDT:USDT', $2, '2024-01-01', '2024-02-01', 'ema_cross', '{}', 1000)"""
+    async with pool.acquire() as conn, conn.transaction():
+        uid = await _user(conn, "timeframes@example.com")
+        for timeframe in TIMEFRAMES:
+            await _bot(conn, uid, None, timeframe=timeframe)
+            await conn.execute(insert, uid, timeframe)
+        for bad in ("2m", "1mo", "1W"):
+            with pytest.raises(asyncpg.CheckViolationError):
+                async with conn.transaction():
+                    await _bot(conn, uid, None, timeframe=bad)
+            with pytest.raises(asyncpg.CheckViolationError):
+                async with conn.transaction():
+                    await conn.execute(insert, uid, bad)
+        await conn.execute("DELETE FROM users WHERE id = $1", uid)

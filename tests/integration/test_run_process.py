@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -100,3 +101,31 @@ def test_a_port_in_use_is_one_line_and_exit_2(database_url: str, redis_url: str,
     result = subprocess.run([sys.executable, "-m", "tradebot", "simulator", "--port", "70000"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "outside 0-65535" in result.stderr
+
+
+def test_run_applies_the_parser_rule_and_the_header_timeout(database_url: str, redis_url: str,
+                                                            tmp_path: Path) -> None:
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TRADEBOT_DATA_DIR": str(tmp_path),
+           "TRADEBOT_HEADER_READ_TIMEOUT_S": "1"}
+    with tradebot_run(env, tmp_path) as replica:
+        host, port = replica.url.removeprefix("http://").split(":")
+        secret = "Bearer " + "tok3n" * 2000
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(f"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: {secret}\r\n\r\n".encode())
+            answer = _read_all(s)
+        assert answer.split(b"\r\n")[0].endswith(b" 431 Request Header Fields Too Large")
+        assert b"application/problem+json" in answer
+        assert b"tok3n" not in answer and b"aiohttp" not in answer
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            assert _read_all(s) == b""  # closed by the replica after the timeout
+        assert replica.stop(signal.SIGTERM) == 0
+        log = replica.log()
+        assert "tok3n" not in log and "Traceback" not in log
+
+
+def _read_all(s: socket.socket) -> bytes:
+    chunks = []
+    while chunk := s.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -199,7 +199,10 @@ async def test_crash_after_the_exchange_accepted_records_the_fill_once(
     order = await pool.fetchrow("SELECT * FROM orders WHERE client_order_id = $1", cid)
     assert order["status"] == "filled" and float(order["filled_amount"]) == 5
     trades = await pool.fetch("SELECT * FROM trades WHERE bot_id = $1", bot)
-    assert len(trades) == 1 and trades[0]["client_order_id"] == cid and float(trades[0]["fee"]) > 0
+    assert len(trades) == 1 and trades[0]["client_order_id"] == cid
+    # The order answer has no fee: the trade is recorded with it unknown, and the fee is read after.
+    fee = await eventually(lambda: pool.fetchval("SELECT fee FROM trades WHERE bot_id = $1", bot), what="the fee")
+    assert float(fee) > 0
     state = await _state(pool, bot)
     assert state["position_side"] == "long" and float(state["position_size"]) == 5
     assert await _accepted(sim, trader.creds.api_key) == [cid]

@@ -120,3 +120,35 @@ async def test_bot_trades_where_the_backtest_trades(
           f"max {max(latencies) * 1000:.1f} ms")
 
 
+
+
+@pytest.mark.parametrize("allow_short", [False, True])
+async def test_a_flat_market_never_trades_live(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, allow_short: bool,
+) -> None:
+    """500 candles closing at 7.0: the EMA equals the close exactly, so the target never changes."""
+    bot = await start_bot(pool, runtime, trader, ema_period=20, allow_short=allow_short)
+    for i, row in enumerate(candle_rows([7.0] * 500, spread=0.0)):
+        await push_and_wait(runtime, sim, bot, row, what=f"a decision on flat candle {i}")
+    assert await _orders(pool, bot) == []
+    assert await sim.orders(trader.creds.api_key) == []
+    state = await pool.fetchrow("SELECT * FROM bot_state WHERE bot_id = $1", bot)
+    assert not state["in_position"] and state["daily_trades_count"] == 0
+
+
+async def test_a_monthly_bot_trades_where_the_backtest_trades(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader,
+) -> None:
+    """1M candles are 28-31 days apart: each is the next one, not a gap to backfill."""
+    from tradebot.timeframes import shift
+
+    bot = await start_bot(pool, runtime, trader, ema_period=5, allow_short=True, timeframe="1M")
+    jan_2024 = 1_704_067_200_000
+    for i, row in enumerate(candle_rows(CLOSES)):
+        row[0] = shift("1M", jan_2024, i)
+        await push_and_wait(runtime, sim, bot, row, interval="1M", what=f"a decision on monthly candle {i}")
+    orders = await _orders(pool, bot)
+    got = [(o["signal_seq"], o["side"], o["client_order_id"][-1]) for o in orders]
+    assert got == _expected_orders(CLOSES, 5, True)
+    actor = runtime.supervisor.actor(bot)
+    assert actor is not None and actor.decisions == len(CLOSES)

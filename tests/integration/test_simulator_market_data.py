@@ -147,7 +147,7 @@ async def test_drop_websockets_fails_the_pending_watch_and_the_next_watch_reconn
 
 async def test_unknown_endpoint_is_a_json_404_that_ccxt_does_not_retry(public_exchange: Exchange) -> None:
     with pytest.raises(ccxt.ExchangeError) as info:
-        await public_exchange.fapiPublicGetFundingRate({"symbol": "BTCUSDT"})
+        await public_exchange.fapiPublicGetOpenInterest({"symbol": "BTCUSDT"})
     assert not isinstance(info.value, ccxt.NetworkError)
     assert "-5000" in str(info.value) and "not served" in str(info.value)
 
@@ -161,12 +161,54 @@ class TestRandomWalk:
         self, public_exchange: Exchange, simulator: RunningSimulator
     ) -> None:
         rows = await public_exchange.fetch_ohlcv(BTC, "1m", limit=1000)
-        assert len(rows) == 601
+        # 600 pre-generated closed candles and the forming one, plus any the clock has closed since the
+        # start: it runs 300x here from the wall clock, so the first candle may close within a moment.
+        assert len(rows) >= 601
         assert all(b[0] - a[0] == MINUTE_MS for a, b in pairwise(rows))
         forming = simulator.state.walk.forming("BTCUSDT")
         assert rows[-1][0] == forming.open_time
         hourly = await public_exchange.fetch_ohlcv(BTC, "1h", limit=50)
         assert 10 <= len(hourly) <= 12
+
+    async def test_server_time_event_times_and_candle_times_follow_one_clock(
+        self, public_exchange: Exchange, simulator: RunningSimulator, sim: SimControl
+    ) -> None:
+        """At 0.2 s per 1m candle the simulated clock runs 300x: server time keeps up with the candles."""
+        started = now_ms()
+        first = simulator.state.walk.forming("BTCUSDT").open_time
+
+        async def ten_candles_later() -> bool:
+            return simulator.state.walk.forming("BTCUSDT").open_time >= first + 10 * MINUTE_MS
+
+        await eventually(ten_candles_later)
+        before = (await public_exchange.fapiPublicGetTime())["serverTime"]
+        rows = await public_exchange.fetch_ohlcv(BTC, "1m", limit=3)
+        after = (await public_exchange.fapiPublicGetTime())["serverTime"]
+        # The forming candle (the last row) is the one that contains the server's now.
+        assert minute_floor(int(before)) <= rows[-1][0] <= minute_floor(int(after))
+        assert int(before) - started >= 10 * MINUTE_MS - MINUTE_MS  # far ahead of the wall clock
+
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
+        ):
+            await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1m"], "id": 1})
+            assert await ws.receive_json(timeout=5) == {"result": None, "id": 1}
+            for _ in range(8):
+                event = await ws.receive_json(timeout=5)
+                if event["k"]["x"]:
+                    assert event["E"] > event["k"]["T"]
+                else:
+                    assert event["k"]["t"] <= event["E"] <= event["k"]["T"]
+        # Signed requests are still stamped with the wall clock, and accepted.
+        account = await sim.create_account({"USDT": 100})
+        private = build_client(
+            "binanceusdm", base_url=simulator.base_url, api_key=account.api_key, secret=account.secret
+        )
+        try:
+            assert (await private.fetch_balance())["USDT"]["total"] == 100
+        finally:
+            await private.close()
 
     async def test_watch_ohlcv_sees_updates_and_a_new_candle(self, public_exchange: Exchange) -> None:
         first = await asyncio.wait_for(public_exchange.watch_ohlcv(ETH, "1m"), 5)
@@ -243,3 +285,42 @@ async def test_watch_ticker_and_two_symbols_on_one_connection(public_exchange: E
 
 async def _unsubscribed(sim: SimControl, stream: str) -> bool:
     return not sim.running.state.hub.has_subscribers(stream)
+
+
+def _month_opens(first_year: int, first_month: int, n: int) -> list[int]:
+    import datetime as dt
+
+    out = []
+    for i in range(n):
+        y, m = divmod(first_month - 1 + i, 12)
+        out.append(int(dt.datetime(first_year + y, m + 1, 1, tzinfo=dt.UTC).timestamp() * 1000))
+    return out
+
+
+async def test_monthly_klines_over_rest_ccxt_and_the_stream(
+    simulator: RunningSimulator, sim: SimControl, public_exchange: Exchange
+) -> None:
+    """1M candles open on the 1st and close at the next month's open - 1 (29 days in Feb 2024)."""
+    opens = _month_opens(2023, 11, 6)  # Nov 2023 .. Apr 2024
+    rows = [[t, 100.0 + i, 101.0 + i, 99.0 + i, 100.5 + i, 1.0] for i, t in enumerate(opens)]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(simulator.ws_url + "/market/ws/0") as ws,
+    ):
+        await ws.send_json({"method": "SUBSCRIBE", "params": ["btcusdt@kline_1M"], "id": 1})
+        assert await ws.receive_json(timeout=5) == {"result": None, "id": 1}
+        await sim.push_klines("BTCUSDT", "1M", rows)
+        events = [await ws.receive_json(timeout=5) for _ in rows]
+        async with session.get(
+            simulator.base_url + "/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1M", "limit": "10"}
+        ) as resp:
+            assert resp.status == 200
+            raw = await resp.json()
+    closes = [t - 1 for t in [*opens[1:], _month_opens(2024, 5, 1)[0]]]
+    assert [(r[0], r[6]) for r in raw] == list(zip(opens, closes, strict=True))
+    assert [(e["k"]["t"], e["k"]["T"], e["k"]["i"]) for e in events] == [
+        (t, c, "1M") for t, c in zip(opens, closes, strict=True)
+    ]
+    assert raw[3][6] - raw[3][0] + 1 == 29 * 86_400_000  # February 2024
+    ohlcv = await public_exchange.fetch_ohlcv(BTC, "1M", since=opens[1], limit=3)
+    assert [r[0] for r in ohlcv] == opens[1:4]

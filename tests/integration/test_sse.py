@@ -167,7 +167,10 @@ async def test_reconnect_from_the_first_snapshot_replays_every_event(
     assert [(await again.next()).id for _ in missed] == missed
 
 
-@pytest.mark.parametrize("last_seen", ["abc", "99999999999999-0", "1-0"])
+@pytest.mark.parametrize("last_seen", [
+    "abc", "99999999999999-0", "1-0", "1-99999999999999999999", "99999999999999999999-0",
+    "18446744073709551616", "-1", "-1-0", "1--1", " 1-0", "1-0\u00e9", "0x10-0",
+])
 async def test_an_id_the_log_cannot_place_gets_a_fresh_snapshot(
     client: Client, alice: User, publisher: BotEvents, last_seen: str
 ) -> None:
@@ -194,6 +197,19 @@ async def test_a_replay_from_deep_in_a_full_log_sends_every_missed_event(
     missed = ids[ids.index(seen) + 1:]
     got = [await stream.next() for _ in missed]
     assert [e.id for e in got] == missed
+
+
+@pytest.mark.parametrize("last_seen", ["1-99999999999999999999", "99999999999999999999", "18446744073709551615-1"])
+async def test_a_query_id_with_numbers_redis_cannot_hold_gets_a_fresh_snapshot(
+    client: Client, alice: User, publisher: BotEvents, last_seen: str
+) -> None:
+    """Well formed but beyond Redis's 64-bit stream ids: not a 503 while Redis is healthy."""
+    bot = await create_bot(client, alice)
+    newest = await publisher.publish(bot["id"], "state", {"status": "running"})
+    r = await client.get(f"/api/v1/bots/{bot['id']}/status-stream?last_event_id={last_seen}", headers=alice.headers)
+    assert r.status == 200, await r.text()
+    snapshot = await SseReader(r).next()
+    assert (snapshot.event, snapshot.id) == ("state", newest)
 
 
 async def test_a_malformed_header_does_not_hide_a_good_query_id(
@@ -237,6 +253,14 @@ async def test_access_token_in_the_query_for_eventsource(client: Client, alice: 
     r.close()
     await problem(await client.get(f"/api/v1/bots/{bot['id']}/status-stream?access_token=nope"), 401)
     await problem(await client.get(f"/api/v1/bots/{bot['id']}/status-stream?access_token="), 401)
+
+
+@pytest.mark.parametrize("last_seen", ["-1", "-1-0", "1--1", "abc", "1-0x", "%00", "1-0%0a", "9" * 21])
+async def test_a_malformed_last_event_id_query_names_the_field(client: Client, alice: User, last_seen: str) -> None:
+    bot = await create_bot(client, alice)
+    url = f"/api/v1/bots/{bot['id']}/status-stream?last_event_id={last_seen}"
+    body = await problem(await client.get(url, headers=alice.headers), 422)
+    assert body["errors"][0]["field"] == "last_event_id"
 
 
 async def test_a_malformed_last_event_id_query_is_422(client: Client, alice: User) -> None:

@@ -183,3 +183,56 @@ def test_result_to_dict_can_truncate_trades(tmp_path: Path) -> None:
     assert result_to_dict(result, max_trades=10**6)["trades_truncated"] is False
     assert trades_to_records(result, start=3, stop=5) == full["trades"][3:5]
     assert result_to_dict(result, include_trades=False).keys() == full.keys() - {"trades"}
+
+
+def write_calendar_csv(path: Path, opens: list[int]) -> Path:
+    rng = np.random.default_rng(8)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.05, len(opens))))
+    lines = ["timestamp,open,high,low,close,volume"]
+    prev = 100.0
+    for t, c in zip(opens, close.tolist(), strict=True):
+        lines.append(f"{t},{prev!r},{max(prev, c) * 1.01!r},{min(prev, c) * 0.99!r},{c!r},1.0")
+        prev = c
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def month_opens(n: int, year: int = 2019) -> list[int]:
+    import datetime as dt
+
+    return [int(dt.datetime(year + m // 12, m % 12 + 1, 1, tzinfo=dt.UTC).timestamp() * 1000) for m in range(n)]
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tradebot", "backtest", *argv], capture_output=True, text=True, timeout=120
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_weekly_and_monthly_csvs_backtest_through_the_cli(tmp_path: Path) -> None:
+    monday = 1_704_067_200_000  # 2024-01-01, a Monday
+    weekly = write_calendar_csv(tmp_path / "weekly.csv", [monday + i * 7 * 86_400_000 for i in range(120)])
+    monthly = write_calendar_csv(tmp_path / "monthly.csv", month_opens(72))  # 2019-2024, two leap Februaries
+    for csv, timeframe in ((weekly, "1w"), (monthly, "1M")):
+        for extra in ([], ["--timeframe", timeframe]):
+            code, out, err = run_cli(["--csv", str(csv), "--ema-period", "5", "--allow-short", "--json", *extra])
+            assert code == 0, err
+            result = json.loads(out)
+            assert result["timeframe"] == timeframe
+            assert result["trades_count"] > 0
+
+
+def test_monthly_timeframe_is_checked_against_the_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daily = write_csv(tmp_path / "daily.csv", n=100, minutes=1440)
+    assert command.run(parse(["--csv", str(daily), "--timeframe", "1M"])) == 2
+    assert "1440 minutes apart" in capsys.readouterr().err
+    shifted = write_calendar_csv(tmp_path / "shifted.csv", [t + 86_400_000 for t in month_opens(24)])
+    assert command.run(parse(["--csv", str(shifted), "--timeframe", "1M"])) == 2
+    assert "does not open on the 1st of a month" in capsys.readouterr().err
+    odd = write_csv(tmp_path / "odd.csv", n=50, minutes=2)
+    assert command.run(parse(["--csv", str(odd)])) == 2
+    assert "2 minutes apart, which is no known timeframe" in capsys.readouterr().err

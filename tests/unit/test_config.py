@@ -98,3 +98,20 @@ def test_cli_bad_argument_exits_2_with_one_line() -> None:
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "port 99999 is outside 0-65535" in result.stderr
+
+
+def test_hardening_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRADEBOT_MAX_BOTS_PER_USER", "TRADEBOT_HEADER_READ_TIMEOUT_S", "TRADEBOT_ADMIN_EMAILS"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = load_settings()
+    assert (defaults.max_bots_per_user, defaults.header_read_timeout_s, defaults.admin_email_set) == (
+        100, 10.0, frozenset())
+    monkeypatch.setenv("TRADEBOT_MAX_BOTS_PER_USER", "7")
+    monkeypatch.setenv("TRADEBOT_HEADER_READ_TIMEOUT_S", "2.5")
+    monkeypatch.setenv("TRADEBOT_ADMIN_EMAILS", " Ops@Example.com, ,second@example.com ")
+    got = load_settings()
+    assert got.max_bots_per_user == 7 and got.header_read_timeout_s == 2.5
+    assert got.admin_email_set == {"ops@example.com", "second@example.com"}
+    monkeypatch.setenv("TRADEBOT_HEADER_READ_TIMEOUT_S", "0")
+    with pytest.raises(ConfigError, match="TRADEBOT_HEADER_READ_TIMEOUT_S"):
+        load_settings()

@@ -177,3 +177,30 @@ def test_out_and_on_chunk() -> None:
         ema(x, 20, out=x)
     with pytest.raises(ValueError, match="shape"):
         ema(x, 20, out=np.empty(3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=st.floats(min_value=1e-300, max_value=1e300, allow_nan=False, allow_infinity=False)
+    | st.sampled_from([7.0, 0.1, 1.0 / 3.0, 29_999.99, 1e-8]),
+    n=st.integers(0, 3000),
+    period=st.integers(2, 1000),
+)
+def test_ema_of_a_constant_series_is_that_constant_exactly(value: float, n: int, period: int) -> None:
+    """A flat market must not trade on one-ulp noise (DESIGN.md), in either face."""
+    x = np.full(n, value)
+    vec = ema(x, period)
+    assert np.isnan(vec[: period - 1]).all()
+    assert (vec[period - 1 :] == value).all()
+    state = EmaState.start(period)
+    for v in x[: min(n, period + 1100)].tolist():  # the seed and more than one block
+        state = state.update(v)
+        assert state.value is None or state.value == value
+
+
+def test_flat_stretch_after_a_move_approaches_without_crossing() -> None:
+    """After a move the EMA closes in on a flat price from one side and never crosses it."""
+    x = np.concatenate([np.linspace(100.0, 90.0, 50), np.full(3000, 7.25)])
+    out = ema(x, 20)
+    assert (out[50:] >= 7.25).all()
+    assert out[-1] == 7.25

@@ -39,7 +39,7 @@ def test_select_klines_follows_binance_rules() -> None:
 
 def test_aggregate_groups_by_aligned_bucket_and_closes_only_complete_buckets() -> None:
     base = [candle(i, str(100 + i)) for i in range(5)] + [candle(5, "200", closed=False)]
-    five = aggregate(base, 5 * BASE_INTERVAL_MS)
+    five = aggregate(base, "5m")
     assert [c.open_time for c in five] == [START, START + 5 * BASE_INTERVAL_MS]
     first, second = five
     assert (first.open, first.high, first.low, first.close, first.volume) == (
@@ -117,3 +117,26 @@ def test_signature_and_timestamp_rejections(acct: Account, query: str, now: int,
     with pytest.raises(Rejection) as info:
         verify_signed(acct, query, "", now, 5000)
     assert info.value.code == code
+
+
+def test_aggregate_weeks_open_on_monday_and_months_on_the_first() -> None:
+    import datetime as dt
+
+    def ms(*a: int) -> int:
+        return int(dt.datetime(*a, tzinfo=dt.UTC).timestamp() * 1000)
+
+    day = 86_400_000
+    # Daily candles from Saturday 2024-01-27 to Monday 2024-03-04: weeks from Monday, months from the 1st.
+    first = ms(2024, 1, 27)
+    days = [
+        Candle(first + i * day, day, D(100 + i), D(101 + i), D(99 + i), D(100 + i), D(1), 1, True) for i in range(38)
+    ]
+    weeks = aggregate(days, "1w")
+    assert weeks[0].open_time == ms(2024, 1, 22)  # the week of our first day (a Saturday)
+    assert [w.open_time for w in weeks[1:]] == [ms(2024, 1, 29) + i * 7 * day for i in range(6)]
+    assert all(w.closed for w in weeks[1:-1]) and not weeks[-1].closed  # the last has one day of seven
+    months = aggregate(days, "1M")
+    assert [m.open_time for m in months] == [ms(2024, 1, 1), ms(2024, 2, 1), ms(2024, 3, 1)]
+    feb = months[1]
+    assert feb.closed and feb.close_time == ms(2024, 3, 1) - 1 and feb.interval_ms == 29 * day
+    assert (feb.open, feb.close) == (D(105), D(133))

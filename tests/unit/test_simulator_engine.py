@@ -199,3 +199,13 @@ def test_binance_rule_refuses_a_client_order_id_only_while_its_order_is_open() -
     assert reject_code(engine, account, limit("BUY", "1", "1500", cid="resting")) == -4116
     engine.cancel_order(account, None, "resting", NOW)
     engine.place_order(account, limit("BUY", "1", "1500", cid="resting"), NOW)
+
+
+def test_reduce_only_market_order_larger_than_the_position_is_clamped_not_margin_checked() -> None:
+    """Binance clamps a reduce-only order to the position; the excess never needs margin."""
+    engine, account = make_engine(slippage_bps="0")
+    engine.place_order(account, market("BUY", "1"), NOW)  # 2000 USDT notional, 100 USDT margin at 20x
+    # 1,000 ETH would need 100,000 USDT of margin if the excess were treated as opening a short.
+    order, _ = engine.place_order(account, market("SELL", "1000", reduce_only=True), NOW)
+    assert (order.status, order.orig_qty, order.executed_qty) == ("FILLED", D("1"), D("1"))
+    assert account.positions["ETHUSDT"].amount == 0

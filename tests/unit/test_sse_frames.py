@@ -17,6 +17,12 @@ def test_event_ids_order_like_redis_stream_ids() -> None:
         assert event_key(bad) is None, bad
 
 
+def test_ids_redis_cannot_hold_are_no_ids() -> None:
+    assert event_key("18446744073709551615-18446744073709551615") == (2**64 - 1, 2**64 - 1)
+    for bad in ("1-99999999999999999999", "18446744073709551616", "1-18446744073709551616", "\u0661-0"):
+        assert event_key(bad) is None, bad
+
+
 def test_a_frame_is_what_an_eventsource_parses() -> None:
     event = BotEvent("17-3", 5, "trade", {"price": 1.5, "note": "two\nlines"})
     frame = encode(event).decode()
@@ -38,3 +44,15 @@ def test_the_cache_encodes_once_and_stays_bounded() -> None:
     assert (1, "0-0") not in cache._frames and (1, "4-0") in cache._frames
     # The same id on another bot is another event.
     assert cache.get(BotEvent("4-0", 2, "state", {"n": "other"}))[1] != cache.get(events[4])[1]
+
+
+def test_a_combined_cursor_round_trips_and_refuses_what_it_is_not() -> None:
+    from tradebot.http.sse_frames import decode_cursor, encode_cursor
+
+    positions = {12: (1700000000000, 3), 5: (0, 0)}
+    text = encode_cursor(positions)
+    assert text == "5:0-0,12:1700000000000-3"  # by bot id, whatever the order of arrival
+    assert decode_cursor(text) == positions
+    for bad in ("", ",", "5", "5:", ":1-0", "5:1-0,5:2-0", "x:1-0", "5:1-99999999999999999999",
+                "1" * 19 + ":1-0", "5:1-0,", "5:1-0;6:1-0"):
+        assert decode_cursor(bad) is None, bad

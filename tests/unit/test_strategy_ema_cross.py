@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from tradebot.strategies import (
     EMA_CROSS,
     NO_TARGET,
+    BacktestSettings,
     Candle,
     Candles,
     Decision,
@@ -27,6 +28,7 @@ from tradebot.strategies import (
     decide,
     ema_cross_signals,
     get_strategy,
+    run_backtest,
     strategy_names,
     warm_up,
 )
@@ -236,3 +238,22 @@ def test_faces_agree_across_blocks_and_chunks(
     with mock.patch.object(ema_module, "MAX_BLOCK", block), mock.patch.object(ema_module, "_CHUNK_ELEMENTS", chunk):
         assert ema_module.default_block_len(period) <= block
         assert_faces_agree(closes, ts, EmaCrossParams(period, allow_short))
+
+
+@pytest.mark.parametrize("allow_short", [False, True])
+def test_a_flat_market_never_trades(allow_short: bool) -> None:
+    n = 500
+    closes = np.full(n, 7.0)
+    candles = Candles.from_arrays(
+        ts=np.arange(n, dtype=np.int64) * 60_000, open=closes, high=closes, low=closes, close=closes
+    )
+    params = EmaCrossParams(20, allow_short)
+    signals = ema_cross_signals(candles.close, params)
+    assert (signals.target == NO_TARGET).all()
+    result = run_backtest(candles, BacktestSettings(), params={"ema_period": 20, "allow_short": allow_short},
+                          timeframe="1m")
+    assert result.trades_count == 0
+    state = EmaCrossState.start(params)
+    for i, c in enumerate(closes.tolist()):
+        decision, state = decide(Candle(i * 60_000, c, c, c, c, 0.0), state, params)
+        assert not decision.changed and decision.target is None

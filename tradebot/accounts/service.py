@@ -27,6 +27,7 @@ from tradebot.accounts.errors import (
     WrongCurrentPassword,
 )
 from tradebot.accounts.revocations import RevocationStore
+from tradebot.accounts.session_events import SessionAnnouncer
 from tradebot.accounts.users import DuplicateEmail, User, UserRepository
 from tradebot.security.known_addresses import KnownAddresses
 from tradebot.security.mailer import Mailer
@@ -94,6 +95,10 @@ class AuthenticatedUser:
     email: str
     token_id: str
     token_expires_at: int
+    token_version: int = 0
+    # The last second this token is accepted (expiry plus the clock leeway): what is kept open on it
+    # ends then.
+    token_accepted_until: int = 0
 
 
 def hash_reset_token(token: str) -> bytes:
@@ -117,6 +122,7 @@ class AccountService:
     ) -> None:
         self._users = UserRepository(pool)
         self._revocations = RevocationStore(pool, redis, redis_prefix)
+        self._sessions = SessionAnnouncer(redis, redis_prefix)
         self._hasher = hasher
         self._policy = policy
         self._tokens = tokens
@@ -212,10 +218,12 @@ class AccountService:
         subject = await self._users.token_subject(claims.user_id)
         if subject is None or not subject.is_active or subject.token_version != claims.token_version:
             raise InvalidCredentials
-        return AuthenticatedUser(claims.user_id, subject.email, claims.jti, claims.expires_at)
+        return AuthenticatedUser(claims.user_id, subject.email, claims.jti, claims.expires_at,
+                                 claims.token_version, claims.expires_at + self._tokens.leeway_s)
 
     async def logout(self, user: AuthenticatedUser) -> None:
         await self._revocations.revoke(user.token_id, user.user_id, user.token_expires_at)
+        await self._sessions.token_revoked(user.user_id, user.token_id)
         log.info("user logged out", extra={"user_id": user.user_id})
 
     async def me(self, user_id: int) -> User:
@@ -238,6 +246,7 @@ class AccountService:
         if not await self._users.set_password_if_unchanged(user_id, creds.password_hash, new_hash):
             raise WrongCurrentPassword  # changed by someone else meanwhile
         log.info("password changed; earlier tokens revoked", extra={"user_id": user_id})
+        await self._sessions.credentials_changed(user_id)
         self._notify_password_changed(creds.email)
 
     async def request_password_reset(self, email: str, *, client_ip: str) -> None:
@@ -312,4 +321,5 @@ class AccountService:
         if email is None:
             raise InvalidResetToken  # used or expired meanwhile
         log.info("password reset; earlier tokens revoked", extra={"user_id": user_id})
+        await self._sessions.credentials_changed(user_id)
         self._notify_password_changed(email)

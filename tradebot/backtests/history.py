@@ -20,7 +20,7 @@ from tradebot.backtests.candle_cache import CandleStore
 from tradebot.backtests.errors import HistoryUnavailable
 from tradebot.backtests.models import History
 from tradebot.exchange.errors import ExchangeError, Retryable, translated
-from tradebot.strategies import timeframe_minutes
+from tradebot.timeframes import candle_open, candles_between, next_open, open_at_or_after
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,6 @@ class LoaderStats:
 ProgressCallback = Callable[[int, int], None]  # (candles so far, candles expected) of a download
 
 
-def timeframe_ms(timeframe: str) -> int:
-    return timeframe_minutes(timeframe) * 60_000
-
-
 class HistoryLoader:
     def __init__(
         self,
@@ -88,27 +84,28 @@ class HistoryLoader:
         progress: ProgressCallback | None = None,
     ) -> History:
         """The closed candles with open times in ``[start_ms, end_ms)``. Raises HistoryUnavailable."""
-        tf = timeframe_ms(timeframe)
         # First candle boundary at or after the start (and not before 1970: klines take no negative times).
-        start = max(0, -(-start_ms // tf) * tf)
-        if end_ms - 1 + tf + CLOCK_MARGIN_MS <= self._wall_ms():
+        start = open_at_or_after(timeframe, max(0, start_ms))
+        # The close of the last candle opening before the end.
+        last_close = next_open(timeframe, candle_open(timeframe, end_ms - 1)) if end_ms > 0 else 0
+        if last_close + CLOCK_MARGIN_MS <= self._wall_ms():
             end = end_ms  # long closed, whatever the exchange's clock says
         else:
-            end = min(end_ms, await self._closed_until(tf))
+            end = min(end_ms, await self._closed_until(timeframe))
         if start >= end:
             return History(None, start, max(start, end), 0)
-        expected = -(-(end - start) // tf)
+        expected = candles_between(timeframe, start, end)
         for gap_start, gap_end in await self._cache.missing(exchange, symbol, timeframe, start, end):
-            await self._download(exchange, symbol, timeframe, gap_start, gap_end, tf, progress, expected)
+            await self._download(exchange, symbol, timeframe, gap_start, gap_end, progress, expected)
         candles = await self._cache.load(exchange, symbol, timeframe, start, end)
         return History(candles, start, end, expected)
 
-    async def _closed_until(self, tf: int) -> int:
+    async def _closed_until(self, timeframe: str) -> int:
         """The open time of the candle forming now by the exchange's clock: every earlier one is closed."""
         now = await self._call(lambda client: client.fetch_time())
         if not isinstance(now, int | float):
             raise HistoryUnavailable("the exchange did not tell its time")
-        return (int(now) - SETTLE_MS) // tf * tf
+        return candle_open(timeframe, int(now) - SETTLE_MS)
 
     async def _download(
         self,
@@ -117,7 +114,6 @@ class HistoryLoader:
         timeframe: str,
         start: int,
         end: int,
-        tf: int,
         progress: ProgressCallback | None,
         expected: int,
     ) -> None:
@@ -140,7 +136,7 @@ class HistoryLoader:
             done += len(rows)
             if progress is not None:
                 progress(done, expected)
-            since = int(rows[-1][0]) + tf
+            since = next_open(timeframe, int(rows[-1][0]))
         await self._cache.mark_covered(exchange, symbol, timeframe, start, end)
 
     async def _call(self, request: Callable[[KlinesClient], Awaitable[Any]]) -> Any:

@@ -9,8 +9,6 @@ from typing import Any, Final
 
 from tradebot.strategies import Candles
 
-# The timeframes the backtests table accepts (its CHECK constraint), as for bots.
-TIMEFRAMES: Final = ("1m", "5m", "15m", "1h", "4h", "1d")
 EXCHANGE: Final = "binanceusdm"
 
 

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tradebot.backtests.models import BacktestRequest
 from tradebot.http.pagination import Page
+from tradebot.http.times import accepted_time
+from tradebot.timeframes import Timeframe
 
-Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
 Status = Literal["pending", "running", "done", "failed"]
 
 
@@ -49,9 +50,10 @@ class BacktestCreate(BaseModel):
     @classmethod
     def _utc(cls, v: dt.datetime) -> dt.datetime:
         try:
-            return v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
+            utc = v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v.astimezone(dt.UTC)
         except OverflowError:  # 9999-12-31T23:00:00-05:00 is past the last datetime in UTC
             raise ValueError("is out of range") from None
+        return accepted_time(utc)
 
     def to_request(self) -> BacktestRequest:
         return BacktestRequest(

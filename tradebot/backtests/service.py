@@ -12,13 +12,13 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from tradebot.backtests.errors import BacktestNotFound, BacktestQueueFull, InvalidBacktest, TooManyBacktests
-from tradebot.backtests.history import timeframe_ms
 from tradebot.backtests.models import BacktestRequest, BacktestSpec, to_ms
 from tradebot.backtests.repository import BacktestsRepo
 from tradebot.backtests.runner import BacktestRunner
 from tradebot.backtests.views import backtest_view
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SymbolResolver
 from tradebot.strategies import BacktestSettings, ParameterError, split_parameters
+from tradebot.timeframes import candles_between
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,7 @@ _TOP_LEVEL = frozenset({"initial_balance", "fee_rate", "slippage_bps"})
 
 def candles_in_range(start_ms: int, end_ms: int, timeframe: str) -> int:
     """How many candles open in ``[start_ms, end_ms)``."""
-    tf = timeframe_ms(timeframe)
-    first = -(-start_ms // tf) * tf
-    return max(0, -(-(end_ms - first) // tf))
+    return candles_between(timeframe, start_ms, end_ms)
 
 
 class BacktestService:

@@ -21,6 +21,14 @@ class BotHasNoApiKey(BotError):
     pass
 
 
+class BotLimitReached(BotError):
+    """The user already has as many bots as one account may hold (TRADEBOT_MAX_BOTS_PER_USER)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} bots per user")
+        self.limit = limit
+
+
 class BotIsRunning(BotError):
     """A change that cannot be applied to a running bot (its open position belongs to the old one)."""
 

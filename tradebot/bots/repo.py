@@ -55,10 +55,21 @@ class BotsRepo:
         )
         return bool(found)
 
-    async def insert(self, user_id: int, settings: BotSettings) -> asyncpg.Record:
+    async def insert(self, user_id: int, settings: BotSettings, *, max_bots: int) -> asyncpg.Record | None:
+        """The new bot, or None when the user already has `max_bots` (not deleted) bots.
+
+        The user's row is locked first, so concurrent creates for one user count one after another
+        and cannot together pass the cap.
+        """
         values = [getattr(settings, name) for name in SETTING_FIELDS]
         placeholders = ", ".join(f"${i}" for i in range(2, len(values) + 2))
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+            owned = await conn.fetchval(
+                "SELECT count(*) FROM bot_configs WHERE user_id = $1 AND deleted_at IS NULL", user_id
+            )
+            if owned >= max_bots:
+                return None
             bot_id = await conn.fetchval(
                 f"INSERT INTO bot_configs (user_id, {', '.join(SETTING_FIELDS)}) VALUES ($1, {placeholders}) "
                 "RETURNING id",
@@ -169,6 +180,14 @@ class BotsRepo:
             bot_id,
             user_id,
         )
+
+    async def states(self, user_id: int) -> list[asyncpg.Record]:
+        """Every bot of the user with its state, oldest first."""
+        return list(await self._pool.fetch(
+            f"SELECT c.id, {STATE_COLUMNS} FROM bot_configs c LEFT JOIN bot_state s ON s.bot_id = c.id "
+            "WHERE c.user_id = $1 AND c.deleted_at IS NULL ORDER BY c.id",
+            user_id,
+        ))
 
     async def bot_exists(self, user_id: int, bot_id: int) -> bool:
         found = await self._pool.fetchval(

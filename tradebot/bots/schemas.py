@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, BotSettings
 from tradebot.http.pagination import Page, PageQuery
+from tradebot.http.times import accepted_time
+from tradebot.timeframes import Timeframe
 
-Timeframe = Literal["1m", "5m", "15m", "1h", "4h", "1d"]
 Strategy = Literal["ema_cross"]
 Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"]
 
@@ -173,7 +174,7 @@ class TradeOut(BaseModel):
     side: Literal["buy", "sell"]
     price: float
     amount: float
-    fee: float
+    fee: float | None  # null: not known yet (the exchange has not reported it); never read as 0
     realized_pnl: float
     client_order_id: str
     created_at: dt.datetime
@@ -224,9 +225,9 @@ class TradesQuery(PageQuery):
     @field_validator("since")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
-        if v is not None and v.tzinfo is None:
-            return v.replace(tzinfo=dt.UTC)
-        return v
+        if v is None:
+            return None
+        return accepted_time(v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v)
 
 
 class StreamQuery(BaseModel):

@@ -21,6 +21,7 @@ from tradebot.bots.errors import (
     BotAlreadyRunning,
     BotHasNoApiKey,
     BotIsRunning,
+    BotLimitReached,
     BotNotFound,
     InvalidBotSettings,
 )
@@ -46,8 +47,11 @@ class BotService:
         redis_prefix: str,
         events: BotEvents,
         markets: SymbolResolver,
+        *,
+        max_bots_per_user: int,
     ) -> None:
         self._repo = BotsRepo(pool)
+        self._max_bots = max_bots_per_user
         self._redis = redis
         self._prefix = redis_prefix
         self._events = events
@@ -57,7 +61,9 @@ class BotService:
 
     async def create(self, user_id: int, settings: BotSettings) -> dict[str, Any]:
         checked = await self._checked(user_id, settings, changed=frozenset(SETTING_FIELDS))
-        row = await self._repo.insert(user_id, checked)
+        row = await self._repo.insert(user_id, checked, max_bots=self._max_bots)
+        if row is None:
+            raise BotLimitReached(self._max_bots)
         log.info("bot created", extra={"user_id": user_id, "bot_id": row["id"]})
         return bot_view(row)
 
@@ -172,6 +178,10 @@ class BotService:
         if row is None:
             raise BotNotFound
         return state_or_stopped_view(row)
+
+    async def states(self, user_id: int) -> dict[int, dict[str, Any]]:
+        """bot id → state of every bot of the user."""
+        return {int(r["id"]): state_or_stopped_view(r) for r in await self._repo.states(user_id)}
 
     async def bot_trades(
         self, user_id: int, bot_id: int, *, before: tuple[dt.datetime, int] | None, limit: int

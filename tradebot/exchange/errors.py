@@ -5,6 +5,7 @@
     ├── Rejected              this request will never succeed as sent (bad order, symbol, precision,
     │   │                     minimum, duplicate client order id): do not resend it
     │   ├── OrderNotFound     the exchange knows no such order (reconciliation reads this as "never placed")
+    │   ├── NotServed         no such endpoint or method (HTTP 404/405/410 without an exchange code)
     │   └── InsufficientBalance   not enough margin: stop the bot with a readable message
     └── InvalidCredentials    bad, revoked or under-privileged API key: stop every bot on that key
 
@@ -44,6 +45,14 @@ class OrderNotFound(Rejected):
     """The exchange has no order with that id or client order id."""
 
 
+class NotServed(Rejected):
+    """The exchange (or the proxy in front of it) has no such endpoint: asking again gets the same 404.
+
+    Says nothing about any order: a caller that needed the answer to learn an order's fate still
+    does not know it.
+    """
+
+
 class InsufficientBalance(Rejected):
     """Not enough balance or margin for the order."""
 
@@ -69,6 +78,15 @@ _MAPPING: tuple[tuple[type[ccxt_errors.BaseError], type[ExchangeError]], ...] = 
 
 _CODE = re.compile(r'"code"\s*:\s*(-?\d+)')
 
+# ccxt raises ExchangeNotAvailable (a NetworkError) both for a connection that failed (no HTTP
+# status) and for an HTTP answer without an exchange error code, quoting it as
+# "<exchange id> <METHOD> <url> <status> <reason> <body>". Of those answers these are final: a
+# missing route or method stays missing, and a 400 or 451 is refused again unchanged. 5xx, 408/504
+# (RequestTimeout) and 403 (Binance's WAF limit, which lifts) stay retryable.
+_HTTP_STATUS = re.compile(r"^\S+ (?:GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) \S+ (\d{3})\b")
+_NOT_SERVED = frozenset({404, 405, 410})
+_REFUSED = frozenset({400, 451})
+
 
 def _exchange_code(message: str) -> str | None:
     """The exchange's error code, from the response body ccxt quotes in its message."""
@@ -84,10 +102,22 @@ def _exchange_code(message: str) -> str | None:
     return match.group(1) if match else None
 
 
+def http_status(message: str) -> int | None:
+    """The HTTP status ccxt quotes in an error it raised for the status alone, else None."""
+    match = _HTTP_STATUS.match(message)
+    return int(match.group(1)) if match else None
+
+
 def translate(exc: ccxt_errors.BaseError) -> ExchangeError:
     """tradebot's error for a ccxt one; raise it `from exc` to keep the cause."""
     message = str(exc) or type(exc).__name__
     code = _exchange_code(message)
+    if isinstance(exc, ccxt_errors.ExchangeNotAvailable) and code is None:
+        status = http_status(message)
+        if status in _NOT_SERVED:
+            return NotServed(message)
+        if status in _REFUSED:
+            return Rejected(message)
     for ccxt_class, ours in _MAPPING:
         if isinstance(exc, ccxt_class):
             return ours(message, code=code)

@@ -56,7 +56,8 @@ class BearerAuthenticator:
             user = await self._accounts.authenticate(token.strip())
         except InvalidCredentials:
             raise unauthorized("invalid, expired or revoked token") from None
-        return Principal(user.user_id, user.email, user.token_id, user.token_expires_at)
+        return Principal(user.user_id, user.email, user.token_id, user.token_expires_at,
+                         user.token_version, user.token_accepted_until)
 
 
 def _takes_query_token(request: web.Request) -> bool:

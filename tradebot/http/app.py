@@ -26,6 +26,7 @@ from tradebot.http import (
     markets_routes,
     ops_routes,
     sse_routes,
+    sse_user_routes,
     trade_routes,
 )
 from tradebot.http.accounts_app import accounts_context
@@ -33,6 +34,7 @@ from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_I
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.middlewares import authentication, problems, request_context
 from tradebot.http.routing import RouteTable
+from tradebot.http.static_files import add_static_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ def all_routes() -> RouteTable:
     table.extend(api_key_routes.routes)
     table.extend(bot_routes.routes)
     table.extend(sse_routes.routes)
+    table.extend(sse_user_routes.routes)
     table.extend(trade_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
@@ -79,7 +82,7 @@ def create_app(
     ProcessCollector(registry=app[HTTP_METRICS].registry)
     app[HTTP_METRICS].registry.register(AsyncioTasksCollector())
     app[OPERATIONS] = all_routes().install(app)
-    app.router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
+    add_static_dir(app, "/static/", STATIC_DIR)
     _add_swagger_assets(app)
     dashboard_routes.install(app)  # the web dashboard's pages and every response's security headers
 
@@ -109,7 +112,7 @@ class AsyncioTasksCollector(Collector):
 def _add_swagger_assets(app: web.Application) -> None:
     import swagger_ui_bundle
 
-    app.router.add_static("/api/docs/assets/", swagger_ui_bundle.swagger_ui_path, name="swagger_assets")
+    add_static_dir(app, "/api/docs/assets/", Path(swagger_ui_bundle.swagger_ui_path))
 
 
 def _postgres(url: str, settings: Settings) -> CleanupContext:

@@ -23,6 +23,8 @@ class Principal:
     email: str
     token_id: str
     token_expires_at: int
+    token_version: int = 0
+    token_accepted_until: int = 0  # unix seconds: expiry plus the clock leeway
 
 
 class Authenticator(Protocol):

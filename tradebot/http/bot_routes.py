@@ -47,7 +47,8 @@ def bot_id_of(request: web.Request) -> int:
 
 
 @routes.route(
-    "POST", PREFIX, summary="Create a bot (stopped)", body=BotCreate, responses={201: BotOut}, tags=TAGS
+    "POST", PREFIX, summary="Create a bot (stopped)", body=BotCreate, responses={201: BotOut}, tags=TAGS,
+    description="409 when the user already has TRADEBOT_MAX_BOTS_PER_USER bots (default 100).", errors=[409],
 )
 async def create_bot(request: web.Request) -> web.Response:
     body = await parse_body(request, BotCreate)

@@ -4,17 +4,20 @@ mapping from the service's refusals to problem responses."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse
 
+from tradebot.accounts.session_events import sessions_channel, stale_tokens
 from tradebot.bots.errors import (
     BotAlreadyRunning,
     BotError,
     BotHasNoApiKey,
     BotIsRunning,
+    BotLimitReached,
     BotNotFound,
     InvalidBotSettings,
     MarketsUnavailable,
@@ -26,6 +29,8 @@ from tradebot.http.appkeys import BOT_EVENTS, DB, REDIS, SETTINGS
 from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.problems import FieldError, Problem, conflict, not_found, validation_problem
 from tradebot.http.sse_frames import FrameCache
+from tradebot.http.stream_registry import StreamRegistry
+from tradebot.http.stream_slots import StreamSlots
 from tradebot.runtime.events import BotEvents
 
 log = logging.getLogger(__name__)
@@ -66,6 +71,8 @@ class OpenStreams:
 BOTS = web.AppKey("bots", BotService)
 SYMBOLS = web.AppKey("bot_symbols", SymbolResolver)
 OPEN_STREAMS = web.AppKey("open_sse_streams", OpenStreams)
+STREAM_REGISTRY = web.AppKey("stream_registry", StreamRegistry)
+STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
 
 
 def install(app: web.Application) -> None:
@@ -84,12 +91,20 @@ async def _close_streams(app: web.Application) -> None:
 
 
 async def bot_events_context(app: web.Application) -> AsyncIterator[None]:
-    """One BotEvents per app: a single pub/sub connection fans events out to every local stream."""
-    events = BotEvents(app[REDIS], app[SETTINGS].redis_prefix)
+    """One BotEvents per app: a single pub/sub connection fans events out to every local stream,
+    and brings the session announcements that end streams whose token stopped being valid."""
+    prefix = app[SETTINGS].redis_prefix
+    events = BotEvents(app[REDIS], prefix)
+    registry = StreamRegistry(functools.partial(stale_tokens, app[DB]))
+    events.also_relay(sessions_channel(prefix), registry.on_message, registry)
     app[BOT_EVENTS] = events
+    app[STREAM_REGISTRY] = registry
+    app[STREAM_SLOTS] = slots = StreamSlots(app[REDIS], prefix, app[SETTINGS].max_streams_per_user)
     try:
         yield
     finally:
+        await slots.close()
+        await registry.close()
         await events.close()
 
 
@@ -115,7 +130,9 @@ class _AppMarkets:
 
 
 async def bots_context(app: web.Application) -> AsyncIterator[None]:
-    app[BOTS] = BotService(app[DB], app[REDIS], app[SETTINGS].redis_prefix, app[BOT_EVENTS], _AppMarkets(app))
+    settings = app[SETTINGS]
+    app[BOTS] = BotService(app[DB], app[REDIS], settings.redis_prefix, app[BOT_EVENTS], _AppMarkets(app),
+                           max_bots_per_user=settings.max_bots_per_user)
     yield
 
 
@@ -128,6 +145,10 @@ def problem_for(error: BotError) -> Problem:
         return conflict("the bot has no api key; set api_key_id first")
     if isinstance(error, BotIsRunning):
         return conflict(error.detail)
+    if isinstance(error, BotLimitReached):
+        # 409, not 429: waiting does not help; the account is full until the user deletes a bot.
+        return conflict(f"this account already has the maximum of {error.limit} bots "
+                        "(TRADEBOT_MAX_BOTS_PER_USER); delete one to create another")
     if isinstance(error, InvalidBotSettings):
         return validation_problem([FieldError(f, m) for f, m in error.errors])
     if isinstance(error, MarketsUnavailable):

@@ -1,4 +1,8 @@
-"""/api/v1/cluster: the leader and the live replicas with the bots each runs (CONTRACT.md)."""
+"""/api/v1/cluster: the leader and the live replicas with the bots each runs (CONTRACT.md).
+
+Operators only (TRADEBOT_ADMIN_EMAILS): replica ids carry host names and pids, and bot counts tell
+one tenant about the others. Everybody else gets the same 404 as a route that does not exist.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import BaseModel
 
-from tradebot.http.appkeys import DB, REDIS, SETTINGS
+from tradebot.http.appkeys import DB, PRINCIPAL, REDIS, SETTINGS
 from tradebot.http.json_response import json_response
 from tradebot.http.problems import Problem
 from tradebot.http.routing import RouteTable
@@ -34,14 +38,17 @@ class ClusterOut(BaseModel):
     "GET",
     "/api/v1/cluster",
     summary="Leader and live replicas",
-    description="`bots` counts the bots whose state says they run on that replica. 503 while Redis, "
-    "which holds membership and leadership, does not answer.",
+    description="Operators only (TRADEBOT_ADMIN_EMAILS); 404 for everybody else. `bots` counts the bots "
+    "whose state says they run on that replica. 503 while Redis, which holds membership and leadership, "
+    "does not answer.",
     responses={200: ClusterOut},
-    errors=[503],
+    errors=[404, 503],
     tags=["cluster"],
 )
 async def get_cluster(request: web.Request) -> web.Response:
     app = request.app
+    if request[PRINCIPAL].email.strip().lower() not in app[SETTINGS].admin_email_set:
+        raise Problem(404, f"no route for {request.path}")
     try:
         view = await read_cluster(app[REDIS], app[DB], app[SETTINGS].redis_prefix)
     except (OSError, aioredis.RedisError) as e:

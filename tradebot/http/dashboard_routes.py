@@ -47,6 +47,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
     )
 )
 
+SERVER_NAME = "tradebot"
+
 # Client-side routes: each serves the same shell; /static/js/main.js picks the page from the path.
 PAGE_PATHS = (
     "/",
@@ -81,6 +83,8 @@ def install(app: web.Application) -> None:
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    # aiohttp's default names its own and Python's versions, a free hint for an attacker.
+    headers["Server"] = SERVER_NAME
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     if request.path.startswith("/static/"):

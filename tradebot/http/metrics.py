@@ -28,6 +28,13 @@ class HttpMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        # Refused before routing (tradebot.http.server_protocol): no route or method label to give.
+        self.rejected = Counter(
+            "tradebot_http_rejected_requests_total",
+            "Requests refused by the HTTP parser, and connections closed for slow headers, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -11,6 +11,9 @@ Order of work on connect, so that nothing falls between the cracks:
 Every event carries an id, so a reconnect can always say where it stopped.
 A comment heartbeat keeps proxies from closing an idle stream; an overflowing listener (a client
 too slow to keep up) ends the stream, and the client's reconnect replays from its last id.
+Every stream (this one and the user's combined one, sse_user_routes) goes through `open_stream`: it
+ends when its token stops being valid (stream_registry) and holds one of its user's slots
+(stream_slots).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -29,18 +33,22 @@ from tradebot.bots.errors import BotError
 from tradebot.bots.schemas import StreamQuery
 from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
-from tradebot.http.bots_app import BOTS, OPEN_STREAMS, problem_for
-from tradebot.http.problems import Problem
+from tradebot.http.bots_app import BOTS, OPEN_STREAMS, STREAM_REGISTRY, STREAM_SLOTS, problem_for
+from tradebot.http.problems import Problem, unauthorized
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
 from tradebot.http.sse_frames import EventKey, FrameCache, event_key
+from tradebot.http.stream_registry import StreamHandle
 from tradebot.runtime.events import BotEvent, EventWindow, ListenerOverflow
 from tradebot.runtime.tasks import cancel_and_wait
+from tradebot.security.redis_guard import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
 # The id of a snapshot taken before the bot's first event: a reconnect with it replays every event.
 EMPTY_LOG_ID = "0-0"
+# A user at the stream cap waits for one of their streams to close: no sooner than a person would.
+RETRY_AFTER_FULL_S = 5
 
 routes = RouteTable()
 
@@ -60,6 +68,7 @@ class Listener(Protocol):
     "EventSource may pass the token as `?access_token=`.",
     query=StreamQuery,
     responses={200: "text/event-stream"},
+    errors=(429, 503),
     query_token=True,
     tags=TAGS,
 )
@@ -70,6 +79,38 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     # then gets a fresh snapshot.
     last_seen = next((i for i in (request.headers.get("Last-Event-ID"), query.last_event_id)
                       if i is not None and event_key(i) is not None), None)
+    async with open_stream(request) as handle:
+        return await _serve(request, bot_id, last_seen, handle)
+
+
+@contextlib.asynccontextmanager
+async def open_stream(request: web.Request) -> AsyncIterator[StreamHandle]:
+    """The rules every stream obeys: registered with its token (it ends when the token stops being
+    valid) and holding one of its user's stream slots (429 beyond the cap)."""
+    principal = request[PRINCIPAL]
+    registry = request.app[STREAM_REGISTRY]
+    # Registered before anything is awaited, so no announcement about this token can fall between
+    # its check (the authenticator's, just now) and this stream's.
+    handle = registry.add(principal.user_id, principal.token_id, principal.token_version,
+                          principal.token_accepted_until)
+    try:
+        slots = request.app[STREAM_SLOTS]
+        try:
+            slot = await slots.acquire(principal.user_id)
+        except REDIS_ERRORS as e:
+            raise Problem(503, "live events are unavailable right now", headers={"Retry-After": "2"}) from e
+        if slot is None:
+            raise Problem(429, f"at most {slots.cap} live streams may be open at once; close one first",
+                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)})
+        try:
+            yield handle
+        finally:
+            await slots.release(slot)
+    finally:
+        registry.discard(handle)
+
+
+async def _serve(request: web.Request, bot_id: int, last_seen: str | None, handle: StreamHandle) -> web.StreamResponse:
     events = request.app[BOT_EVENTS]
     streams = request.app[OPEN_STREAMS]
     async with events.listen(bot_id) as listener:
@@ -86,6 +127,8 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
             raise Problem(503, "live events are unavailable right now", headers={"Retry-After": "2"}) from e
         if streams.closing:
             raise Problem(503, "this replica is shutting down", headers={"Retry-After": "1"})
+        if handle.ended.is_set():
+            raise unauthorized("invalid, expired or revoked token")
         async with sse_response(request, ping_interval=request.app[SETTINGS].sse_heartbeat_s) as resp:
             streams.add(resp)
             try:
@@ -99,9 +142,9 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
                     sent = event_key(last_seen)
                     for event in missed:
                         key, frame = streams.frames.get(event)
-                        await _write(resp, frame)
+                        await write(resp, frame)
                         sent = _later(sent, key)
-                await _relay(resp, listener, streams.frames, sent)
+                await relay(resp, _pump(resp, listener, streams.frames, sent), handle)
             except (ConnectionResetError, TimeoutError):
                 pass  # the client went away; nothing to tell it
             finally:
@@ -109,16 +152,19 @@ async def bot_status_stream(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def _relay(
-    resp: EventSourceResponse, listener: Listener, frames: FrameCache, sent: EventKey | None
-) -> None:
-    """Send live events until the client leaves, the app shuts down, or the listener overflows."""
+async def relay(resp: EventSourceResponse, pumping: Coroutine[Any, Any, None], handle: StreamHandle) -> None:
+    """Send live events (`pumping` does) until the client leaves, the app shuts down, the listener
+    overflows or the token stops being valid."""
     closed = asyncio.create_task(resp.wait(), name="sse-closed")  # ping task ends: shutdown or client gone
-    pump = asyncio.create_task(_pump(resp, listener, frames, sent), name="sse-pump")
+    pump = asyncio.create_task(pumping, name="sse-pump")
+    ended = asyncio.create_task(handle.ended.wait(), name="sse-token-ended")
     try:
-        await asyncio.wait((closed, pump), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait((closed, pump, ended), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        await cancel_and_wait((closed, pump), timeout=1.0)
+        await cancel_and_wait((closed, pump, ended), timeout=1.0)
+    if handle.ended.is_set():
+        # The client's EventSource reconnects with the same token and is refused (401), as it must be.
+        log.info("SSE stream ended: its token is no longer valid", extra={"reason": handle.reason})
 
 
 async def _pump(
@@ -134,11 +180,11 @@ async def _pump(
             key, frame = frames.get(event)
             if key is None or (sent is not None and key <= sent):
                 continue  # published before the snapshot or the replay, which covered it
-            await _write(resp, frame)
+            await write(resp, frame)
             sent = key
 
 
-async def _write(resp: EventSourceResponse, frame: bytes) -> None:
+async def write(resp: EventSourceResponse, frame: bytes) -> None:
     # resp.send() would encode the frame again for every stream; the frame is shared instead. A
     # peer that stops reading is cut by TCP_USER_TIMEOUT (aiohttp-sse sets it at prepare) and, well
     # before, by its listener overflowing; a write to a closed stream raises ConnectionResetError.
@@ -146,10 +192,14 @@ async def _write(resp: EventSourceResponse, frame: bytes) -> None:
 
 
 def _replayable(last_seen: str, window: EventWindow) -> bool:
-    """Every event after `last_seen` is still in the log, so replaying them is all the client needs."""
     seen = event_key(last_seen)
+    return seen is not None and replayable(seen, window)
+
+
+def replayable(seen: EventKey, window: EventWindow) -> bool:
+    """Every event after `seen` is still in the log, so replaying them is all the client needs."""
     newest = event_key(window.newest or EMPTY_LOG_ID)
-    if seen is None or newest is None or seen > newest:
+    if newest is None or seen > newest:
         return False  # not an id of this log (made up, or from before Redis lost it)
     oldest = event_key(window.oldest) if window.oldest is not None else None
     if oldest is not None and oldest <= seen:

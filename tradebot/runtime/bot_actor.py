@@ -29,13 +29,14 @@ from tradebot.bots.views import trade_view
 from tradebot.exchange.errors import ExchangeError, InsufficientBalance, InvalidCredentials, Rejected
 from tradebot.runtime import bot_store
 from tradebot.runtime.bot_store import FLAT, BotConfig, FencedOut, NewOrder, Position
-from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
+from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.client_order_id import Leg, client_order_id
 from tradebot.runtime.clock import Clock, utc_date
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import NO_CRASHES, CrashPoints
+from tradebot.runtime.fee_collector import FeeCollector
 from tradebot.runtime.history_cache import HistoryCache
-from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
+from tradebot.runtime.mailbox import FeeFound, HelperFailed, Mailbox, Reconfigure, Stop, Tick
 from tradebot.runtime.metrics import RuntimeCounters
 from tradebot.runtime.order_executor import AccountPool, ExchangeAccount, Fill, OutcomeUnknown
 from tradebot.runtime.risk import (
@@ -47,9 +48,11 @@ from tradebot.runtime.risk import (
     position_size,
 )
 from tradebot.runtime.state_writer import Snapshot, StateWriter
+from tradebot.runtime.tasks import cancel_and_wait
 from tradebot.strategies.base import Target
 from tradebot.strategies.candles import Candle as StrategyCandle
 from tradebot.strategies.ema_cross import EMA_CROSS, EmaCrossParams, EmaCrossState, decide
+from tradebot.timeframes import candles_between, next_open
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,10 @@ class BotActor:
         self.status = "starting"
         self.pause_reason: str | None = None
         self._subscription: Any = None
+        self._fees: FeeCollector | None = None
+        self._fee_task: asyncio.Task[None] | None = None
+        self._fees_unknown = False  # a fill with an unknown fee was recorded since the last wake
+        self._fee_days: dict[int, date | None] = {}  # trade id -> the day its PnL was counted in
         self.decisions = 0
         self.last_close: float | None = None
         # Between a warm-up and the newest closed candle in sight the actor decides without trading:
@@ -144,6 +151,10 @@ class BotActor:
         try:
             await self._start()
             while True:
+                # Fee lookups start between messages, never between the legs of one decision.
+                if self._fees_unknown and self._fees is not None:
+                    self._fees_unknown = False
+                    self._fees.wake()
                 message = await self.mailbox.get()
                 if isinstance(message, Stop):
                     await self._stop(message)
@@ -152,10 +163,17 @@ class BotActor:
                     await self._reconfigure()
                 elif isinstance(message, Tick):
                     await self._tick()
+                elif isinstance(message, FeeFound):
+                    await self._fee_found(message)
+                elif isinstance(message, HelperFailed):
+                    if message.owner is self:
+                        raise RuntimeError(f"{message.name} failed: {message.error}")
                 else:
                     await self._on_candle(message)
         finally:
             self._unsubscribe()
+            if self._fee_task is not None:
+                await cancel_and_wait(self._fee_task)
 
     async def _start(self) -> None:
         config = await bot_store.load_config(self.ctx.pool, self.bot_id)
@@ -182,6 +200,7 @@ class BotActor:
             raise BotStopped("wound down")
         await self._save({"status": "starting", "replica_id": self.ctx.replica_id})
         await self._reconcile()
+        self._start_fee_collector()
         await self._apply_leverage(row["leverage_applied"])
         await self._warm_up(row["strategy_state"], shared=True)
         self._roll_day(self.ctx.clock.now_ms())
@@ -298,7 +317,7 @@ class BotActor:
             state = EmaCrossState.start(params)
             since = None
         else:
-            since = (state.last_candle_ts or 0) + timeframe_ms(config.timeframe)
+            since = next_open(config.timeframe, state.last_candle_ts or 0)
         # A shared read may be a few seconds old: fine before subscribing (the subscription starts
         # after the last candle seen), not while already subscribed (a reconfiguration). It serves a
         # saved state too when it reaches back to that state's next candle: bots taken over together
@@ -357,9 +376,9 @@ class BotActor:
         assert self.strategy is not None and self.params is not None
         config = self._config()
         last = self.strategy.last_candle_ts
-        step = timeframe_ms(config.timeframe)
-        if last is not None and candle.open_time > last + step:
-            await self._backfill(last + step, candle.open_time)
+        expected = None if last is None else next_open(config.timeframe, last)
+        if expected is not None and candle.open_time > expected:
+            await self._backfill(expected, candle.open_time)
         started = time.perf_counter()
         decision, self.strategy = decide(_strategy_candle(candle), self.strategy, self.params)
         self.last_close = candle.close
@@ -415,9 +434,8 @@ class BotActor:
         """Decide on the candles we missed (without trading on stale prices) before the new one."""
         assert self.strategy is not None and self.params is not None
         config = self._config()
-        step = timeframe_ms(config.timeframe)
         missed = await self.ctx.market_data.fetch_closed_history(config.symbol, config.timeframe, since,
-                                                                 (until - since) // step + 1)
+                                                                 candles_between(config.timeframe, since, until) + 1)
         for c in missed:
             if c.open_time >= until:
                 break
@@ -580,8 +598,12 @@ class BotActor:
                 )
             if trade_row is not None:
                 self.position = position
-                self.daily_pnl += realized - fill.fee
+                # Only known fees count; an unknown one is added when the fee job reads it.
+                self.daily_pnl += realized - (fill.fee or 0.0)
                 self.daily_trades += 1
+                if fill.fee is None:
+                    self._fees_unknown = True
+                    self._fee_days[trade_row["id"]] = self.daily_date
             state = await bot_store.update_state(conn, self.bot_id, {
                 **bot_store.position_fields(self.position),
                 **bot_store.daily_fields(self.daily_pnl, self.daily_trades, self.daily_date),
@@ -593,6 +615,36 @@ class BotActor:
             await self._publish("trade", trade_view(trade_row))
             log.info("traded", extra={"bot_id": self.bot_id, "client_order_id": cid, "side": side,
                                       "amount": fill.filled, "price": price})
+        await self._publish("state", state)
+
+    # ------------------------------------------------------------------ fees
+
+    def _start_fee_collector(self) -> None:
+        self._fees = FeeCollector(self.ctx.pool, self.bot_id, self._account(), self.mailbox.send)
+        self._fee_task = asyncio.create_task(self._fees.run(), name=f"bot-{self.bot_id}-fees")
+        self._fee_task.add_done_callback(self._fee_task_done)
+
+    def _fee_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        log.error("fee collector stopped", exc_info=error, extra={"bot_id": self.bot_id})
+        # The actor fails with it, so the supervisor restarts both under its budget: never a silent death.
+        self.mailbox.send(HelperFailed(self, task.get_name(), repr(error) if error else "returned"))
+
+    async def _fee_found(self, found: FeeFound) -> None:
+        """Fill in a fee that was unknown; today's PnL takes it if its trade was counted today."""
+        async with bot_store.fenced(self.ctx.pool, self.bot_id, self.lease.fence) as conn:
+            row = await bot_store.set_trade_fee(conn, self.bot_id, found.trade_id, found.fee)
+            if row is None:
+                return  # known already (reported twice, or by an earlier run's lookup)
+            day = self._fee_days.pop(found.trade_id, None) or row["created_at"].astimezone(UTC).date()
+            pnl = self.daily_pnl - found.fee if day == self.daily_date else self.daily_pnl
+            state = await bot_store.update_state(
+                conn, self.bot_id, bot_store.daily_fields(pnl, self.daily_trades, self.daily_date)
+            )
+        self.daily_pnl = pnl
+        log.info("fee filled in", extra={"bot_id": self.bot_id, "trade_id": found.trade_id, "fee": found.fee})
         await self._publish("state", state)
 
     # ------------------------------------------------------------------ limits, days, config

@@ -281,11 +281,12 @@ async def insert_trade(
     side: str,
     price: float,
     amount: float,
-    fee: float,
+    fee: float | None,
     realized_pnl: float,
     client_order_id: str,
 ) -> asyncpg.Record | None:
-    """One trade per filled order; None if it was recorded already (a replay of the same fill)."""
+    """One trade per filled order; None if it was recorded already (a replay of the same fill).
+    A fee of None is stored as unknown (NULL), to be filled in by `set_trade_fee`."""
     return await conn.fetchrow(
         """INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, realized_pnl,
                                client_order_id)
@@ -299,10 +300,42 @@ async def insert_trade(
         side,
         _money(price),
         _money(amount),
-        _money(fee),
+        None if fee is None else _money(fee),
         _money(realized_pnl),
         client_order_id,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownFee:
+    """A trade whose fee the exchange has not told us yet, and what to ask it by."""
+
+    trade_id: int
+    exchange_order_id: str | None
+    symbol: str
+    amount: float
+
+
+async def unknown_fees(pool: asyncpg.Pool, bot_id: int) -> list[UnknownFee]:
+    rows = await pool.fetch(
+        """SELECT t.id, o.exchange_order_id, t.symbol, t.amount FROM trades t JOIN orders o ON o.id = t.order_id
+           WHERE t.bot_id = $1 AND t.fee IS NULL ORDER BY t.id""",
+        bot_id,
+    )
+    return [UnknownFee(r["id"], r["exchange_order_id"], r["symbol"], float(r["amount"])) for r in rows]
+
+
+async def set_trade_fee(conn: asyncpg.Connection, bot_id: int, trade_id: int, fee: float) -> asyncpg.Record | None:
+    """Fill in a fee that was unknown (inside `fenced`), on the trade and its order; None if it was known."""
+    row = await conn.fetchrow(
+        "UPDATE trades SET fee = $3 WHERE id = $2 AND bot_id = $1 AND fee IS NULL RETURNING order_id, created_at",
+        bot_id,
+        trade_id,
+        _money(fee),
+    )
+    if row is not None:
+        await conn.execute("UPDATE orders SET fee = $2, updated_at = now() WHERE id = $1", row["order_id"], _money(fee))
+    return row
 
 
 def _money(value: float) -> Decimal:

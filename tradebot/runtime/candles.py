@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from tradebot.exchange.timeframes import TIMEFRAME_MS, timeframe_ms
+from tradebot.timeframes import next_open, timeframe_ms
 
-__all__ = ["TIMEFRAME_MS", "Candle", "CandleSink", "timeframe_ms"]
+__all__ = ["Candle", "CandleSink", "timeframe_ms"]
 
 @dataclass(frozen=True, slots=True)
 class Candle:
@@ -37,8 +37,8 @@ class Candle:
 
     @property
     def close_time(self) -> int:
-        """The first ms after the candle (open_time + timeframe)."""
-        return self.open_time + timeframe_ms(self.timeframe)
+        """The first ms after the candle: the next candle's open time (months vary in length)."""
+        return next_open(self.timeframe, self.open_time)
 
 
 class CandleSink(Protocol):

@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -84,6 +84,15 @@ class _Listener:
         return await self.queue.get()
 
 
+class SubscriptionWatcher(Protocol):
+    """Told when the replica's subscription is confirmed (again) and when it is lost: whatever was
+    published in between never arrives, so a watcher that must not miss anything re-checks then."""
+
+    def subscription_up(self) -> None: ...
+
+    def subscription_down(self) -> None: ...
+
+
 class BotEvents:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self._redis = redis
@@ -93,6 +102,18 @@ class BotEvents:
         self._closed = asyncio.Event()
         # Set while Redis has confirmed the subscription: only then is no published event missed.
         self._subscribed = asyncio.Event()
+        # Other channels that ride on this one connection (each replica holds a single pub/sub
+        # connection), with their handlers; registered before the first listener.
+        self._extra: dict[str, Callable[[bytes | str], None]] = {}
+        self._watchers: list[SubscriptionWatcher] = []
+
+    def also_relay(self, channel: str, handler: Callable[[bytes | str], None], watcher: SubscriptionWatcher) -> None:
+        """Deliver `channel`'s messages to `handler` over this replica's subscription. The handler
+        runs on the dispatcher's task: it must not block or raise."""
+        if self._task is not None:
+            raise RuntimeError("channels are added before the subscription starts")
+        self._extra[channel] = handler
+        self._watchers.append(watcher)
 
     @property
     def channel(self) -> str:
@@ -120,16 +141,28 @@ class BotEvents:
     async def window(self, bot_id: int, *, replay_after: str | None = None) -> tuple[EventWindow, list[BotEvent]]:
         """The oldest and newest kept event ids and how many are kept, and (with `replay_after`) every
         kept event after that id, all read at one instant: a trim cannot fall between them."""
-        key = self.stream_key(bot_id)
+        return (await self.windows({bot_id: replay_after}))[bot_id]
+
+    async def windows(
+        self, replay_after: Mapping[int, str | None]
+    ) -> dict[int, tuple[EventWindow, list[BotEvent]]]:
+        """`window` of several bots, all in one transaction (one round trip)."""
+        bots = list(replay_after)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xrange(key, count=1)
-            pipe.xrevrange(key, count=1)
-            pipe.xlen(key)
-            if replay_after is not None:
-                pipe.xrange(key, min=_after(replay_after), max="+")
-            first, last, length, *replayed = await pipe.execute()
-        window = EventWindow(_first_id(first), _first_id(last), int(length))
-        return window, self._events(bot_id, replayed[0]) if replayed else []
+            for bot_id in bots:
+                key = self.stream_key(bot_id)
+                pipe.xrange(key, count=1)
+                pipe.xrevrange(key, count=1)
+                pipe.xlen(key)
+                if replay_after[bot_id] is not None:
+                    pipe.xrange(key, min=_after(replay_after[bot_id]), max="+")
+            results = iter(await pipe.execute() if bots else [])
+        out = {}
+        for bot_id in bots:
+            first, last, length = next(results), next(results), next(results)
+            replayed = self._events(bot_id, next(results)) if replay_after[bot_id] is not None else []
+            out[bot_id] = (EventWindow(_first_id(first), _first_id(last), int(length)), replayed)
+        return out
 
     @staticmethod
     def _events(bot_id: int, raw: Any) -> list[BotEvent]:
@@ -140,11 +173,12 @@ class BotEvents:
         return out
 
     @contextlib.asynccontextmanager
-    async def listen(self, bot_id: int) -> AsyncIterator[_Listener]:
-        """Live events of one bot on this replica, from the moment of entry."""
+    async def listen(self, *bot_ids: int) -> AsyncIterator[_Listener]:
+        """Live events of these bots on this replica, in arrival order, from the moment of entry."""
         self._ensure_dispatcher()
         listener = _Listener()
-        self._listeners[bot_id].add(listener)
+        for bot_id in bot_ids:
+            self._listeners[bot_id].add(listener)
         try:
             if not self._subscribed.is_set():
                 # The first listener starts the subscription; an event published before Redis has
@@ -154,11 +188,12 @@ class BotEvents:
                         await self._subscribed.wait()
             yield listener
         finally:
-            group = self._listeners.get(bot_id)
-            if group is not None:
-                group.discard(listener)
-                if not group:
-                    del self._listeners[bot_id]
+            for bot_id in bot_ids:
+                group = self._listeners.get(bot_id)
+                if group is not None:
+                    group.discard(listener)
+                    if not group:
+                        del self._listeners[bot_id]
 
     def listener_count(self) -> int:
         return sum(len(g) for g in self._listeners.values())
@@ -172,16 +207,22 @@ class BotEvents:
         backoff = 0.1
         while not self._closed.is_set():
             pubsub = self._redis.pubsub()
+            channels = (self.channel, *self._extra)
             try:
-                await pubsub.subscribe(self.channel)
+                await pubsub.subscribe(*channels)
                 backoff = 0.1
                 async for message in pubsub.listen():
                     kind = message.get("type")
-                    if kind == "subscribe":
-                        self._subscribed.set()  # Redis has processed the SUBSCRIBE
+                    if kind == "subscribe" and message.get("data") == len(channels):
+                        self._subscribed.set()  # Redis has processed the SUBSCRIBE of every channel
+                        self._tell_watchers(up=True)
                     if kind != "message":
                         continue
-                    self._fan_out(message["data"])
+                    handler = self._extra.get(_text(message["channel"]))
+                    if handler is None:
+                        self._fan_out(message["data"])
+                    else:
+                        handler(message["data"])
             except asyncio.CancelledError:
                 raise
             except (OSError, aioredis.RedisError) as e:
@@ -189,9 +230,18 @@ class BotEvents:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:
-                self._subscribed.clear()
+                if self._subscribed.is_set():
+                    self._subscribed.clear()
+                    self._tell_watchers(up=False)
                 with contextlib.suppress(OSError, aioredis.RedisError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _tell_watchers(self, *, up: bool) -> None:
+        for watcher in self._watchers:
+            try:
+                watcher.subscription_up() if up else watcher.subscription_down()
+            except Exception:  # one watcher's bug must not take the event relay down
+                log.exception("subscription watcher failed")
 
     def _fan_out(self, raw: bytes | str) -> None:
         try:

@@ -45,8 +45,9 @@ import ccxt
 from ccxt.async_support.base.exchange import Exchange
 
 from tradebot.exchange.errors import ExchangeError, Rejected, Retryable, translate
-from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
+from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.kline_client import TAPPED_CLASSES, WS_MESSAGE_COST, build_streaming_client
+from tradebot.timeframes import TIMEFRAMES, candles_between, is_timeframe, next_open, shift
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,6 @@ class StreamStatus:
 @dataclass(eq=False, slots=True)
 class _Stream:
     key: StreamKey
-    tf_ms: int
     subscribers: dict[int, Subscription] = field(default_factory=dict)  # insertion order = delivery order
     sinks: tuple[CandleSink, ...] = ()
     joining: list[Subscription] = field(default_factory=list)
@@ -219,11 +219,13 @@ class MarketDataHub:
             # Streams are keyed by symbol: "BTCUSDT" next to "BTC/USDT:USDT" would be two streams of one
             # exchange stream. Callers resolve user input through the market cache first.
             raise ValueError(f"symbol must be ccxt's unified symbol such as 'BTC/USDT:USDT', got {symbol!r}")
+        if not is_timeframe(timeframe):
+            raise ValueError(f"unsupported timeframe {timeframe!r}; one of {', '.join(TIMEFRAMES)}")
         key = StreamKey(exchange, symbol, timeframe)
         subscription = Subscription(key, sink, after)
         stream = self._streams.get(key)
         if stream is None:
-            stream = self._streams[key] = _Stream(key, timeframe_ms(timeframe))
+            stream = self._streams[key] = _Stream(key)
             previous = self._retiring.pop(key, None)
             stream.task = asyncio.create_task(
                 self._run(stream, previous), name=f"market-data:{exchange}:{symbol}:{timeframe}"
@@ -311,13 +313,12 @@ class MarketDataHub:
         if limit < 1:
             return []
         client = self._client(exchange)
-        tf_ms = timeframe_ms(timeframe)
         if since_ms is None:
             # The latest `limit` closed candles: the newest page (one row more, as the newest may be
             # forming), then older pages by endTime until there are enough or the history ends.
             asked = min(limit + 1, MAX_KLINES_PER_REQUEST)
             rows = await self._rest_klines(client, symbol, timeframe, None, asked)
-            collected = await self._closed_rows(exchange, client, rows, tf_ms)
+            collected = await self._closed_rows(exchange, client, rows, timeframe)
             # A short page is the start of the history: nothing older to ask for. (Short of what was
             # asked and of REST_PAGE_LIMIT: some servers cap pages below Binance's 1500.)
             page_len = len(rows)
@@ -332,7 +333,7 @@ class MarketDataHub:
         out: list[Candle] = []
         async for row in self._paged_closed(
             exchange, client, symbol, timeframe, since_ms, None,
-            first_page=min(limit + 1, page_for((self._wall_ms() - since_ms) // tf_ms + 2))
+            first_page=min(limit + 1, page_for(candles_between(timeframe, since_ms, self._wall_ms()) + 2))
         ):
             out.append(_candle(symbol, timeframe, row))
             if len(out) >= limit:
@@ -606,11 +607,11 @@ class MarketDataHub:
             # First start: nothing is owed to anyone yet; remember where the exchange's history ends so
             # that a drop before the first live candle can still be backfilled exactly.
             rows = await self._rest_klines(client, key.symbol, key.timeframe, None, 3)
-            closed = await self._closed_rows(key.exchange, client, rows, stream.tf_ms)
+            closed = await self._closed_rows(key.exchange, client, rows, key.timeframe)
             if closed:
                 stream.cursor = int(closed[-1][0])
             return
-        since = 0 if stream.cursor is None else stream.cursor + stream.tf_ms
+        since = 0 if stream.cursor is None else next_open(key.timeframe, stream.cursor)
         async for row in self._paged_closed(key.exchange, client, key.symbol, key.timeframe, since, None):
             self._deliver(stream, _candle(key.symbol, key.timeframe, row), backfill=True)
 
@@ -618,7 +619,7 @@ class MarketDataHub:
         key = stream.key
         while stream.pending:
             candle = stream.pending.popleft()
-            if stream.cursor is not None and candle.open_time > stream.cursor + stream.tf_ms:
+            if stream.cursor is not None and candle.open_time > next_open(key.timeframe, stream.cursor):
                 # A hole before this candle (missed during a subscription race or an outage): every REST
                 # row before a closed candle is closed too.
                 async for row in self._paged_closed(
@@ -626,7 +627,7 @@ class MarketDataHub:
                     client,
                     key.symbol,
                     key.timeframe,
-                    stream.cursor + stream.tf_ms,
+                    next_open(key.timeframe, stream.cursor),
                     candle.open_time,
                 ):
                     self._deliver(stream, _candle(key.symbol, key.timeframe, row), backfill=True)
@@ -645,7 +646,7 @@ class MarketDataHub:
         while stream.joining:
             sub = stream.joining[0]
             if sub.after is not None and stream.cursor is not None and sub.after < stream.cursor:
-                start = max(sub.after + 1, stream.cursor - (MAX_CATCH_UP_CANDLES - 1) * stream.tf_ms)
+                start = max(sub.after + 1, shift(key.timeframe, stream.cursor, -(MAX_CATCH_UP_CANDLES - 1)))
                 async for row in self._paged_closed(
                     key.exchange, client, key.symbol, key.timeframe, start, stream.cursor + 1
                 ):
@@ -700,12 +701,14 @@ class MarketDataHub:
             self._server_offset[exchange] = cached
         return self._wall_ms() + cached[1]
 
-    async def _closed_rows(self, exchange: str, client: Exchange, rows: list[list[Any]], tf_ms: int) -> list[list[Any]]:
+    async def _closed_rows(
+        self, exchange: str, client: Exchange, rows: list[list[Any]], timeframe: str
+    ) -> list[list[Any]]:
         """The rows known to be closed: all but the last, and the last if it ended by the exchange's clock."""
         if not rows:
             return []
         last = rows[-1]
-        if int(last[0]) + tf_ms <= await self._server_now(exchange, client):
+        if next_open(timeframe, int(last[0])) <= await self._server_now(exchange, client):
             return rows
         return rows[:-1]
 
@@ -721,7 +724,6 @@ class MarketDataHub:
         first_page: int = SMALL_PAGE_LIMIT,
     ) -> AsyncIterator[list[Any]]:
         """Closed REST rows with since <= open time (< before), oldest first, page by page."""
-        tf_ms = timeframe_ms(timeframe)
         cursor = since
         limit = first_page
         while True:
@@ -741,12 +743,12 @@ class MarketDataHub:
             elif full:
                 closed = rows[:-1]
             else:
-                closed = await self._closed_rows(exchange, client, rows, tf_ms)
+                closed = await self._closed_rows(exchange, client, rows, timeframe)
             for row in closed:
                 yield row
             if not full:
                 return
-            cursor = int(closed[-1][0]) + tf_ms if closed else int(rows[-1][0])
+            cursor = next_open(timeframe, int(closed[-1][0])) if closed else int(rows[-1][0])
             limit = REST_PAGE_LIMIT
 
 

@@ -22,6 +22,7 @@ from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import (
     ExchangeError,
     InvalidCredentials,
+    NotServed,
     OrderNotFound,
     Rejected,
     Retryable,
@@ -37,7 +38,6 @@ T = TypeVar("T")
 
 DUPLICATE_CLIENT_ORDER_ID = "-4116"
 PLACE_ATTEMPTS = 4
-FEE_RECHECK = 50
 READ_ATTEMPTS = 5  # 0.2 + 0.4 + 0.8 + 1.6 s of backoff: rides out a short burst of 5xx
 QUERY_ATTEMPTS = 5
 
@@ -52,7 +52,7 @@ class Fill:
     status: str  # one of the orders table's statuses
     filled: float
     average: float | None
-    fee: float
+    fee: float | None  # None: the exchange did not say; never read as 0
 
 
 _STATUS = {"closed": "filled", "open": "open", "canceled": "canceled", "rejected": "rejected", "expired": "expired"}
@@ -66,8 +66,6 @@ class ExchangeAccount:
         self._sleep = sleep
         self._markets_loaded = False
         self._lock = asyncio.Lock()
-        self._fee_rates: dict[str, float] = {}
-        self._fills: dict[str, int] = {}
 
     async def _markets(self) -> None:
         if self._markets_loaded:
@@ -134,9 +132,11 @@ class ExchangeAccount:
             try:
                 with translated():
                     order = await self._client.fetch_order(None, symbol, {"origClientOrderId": client_order_id})
-                return await self._fill(order, symbol)
+                return _fill(order)
             except OrderNotFound:
                 return None
+            except NotServed as e:
+                raise OutcomeUnknown(f"cannot tell whether order {client_order_id} exists: {e}") from e
             except Retryable as e:
                 if attempt == QUERY_ATTEMPTS - 1:
                     raise OutcomeUnknown(f"cannot tell whether order {client_order_id} exists: {e}") from e
@@ -156,7 +156,7 @@ class ExchangeAccount:
             try:
                 with translated():
                     order = await self._client.create_order(symbol, "market", side, amount, None, params)
-                return await self._fill(order, symbol)
+                return _fill(order)
             except Retryable as e:
                 # Unclear: the request may have reached the exchange. Ask before anything else.
                 log.warning("order outcome unclear; querying it", extra={"client_order_id": client_order_id,
@@ -177,58 +177,44 @@ class ExchangeAccount:
                 raise
         raise AssertionError("unreachable")
 
-    async def _fill(self, order: dict[str, Any], symbol: str) -> Fill:
-        status = _STATUS.get(str(order.get("status")), "unknown")
-        filled = float(order.get("filled") or 0.0)
-        if status == "canceled" and filled > 0:
-            status = "partially_filled"
-        average = _opt_float(order.get("average"))
-        fee = _fee_of(order)
-        if fee is None and filled > 0:
-            fee = await self._fee(str(order["id"]), symbol, filled * (average or 0.0))
-        return Fill(str(order["id"]), status, filled, average, fee or 0.0)
-
-    async def _fee(self, exchange_order_id: str, symbol: str, notional: float) -> float | None:
-        """The fill's fee. Binance's order answer has none and its trades cost 5 request weight (250 ms
-        of ccxt's rate limiter before the next request), so the account's rate for a symbol is learnt
-        from a real fill and applied after, and checked against a real fill every FEE_RECHECK fills
-        (a fee tier can change)."""
-        known = self._fee_rates.get(symbol)
-        count = self._fills.get(symbol, 0)
-        self._fills[symbol] = count + 1
-        if known is not None and count % FEE_RECHECK != 0:
-            return notional * known
-        fee = await self._fee_from_trades(exchange_order_id, symbol)
-        if fee is not None and notional > 0:
-            self._fee_rates[symbol] = fee / notional
-        elif known is not None:
-            return notional * known
-        return fee
-
-    async def _fee_from_trades(self, exchange_order_id: str, symbol: str) -> float | None:
-        # Binance's order answer carries no commission; its trades do.
-        try:
-            trades = await self._retrying(
-                lambda: self._client.fetch_my_trades(symbol, None, 100, {"orderId": exchange_order_id})
-            )
-        except ExchangeError as e:
-            log.warning("could not read the fee of order %s: %s", exchange_order_id, e)
-            return None
+    async def order_fee(self, exchange_order_id: str, symbol: str, filled: float) -> float | None:
+        """The fee of a filled order from the exchange's trades: one request, no retries (the caller
+        backs off). None while the trades listed do not yet add up to `filled`; raises ExchangeError
+        (NotServed when the exchange has no such endpoint)."""
+        await self._markets()
+        with translated():
+            trades = await self._client.fetch_my_trades(symbol, None, 100, {"orderId": exchange_order_id})
+        amount = 0.0
         total = 0.0
         for t in trades:
-            if str(t.get("order")) == exchange_order_id and t.get("fee"):
-                total += float(t["fee"].get("cost") or 0.0)
+            if str(t.get("order")) != exchange_order_id:
+                continue
+            fee = t.get("fee")
+            if not fee or fee.get("cost") is None:
+                return None  # a trade without its commission says nothing about the fee
+            amount += float(t.get("amount") or 0.0)
+            total += float(fee["cost"])
+        if amount < filled * (1 - 1e-9):
+            return None
         return total
 
 
+def _fill(order: dict[str, Any]) -> Fill:
+    status = _STATUS.get(str(order.get("status")), "unknown")
+    filled = float(order.get("filled") or 0.0)
+    if status == "canceled" and filled > 0:
+        status = "partially_filled"
+    # Binance's order answer carries no commission, so this is usually None: the fee is unknown
+    # until `order_fee` reads it, and recording the fill never waits for that.
+    return Fill(str(order["id"]), status, filled, _opt_float(order.get("average")), _fee_of(order))
+
+
 def _fee_of(order: dict[str, Any]) -> float | None:
-    fee = order.get("fee")
-    if fee and fee.get("cost") is not None:
-        return float(fee["cost"])
-    fees = order.get("fees") or []
-    if fees:
-        return sum(float(f.get("cost") or 0.0) for f in fees)
-    return None
+    """The fee when the answer carries every part of it (ccxt sums an answer's fills), else None."""
+    fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+    if not fees or any(not f or f.get("cost") is None for f in fees):
+        return None
+    return sum(float(f["cost"]) for f in fees)
 
 
 def _opt_float(value: Any) -> float | None:

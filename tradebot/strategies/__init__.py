@@ -29,11 +29,11 @@ from tradebot.strategies.base import (
     Strategy,
     Target,
     UnknownStrategyError,
+    check_timeframe,
     get_strategy,
     register,
     signal_sequence,
     strategy_names,
-    timeframe_minutes,
 )
 from tradebot.strategies.candles import Candle, CandleDataError, Candles, load_candles_csv, parse_candles_csv
 from tradebot.strategies.ema import EmaState, ema
@@ -79,6 +79,7 @@ __all__ = [
     "Target",
     "TradeLog",
     "UnknownStrategyError",
+    "check_timeframe",
     "decide",
     "downsample",
     "ema",
@@ -96,7 +97,6 @@ __all__ = [
     "simulate",
     "split_parameters",
     "strategy_names",
-    "timeframe_minutes",
     "trades_to_records",
     "warm_up",
 ]

@@ -22,21 +22,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tradebot.strategies.candles import Candle, Candles
+from tradebot.timeframes import TIMEFRAMES, is_timeframe
 
 __all__ = [
     "NO_TARGET",
-    "TIMEFRAME_MINUTES",
     "Decision",
     "ParameterError",
     "Signals",
     "Strategy",
     "Target",
     "UnknownStrategyError",
+    "check_timeframe",
     "get_strategy",
     "register",
     "signal_sequence",
     "strategy_names",
-    "timeframe_minutes",
 ]
 
 
@@ -169,33 +169,11 @@ def strategy_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-TIMEFRAME_MINUTES: Final[Mapping[str, int]] = {
-    "1m": 1,
-    "3m": 3,
-    "5m": 5,
-    "15m": 15,
-    "30m": 30,
-    "1h": 60,
-    "2h": 120,
-    "4h": 240,
-    "6h": 360,
-    "8h": 480,
-    "12h": 720,
-    "1d": 1440,
-    "3d": 4320,
-    "1w": 10080,
-}
-"""The candle intervals Binance offers (except the calendar month)."""
-
-
-def timeframe_minutes(timeframe: str) -> int:
-    """Minutes per candle of ``timeframe`` (``"1m"``, ``"1h"``, ...); raises ParameterError."""
-    try:
-        return TIMEFRAME_MINUTES[timeframe]
-    except KeyError:
-        raise ParameterError(
-            "timeframe", f"unknown timeframe {timeframe!r} (one of {', '.join(TIMEFRAME_MINUTES)})"
-        ) from None
+def check_timeframe(timeframe: str) -> str:
+    """``timeframe`` if it is a Binance kline interval (:mod:`tradebot.timeframes`); raises ParameterError."""
+    if not is_timeframe(timeframe):
+        raise ParameterError("timeframe", f"unknown timeframe {timeframe!r} (one of {', '.join(TIMEFRAMES)})")
+    return timeframe
 
 
 # Shared validation helpers for parameter parsing.

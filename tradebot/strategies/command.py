@@ -7,7 +7,6 @@ parsed arguments. Exit status: 0 done, 2 bad arguments or a bad CSV (one line on
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -15,11 +14,12 @@ import numpy as np
 import orjson
 
 from tradebot.strategies.backtest import BacktestSettings
-from tradebot.strategies.base import TIMEFRAME_MINUTES, ParameterError, UnknownStrategyError, get_strategy
+from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy
 from tradebot.strategies.candles import CandleDataError, Candles, load_candles_csv
 from tradebot.strategies.ema_cross import MAX_EMA_PERIOD, MIN_EMA_PERIOD
 from tradebot.strategies.render import format_report, result_to_dict
 from tradebot.strategies.report import run_backtest
+from tradebot.timeframes import MONTH, TIMEFRAMES, candle_open, spacing_matches
 
 __all__ = ["configure_parser", "run"]
 
@@ -41,9 +41,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeframe",
         default=None,
-        choices=list(TIMEFRAME_MINUTES),
+        choices=list(TIMEFRAMES),
         metavar="TF",
-        help="candle interval, e.g. 1m, 1h, 1d (default: inferred from the CSV's candle spacing)",
+        help=f"candle interval, one of {' '.join(TIMEFRAMES)} (default: inferred from the CSV's candle spacing)",
     )
     p.add_argument(
         "--ema-period",
@@ -137,28 +137,34 @@ def _fail(message: str) -> int:
     return 2
 
 
-def _median_spacing_minutes(candles: Candles) -> float | None:
+def _median_spacing_ms(candles: Candles) -> float | None:
     if len(candles) < 2:
         return None
-    return float(np.median(np.diff(candles.ts))) / 60_000.0
+    return float(np.median(np.diff(candles.ts)))
 
 
 def infer_timeframe(candles: Candles) -> str:
-    """The timeframe whose length equals the median spacing of the candles."""
-    spacing = _median_spacing_minutes(candles)
+    """The timeframe that the median spacing of the candles shows (28 to 31 days: ``1M``)."""
+    spacing = _median_spacing_ms(candles)
     if spacing is None:
         raise ParameterError("timeframe", "cannot be inferred from a single candle; pass --timeframe")
-    for name, minutes in TIMEFRAME_MINUTES.items():
-        if math.isclose(spacing, minutes):
+    for name in TIMEFRAMES:
+        if spacing_matches(name, spacing):
             return name
     raise ParameterError(
         "timeframe",
-        f"the candles are {spacing:g} minutes apart, which is no known timeframe; pass --timeframe",
+        f"the candles are {spacing / 60_000:g} minutes apart, which is no known timeframe; pass --timeframe",
     )
 
 
 def check_spacing(candles: Candles, timeframe: str) -> None:
     """Refuses a timeframe that contradicts the CSV (it would mis-annualise the Sharpe ratio)."""
-    spacing = _median_spacing_minutes(candles)
-    if spacing is not None and not math.isclose(spacing, TIMEFRAME_MINUTES[timeframe]):
-        raise ParameterError("timeframe", f"is {timeframe} but the CSV's candles are {spacing:g} minutes apart")
+    spacing = _median_spacing_ms(candles)
+    if spacing is not None and not spacing_matches(timeframe, spacing):
+        raise ParameterError(
+            "timeframe", f"is {timeframe} but the CSV's candles are {spacing / 60_000:g} minutes apart"
+        )
+    if timeframe == MONTH:
+        stray = next((int(t) for t in candles.ts.tolist() if candle_open(MONTH, int(t)) != t), None)
+        if stray is not None:
+            raise ParameterError("timeframe", f"is 1M but the candle at {stray} ms does not open on the 1st of a month")

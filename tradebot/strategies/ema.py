@@ -4,16 +4,23 @@ Both faces follow TA-Lib's convention: ``alpha = 2 / (period + 1)``, the first v
 ``period - 1``) is the simple mean of the first ``period`` inputs, earlier values are undefined (NaN
 in arrays, ``None`` in the incremental state).
 
-After the seed, values are computed block by block. For the element at offset ``j`` of a block
-that starts right after the EMA value ``C`` (the *carry*), with ``d = 1 - alpha``::
+Equal inputs give exactly that value, so a flat market never trades on one-ulp noise. The seed is
+``x0 + sum(x[i] - x0) / period`` (deviations from the first input, summed left to right). After the
+seed the EMA is carried as its distance to the input, ``y = ema - x``, which follows
+``y_t = d * (y_{t-1} - (x_t - x_{t-1}))`` with ``d = 1 - alpha`` (the recurrence
+``e <- e + alpha * (x - e)`` rewritten): no input change keeps ``y`` at exactly 0, and a run of
+equal inputs after a move only shrinks ``y`` towards 0 without changing its sign. Values are
+computed block by block. For the element at offset ``j`` of a block that starts right after the
+distance ``Y`` (the *carry*), with ``D_i = x_i - x_{i-1}``::
 
-    S_j   = sum(x[i] * d**-i for i in 0..j)                  # scaled prefix sum inside the block
-    ema_j = S_j * (alpha * d**j) + C * d**(j + 1)              # closed form of the recurrence
+    P_j   = sum(D_i * d**-i for i in 0..j)                  # scaled prefix sum inside the block
+    y_j   = d**(j + 1) * (Y - P_j)                           # closed form of the recurrence
+    ema_j = x_j + y_j
 
-which is exactly ``ema_j = d * ema_{j-1} + alpha * x_j`` expanded. ``d**-i`` grows within a block,
-so the block length is chosen per period to keep it at most ``1e150`` (no overflow for any finite
-price) and at most ``MAX_BLOCK``. The relative rounding error is of the order ``eps / alpha``, the
-same order as the plain recurrence's, so both agree to about 1e-13 even for period 1000.
+``d**-i`` grows within a block, so the block length is chosen per period to keep it at most
+``1e150`` (no overflow for any finite price) and at most ``MAX_BLOCK``. The rounding error is of the
+order of ``eps / alpha`` times the recent price changes, so this agrees with the plain recurrence to
+about 1e-13 even for period 1000.
 
 The incremental face performs *the same floating-point operations in the same order* (the prefix sum
 is accumulated left to right, as ``numpy.cumsum`` does), so live and backtest EMAs are bit-identical
@@ -67,15 +74,14 @@ def default_block_len(period: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class EmaTables:
-    """Per-offset factors of one (period, block length): ``w = d**-j``, ``h = alpha*d**j``,
-    ``g = d**(j+1)`` for ``j`` in ``0..block_len-1`` (read-only arrays)."""
+    """Per-offset factors of one (period, block length): ``w = d**-j`` and ``g = d**(j+1)`` for
+    ``j`` in ``0..block_len-1`` (read-only arrays)."""
 
     period: int
     block_len: int
     w: FloatArray
-    h: FloatArray
     g: FloatArray
-    factors: tuple[tuple[float, float, float], ...]  # (w, h, g) per offset as Python floats
+    factors: tuple[tuple[float, float], ...]  # (w, g) per offset as Python floats
 
 
 @lru_cache(maxsize=256)
@@ -88,14 +94,13 @@ def ema_tables(period: int, block_len: int) -> EmaTables:
     decay = 1.0 - alpha
     offsets = np.arange(block_len, dtype=np.float64)
     w = np.power(decay, -offsets)
-    h = alpha * np.power(decay, offsets)
     g = np.power(decay, offsets + 1.0)
     if not (np.all(np.isfinite(w)) and np.all(g > 0.0)):
         raise ValueError(f"block_len {block_len} is too long for period {period}")
-    for table in (w, h, g):
+    for table in (w, g):
         table.setflags(write=False)
-    factors = tuple(zip(w.tolist(), h.tolist(), g.tolist(), strict=True))
-    return EmaTables(period, block_len, w, h, g, factors)
+    factors = tuple(zip(w.tolist(), g.tolist(), strict=True))
+    return EmaTables(period, block_len, w, g, factors)
 
 
 def _check_period(period: int) -> None:
@@ -140,14 +145,16 @@ def ema(
         out.fill(np.nan)
         return out
     out[: period - 1] = np.nan
-    # Left-to-right sum, as EmaState accumulates it (np.sum would use pairwise summation).
-    seed = float(np.cumsum(x[:period])[-1]) / period
+    # Deviations from the first input, summed left to right as EmaState accumulates them (np.sum
+    # would use pairwise summation): equal inputs give exactly that input.
+    ref = float(x[0])
+    seed = ref + float(np.cumsum(x[:period] - ref)[-1]) / period
     out[period - 1] = seed
     blen = default_block_len(period) if block_len is None else block_len
     tables = ema_tables(period, blen)
     if on_chunk is not None:
         on_chunk(period - 1, period)
-    _ema_after_seed(x[period:], out[period:], seed, tables, on_chunk, period)
+    _ema_after_seed(x[period - 1 :], out[period:], seed - float(x[period - 1]), tables, on_chunk, period)
     return out
 
 
@@ -159,41 +166,45 @@ def _ema_after_seed(
     on_chunk: ChunkCallback | None = None,
     offset: int = 0,
 ) -> None:
-    """Fill ``out`` with the EMA of ``x`` continuing from the EMA value ``carry`` (blocks start at
-    ``x[0]``); ``on_chunk`` gets the finished ranges shifted by ``offset``."""
+    """Fill ``out`` with the EMA of ``x[1:]`` continuing from ``carry``, the distance ``ema - x``
+    at ``x[0]`` (blocks start at ``x[1]``); ``on_chunk`` gets the finished ranges shifted by
+    ``offset``."""
     blen = tables.block_len
-    w, h, g = tables.w, tables.h, tables.g
+    w, g = tables.w, tables.g
     g_last = float(g[-1])
-    h_last = float(h[-1])
-    n = x.shape[0]
+    n = x.shape[0] - 1
     full_blocks = n // blen
     blocks_per_chunk = max(1, _CHUNK_ELEMENTS // blen)
     carries = np.empty(blocks_per_chunk, dtype=np.float64)
     for first in range(0, full_blocks, blocks_per_chunk):
         last = min(full_blocks, first + blocks_per_chunk)
         count = last - first
-        xs = x[first * blen : last * blen].reshape(count, blen)
-        o = out[first * blen : last * blen].reshape(count, blen)
-        np.multiply(xs, w, out=o)
+        lo, hi = first * blen, last * blen
+        o = out[lo:hi].reshape(count, blen)
+        np.subtract(x[lo + 1 : hi + 1], x[lo:hi], out=out[lo:hi])
+        o *= w
         np.cumsum(o, axis=1, out=o)
-        # The carry of each block is the EMA at the last element of the previous one; this short
-        # loop runs once per block (not per element) and does the same two products and sum.
+        # The carry of each block is the distance at the last element of the previous one; this
+        # short loop runs once per block (not per element) and does the same subtraction and product.
         chunk_carries = carries[:count]
         for b, block_sum in enumerate(o[:, -1].tolist()):
             chunk_carries[b] = carry
-            carry = block_sum * h_last + carry * g_last
-        np.multiply(o, h, out=o)
-        o += chunk_carries[:, None] * g
+            carry = g_last * (carry - block_sum)
+        np.subtract(chunk_carries[:, None], o, out=o)
+        o *= g
+        o += x[lo + 1 : hi + 1].reshape(count, blen)
         if on_chunk is not None:
-            on_chunk(offset + first * blen, offset + last * blen)
+            on_chunk(offset + lo, offset + hi)
     start = full_blocks * blen
     if start < n:
         rest = n - start
         o = out[start:]
-        np.multiply(x[start:], w[:rest], out=o)
+        np.subtract(x[start + 1 :], x[start:-1], out=o)
+        o *= w[:rest]
         np.cumsum(o, out=o)
-        o *= h[:rest]
-        o += carry * g[:rest]
+        np.subtract(carry, o, out=o)
+        o *= g[:rest]
+        o += x[start + 1 :]
         if on_chunk is not None:
             on_chunk(offset + start, offset + n)
 
@@ -202,10 +213,12 @@ def _ema_after_seed(
 class EmaState:
     """Incremental EMA: O(1) per value, JSON-serialisable, bit-identical to :func:`ema`.
 
-    ``count`` values have been consumed. Until ``count == period`` only ``seed_sum`` moves; then
-    ``value`` is the EMA of the last value. ``carry`` and ``block_sum`` are the block recurrence's
-    state (see the module docstring); ``block_len`` is stored so a state saved by one version keeps
-    its arithmetic after an upgrade.
+    ``count`` values have been consumed; ``last`` is the last of them. Until ``count == period``
+    only ``seed_sum`` (the sum of the deviations from the first value, ``first``) moves; then
+    ``value`` is the EMA of the last value and ``distance`` is ``value - last`` as the recurrence
+    carries it. ``carry`` (the distance before the current block) and ``block_sum`` are the block
+    recurrence's state (see the module docstring); ``block_len`` is stored so a state saved by one
+    version keeps its arithmetic after an upgrade.
     """
 
     period: int
@@ -215,6 +228,9 @@ class EmaState:
     value: float | None = None
     carry: float = 0.0
     block_sum: float = 0.0
+    first: float = 0.0
+    last: float = 0.0
+    distance: float = 0.0
 
     @classmethod
     def start(cls, period: int) -> EmaState:
@@ -234,22 +250,21 @@ class EmaState:
         period = self.period
         count = self.count
         if count < period:
-            seed_sum = x if count == 0 else self.seed_sum + x
+            first = x if count == 0 else self.first
+            seed_sum = 0.0 if count == 0 else self.seed_sum + (x - first)
             if count + 1 < period:
-                return EmaState(period, self.block_len, count + 1, seed_sum)
-            seed = seed_sum / period
-            return EmaState(period, self.block_len, count + 1, seed_sum, seed, seed, 0.0)
+                return EmaState(period, self.block_len, count + 1, seed_sum, first=first, last=x)
+            seed = first + seed_sum / period
+            return EmaState(period, self.block_len, count + 1, seed_sum, seed, 0.0, 0.0, first, x, seed - x)
         j = (count - period) % self.block_len
-        w, h, g = ema_tables(period, self.block_len).factors[j]
-        assert self.value is not None  # count >= period
-        if j == 0:
-            carry = self.value
-            block_sum = x * w
-        else:
-            carry = self.carry
-            block_sum = self.block_sum + x * w
-        value = block_sum * h + carry * g
-        return EmaState(period, self.block_len, count + 1, self.seed_sum, value, carry, block_sum)
+        w, g = ema_tables(period, self.block_len).factors[j]
+        carry = self.distance if j == 0 else self.carry
+        block_sum = (x - self.last) * w if j == 0 else self.block_sum + (x - self.last) * w
+        distance = g * (carry - block_sum)
+        value = x + distance
+        return EmaState(
+            period, self.block_len, count + 1, self.seed_sum, value, carry, block_sum, self.first, x, distance
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (floats round-trip exactly through JSON)."""
@@ -261,6 +276,9 @@ class EmaState:
             "value": self.value,
             "carry": self.carry,
             "block_sum": self.block_sum,
+            "first": self.first,
+            "last": self.last,
+            "distance": self.distance,
         }
 
     @classmethod
@@ -273,6 +291,11 @@ class EmaState:
             seed_sum = _float_field(raw, "seed_sum")
             carry = _float_field(raw, "carry")
             block_sum = _float_field(raw, "block_sum")
+            # A state saved before these fields existed used another arithmetic: refusing it makes
+            # the caller rebuild the state from history.
+            first = _float_field(raw, "first")
+            last = _float_field(raw, "last")
+            distance = _float_field(raw, "distance")
             value_raw = raw["value"]
         except KeyError as e:
             raise ValueError(f"EMA state is missing field {e.args[0]!r}") from e
@@ -283,7 +306,7 @@ class EmaState:
         value = None if value_raw is None else _float_field(raw, "value")
         if (value is None) != (count < period):
             raise ValueError(f"EMA state value {value!r} is inconsistent with count {count}")
-        return cls(period, block_len, count, seed_sum, value, carry, block_sum)
+        return cls(period, block_len, count, seed_sum, value, carry, block_sum, first, last, distance)
 
 
 def _int_field(raw: Mapping[str, Any], name: str) -> int:

@@ -11,9 +11,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tradebot.strategies.backtest import BacktestSettings, Simulation, TradeLog, simulate
-from tradebot.strategies.base import ParameterError, Signals, get_strategy, timeframe_minutes
+from tradebot.strategies.base import ParameterError, Signals, check_timeframe, get_strategy
 from tradebot.strategies.candles import Candles
 from tradebot.strategies.metrics import max_drawdown_pct, sharpe_ratio
+from tradebot.timeframes import NOMINAL_MS
 
 __all__ = [
     "BacktestResult",
@@ -75,7 +76,7 @@ def run_backtest(
     summarises. Raises ``ParameterError`` / ``UnknownStrategyError`` for bad input."""
     impl = get_strategy(strategy)
     parsed = impl.parse_params(params)
-    timeframe_minutes(timeframe)  # validate before doing any work
+    check_timeframe(timeframe)  # validate before doing any work
     signals = impl.signals(candles, parsed)
     sim = simulate(candles, signals.target, settings)
     return summarize(
@@ -160,8 +161,8 @@ def summarize(
 
 
 def periods_per_year(timeframe: str) -> float:
-    """Candles per year: ``365 * 24 * 60 / minutes``."""
-    return 365.0 * 24.0 * 60.0 / timeframe_minutes(timeframe)
+    """Candles per year of 365 days (12 for ``1M``)."""
+    return 365.0 * 86_400_000 / NOMINAL_MS[check_timeframe(timeframe)]
 
 
 def downsample(

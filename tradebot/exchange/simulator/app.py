@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from tradebot.exchange.simulator import control, rest
+from tradebot.exchange.simulator import control, endpoint_faults, rest
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.config import SimulatorConfig
 from tradebot.exchange.simulator.state import Simulator, wall_clock_ms
@@ -53,11 +53,14 @@ async def _market_ws(request: web.Request) -> web.StreamResponse:
     else:
         # ccxt's path tail is a connection index ("0", "1"); Binance's raw form names the streams.
         initial = [s for s in tail.split("/") if s and not s.isdigit()]
+    refused = next((error for error in map(sim.stream_error, initial) if error is not None), None)
+    if refused is not None:
+        return rest.json_response({"code": -1100, "msg": f"Invalid request: {refused}"}, 400)
 
     def make(ws: web.WebSocketResponse) -> Connection:
         return Connection(ws, combined=combined, streams=set(initial))
 
-    return await serve_connection(request, sim.hub, make)
+    return await serve_connection(request, sim.hub, make, sim.stream_error)
 
 
 async def _private_ws(request: web.Request) -> web.StreamResponse:
@@ -74,12 +77,15 @@ async def _serve_user(request: web.Request, listen_key: str) -> web.StreamRespon
     def make(ws: web.WebSocketResponse) -> Connection:
         return Connection(ws, combined=False, api_key=api_key)
 
-    return await serve_connection(request, sim.hub, make)
+    return await serve_connection(request, sim.hub, make, sim.stream_error)
 
 
 def build_app(config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> web.Application:
-    app = web.Application(middlewares=[control.bad_body_middleware, rest.fault_middleware])
+    app = web.Application(
+        middlewares=[control.bad_body_middleware, endpoint_faults.endpoint_faults_middleware, rest.fault_middleware]
+    )
     app[SIMULATOR] = Simulator(config, clock)
+    endpoint_faults.setup(app)
     app.cleanup_ctx.append(_background_tasks_ctx)
     app.on_shutdown.append(_close_streams)
     app.add_routes(control.routes)

@@ -6,14 +6,14 @@ import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
-from tradebot.exchange.simulator.markets import MarketSpec
-from tradebot.exchange.timeframes import TIMEFRAME_MS
+from tradebot.exchange.simulator.markets import MarketSpec, to_grid
+from tradebot.timeframes import TIMEFRAMES, candle_open, next_open, timeframe_ms
 
-INTERVAL_MS = TIMEFRAME_MS
+INTERVALS = TIMEFRAMES
 BASE_INTERVAL = "1m"
-BASE_INTERVAL_MS = INTERVAL_MS[BASE_INTERVAL]
+BASE_INTERVAL_MS = timeframe_ms(BASE_INTERVAL)
 DEFAULT_KLINES_LIMIT = 500
 MAX_KLINES_LIMIT = 1500
 # A long-running demo at one candle a second makes 86,400 a day; older ones are forgotten.
@@ -47,14 +47,16 @@ def select_klines(candles: Sequence[Candle], start_time: int | None, end_time: i
     return chosen[:limit] if start_time is not None else chosen[-limit:]
 
 
-def aggregate(candles: Iterable[Candle], interval_ms: int) -> list[Candle]:
-    """Groups base candles (in time order) into `interval_ms` buckets aligned to the epoch.
+def aggregate(candles: Iterable[Candle], interval: str) -> list[Candle]:
+    """Groups base candles (in time order) into `interval` buckets on Binance's boundaries (the
+    epoch's multiples, Mondays for 1w, the 1st of each month for 1M).
 
     A bucket is closed when its last base candle is closed and ends where the bucket ends.
     """
     out: list[Candle] = []
     for c in candles:
-        start = c.open_time - c.open_time % interval_ms
+        start = candle_open(interval, c.open_time)
+        interval_ms = next_open(interval, start) - start
         last = out[-1] if out else None
         if last is not None and last.open_time == start:
             out[-1] = Candle(
@@ -119,9 +121,10 @@ class _Walk:
 class RandomWalk:
     """A seeded geometric random walk per symbol, producing 1m candles in simulated time.
 
-    Simulated time advances one base interval per `roll()`, however many real seconds that took, so a
-    demo can run faster than the wall clock; the walk starts with `history` closed candles ending where
-    the forming candle opens (`start_ms`), so a bot can warm its indicators at once.
+    Candles live in simulated time: the caller moves the price (`step`) and closes candles as its clock
+    passes their end (`advance_to`), so a demo can run faster than the wall clock; the walk starts with
+    `history` closed candles ending where the forming candle opens (`start_ms`), so a bot can warm its
+    indicators at once.
     """
 
     def __init__(
@@ -167,19 +170,37 @@ class RandomWalk:
         closed = self._roll(walk)
         return closed, walk.forming
 
+    def advance_to(self, symbol: str, now_ms: int) -> list[Candle]:
+        """Closes every candle that ended by `now_ms` (simulated time); returns them, oldest first.
+
+        A candle the walk skipped over entirely (after a pause in manual mode) gets the moves it would
+        have had, so the history has no holes; a gap longer than the kept history is jumped instead.
+        """
+        walk = self._walks[symbol]
+        closed: list[Candle] = []
+        missed = (now_ms - walk.forming.open_time) // BASE_INTERVAL_MS
+        if missed > MAX_RANDOM_WALK_HISTORY:
+            closed.append(self._roll(walk))
+            walk.forming = self._open(now_ms - now_ms % BASE_INTERVAL_MS, walk.price)
+            return closed
+        while walk.forming.open_time + BASE_INTERVAL_MS <= now_ms:
+            if closed:
+                for _ in range(self._steps):
+                    self._move(walk)
+            closed.append(self._roll(walk))
+        return closed
+
     def candles(self, symbol: str, interval: str) -> list[Candle]:
         """The whole history for an interval, the forming candle last."""
         walk = self._walks[symbol]
         base = [*walk.closed, walk.forming]
-        interval_ms = INTERVAL_MS[interval]
-        return base if interval_ms == BASE_INTERVAL_MS else aggregate(base, interval_ms)
+        return base if interval == BASE_INTERVAL else aggregate(base, interval)
 
     def bucket(self, symbol: str, interval: str, base_candle: Candle) -> Candle:
         """The `interval` candle that contains `base_candle`, aggregated from the history."""
-        interval_ms = INTERVAL_MS[interval]
-        if interval_ms == BASE_INTERVAL_MS:
+        if interval == BASE_INTERVAL:
             return base_candle
-        start = base_candle.open_time - base_candle.open_time % interval_ms
+        start = candle_open(interval, base_candle.open_time)
         walk = self._walks[symbol]
         members = [base_candle]
         for c in reversed(walk.closed):
@@ -188,14 +209,14 @@ class RandomWalk:
             if c.open_time < base_candle.open_time:
                 members.append(c)
         members.reverse()
-        return aggregate(members, interval_ms)[0]
+        return aggregate(members, interval)[0]
 
     def _open(self, open_time: int, price: Decimal) -> Candle:
         return Candle(open_time, BASE_INTERVAL_MS, price, price, price, price, Decimal(0), 0, closed=False)
 
     def _move(self, walk: _Walk) -> None:
         factor = math.exp(walk.rng.gauss(0.0, self._volatility))
-        price = (walk.price * Decimal(repr(factor))).quantize(walk.tick, rounding=ROUND_HALF_EVEN)
+        price = to_grid(walk.price * Decimal(repr(factor)), walk.tick)
         price = max(price, walk.tick)
         volume = Decimal(walk.rng.randint(1, 5000)) / 1000
         f = walk.forming

@@ -12,9 +12,11 @@ from aiohttp import web
 from tradebot.exchange.simulator import wire
 from tradebot.exchange.simulator.accounts import Account
 from tradebot.exchange.simulator.appkeys import SIMULATOR
-from tradebot.exchange.simulator.candles import INTERVAL_MS, Candle
+from tradebot.exchange.simulator.candles import INTERVALS, Candle
 from tradebot.exchange.simulator.config import MODES, ConfigError, parse_account
+from tradebot.exchange.simulator.endpoint_faults import ENDPOINT_FAULTS, parse_missing_endpoints
 from tradebot.exchange.simulator.state import Simulator
+from tradebot.timeframes import duration_ms
 
 routes = web.RouteTableDef()
 
@@ -61,7 +63,7 @@ def _number(value: object, where: str) -> Decimal:
     return number
 
 
-def _candle(raw: object, interval_ms: int, where: str) -> Candle:
+def _candle(raw: object, interval: str, where: str) -> Candle:
     if not isinstance(raw, list) or len(raw) != 6:
         raise BadBody(f"{where} must be [open_time_ms, open, high, low, close, volume]")
     open_time = raw[0]
@@ -72,7 +74,7 @@ def _candle(raw: object, interval_ms: int, where: str) -> Candle:
         raise BadBody(f"{where}: prices must be > 0 and volume ≥ 0")
     if not (low <= min(o, c) and h >= max(o, c)):
         raise BadBody(f"{where}: high must be ≥ open, close and low; low ≤ open and close")
-    return Candle(open_time, interval_ms, o, h, low, c, v, trades=1, closed=True)
+    return Candle(open_time, duration_ms(interval, open_time), o, h, low, c, v, trades=1, closed=True)
 
 
 @routes.post("/_sim/accounts")
@@ -99,13 +101,13 @@ async def push_klines(request: web.Request) -> web.Response:
     if not isinstance(symbol, str) or symbol.upper() not in sim.markets:
         raise BadBody(f"symbol must be one of {sorted(sim.markets)}")
     interval = body.get("interval")
-    if interval not in INTERVAL_MS:
-        raise BadBody(f"interval must be one of {list(INTERVAL_MS)}")
+    if not isinstance(interval, str) or interval not in INTERVALS:
+        raise BadBody(f"interval must be one of {list(INTERVALS)}")
     raw_candles = body.get("candles")
     if not isinstance(raw_candles, list) or not raw_candles:
         raise BadBody("candles must be a non-empty list")
     # Validate all before applying any: a bad request changes nothing.
-    candles = [_candle(c, INTERVAL_MS[interval], f"candles[{i}]") for i, c in enumerate(raw_candles)]
+    candles = [_candle(c, interval, f"candles[{i}]") for i, c in enumerate(raw_candles)]
     count = sim.push_candles(symbol.upper(), interval, candles)
     return web.json_response({"accepted": count}, status=202)
 
@@ -130,10 +132,12 @@ async def set_mode(request: web.Request) -> web.Response:
 @routes.post("/_sim/faults")
 async def set_faults(request: web.Request) -> web.Response:
     """CONTRACT.md's faults, plus `rate_limit_next_requests: N` (the next N exchange REST requests get
-    Binance's 429 / -1003, which ccxt raises as DDoSProtection)."""
+    Binance's 429 / -1003, which ccxt raises as DDoSProtection) and `missing_endpoints: [path, …]`
+    (those paths answer as routes the exchange does not serve; see endpoint_faults)."""
     sim = request.app[SIMULATOR]
     body = await _json_object(request)
-    unknown = set(body) - {"drop_websockets", "fail_next_requests", "rate_limit_next_requests", "latency_ms"}
+    unknown = set(body) - {"drop_websockets", "fail_next_requests", "rate_limit_next_requests", "latency_ms",
+                           "missing_endpoints"}
     if unknown:
         raise BadBody(f"unknown fields: {sorted(unknown)}")
     drop = body.get("drop_websockets", False)
@@ -143,6 +147,14 @@ async def set_faults(request: web.Request) -> web.Response:
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
             raise BadBody(f"{name} must be an integer ≥ 0")
+    missing: frozenset[str] | None = None
+    if "missing_endpoints" in body:
+        try:
+            missing = parse_missing_endpoints(body["missing_endpoints"])
+        except ValueError as e:
+            raise BadBody(str(e)) from e
+    if missing is not None:
+        request.app[ENDPOINT_FAULTS].missing = missing
     if "fail_next_requests" in body:
         sim.faults.fail_next_requests = body["fail_next_requests"]
     if "rate_limit_next_requests" in body:

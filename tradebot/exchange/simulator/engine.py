@@ -4,9 +4,13 @@ Money is `Decimal` throughout so that a hand-computed PnL or fee equals what the
 the last digit. The model is Binance USD-M in one-way position mode with cross margin:
 
 - a market order fills at once, in full, at the current price moved by `slippage_bps` against the
-  taker (a buy pays more, a sell gets less);
+  taker (a buy pays more, a sell gets less), then put on the tick grid against the taker too (a buy
+  rounded up, a sell down), so every fill price is one the exchange could print;
 - a GTC limit order that is not marketable rests and fills at its own price once a later price
   update crosses it (a marketable one fills at once like a market order, never worse than its limit);
+  IOC fills what is marketable at once and expires otherwise; FOK is refused (-5021) unless it fills
+  at once, GTX (post-only) is refused (-5022) if it would; as the engine fills in full, IOC and FOK
+  differ only in that an unfillable IOC is recorded (EXPIRED) and an unfillable FOK is not;
 - every fill pays `fee_rate` × notional in USDT (one rate for maker and taker: simpler to reason about);
 - a fill against the position realises PnL on the reduced part; the entry price is the
   quantity-weighted average of the fills that opened it; a fill larger than the position flips it and
@@ -36,8 +40,10 @@ from tradebot.exchange.simulator.accounts import (
     Position,
     Rejection,
 )
-from tradebot.exchange.simulator.markets import MarketSpec, decimal_str
+from tradebot.exchange.simulator.markets import MarketSpec, decimal_str, round_down, round_up
 
+# GTD (good till a date) is not simulated and stays refused with Binance's -1115.
+TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
 _CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 
 
@@ -147,7 +153,7 @@ class MatchingEngine:
             if limit_price % market.tick_size:
                 raise Rejection(-1111, "Precision is over the maximum defined for this asset.")
             time_in_force = _require(req.time_in_force, "timeInForce").upper()
-            if time_in_force != "GTC":
+            if time_in_force not in TIME_IN_FORCE:
                 raise Rejection(-1115, "Invalid timeInForce.")
         client_order_id = req.client_order_id
         if client_order_id is not None:
@@ -171,7 +177,10 @@ class MatchingEngine:
         if req.reduce_only:
             if position.amount == 0 or (position.amount > 0) == (signed > 0):
                 raise Rejection(-2022, "ReduceOnly Order is rejected.")
-            qty = min(qty, abs(position.amount))  # Binance clamps a reduce-only order to the position
+            # Binance clamps a reduce-only order to the position, before any margin check: the clamped
+            # order only closes, so it never needs margin however large the request was.
+            qty = min(qty, abs(position.amount))
+            signed = qty if side == "BUY" else -qty
 
         current = self.prices[market.symbol]
         marketable = order_type == "MARKET" or (limit_price >= current if side == "BUY" else limit_price <= current)
@@ -183,6 +192,18 @@ class MatchingEngine:
                 "(unless you choose reduce only).",
             )
         opening_qty = _opening_qty(position.amount, signed)
+        if order_type == "LIMIT" and time_in_force == "FOK" and not marketable:
+            raise Rejection(
+                -5021,
+                "Due to the order could not be filled immediately, the FOK order has been rejected. "
+                "The order will not be recorded in the order history",
+            )
+        if order_type == "LIMIT" and time_in_force == "GTX" and marketable:
+            raise Rejection(
+                -5022,
+                "Due to the order could not be executed as maker, the Post Only order will be rejected. "
+                "The order will not be recorded in the order history",
+            )
         if opening_qty > 0:
             # Initial margin for the exposure it adds, plus the fee it will pay, must be available.
             required = opening_qty * reference / account.leverage_for(market.symbol)
@@ -214,12 +235,16 @@ class MatchingEngine:
             if order_type == "LIMIT":
                 price = min(price, limit_price) if side == "BUY" else max(price, limit_price)
             reports.append(self._fill(account, order, qty, price, maker=False, now_ms=now_ms))
+        elif time_in_force == "IOC":
+            order.status = "EXPIRED"
+            reports.append(ExecutionReport(account.api_key, "EXPIRED", replace(order), None))
         return order, reports
 
     def _taker_price(self, symbol: str, side: str) -> Decimal:
         slip = self.slippage_bps / Decimal(10_000)
         current = self.prices[symbol]
-        return current * (1 + slip) if side == "BUY" else current * (1 - slip)
+        tick = self.markets[symbol].tick_size
+        return round_up(current * (1 + slip), tick) if side == "BUY" else round_down(current * (1 - slip), tick)
 
     def _fill(
         self, account: Account, order: Order, qty: Decimal, price: Decimal, *, maker: bool, now_ms: int
@@ -278,6 +303,14 @@ class MatchingEngine:
         if found is None:
             raise Rejection(-2013, "Order does not exist.")
         return found
+
+    def cancel_all_open_orders(self, account: Account, symbol: str, now_ms: int) -> list[ExecutionReport]:
+        reports: list[ExecutionReport] = []
+        for order in sorted(account.open_orders(symbol), key=lambda o: o.order_id):
+            order.status = "CANCELED"
+            order.update_time = now_ms
+            reports.append(ExecutionReport(account.api_key, "CANCELED", replace(order), None))
+        return reports
 
     def cancel_order(
         self, account: Account, order_id: str | None, client_order_id: str | None, now_ms: int

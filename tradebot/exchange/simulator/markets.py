@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,22 @@ class MarketSpec:
 def decimal_str(value: Decimal) -> str:
     """Binance sends numbers as plain decimal strings ("0.001", never "1E-3")."""
     return format(value.normalize(), "f") if value else "0"
+
+
+def to_grid(value: Decimal, step: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """`value` on the grid of multiples of `step` (a tick or lot step), rounded as asked.
+
+    `quantize` alone is not enough: a tick of 0.10 has two decimals, yet 59274.67 is not on its grid.
+    """
+    return (value / step).quantize(Decimal(1), rounding=rounding) * step
+
+
+def round_up(value: Decimal, step: Decimal) -> Decimal:
+    return to_grid(value, step, ROUND_CEILING)
+
+
+def round_down(value: Decimal, step: Decimal) -> Decimal:
+    return to_grid(value, step, ROUND_FLOOR)
 
 
 def _decimals(step: Decimal) -> int:

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from tradebot.exchange.simulator.candles import INTERVAL_MS, Candle
+from tradebot.exchange.simulator.candles import INTERVALS, Candle
 from tradebot.exchange.simulator.config import ConfigError
 from tradebot.strategies.candles import CandleDataError, load_candles_csv
+from tradebot.timeframes import duration_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,18 +23,17 @@ class ReplaySpec:
 
 
 def load_replay(path: Path, symbol: str, interval: str, warmup: int) -> ReplaySpec:
-    if interval not in INTERVAL_MS:
-        raise ConfigError(f"replay interval must be one of {list(INTERVAL_MS)}, got {interval!r}")
+    if interval not in INTERVALS:
+        raise ConfigError(f"replay interval must be one of {list(INTERVALS)}, got {interval!r}")
     try:
         rows = load_candles_csv(path)
     except CandleDataError as e:
         raise ConfigError(f"replay CSV: {e}") from e
-    interval_ms = INTERVAL_MS[interval]
     # repr() is the shortest text that round-trips the float, so "60000.1" in the file stays 60000.1.
     candles = tuple(
         Candle(
             c.ts,
-            interval_ms,
+            duration_ms(interval, c.ts),
             Decimal(repr(c.open)),
             Decimal(repr(c.high)),
             Decimal(repr(c.low)),

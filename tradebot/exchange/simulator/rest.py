@@ -18,8 +18,16 @@ from tradebot.exchange.simulator import wire
 from tradebot.exchange.simulator.accounts import Account, OrderRequest, Rejection
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.auth import API_KEY_HEADER, account_for_key, verify_signed
-from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVAL_MS, MAX_KLINES_LIMIT
+from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVALS, MAX_KLINES_LIMIT
 from tradebot.exchange.simulator.state import Simulator
+from tradebot.exchange.simulator.weights import (
+    USED_WEIGHT_HEADER,
+    Weight,
+    by_symbol,
+    depth_weight,
+    klines_weight,
+    weight_of,
+)
 
 Params = dict[str, str]
 Handler = Callable[[Simulator, Account | None, Params], object]
@@ -39,8 +47,19 @@ def rejection_response(rejection: Rejection) -> web.Response:
     return json_response({"code": rejection.code, "msg": rejection.msg}, rejection.http_status)
 
 
-def endpoint(security: Security, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def endpoint(
+    security: Security, handler: Handler, weight: Weight = 1
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
+        response = await _answer(request)
+        # Binance reports the minute's weight on every answer, refusals included.
+        used = request.app[SIMULATOR].used_weight.add(
+            request.app[SIMULATOR].wall_clock(), weight_of(weight, request.query)
+        )
+        response.headers[USED_WEIGHT_HEADER] = str(used)
+        return response
+
+    async def _answer(request: web.Request) -> web.Response:
         sim = request.app[SIMULATOR]
         body = await request.text() if request.can_read_body else ""
         try:
@@ -55,7 +74,7 @@ def endpoint(security: Security, handler: Handler) -> Callable[[web.Request], Aw
                         account,
                         request.rel_url.raw_query_string,
                         body,
-                        sim.clock(),
+                        sim.wall_clock(),
                         sim.config.recv_window_ms,
                     )
                 else:
@@ -116,7 +135,7 @@ def klines(sim: Simulator, _: Account | None, params: Params) -> object:
     interval = params.get("interval")
     if not interval:
         raise Rejection(-1102, "Mandatory parameter 'interval' was not sent, was empty/null, or malformed.")
-    if interval not in INTERVAL_MS:
+    if interval not in INTERVALS:
         raise Rejection(-1120, "Invalid interval.")
     limit = _int_param(params, "limit") or DEFAULT_KLINES_LIMIT
     limit = max(1, min(limit, MAX_KLINES_LIMIT))
@@ -161,21 +180,54 @@ def premium_index(sim: Simulator, _: Account | None, params: Params) -> object:
 
 
 def depth(sim: Simulator, _: Account | None, params: Params) -> object:
-    # A synthetic book a few ticks either side of the price: the engine does not match against it, but
-    # a caller checking the spread gets a sensible one.
     symbol = _symbol(sim, params)
     assert symbol is not None
     levels = max(1, min(_int_param(params, "limit") or 10, 100))
-    tick = sim.markets[symbol].tick_size
-    price = sim.current_price(symbol)
+    bids, asks = wire.book_levels(sim.markets[symbol], sim.current_price(symbol), levels)
     now = sim.clock()
+    qty = wire.s(wire.BOOK_LEVEL_QTY)
     return {
         "lastUpdateId": now,
         "E": now,
         "T": now,
-        "bids": [[wire.s(price - tick * (i + 1)), "10"] for i in range(levels)],
-        "asks": [[wire.s(price + tick * (i + 1)), "10"] for i in range(levels)],
+        "bids": [[wire.s(p), qty] for p in bids],
+        "asks": [[wire.s(p), qty] for p in asks],
     }
+
+
+def book_ticker(sim: Simulator, _: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params, required=False)
+    now = sim.clock()
+    tops = [wire.book_ticker(sim.markets[s], sim.current_price(s), now) for s in sim.markets if symbol in (None, s)]
+    return tops[0] if symbol is not None else tops
+
+
+def funding_rate(sim: Simulator, _: Account | None, params: Params) -> object:
+    """Funding events every 8 h (00:00, 08:00, 16:00 UTC) at rate 0: the simulator charges no funding.
+
+    Binance's rule: with startTime the first `limit` events from there, otherwise the last `limit`
+    up to endTime (default now); markPrice is the close of the last 1m candle before the event, or
+    the current price when the history has none.
+    """
+    symbol = _symbol(sim, params, required=False)
+    limit = max(1, min(_int_param(params, "limit") or 100, 1000))
+    start, end = _int_param(params, "startTime"), _int_param(params, "endTime")
+    if start is not None and end is not None and start > end:
+        raise Rejection(-1023, "Start time is greater than end time.")
+    step = wire.FUNDING_INTERVAL_MS
+    end = min(end if end is not None else sim.clock(), sim.clock())
+    last = end - end % step
+    if start is not None:
+        first = start + (-start) % step
+        times = list(range(first, last + 1, step))[:limit]
+    else:
+        times = [t for t in range(last - (limit - 1) * step, last + 1, step) if t >= 0]
+    rows = []
+    for t in times:
+        for s in sim.markets:
+            if symbol in (None, s):
+                rows.append(wire.funding_rate(s, t, sim.price_at(s, t)))
+    return rows
 
 
 def system_status(sim: Simulator, _: Account | None, __: Params) -> object:
@@ -230,9 +282,14 @@ def position_side_dual(sim: Simulator, _: Account | None, __: Params) -> object:
 
 
 def change_position_side(sim: Simulator, _: Account | None, params: Params) -> object:
-    if params.get("dualSidePosition", "false").lower() == "true":
-        raise Rejection(-4059, "No need to change position side.")  # hedge mode is not simulated
-    return {"code": 200, "msg": "success"}
+    wanted = params.get("dualSidePosition", "").lower()
+    if wanted not in ("true", "false"):
+        raise Rejection(-1102, "Mandatory parameter 'dualSidePosition' was not sent, was empty/null, or malformed.")
+    if wanted == "false":  # every account is in one-way mode already
+        raise Rejection(-4059, "No need to change position side.")
+    # Hedge mode is not simulated. Binance's own word for a mode switch it will not make for this
+    # account; a client sees a clear refusal instead of a mode that orders would then ignore.
+    raise Rejection(-4068, "Position side cannot be changed: the tradebot simulator serves one-way mode only.")
 
 
 def account_v2(sim: Simulator, account: Account | None, __: Params) -> object:
@@ -270,9 +327,13 @@ def new_order(sim: Simulator, account: Account | None, params: Params) -> object
         reduce_only=params.get("reduceOnly", "false").lower() == "true",
         client_order_id=params.get("newClientOrderId") or None,
     )
+    response_type = params.get("newOrderRespType", "ACK").upper()
+    if response_type not in ("ACK", "RESULT"):
+        raise Rejection(-1136, "Invalid newOrderRespType.")
     order, reports = sim.engine.place_order(acct, request, sim.clock())
     sim.publish_reports(reports)
-    return wire.order(order)
+    # ACK (Binance's default) answers with the order as accepted, before any fill; RESULT as it ended.
+    return wire.order(reports[0].order if response_type == "ACK" else order)
 
 
 def query_order(sim: Simulator, account: Account | None, params: Params) -> object:
@@ -288,6 +349,47 @@ def cancel_order(sim: Simulator, account: Account | None, params: Params) -> obj
     )
     sim.publish_reports(reports)
     return wire.order(order)
+
+
+def query_open_order(sim: Simulator, account: Account | None, params: Params) -> object:
+    _symbol(sim, params)
+    order = sim.engine.find_order(_account(account), params.get("orderId"), params.get("origClientOrderId"))
+    if not order.is_open:  # Binance: a filled or cancelled order "does not exist" on this endpoint
+        raise Rejection(-2013, "Order does not exist.")
+    return wire.order(order)
+
+
+def cancel_all_open_orders(sim: Simulator, account: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params)
+    assert symbol is not None
+    sim.publish_reports(sim.engine.cancel_all_open_orders(_account(account), symbol, sim.clock()))
+    return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
+INCOME_TYPES = {"REALIZED_PNL", "COMMISSION", "FUNDING_FEE", "TRANSFER"}
+_WEEK_MS = 7 * 86_400_000
+
+
+def income_history(sim: Simulator, account: Account | None, params: Params) -> object:
+    """Binance's rules: the last 7 days unless a time is given, oldest first, `page` from 1."""
+    symbol = _symbol(sim, params, required=False)
+    kind = params.get("incomeType")
+    if kind and kind.upper() not in INCOME_TYPES:
+        raise Rejection(-1100, "Illegal characters found in parameter 'incomeType'.")
+    limit = max(1, min(_int_param(params, "limit") or 100, 1000))
+    page = max(1, _int_param(params, "page") or 1)
+    start, end = _int_param(params, "startTime"), _int_param(params, "endTime")
+    if start is None and end is None:
+        start = sim.clock() - _WEEK_MS
+    rows = [
+        r
+        for r in wire.income(_account(account))
+        if (symbol is None or r["symbol"] == symbol)
+        and (not kind or r["incomeType"] == kind.upper())
+        and (start is None or r["time"] >= start)
+        and (end is None or r["time"] <= end)
+    ]
+    return rows[(page - 1) * limit : page * limit]
 
 
 def open_orders(sim: Simulator, account: Account | None, params: Params) -> object:
@@ -346,39 +448,45 @@ def close_listen_key(sim: Simulator, account: Account | None, __: Params) -> obj
 
 
 # Every route served, in one table so the list of endpoints is easy to read and keep in step with ccxt.
-ROUTES: list[tuple[str, str, Security, Handler]] = [
-    ("GET", "/fapi/v1/ping", Security.NONE, ping),
-    ("GET", "/fapi/v1/time", Security.NONE, server_time),
-    ("GET", "/fapi/v1/exchangeInfo", Security.NONE, exchange_info),
-    ("GET", "/fapi/v1/klines", Security.NONE, klines),
-    ("GET", "/fapi/v1/ticker/24hr", Security.NONE, ticker_24hr),
-    ("GET", "/fapi/v1/ticker/price", Security.NONE, ticker_price),
-    ("GET", "/fapi/v2/ticker/price", Security.NONE, ticker_price),
-    ("GET", "/fapi/v1/premiumIndex", Security.NONE, premium_index),
-    ("GET", "/fapi/v1/depth", Security.NONE, depth),
-    ("GET", "/sapi/v1/system/status", Security.NONE, system_status),
-    ("POST", "/fapi/v1/leverage", Security.SIGNED, set_leverage),
-    ("POST", "/fapi/v1/marginType", Security.SIGNED, set_margin_type),
-    ("GET", "/fapi/v1/leverageBracket", Security.SIGNED, leverage_bracket),
-    ("GET", "/fapi/v1/symbolConfig", Security.SIGNED, symbol_config),
-    ("GET", "/fapi/v1/commissionRate", Security.SIGNED, commission_rate),
-    ("GET", "/fapi/v1/positionSide/dual", Security.SIGNED, position_side_dual),
-    ("POST", "/fapi/v1/positionSide/dual", Security.SIGNED, change_position_side),
-    ("GET", "/fapi/v2/account", Security.SIGNED, account_v2),
-    ("GET", "/fapi/v3/account", Security.SIGNED, account_v2),
-    ("GET", "/fapi/v2/balance", Security.SIGNED, balance),
-    ("GET", "/fapi/v3/balance", Security.SIGNED, balance),
-    ("GET", "/fapi/v2/positionRisk", Security.SIGNED, position_risk_v2),
-    ("GET", "/fapi/v3/positionRisk", Security.SIGNED, position_risk_v3),
-    ("POST", "/fapi/v1/order", Security.SIGNED, new_order),
-    ("GET", "/fapi/v1/order", Security.SIGNED, query_order),
-    ("DELETE", "/fapi/v1/order", Security.SIGNED, cancel_order),
-    ("GET", "/fapi/v1/openOrders", Security.SIGNED, open_orders),
-    ("GET", "/fapi/v1/allOrders", Security.SIGNED, all_orders),
-    ("GET", "/fapi/v1/userTrades", Security.SIGNED, user_trades),
-    ("POST", "/fapi/v1/listenKey", Security.USER_STREAM, new_listen_key),
-    ("PUT", "/fapi/v1/listenKey", Security.USER_STREAM, keep_listen_key),
-    ("DELETE", "/fapi/v1/listenKey", Security.USER_STREAM, close_listen_key),
+ROUTES: list[tuple[str, str, Security, Handler, Weight]] = [
+    ("GET", "/fapi/v1/ping", Security.NONE, ping, 1),
+    ("GET", "/fapi/v1/time", Security.NONE, server_time, 1),
+    ("GET", "/fapi/v1/exchangeInfo", Security.NONE, exchange_info, 1),
+    ("GET", "/fapi/v1/klines", Security.NONE, klines, klines_weight),
+    ("GET", "/fapi/v1/ticker/24hr", Security.NONE, ticker_24hr, by_symbol(1, 40)),
+    ("GET", "/fapi/v1/ticker/price", Security.NONE, ticker_price, by_symbol(1, 2)),
+    ("GET", "/fapi/v2/ticker/price", Security.NONE, ticker_price, by_symbol(1, 2)),
+    ("GET", "/fapi/v1/ticker/bookTicker", Security.NONE, book_ticker, by_symbol(2, 5)),
+    ("GET", "/fapi/v1/premiumIndex", Security.NONE, premium_index, by_symbol(1, 10)),
+    ("GET", "/fapi/v1/fundingRate", Security.NONE, funding_rate, 1),
+    ("GET", "/fapi/v1/depth", Security.NONE, depth, depth_weight),
+    ("GET", "/sapi/v1/system/status", Security.NONE, system_status, 1),
+    ("POST", "/fapi/v1/leverage", Security.SIGNED, set_leverage, 1),
+    ("POST", "/fapi/v1/marginType", Security.SIGNED, set_margin_type, 1),
+    ("GET", "/fapi/v1/leverageBracket", Security.SIGNED, leverage_bracket, 1),
+    ("GET", "/fapi/v1/symbolConfig", Security.SIGNED, symbol_config, 5),
+    ("GET", "/fapi/v1/commissionRate", Security.SIGNED, commission_rate, 20),
+    ("GET", "/fapi/v1/positionSide/dual", Security.SIGNED, position_side_dual, 30),
+    ("POST", "/fapi/v1/positionSide/dual", Security.SIGNED, change_position_side, 1),
+    ("GET", "/fapi/v2/account", Security.SIGNED, account_v2, 5),
+    ("GET", "/fapi/v3/account", Security.SIGNED, account_v2, 5),
+    ("GET", "/fapi/v2/balance", Security.SIGNED, balance, 5),
+    ("GET", "/fapi/v3/balance", Security.SIGNED, balance, 5),
+    ("GET", "/fapi/v2/positionRisk", Security.SIGNED, position_risk_v2, 5),
+    ("GET", "/fapi/v3/positionRisk", Security.SIGNED, position_risk_v3, 5),
+    # A new order weighs 0 on the IP limit (Binance counts it on the order-rate limits instead).
+    ("POST", "/fapi/v1/order", Security.SIGNED, new_order, 0),
+    ("GET", "/fapi/v1/order", Security.SIGNED, query_order, 1),
+    ("DELETE", "/fapi/v1/order", Security.SIGNED, cancel_order, 1),
+    ("GET", "/fapi/v1/openOrder", Security.SIGNED, query_open_order, 1),
+    ("DELETE", "/fapi/v1/allOpenOrders", Security.SIGNED, cancel_all_open_orders, 1),
+    ("GET", "/fapi/v1/openOrders", Security.SIGNED, open_orders, by_symbol(1, 40)),
+    ("GET", "/fapi/v1/allOrders", Security.SIGNED, all_orders, 5),
+    ("GET", "/fapi/v1/userTrades", Security.SIGNED, user_trades, 5),
+    ("GET", "/fapi/v1/income", Security.SIGNED, income_history, 30),
+    ("POST", "/fapi/v1/listenKey", Security.USER_STREAM, new_listen_key, 1),
+    ("PUT", "/fapi/v1/listenKey", Security.USER_STREAM, keep_listen_key, 1),
+    ("DELETE", "/fapi/v1/listenKey", Security.USER_STREAM, close_listen_key, 1),
 ]
 
 
@@ -424,5 +532,5 @@ async def fault_middleware(
 
 
 def add_routes(app: web.Application) -> None:
-    for method, path, security, handler in ROUTES:
-        app.router.add_route(method, path, endpoint(security, handler))
+    for method, path, security, handler, weight in ROUTES:
+        app.router.add_route(method, path, endpoint(security, handler, weight))

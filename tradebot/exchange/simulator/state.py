@@ -18,8 +18,9 @@ from typing import Any
 from tradebot.exchange.simulator import wire
 from tradebot.exchange.simulator.accounts import ExecutionReport
 from tradebot.exchange.simulator.candles import (
+    BASE_INTERVAL,
     BASE_INTERVAL_MS,
-    INTERVAL_MS,
+    INTERVALS,
     Candle,
     ManualHistory,
     RandomWalk,
@@ -28,7 +29,9 @@ from tradebot.exchange.simulator.candles import (
 from tradebot.exchange.simulator.config import Mode, SimulatorConfig
 from tradebot.exchange.simulator.engine import MatchingEngine
 from tradebot.exchange.simulator.markets import MarketSpec, market_spec
+from tradebot.exchange.simulator.simclock import SimulatedClock, speed_for
 from tradebot.exchange.simulator.streams import StreamHub
+from tradebot.exchange.simulator.weights import UsedWeight
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,8 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig, clock: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
-        self.clock = clock
+        self.wall_clock = clock  # signed requests' timestamps are checked against this one
+        self._clock = SimulatedClock(clock)
         self.markets: dict[str, MarketSpec] = {s: market_spec(s) for s in config.symbols}
         self.engine = MatchingEngine(
             self.markets,
@@ -64,12 +68,19 @@ class Simulator:
         self.manual = ManualHistory()
         self.hub = StreamHub()
         self.faults = Faults()
+        self.used_weight = UsedWeight()
+        self._next_agg_trade_id = 1
         self.listen_keys: dict[str, str] = {}  # listenKey -> api_key
         self.mode: Mode = config.mode
         self.candle_seconds = config.candle_seconds
         self._mode_watchers: set[asyncio.Event] = set()
         if self.mode == "random_walk":
+            self._clock.run_fast(speed_for(self.candle_seconds))
             self._price_from_walk()
+
+    def clock(self) -> int:
+        """The exchange's time (`serverTime`, event and candle times): see `simclock`."""
+        return self._clock.now()
 
     # ---- market data ----------------------------------------------------------------------------
 
@@ -77,6 +88,7 @@ class Simulator:
         if self.mode == "manual":
             series: Sequence[Candle] = self.manual.series(symbol, interval)
         else:
+            self._catch_up(symbol)
             series = self.walk.candles(symbol, interval)
         return select_klines(series, start, end, limit)
 
@@ -87,6 +99,7 @@ class Simulator:
             window = self.manual.recent(symbol, day_ms)
         else:
             # The last 24 hours of simulated time, forming candle included.
+            self._catch_up(symbol)
             window = self.walk.candles(symbol, "1m")[-(day_ms // BASE_INTERVAL_MS) :]
         return wire.ticker_24hr(symbol, window, self.engine.prices[symbol], now)
 
@@ -98,8 +111,10 @@ class Simulator:
             self.manual.append(symbol, interval, candle)
             now = self.clock()
             self.hub.publish(stream, wire.kline_event(symbol, interval, candle, now))
+            self._publish_continuous(symbol, interval, candle, now)
             # Resting limit orders fill if the candle's range crossed them; its close is the new price.
             self.publish_reports(self.engine.on_price(symbol, candle.close, now, candle.low, candle.high))
+            self._publish_trade(symbol, candle.close, candle.volume, now)
             count += 1
         self._publish_tickers(symbol)
         return count
@@ -107,9 +122,15 @@ class Simulator:
     def set_mode(self, mode: Mode, candle_seconds: float | None) -> None:
         if candle_seconds is not None:
             self.candle_seconds = candle_seconds
+        if mode == "random_walk":
+            self._clock.run_fast(speed_for(self.candle_seconds))
+        else:
+            self._clock.follow_wall()
         if mode != self.mode:
             self.mode = mode
             if mode == "random_walk":
+                for symbol in self.markets:
+                    self._catch_up(symbol)
                 self._price_from_walk()
             else:
                 # Manual mode fills at the last pushed close; before any push, at the last price seen.
@@ -139,22 +160,19 @@ class Simulator:
     async def run_random_walk(self) -> None:
         """Background task: moves every symbol's price a few times per candle and closes candles.
 
-        Runs for the life of the app; idles (waiting for a mode change) while in manual mode.
+        Runs for the life of the app; idles (waiting for a mode change) while in manual mode. Candles
+        close when the simulated clock passes their end, not after a count of steps, so candle times
+        never drift from `serverTime`.
         """
         steps = 4
-        step = 0
         while True:
             if self.mode != "random_walk":
                 await self._pause(None)
-                step = 0
                 continue
             if await self._pause(max(self.candle_seconds, 0.01) / steps):
                 continue  # the mode or the pace changed: look again before moving the price
-            step += 1
             for symbol in self.markets:
-                self._walk_step(symbol, close=step >= steps)
-            if step >= steps:
-                step = 0
+                self._walk_step(symbol)
 
     # ---- CSV replay ------------------------------------------------------------------------------
 
@@ -175,28 +193,60 @@ class Simulator:
             self.push_candles(replay.symbol, replay.interval, [candle])
         log.info("replay of %d %s %s candles finished", len(replay.candles), replay.symbol, replay.interval)
 
-    def _walk_step(self, symbol: str, *, close: bool) -> None:
-        before = self.walk.price(symbol)
-        forming = self.walk.step(symbol)
+    def _catch_up(self, symbol: str) -> int:
+        """Closes the walk's candles that ended by the clock and streams them; returns the clock."""
         now = self.clock()
+        closed = self.walk.advance_to(symbol, now)
+        # After a long pause only the newest closed candles are streamed; clients backfill over REST.
+        for candle in closed[-3:]:
+            self._publish_walk_candle(symbol, candle, now)
+        return now
+
+    def _walk_step(self, symbol: str) -> None:
+        now = self._catch_up(symbol)
+        before = self.walk.price(symbol)
+        volume_before = self.walk.forming(symbol).volume
+        forming = self.walk.step(symbol)
         # Only the move just made can fill resting orders: the forming candle's earlier range may predate
         # an order placed since.
         after = forming.close
         reports = self.engine.on_price(symbol, after, now, min(before, after), max(before, after))
-        if close:
-            closed, forming = self.walk.roll(symbol)
-            self._publish_walk_candle(symbol, closed, now)
         self._publish_walk_candle(symbol, forming, now)
+        self._publish_trade(symbol, after, forming.volume - volume_before, now)
         self.publish_reports(reports)
         self._publish_tickers(symbol)
 
     def _publish_walk_candle(self, symbol: str, base: Candle, now: int) -> None:
-        for interval in INTERVAL_MS:
+        for interval in INTERVALS:
             stream = f"{symbol.lower()}@kline_{interval}"
+            continuous = f"{symbol.lower()}_perpetual@continuousKline_{interval}"
+            if self.hub.has_subscribers(stream) or self.hub.has_subscribers(continuous):
+                candle = self.walk.bucket(symbol, interval, base)
+                self.hub.publish(stream, wire.kline_event(symbol, interval, candle, now))
+                self._publish_continuous(symbol, interval, candle, now)
+
+    def _publish_continuous(self, symbol: str, interval: str, candle: Candle, now: int) -> None:
+        stream = f"{symbol.lower()}_perpetual@continuousKline_{interval}"
+        if self.hub.has_subscribers(stream):
+            self.hub.publish(stream, wire.continuous_kline_event(symbol, interval, candle, now))
+
+    def _publish_trade(self, symbol: str, price: Decimal, qty: Decimal, now: int) -> None:
+        """A move of the market's price: an aggTrade, and the mark price and top of book that follow it.
+
+        Binance pushes markPrice on a timer (every 3 s or 1 s); the simulator pushes it when the price
+        moves, which in manual mode means on each pushed candle.
+        """
+        lower = symbol.lower()
+        if self.hub.has_subscribers(f"{lower}@aggTrade"):
+            self.hub.publish(
+                f"{lower}@aggTrade", wire.agg_trade_event(symbol, self._next_agg_trade_id, price, qty, now)
+            )
+            self._next_agg_trade_id += 1
+        for stream in (f"{lower}@markPrice", f"{lower}@markPrice@1s"):
             if self.hub.has_subscribers(stream):
-                self.hub.publish(
-                    stream, wire.kline_event(symbol, interval, self.walk.bucket(symbol, interval, base), now)
-                )
+                self.hub.publish(stream, wire.mark_price_event(symbol, price, now))
+        if self.hub.has_subscribers(f"{lower}@bookTicker"):
+            self.hub.publish(f"{lower}@bookTicker", wire.book_ticker_event(self.markets[symbol], price, now))
 
     def _publish_tickers(self, symbol: str) -> None:
         lower = symbol.lower()
@@ -211,18 +261,22 @@ class Simulator:
         """Sends order (and, on fills, account) updates to the user-data streams of their accounts."""
         now = self.clock()
         for report in reports:
-            self.hub.publish_user(report.api_key, wire.order_trade_update(report, now))
+            listen_key = self.listen_key_of(report.api_key)
+            self.hub.publish_user(report.api_key, listen_key, wire.order_trade_update(report, now))
             if report.fill is not None:
                 account = self.engine.accounts[report.api_key]
                 self.hub.publish_user(
-                    report.api_key, wire.account_update(self.engine, account, report.order.symbol, now)
+                    report.api_key, listen_key, wire.account_update(self.engine, account, report.order.symbol, now)
                 )
+
+    def listen_key_of(self, api_key: str) -> str | None:
+        return next((key for key, owner in self.listen_keys.items() if owner == api_key), None)
 
     def listen_key_for(self, api_key: str) -> str:
         """Binance hands out one listen key per account and returns the same one while it lives."""
-        for key, owner in self.listen_keys.items():
-            if owner == api_key:
-                return key
+        existing = self.listen_key_of(api_key)
+        if existing is not None:
+            return existing
         key = secrets.token_hex(32)
         self.listen_keys[key] = api_key
         return key
@@ -233,3 +287,24 @@ class Simulator:
 
     def current_price(self, symbol: str) -> Decimal:
         return self.engine.prices[symbol]
+
+    def price_at(self, symbol: str, time_ms: int) -> Decimal:
+        """The close of the last base candle opened before `time_ms`, else the current price."""
+        before = self.klines(symbol, BASE_INTERVAL, None, time_ms - 1, 1)
+        return before[-1].close if before else self.current_price(symbol)
+
+    def stream_error(self, name: str) -> str | None:
+        """Why a stream name cannot be served (None if it can): never accept a stream that stays silent."""
+        if name in self.listen_keys:
+            return None
+        symbol, _, kind = name.partition("@")
+        if symbol.endswith("_perpetual") and kind.startswith("continuousKline_"):
+            symbol, kind = symbol.removesuffix("_perpetual"), kind.removeprefix("continuous")
+            kind = "k" + kind[1:]
+        if symbol.upper() not in self.markets:
+            return f"stream {name} is not served: unknown symbol or stream type"
+        if kind.startswith("kline_") and kind.removeprefix("kline_") in INTERVALS:
+            return None
+        if kind in ("ticker", "miniTicker", "markPrice", "markPrice@1s", "aggTrade", "bookTicker"):
+            return None
+        return f"stream {name} is not served by the tradebot simulator"

@@ -1,4 +1,8 @@
-"""Websocket streams: market streams (kline, ticker) with SUBSCRIBE/UNSUBSCRIBE, and user-data streams.
+"""Websocket streams: market streams with SUBSCRIBE/UNSUBSCRIBE, and user-data streams.
+
+A user-data stream is served on its own connection (`/ws/<listenKey>`, ccxt's `/private/ws`) or, as
+Binance allows, by subscribing to the listen key as a stream name on a market connection. A stream
+name the simulator cannot serve is refused with an error reply, never accepted and left silent.
 
 Each connection has a bounded outbox drained by its own writer task, so publishing never waits on a
 slow client; a client whose outbox fills is disconnected, as Binance does with slow consumers.
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,13 +25,15 @@ log = logging.getLogger(__name__)
 OUTBOX_SIZE = 100_000
 MAX_STREAMS_PER_CONNECTION = 200
 
+StreamCheck = Callable[[str], "str | None"]  # why a stream name cannot be served, None if it can
+
 
 @dataclass(eq=False, slots=True)
 class Connection:
     ws: web.WebSocketResponse
     combined: bool  # /stream form: every event wrapped as {"stream": name, "data": event}
     api_key: str | None = None  # set for a user-data connection
-    streams: set[str] = field(default_factory=set)
+    streams: set[str] = field(default_factory=set)  # may hold listen keys subscribed by name
     outbox: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_SIZE))
 
     def send(self, text: str) -> None:
@@ -77,12 +84,16 @@ class StreamHub:
                 raw = raw or json.dumps(event)
                 c.send(raw)
 
-    def publish_user(self, api_key: str, event: dict[str, Any]) -> None:
+    def publish_user(self, api_key: str, listen_key: str | None, event: dict[str, Any]) -> None:
         text: str | None = None
+        wrapped: str | None = None
         for c in self._connections:
-            if c.api_key == api_key:
+            if c.api_key == api_key or (listen_key is not None and listen_key in c.streams and not c.combined):
                 text = text or json.dumps(event)
                 c.send(text)
+            elif listen_key is not None and listen_key in c.streams:
+                wrapped = wrapped or json.dumps({"stream": listen_key, "data": event})
+                c.send(wrapped)
 
     def drop_all(self) -> int:
         """Closes every current connection once (a fault for tests); clients may reconnect."""
@@ -92,7 +103,9 @@ class StreamHub:
         return len(dropped)
 
 
-async def serve_connection(request: web.Request, hub: StreamHub, connection_factory: Any) -> web.WebSocketResponse:
+async def serve_connection(
+    request: web.Request, hub: StreamHub, connection_factory: Any, check: StreamCheck
+) -> web.WebSocketResponse:
     """Runs one websocket: a reader (this task) for control messages and a writer task for events."""
     ws = web.WebSocketResponse(autoping=True)
     await ws.prepare(request)
@@ -102,7 +115,7 @@ async def serve_connection(request: web.Request, hub: StreamHub, connection_fact
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                _handle_control(connection, msg.data)
+                _handle_control(connection, msg.data, check)
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
@@ -133,7 +146,7 @@ async def _write(connection: Connection) -> None:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"simulator closed the stream")
 
 
-def _handle_control(connection: Connection, data: str) -> None:
+def _handle_control(connection: Connection, data: str, check: StreamCheck) -> None:
     try:
         message = json.loads(data)
     except ValueError:
@@ -150,6 +163,11 @@ def _handle_control(connection: Connection, data: str) -> None:
             _send_error(connection, request_id, "Invalid request: params must be a list of stream names")
             return
         if method == "SUBSCRIBE":
+            # All or nothing: one stream that cannot be served refuses the whole request.
+            refused = next((error for error in map(check, params) if error is not None), None)
+            if refused is not None:
+                _send_error(connection, request_id, f"Invalid request: {refused}")
+                return
             if len(connection.streams | set(params)) > MAX_STREAMS_PER_CONNECTION:
                 _send_error(connection, request_id, "Too many streams on one connection")
                 return

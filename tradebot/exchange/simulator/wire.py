@@ -6,7 +6,7 @@ Numbers go out as decimal strings and times as epoch milliseconds, like Binance;
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from tradebot.exchange.simulator.accounts import (
@@ -18,15 +18,40 @@ from tradebot.exchange.simulator.accounts import (
     Position,
 )
 from tradebot.exchange.simulator.candles import Candle
-from tradebot.exchange.simulator.engine import MatchingEngine
-from tradebot.exchange.simulator.markets import MarketSpec, decimal_str
+from tradebot.exchange.simulator.engine import TIME_IN_FORCE, MatchingEngine
+from tradebot.exchange.simulator.markets import MarketSpec, decimal_str, round_down, round_up
 
 Json = dict[str, Any]
 ORDER_TYPES = ["LIMIT", "MARKET"]  # only what the engine matches; ccxt refuses others before sending
 _FAR_FUTURE_MS = 4133404800000  # Binance's deliveryDate for perpetuals (2100-12-25)
 
 
+# Binance prints computed figures (averages, margins, PnL, quote volumes) with at most 8 decimals.
+_COMPUTED_QUANTUM = Decimal("1e-8")
+
+
 def s(value: Decimal) -> str:
+    """A number the simulator computed, as Binance prints it: plain decimals, at most 8 of them.
+
+    Prices and quantities the engine sets are on the market's grid already (fills, the random walk,
+    lot steps); this bounds what arithmetic derives from them (an average entry price, a margin at 7x)
+    instead of printing Decimal's 28 significant digits.
+    """
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -8:
+        value = value.quantize(_COMPUTED_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return decimal_str(value)
+
+
+def given(value: Decimal) -> str:
+    """A number a test author pushed (a candle's OHLCV via `/_sim/klines` or a replayed CSV), as given.
+
+    Pushed candles are the author's data, not the exchange's: live-vs-backtest parity tests feed the
+    same floats to the backtest, so their values are echoed unchanged, neither snapped to the tick nor
+    rounded. They arrive as JSON numbers read through `str(float)` (or CSV text through `repr`), the
+    shortest text that round-trips, so they never carry Decimal's long expansions; figures derived from
+    them (quote volume, taker volumes) go through `s` and are rounded to 8 decimals.
+    """
     return decimal_str(value)
 
 
@@ -82,7 +107,7 @@ def _symbol_info(m: MarketSpec) -> Json:
             {"filterType": "MIN_NOTIONAL", "notional": s(m.min_notional)},
         ],
         "orderTypes": ORDER_TYPES,
-        "timeInForce": ["GTC"],
+        "timeInForce": list(TIME_IN_FORCE),
     }
 
 
@@ -110,11 +135,11 @@ def kline_row(c: Candle) -> list[Any]:
     quote_volume = c.volume * c.close
     return [
         c.open_time,
-        s(c.open),
-        s(c.high),
-        s(c.low),
-        s(c.close),
-        s(c.volume),
+        given(c.open),
+        given(c.high),
+        given(c.low),
+        given(c.close),
+        given(c.volume),
         c.close_time,
         s(quote_volume),
         c.trades,
@@ -136,11 +161,11 @@ def kline_event(symbol: str, interval: str, c: Candle, event_time: int) -> Json:
             "i": interval,
             "f": 0,
             "L": max(c.trades - 1, 0),
-            "o": s(c.open),
-            "c": s(c.close),
-            "h": s(c.high),
-            "l": s(c.low),
-            "v": s(c.volume),
+            "o": given(c.open),
+            "c": given(c.close),
+            "h": given(c.high),
+            "l": given(c.low),
+            "v": given(c.volume),
             "n": c.trades,
             "x": c.closed,
             "q": s(c.volume * c.close),
@@ -459,3 +484,125 @@ def positions_summary(account: Account, engine: MatchingEngine) -> Mapping[str, 
         for p in account.positions.values()
         if p.amount
     }
+
+
+# ---- the synthetic book and the price streams ------------------------------------------------------
+
+BOOK_LEVEL_QTY = Decimal(10)
+
+
+def book_levels(market: MarketSpec, price: Decimal, levels: int) -> tuple[list[Decimal], list[Decimal]]:
+    """A synthetic book around `price`, on the tick grid: bids below it, asks above, one tick apart.
+
+    The engine does not match against it; it gives a caller checking the spread a sensible one.
+    """
+    tick = market.tick_size
+    best_bid = round_down(price, tick)
+    if best_bid == price:
+        best_bid -= tick
+    best_ask = round_up(price, tick)
+    if best_ask == price:
+        best_ask += tick
+    best_bid = max(best_bid, tick)
+    return [best_bid - tick * i for i in range(levels) if best_bid - tick * i > 0], [
+        best_ask + tick * i for i in range(levels)
+    ]
+
+
+def book_ticker(market: MarketSpec, price: Decimal, now: int) -> Json:
+    bids, asks = book_levels(market, price, 1)
+    return {
+        "symbol": market.symbol,
+        "bidPrice": s(bids[0]),
+        "bidQty": s(BOOK_LEVEL_QTY),
+        "askPrice": s(asks[0]),
+        "askQty": s(BOOK_LEVEL_QTY),
+        "time": now,
+        "lastUpdateId": now,
+    }
+
+
+def book_ticker_event(market: MarketSpec, price: Decimal, now: int) -> Json:
+    top = book_ticker(market, price, now)
+    return {
+        "e": "bookTicker",
+        "u": now,
+        "E": now,
+        "T": now,
+        "s": market.symbol,
+        "b": top["bidPrice"],
+        "B": top["bidQty"],
+        "a": top["askPrice"],
+        "A": top["askQty"],
+    }
+
+
+FUNDING_INTERVAL_MS = 8 * 3_600_000
+ZERO_RATE = "0.00000000"  # the simulator charges no funding; premiumIndex says the same
+
+
+def next_funding_time(now: int) -> int:
+    return now - now % FUNDING_INTERVAL_MS + FUNDING_INTERVAL_MS
+
+
+def mark_price_event(symbol: str, price: Decimal, now: int) -> Json:
+    text = s(price)
+    return {
+        "e": "markPriceUpdate",
+        "E": now,
+        "s": symbol,
+        "p": text,
+        "i": text,
+        "P": text,
+        "r": ZERO_RATE,
+        "T": next_funding_time(now),
+    }
+
+
+def agg_trade_event(symbol: str, trade_id: int, price: Decimal, qty: Decimal, now: int) -> Json:
+    """One aggregated market trade: the simulated market's own move to `price` (not a user's fill)."""
+    return {
+        "e": "aggTrade",
+        "E": now,
+        "s": symbol,
+        "a": trade_id,
+        "p": s(price),
+        "q": s(qty),
+        "f": trade_id,
+        "l": trade_id,
+        "T": now,
+        "m": False,
+    }
+
+
+def continuous_kline_event(symbol: str, interval: str, c: Candle, event_time: int) -> Json:
+    k = dict(kline_event(symbol, interval, c, event_time)["k"])
+    del k["s"]
+    return {"e": "continuous_kline", "E": event_time, "ps": symbol, "ct": "PERPETUAL", "k": k}
+
+
+def funding_rate(symbol: str, funding_time: int, mark: Decimal) -> Json:
+    return {"symbol": symbol, "fundingTime": funding_time, "fundingRate": ZERO_RATE, "markPrice": s(mark)}
+
+
+def income(account: Account) -> list[Json]:
+    """The account's income history from its fills: COMMISSION for each, REALIZED_PNL where non-zero."""
+    rows: list[Json] = []
+    for f in account.trades:
+        entries = [("COMMISSION", -f.commission)]
+        if f.realized_pnl:
+            entries.insert(0, ("REALIZED_PNL", f.realized_pnl))
+        for kind, amount in entries:
+            rows.append(
+                {
+                    "symbol": f.symbol,
+                    "incomeType": kind,
+                    "income": s(amount),
+                    "asset": SETTLEMENT_ASSET,
+                    "info": kind,
+                    "time": f.time,
+                    "tranId": f.trade_id * 10 + (1 if kind == "COMMISSION" else 2),
+                    "tradeId": str(f.trade_id),
+                }
+            )
+    return rows

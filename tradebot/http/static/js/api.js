@@ -63,11 +63,38 @@ export async function listAll(path, max = 500) {
 
 // A bot's status stream (EventSource cannot send headers: the token goes in the query string).
 export function statusStream(botId, handlers) {
-  const url = `/api/v1/bots/${encodeURIComponent(botId)}/status-stream?access_token=${encodeURIComponent(token() || "")}`;
-  const source = new EventSource(url);
+  return eventStream(`/api/v1/bots/${encodeURIComponent(botId)}/status-stream`, handlers);
+}
+
+// One stream of every event of all the user's bots (each event's data carries bot_id): what lists
+// use, since a browser opens only a few connections per host.
+export function userStatusStream(handlers) {
+  return eventStream("/api/v1/status-stream", handlers);
+}
+
+function eventStream(path, handlers) {
+  const source = new EventSource(`${path}?access_token=${encodeURIComponent(token() || "")}`);
   for (const [event, handler] of Object.entries(handlers)) {
     if (event === "open" || event === "error") source.addEventListener(event, handler);
     else source.addEventListener(event, (e) => handler(JSON.parse(e.data)));
   }
   return source;
+}
+
+// The candle timeframes the API accepts, read from its own OpenAPI document (the one table in
+// tradebot/timeframes.py), so the dashboard's selects never fall out of step with the server.
+let timeframesPromise = null;
+export function timeframes() {
+  timeframesPromise ??= fetch("/api/openapi.json", { credentials: "omit" })
+    .then((resp) => (resp.ok ? resp.json() : Promise.reject(new Error(`HTTP ${resp.status}`))))
+    .then((doc) => {
+      const values = doc?.components?.schemas?.BotCreate?.properties?.timeframe?.enum;
+      if (!Array.isArray(values) || !values.length) throw new Error("no timeframe enum in the OpenAPI document");
+      return values;
+    })
+    .catch((e) => {
+      timeframesPromise = null;
+      throw e;
+    });
+  return timeframesPromise;
 }

@@ -1,8 +1,7 @@
 // Backtests: the list and the form that queues a new one.
-import { api, listAll } from "../api.js";
+import { api, listAll, timeframes } from "../api.js";
 import { badge, clearErrors, field, formValues, h, mount, num, pageHead, pct, showProblem, signClass, time } from "../dom.js";
 
-const TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"];
 const PARAMS = ["ema_period", "order_size_pct", "leverage", "allow_short", "stop_loss_pct", "take_profit_pct"];
 const NUMBERS = new Set(["ema_period", "order_size_pct", "leverage", "stop_loss_pct", "take_profit_pct", "initial_balance", "fee_rate", "slippage_bps"]);
 
@@ -32,12 +31,13 @@ export function backtestRequest(form) {
 }
 
 export async function backtestsPage() {
+  const tfs = await timeframes().catch(() => ["1m"]);
   const now = new Date();
   const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
   const form = h("form", { class: "form", id: "backtest-form", novalidate: true },
     h("div", { class: "form-grid" },
       field("Symbol", h("input", { name: "symbol", value: "BTC/USDT:USDT", spellcheck: "false" })),
-      field("Timeframe", h("select", { name: "timeframe" }, TIMEFRAMES.map((t) => h("option", { value: t }, t)))),
+      field("Timeframe", h("select", { name: "timeframe" }, tfs.map((t) => h("option", { value: t }, t)))),
       field("From (UTC)", h("input", { name: "start_time", type: "datetime-local", value: localInput(dayAgo) })),
       field("To (UTC)", h("input", { name: "end_time", type: "datetime-local", value: localInput(now) })),
       field("EMA period", h("input", { name: "ema_period", value: "20", inputmode: "numeric" })),

@@ -1,8 +1,7 @@
 // Create or edit a bot. The API validates; its problem+json errors[] are shown next to each field.
-import { api, listAll } from "../api.js";
+import { api, listAll, timeframes } from "../api.js";
 import { clearErrors, field, formValues, h, mount, pageHead, showProblem } from "../dom.js";
 
-const TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"];
 const INTS = new Set(["api_key_id", "ema_period", "leverage", "max_daily_trades"]);
 const FLOATS = new Set(["order_size_pct", "max_daily_loss_pct", "stop_loss_pct", "take_profit_pct"]);
 const NULLABLE = new Set(["stop_loss_pct", "take_profit_pct"]);
@@ -28,10 +27,11 @@ function settingsFrom(form) {
 }
 
 export async function botFormPage(id) {
-  const [keys, bot, markets] = await Promise.all([
+  const [keys, bot, markets, tfs] = await Promise.all([
     listAll("/api-keys"),
     id ? api("GET", `/bots/${id}`) : null,
     api("GET", "/markets?limit=500").then((p) => p.items).catch(() => []),
+    timeframes().catch(() => null),
   ]);
   const v = bot || { name: "", symbol: "BTC/USDT:USDT", strategy: "ema_cross", timeframe: "1m", ema_period: 20, leverage: 1,
     order_size_pct: 10, allow_short: false, max_daily_trades: 50, max_daily_loss_pct: 5, stop_loss_pct: null, take_profit_pct: null,
@@ -47,7 +47,7 @@ export async function botFormPage(id) {
       field("Exchange key", keySelect, keys.length ? null : "Add an exchange key first"),
       field("Symbol", h("input", { name: "symbol", value: v.symbol, list: "symbols", spellcheck: "false" }), "BTC/USDT:USDT or BTCUSDT"),
       field("Strategy", h("select", { name: "strategy" }, h("option", { value: "ema_cross" }, "EMA cross"))),
-      field("Timeframe", h("select", { name: "timeframe" }, TIMEFRAMES.map((t) => h("option", { value: t, selected: t === v.timeframe }, t)))),
+      field("Timeframe", h("select", { name: "timeframe" }, (tfs || [v.timeframe]).map((t) => h("option", { value: t, selected: t === v.timeframe }, t)))),
       field("EMA period", h("input", { name: "ema_period", value: val(v.ema_period), inputmode: "numeric" }), "2 – 1000"),
       field("Leverage", h("input", { name: "leverage", value: val(v.leverage), inputmode: "numeric" })),
       field("Order size, % of balance", h("input", { name: "order_size_pct", value: val(v.order_size_pct), inputmode: "decimal" })),

@@ -1,9 +1,9 @@
-// The bots list with live status: one status stream per bot (up to MAX_STREAMS; browsers allow only a
-// few connections per host), the rest refreshed by polling.
-import { api, listAll, statusStream } from "../api.js";
+// The bots list with live status: one status stream for all the user's bots (a browser allows only a
+// few connections per host, so one stream per bot left most rows without it); polled only while that
+// stream is down.
+import { api, listAll, userStatusStream } from "../api.js";
 import { amount, badge, h, mount, num, pageHead, price, signClass, signed } from "../dom.js";
 
-const MAX_STREAMS = 4;
 const POLL_MS = 5000;
 
 export function lifecycleButtons(bot, status, onDone, onError) {
@@ -41,7 +41,8 @@ export function positionCell(state) {
 export async function botsPage() {
   const tbody = h("tbody");
   const summary = h("div", { class: "stats", id: "bots-summary" });
-  const streams = new Map();
+  let source = null;
+  let streamed = new Set(); // the bots the open stream carries: the user's bots when it connected
   const rows = new Map();
   mount(
     pageHead("Bots", h("a", { class: "btn", href: "/bots/new" }, "+ New bot")),
@@ -71,7 +72,7 @@ export async function botsPage() {
   function render(bot, state) {
     const tr = rows.get(bot.id) || h("tr", { dataset: { botId: bot.id } });
     rows.set(bot.id, tr);
-    const live = streams.has(bot.id) && streams.get(bot.id).readyState === EventSource.OPEN;
+    const live = isLive(bot.id);
     renderSummary();
     const errorCell = h("td", { class: "error-box", dataset: { col: "error" } }, state.last_error_message || "");
     tr.replaceChildren(
@@ -91,6 +92,23 @@ export async function botsPage() {
   }
 
   const bots = new Map();
+  const isLive = (botId) => source !== null && source.readyState === EventSource.OPEN && streamed.has(botId);
+
+  function connect() {
+    if (source) source.close();
+    streamed = new Set(bots.keys());
+    source = userStatusStream({
+      state: (state) => {
+        const entry = bots.get(state.bot_id);
+        if (!entry) return;
+        entry.state = state;
+        render(entry.bot, state);
+      },
+      open: () => { for (const entry of bots.values()) render(entry.bot, entry.state); },
+      error: () => { for (const entry of bots.values()) render(entry.bot, entry.state); },
+    });
+  }
+
   async function refresh() {
     const list = await listAll("/bots");
     tbody.replaceChildren();
@@ -100,24 +118,16 @@ export async function botsPage() {
     }
     for (const bot of list) {
       const known = bots.get(bot.id);
-      bots.set(bot.id, { bot, state: known && streams.has(bot.id) ? known.state : bot.state });
+      bots.set(bot.id, { bot, state: known && isLive(bot.id) ? known.state : bot.state });
       tbody.append(render(bot, bots.get(bot.id).state));
     }
-    for (const bot of list.slice(0, MAX_STREAMS)) {
-      if (streams.has(bot.id)) continue;
-      const source = statusStream(bot.id, {
-        state: (state) => {
-          const entry = bots.get(bot.id);
-          entry.state = state;
-          render(entry.bot, state);
-        },
-        open: () => render(bots.get(bot.id).bot, bots.get(bot.id).state),
-      });
-      streams.set(bot.id, source);
-    }
+    for (const id of [...bots.keys()]) if (!list.some((b) => b.id === id)) bots.delete(id);
+    // A bot the stream does not carry (created since it connected): connect again to include it.
+    const closed = source === null || source.readyState === EventSource.CLOSED;
+    if (closed || list.some((b) => !streamed.has(b.id))) connect();
   }
 
   await refresh();
-  if (bots.size > MAX_STREAMS) setInterval(() => refresh().catch(() => {}), POLL_MS);
-  addEventListener("pagehide", () => { for (const s of streams.values()) s.close(); });
+  setInterval(() => { if (!source || source.readyState !== EventSource.OPEN) refresh().catch(() => {}); }, POLL_MS);
+  addEventListener("pagehide", () => { if (source) source.close(); });
 }
