@@ -3,7 +3,7 @@
 - reconcile loop: the database says which bots should run (active) or wind down (stopping); the
   assignment says which of them are this replica's; bots are started (lease, claim, actor) or
   handed over accordingly. Commands from the API only make it run sooner.
-- lease loop: renews every lease in one call; a lost or lapsed lease stops that actor at once, and
+- lease loop: renews every lease in one batch (`Leases.renew_all`); a lost or lapsed lease stops that actor at once, and
   a Redis outage stops every actor before its lease could expire elsewhere (safety over liveness).
 - tick loop: a Tick to every actor when the UTC date changes (daily counters reset, bots a daily
   limit paused resume).

@@ -3,7 +3,7 @@
 A lease is a key `…:lease:bot:<id>` holding the owner's replica id with a TTL, taken with SET NX PX.
 Each acquisition takes a fencing token with INCR; the bot's PostgreSQL writes are conditional on
 it (see bot_store), so the token, not the clock, protects against a paused owner. All of a
-replica's leases are renewed by one script call per tick. Locally, each lease has a renew
+replica's leases are renewed together, one script call per RENEW_CHUNK of them. Locally, each lease has a renew
 deadline well inside its TTL (Kubernetes' rule: renew deadline < lease duration): past it the
 owner treats the lease as lost and stops the bot, before anyone else can have taken it.
 
