@@ -94,3 +94,26 @@ async def test_a_bot_started_while_its_key_is_being_deleted_does_not_start_witho
     assert outcome is StartOutcome.NO_API_KEY
     row = await pool.fetchrow("SELECT is_active, api_key_id FROM bot_configs WHERE id = $1", bot_id)
     assert row is not None and not row["is_active"] and row["api_key_id"] is None
+
+
+async def test_a_start_that_meets_a_key_change_starts_on_the_new_key(pool: asyncpg.Pool) -> None:
+    user_id, _, bot_id = await _user_key_bot(pool)
+    new_key = await pool.fetchval(
+        """INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
+           VALUES ($1, 'second', 'binanceusdm', '\\x00', '\\x00', 'efgh') RETURNING id""",
+        user_id,
+    )
+    async with pool.acquire() as edit:
+        edit_tx = edit.transaction()
+        await edit_tx.start()
+        # The edit holds the bot row: the start locks the old key, then waits to activate.
+        await edit.execute("SELECT 1 FROM bot_configs WHERE id = $1 FOR UPDATE", bot_id)
+        start = asyncio.create_task(BotsRepo(pool).start(user_id, bot_id))
+        await eventually(lambda: _waiting_on_a_lock(pool, "UPDATE bot_configs"), what="the start to wait")
+        await edit.execute("UPDATE bot_configs SET api_key_id = $1 WHERE id = $2", new_key, bot_id)
+        await edit_tx.commit()
+    outcome, _ = await start
+
+    assert outcome is StartOutcome.STARTED
+    row = await pool.fetchrow("SELECT is_active, api_key_id FROM bot_configs WHERE id = $1", bot_id)
+    assert row is not None and row["is_active"] and row["api_key_id"] == new_key

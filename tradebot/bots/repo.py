@@ -27,6 +27,9 @@ _BOT_SELECT = (
 )
 _OWNED = "c.id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL"
 _STATE_RETURNING = f"RETURNING {STATE_COLUMNS}"
+# A start retries when an edit changes the bot's key between locking the key and activating; only
+# an edit racing each attempt exhausts this, and the start then reports the bot keyless.
+_START_ATTEMPTS = 3
 
 
 class StartOutcome(Enum):
@@ -114,12 +117,17 @@ class BotsRepo:
 
     async def start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
         try:
-            return await self._start(user_id, bot_id)
+            for _ in range(_START_ATTEMPTS - 1):
+                outcome = await self._start(user_id, bot_id)
+                if outcome is not None:
+                    return outcome
+            return await self._start(user_id, bot_id) or (StartOutcome.NO_API_KEY, None)
         except asyncpg.UniqueViolationError:
             # bot_configs_one_active_per_market: the database is the arbiter, even for concurrent starts.
             return StartOutcome.MARKET_IN_USE, None
 
-    async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
+    async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None] | None:
+        """The outcome, or None when the bot's key was changed between locking it and activating."""
         async with self._pool.acquire() as conn, conn.transaction():
             # The key row is share-locked before the bot is activated on it, so a key delete either
             # commits first (the bot is then keyless and does not start) or waits and sees the active
@@ -132,7 +140,7 @@ class BotsRepo:
                 user_id,
             )
             # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins. It
-            # starts the bot only on the key just locked; a key changed in between counts as none.
+            # starts the bot only on the key just locked.
             started = await conn.fetchval(
                 f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
                 f"WHERE {_OWNED} AND NOT c.is_active AND c.api_key_id = $3 RETURNING c.id",
@@ -148,6 +156,8 @@ class BotsRepo:
                     return StartOutcome.NOT_FOUND, None
                 if row["is_active"]:
                     return StartOutcome.ALREADY_ACTIVE, None
+                if row["api_key_id"] is not None and row["api_key_id"] != key_id:
+                    return None  # an edit changed the key after it was locked: start again on the new one
                 return StartOutcome.NO_API_KEY, None
             state = await conn.fetchrow(
                 "INSERT INTO bot_state (bot_id, status) VALUES ($1, 'starting') "
