@@ -114,7 +114,7 @@ async def _latency_run(app: Any, database_url: str, sim: Any, api_key: str, secr
     runtime: BotRuntime = app[RUNTIME]
     runtime.poke()
     deadline = time.monotonic() + 30
-    while runtime.supervisor.actor(bot) is None or runtime.supervisor.actor(bot).status != "running":  # type: ignore[union-attr]
+    while (actor := runtime.supervisor.actor(bot)) is None or actor.status != "running":
         if time.monotonic() > deadline:
             raise RuntimeError("bot did not start")
         await asyncio.sleep(0.05)
@@ -252,6 +252,7 @@ async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
         fan = FanOut(warm=30)
         events = BotEvents(redis, prefix)
         clock = SystemClock()
+        # MemoryAccounts stands in for the exchange AccountPool (a concrete class, not a Protocol).
         ctx = ActorContext(pool, events, fan, MemoryAccounts(), clock, "bench",  # type: ignore[arg-type]
                            state_writer=StateWriter(pool))
         leases = LeaseManager(redis, prefix, "bench", clock, ttl_ms=30_000, renew_interval_ms=5_000)

@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.runtime_helpers import create_api_key, create_bot, create_user
 from tests.simulator_helpers import Credentials
@@ -38,18 +39,18 @@ def runtime_clock() -> Clock:
 
 @pytest.fixture
 async def runtime_client(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
     simulator: RunningSimulator, runtime_clock: Clock,
-) -> TestClient:  # type: ignore[type-arg]
+) -> TestClient[web.Request, web.Application]:
     """A test client of an app running the bot runtime against the in-process simulator."""
     settings = settings.model_copy(update={"exchange_url": simulator.base_url, "runtime_enabled": True})
     app = create_app(settings, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="replica-a",
                      extra_contexts=[runtime_context(timing=FAST, clock=runtime_clock)])
-    return await aiohttp_client(app)  # type: ignore[no-any-return]
+    return await aiohttp_client(app)
 
 
 @pytest.fixture
-def runtime_app(runtime_client: TestClient) -> web.Application:  # type: ignore[type-arg]
+def runtime_app(runtime_client: TestClient[web.Request, web.Application]) -> web.Application:
     return runtime_client.app
 
 

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from ccxt.async_support.base.exchange import Exchange
+from pytest_aiohttp import AiohttpClient
 
 from tests.simulator_helpers import Credentials, SimControl
 from tradebot.config import Secrets, Settings
@@ -75,5 +76,7 @@ async def exchange_app(
 
 
 @pytest.fixture
-async def exchange_client(aiohttp_client: object, exchange_app: web.Application) -> TestClient:  # type: ignore[type-arg]
-    return await aiohttp_client(exchange_app)  # type: ignore[operator,no-any-return]
+async def exchange_client(
+    aiohttp_client: AiohttpClient, exchange_app: web.Application
+) -> TestClient[web.Request, web.Application]:
+    return await aiohttp_client(exchange_app)

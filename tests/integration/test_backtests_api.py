@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.backtests_helpers import (
@@ -58,8 +59,8 @@ async def exchange_app(
 
 
 @pytest.fixture
-async def bt_client(aiohttp_client: Any, exchange_app: web.Application) -> Client:
-    return await aiohttp_client(exchange_app)  # type: ignore[no-any-return]
+async def bt_client(aiohttp_client: AiohttpClient, exchange_app: web.Application) -> Client:
+    return await aiohttp_client(exchange_app)
 
 
 async def headers_of(client: Client, tag: str = "user") -> dict[str, str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.backtests_helpers import MINUTE_MS, T0, backtest_body, iso, settled, submit, walk_candles
@@ -31,7 +32,7 @@ def simulator_config() -> SimulatorConfig:
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Any,
+    aiohttp_client: AiohttpClient,
     settings: Settings,
     test_secrets: Secrets,
     clean_db: str,
@@ -43,7 +44,7 @@ def make_client(
     async def make(replica: str = "a", **overrides: Any) -> Client:
         custom = settings.model_copy(update={"exchange_url": simulator.base_url, "runtime_enabled": False, **overrides})
         app = create_app(custom, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id=replica)
-        return await aiohttp_client(app)  # type: ignore[no-any-return]
+        return await aiohttp_client(app)
 
     return make
 

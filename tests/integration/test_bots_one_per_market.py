@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from tests.integration.bots_helpers import MARKETS, create_bot, new_user
 from tradebot.http.bots_app import SYMBOLS
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ def _supervisor(script: list[Any], clock: ManualClock, failed: list[str], exited
     async def on_exit(lease: Lease) -> None:
         exited.append(lease.bot_id)
 
-    return Supervisor(lambda lease, mailbox: ScriptedActor(next(steps), mailbox),  # type: ignore[arg-type,return-value]
+    return Supervisor(lambda lease, mailbox: ScriptedActor(next(steps), mailbox),  # type: ignore[arg-type,return-value]  # a scripted stand-in for BotActor
                       on_failed=on_failed, on_exit=on_exit, clock=clock, **kwargs)
 
 
@@ -54,7 +54,7 @@ async def _finished(sup: Supervisor) -> None:
 
 
 async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), RuntimeError("boom"), RuntimeError("boom"), None], clock, failed,
                       exited)
     sup.start(_lease())
@@ -64,7 +64,7 @@ async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
 
 
 async def test_the_restart_budget_ends_in_a_visible_error() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([ValueError(f"crash {i}") for i in range(4)], clock, failed, exited, max_restarts=3,
                       window_s=300)
     sup.start(_lease())
@@ -76,12 +76,12 @@ async def test_the_restart_budget_ends_in_a_visible_error() -> None:
 
 async def test_the_default_budget_is_five_restarts_and_the_sixth_crash_is_an_error() -> None:
     # README.md states this budget; the two must agree.
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError(f"crash {i}") for i in range(5)] + [None], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
     assert sup.restarts == 5 and failed == [] and clock.slept == [1.0, 2.0, 4.0, 8.0, 16.0]
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError(f"crash {i}") for i in range(6)], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
@@ -90,7 +90,7 @@ async def test_the_default_budget_is_five_restarts_and_the_sixth_crash_is_an_err
 
 
 async def test_old_crashes_leave_the_window() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     # Backoff is capped at 100 s, so each crash is more than the 150 s window after the one before
     # the previous: the budget never fills up.
     sup = _supervisor([RuntimeError("x")] * 6 + [None], clock, failed, exited, max_restarts=2, window_s=150,
@@ -101,7 +101,7 @@ async def test_old_crashes_leave_the_window() -> None:
 
 
 async def test_bot_failed_is_not_retried() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([BotFailed("insufficient balance")], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
@@ -109,7 +109,7 @@ async def test_bot_failed_is_not_retried() -> None:
 
 
 async def test_a_deliberate_end_is_not_a_crash() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([BotStopped("wound down")], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
@@ -117,7 +117,7 @@ async def test_a_deliberate_end_is_not_a_crash() -> None:
 
 
 async def test_no_restart_without_a_valid_lease() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), None], clock, failed, exited)
     sup.start(_lease(valid=False))
     await _finished(sup)
@@ -125,7 +125,7 @@ async def test_no_restart_without_a_valid_lease() -> None:
 
 
 async def test_stop_reaches_the_actor_and_kill_cancels_it() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor(["wait", "wait"], clock, failed, exited)
     sup.start(_lease(1))
     sup.start(_lease(2))
@@ -137,7 +137,7 @@ async def test_stop_reaches_the_actor_and_kill_cancels_it() -> None:
 
 
 async def test_a_stop_sent_during_backoff_reaches_the_next_incarnation() -> None:
-    clock, failed, exited = ManualClock(), [], []
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), "wait"], clock, failed, exited)
     sup.start(_lease())
     sup.send(7, Stop())  # queued in the mailbox that outlives the crashed actor

@@ -359,10 +359,15 @@ class BotActor:
     # ------------------------------------------------------------------ candles
 
     async def _on_candle(self, candle: Candle) -> None:
-        if self._is_next(candle):
+        decided = self._is_next(candle)
+        if decided:
             await self._decide(candle)
         if self._catching_up:
             await self._follow_once_caught_up()
+        if decided:
+            # Counted once the candle's orders are out, the follow-up after a catch-up included:
+            # whoever waits for a decision then sees its trades.
+            self.decisions += 1
 
     def _is_next(self, candle: Candle) -> bool:
         assert self.strategy is not None
@@ -388,7 +393,6 @@ class BotActor:
             self._follow_when_caught_up = True  # a candle after the warm-up: its target is due
         else:
             traded = await self._act(candle, decision.target, decision.seq)
-        self.decisions += 1
         self.ctx.counters.decisions += 1
         self.ctx.counters.decision_seconds += time.perf_counter() - started
         if not traded and self.ctx.state_writer is not None:

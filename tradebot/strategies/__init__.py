@@ -1,4 +1,5 @@
-"""Pure strategy code (EMA first) and the vectorised backtest engine.
+"""Pure strategy code (the built-ins: ema_cross, ema_crossover, macd_cross, rsi_reversion,
+bollinger_reversion) and the vectorised backtest engine.
 
 No I/O here except the CSV loader and the ``tradebot backtest`` command; everything else is pure
 functions over frozen dataclasses and numpy arrays, shared by the live bots and the backtests.
@@ -35,6 +36,7 @@ from tradebot.strategies.base import (
     signal_sequence,
     strategy_names,
 )
+from tradebot.strategies.bollinger_reversion import BOLLINGER_REVERSION, BollingerReversionParams
 from tradebot.strategies.candles import Candle, CandleDataError, Candles, load_candles_csv, parse_candles_csv
 from tradebot.strategies.ema import EmaState, ema
 from tradebot.strategies.ema_cross import (
@@ -47,6 +49,8 @@ from tradebot.strategies.ema_cross import (
     ema_cross_signals,
     warm_up,
 )
+from tradebot.strategies.ema_crossover import EMA_CROSSOVER, EmaCrossoverParams
+from tradebot.strategies.macd_cross import MACD_CROSS, MacdCrossParams
 from tradebot.strategies.render import format_report, result_to_dict, trades_to_records
 from tradebot.strategies.report import (
     BacktestResult,
@@ -56,12 +60,18 @@ from tradebot.strategies.report import (
     sharpe_ratio,
     split_parameters,
 )
+from tradebot.strategies.rsi_reversion import RSI_REVERSION, RsiReversionParams
 
 __all__ = [
+    "BOLLINGER_REVERSION",
     "EMA_CROSS",
+    "EMA_CROSSOVER",
+    "MACD_CROSS",
     "NO_TARGET",
+    "RSI_REVERSION",
     "BacktestResult",
     "BacktestSettings",
+    "BollingerReversionParams",
     "Candle",
     "CandleDataError",
     "Candles",
@@ -69,9 +79,12 @@ __all__ = [
     "EmaCross",
     "EmaCrossParams",
     "EmaCrossState",
+    "EmaCrossoverParams",
     "EmaState",
     "ExitReason",
+    "MacdCrossParams",
     "ParameterError",
+    "RsiReversionParams",
     "Signals",
     "Simulation",
     "StaleCandleError",
