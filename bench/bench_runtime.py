@@ -38,7 +38,7 @@ from bench.benchdb import drop_database, fresh_database
 from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import MARKET_DATA, RUNTIME, runtime_context
+from tradebot.http.appkeys import MARKET_DATA, RUNTIME
 from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import BotRuntime, RuntimeTiming
 from tradebot.runtime.bot_store import FLAT, Position
@@ -48,6 +48,7 @@ from tradebot.runtime.events import BotEvents
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.risk import MarketLimits
 from tradebot.runtime.state_writer import StateWriter
+from tradebot.runtime_context import runtime_context
 from tradebot.security.secrets_box import SecretBox
 
 MINUTE = 60_000

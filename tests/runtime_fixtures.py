@@ -19,9 +19,10 @@ from tests.simulator_helpers import Credentials
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import RUNTIME, runtime_context
+from tradebot.http.appkeys import RUNTIME
 from tradebot.runtime.bot_runtime import BotRuntime, RuntimeTiming
 from tradebot.runtime.clock import Clock, SystemClock
+from tradebot.runtime_context import runtime_context
 
 FAST = RuntimeTiming(reconcile_interval_s=0.2, renew_interval_s=0.5, tick_interval_s=0.2, handover_timeout_s=5.0)
 

@@ -14,7 +14,7 @@ import asyncpg
 
 from tests.integration.auth_helpers import PASSWORD, Client, bearer, login, new_email, problem, register
 from tradebot.config import Settings
-from tradebot.http.accounts_app import ACCOUNTS
+from tradebot.http.appkeys import ACCOUNTS
 
 NEW_PASSWORD = "a completely new password"
 

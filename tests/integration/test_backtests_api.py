@@ -29,12 +29,12 @@ from tests.integration.backtests_helpers import (
 )
 from tests.simulator_helpers import SimControl
 from tests.timing import eventually
-from tradebot.backtests.schemas import BacktestOut
+from tradebot.backtests import command
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.http.backtest_routes import BACKTEST_RUNNER
-from tradebot.strategies import command
+from tradebot.http.appkeys import BACKTEST_RUNNER
+from tradebot.http.backtest_schemas import BacktestOut
 
 pytest_plugins = ("tests.simulator_fixtures",)
 

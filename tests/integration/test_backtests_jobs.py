@@ -14,8 +14,11 @@ from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.backtests_helpers import MINUTE_MS, T0, backtest_body, iso, settled, submit, walk_candles
 from tests.simulator_helpers import SimControl
 from tests.timing import eventually
-from tradebot.backtests import BacktestRunner, BacktestSpec, BacktestsRepo, CandleCache, HistoryLoader, RunnerConfig
-from tradebot.backtests.runner import ABANDONED, INTERRUPTED
+from tradebot.backtests.candle_cache import CandleCache
+from tradebot.backtests.history import HistoryLoader
+from tradebot.backtests.models import BacktestSpec
+from tradebot.backtests.repository import BacktestsRepo
+from tradebot.backtests.runner import ABANDONED, INTERRUPTED, BacktestRunner, RunnerConfig
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app

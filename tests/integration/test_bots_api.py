@@ -15,7 +15,7 @@ from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, User, create_bot, new_user, settings_for
 from tests.timing import eventually
 from tradebot.config import Settings
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 from tradebot.runtime.commands import command_channel, decode_command
 from tradebot.runtime.events import BotEvents
 

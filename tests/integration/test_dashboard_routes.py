@@ -19,7 +19,7 @@ from tests.simulator_helpers import Credentials, SimControl
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import runtime_context
+from tradebot.runtime_context import runtime_context
 from tradebot.strategies.ema import ema
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

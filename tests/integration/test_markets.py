@@ -14,7 +14,7 @@ from tests.timing import ManualClock, eventually
 from tradebot.exchange.errors import ExchangeError
 from tradebot.exchange.markets import CcxtMarketLoader, MarketCache
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.markets_routes import MARKET_CACHE
+from tradebot.http.appkeys import MARKET_CACHE
 
 pytest_plugins = ("tests.simulator_fixtures",)
 

@@ -24,7 +24,7 @@ from tests.timing import ManualClock, eventually
 from tradebot.config import Secrets
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.bots_app import BOTS
+from tradebot.http.appkeys import BOTS
 from tradebot.runtime.bot_runtime import BotRuntime
 
 UP = [100.0] * 5 + [104.0]  # EMA(5) of the first five is 100; a close of 104 targets long

@@ -15,8 +15,7 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, SseReader, User, create_bot, new_user
 from tradebot.config import Settings
-from tradebot.http.appkeys import BOT_EVENTS
-from tradebot.http.bots_app import OPEN_STREAMS, SYMBOLS
+from tradebot.http.appkeys import BOT_EVENTS, OPEN_STREAMS, SYMBOLS
 from tradebot.runtime.events import LISTENER_QUEUE, STREAM_MAXLEN, BotEvents
 
 HEARTBEAT_S = 0.3

@@ -12,7 +12,7 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, SseEvent, SseReader, User, create_bot, new_user
 from tradebot.config import Settings
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 from tradebot.http.sse_frames import Cursor, decode_cursor
 from tradebot.runtime.events import BotEvents
 

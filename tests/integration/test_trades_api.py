@@ -12,7 +12,7 @@ from aiohttp import web
 
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, User, create_bot, new_user, seed_fills
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 
 TRADE_FIELDS = {"id", "bot_id", "symbol", "side", "price", "amount", "fee", "realized_pnl", "client_order_id",
                 "created_at"}
