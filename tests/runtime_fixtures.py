@@ -75,7 +75,8 @@ async def trader(pool: asyncpg.Pool, account: Credentials, test_secrets: Secrets
 
 
 async def start_bot(pool: asyncpg.Pool, runtime: BotRuntime, trader: Trader, **settings: Any) -> int:
-    from tests.integration.runtime_helpers import bot_status, eventually
+    from tests.integration.runtime_helpers import bot_status
+    from tests.timing import eventually
 
     bot = await create_bot(pool, trader.user_id, trader.key_id, **settings)
     runtime.poke()

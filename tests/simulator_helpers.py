@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,10 +90,3 @@ def minute_floor(ms: int) -> int:
     return ms - ms % MINUTE_MS
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 5.0, interval: float = 0.02) -> None:
-    """Polls `check` until it is true; fails the test after `within` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s")
-        await asyncio.sleep(interval)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from tests.integration.runtime_helpers import eventually
+from tests.timing import ManualClock, eventually
 from tradebot.runtime.clock import Clock
 from tradebot.runtime.cluster import ClusterCoordinator, ClusterTiming, ReplicaInfo
 from tradebot.runtime.cluster.assignment import moved
@@ -19,22 +19,6 @@ from tradebot.runtime.cluster.published_map import MapStore
 
 BOTS = set(range(1, 31))
 TIMING = ClusterTiming(heartbeat_interval_ms=100, lease_ttl_ms=1000, renew_interval_ms=100)
-
-
-class StepClock:
-    """Monotonic time moved by the test; wall time fixed."""
-
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now_ms(self) -> int:
-        return 1_767_225_600_000
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 async def _bots() -> set[int]:
@@ -101,13 +85,13 @@ async def test_one_leader_and_a_partition_everyone_agrees_on(
 async def test_a_leader_that_cannot_renew_steps_down_before_the_key_expires(
     redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
-    clock = StepClock()
+    clock = ManualClock(wall_ms=1_767_225_600_000)
     election = LeaderElection(redis_client, redis_prefix, "a", clock, ttl_ms=5000, renew_interval_ms=1000)
     assert await election.tick() and election.is_leader
     assert election.renew_deadline_s == 3.0
-    clock.t += 2.9
+    clock.now += 2.9
     assert election.is_leader
-    clock.t += 0.2  # past the renew deadline with no renewal: no longer leader, though the key lives on
+    clock.now += 0.2  # past the renew deadline with no renewal: no longer leader, though the key lives on
     assert not election.is_leader
     assert await redis_client.pttl(leader_key(redis_prefix)) > 1000
     election.check_deadline()

@@ -74,7 +74,9 @@ def test_spread_join_sigterm_and_kills(cluster: Cluster) -> None:
     assert _metric(cluster, "tradebot_cluster_is_leader") == 1
     assert _metric(cluster, "tradebot_cluster_replicas") == 3
     assert _metric(cluster, "tradebot_bots_running") == counts[view["leader"]]
-    assert _metric(cluster, "tradebot_lease_renew_seconds") >= 0
+    # The leader holds a lease for each of its bots and has renewed them: the last batch renewal was timed.
+    assert _metric(cluster, "tradebot_leases_held") == counts[view["leader"]]
+    assert _metric(cluster, "tradebot_lease_renew_seconds") > 0
     assert {r["id"]: r["bots"] for r in view["replicas"]} == counts
     assert all(r["started_at"].endswith("Z") for r in view["replicas"])
 

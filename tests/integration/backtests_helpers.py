@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.auth_helpers import Client
-from tests.simulator_helpers import eventually
+from tests.timing import eventually
 
 MINUTE_MS = 60_000
 # 2024-01-01T00:00:00Z: well in the past, so every candle of these tests is closed.
@@ -71,7 +71,7 @@ async def settled(client: Client, headers: dict[str, str], backtest_id: int, *, 
         seen.update(await r.json())
         return seen["status"] in ("done", "failed")
 
-    await eventually(finished, within=within, interval=0.05)
+    await eventually(finished, timeout=within, interval=0.05)
     return seen
 
 

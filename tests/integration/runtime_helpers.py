@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
 from tests.simulator_helpers import Credentials
+from tests.timing import eventually
 from tradebot.config import Secrets
 from tradebot.security.secrets_box import SecretBox
 
-T = TypeVar("T")
-
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 MINUTE = 60_000
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"
-) -> T:
-    """Poll `probe` until it returns something truthy; never a fixed sleep."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 async def create_user(pool: asyncpg.Pool, email: str = "trader@example.com") -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -12,9 +11,12 @@ import argon2
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.integration.auth_helpers import PASSWORD, Client, bearer, login, new_email
 from tests.processes import free_port, redis_server
+from tests.timing import ManualClock, eventually
 from tradebot.accounts.revocations import RevocationStore
 
 
@@ -31,18 +33,21 @@ async def test_login_rehashes_a_password_hashed_with_old_parameters(client: Clie
     await login(client, email)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def private_redis(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
     """A Redis of this test's own, so it can be paused and restarted without touching anyone else's."""
     yield free_port(), tmp_path
+
+
+async def _answers(port: int) -> bool:
+    """Whether Redis answers a PING at once (a paused Redis holds it until the pause ends)."""
+    probe = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=0.1)
+    try:
+        return bool(await probe.ping())
+    except (RedisTimeoutError, RedisConnectionError):
+        return False
+    finally:
+        await probe.aclose()
 
 
 async def _user(pool: asyncpg.Pool) -> int:
@@ -57,7 +62,7 @@ async def test_revocations_written_while_redis_is_unreachable_are_honoured_after
 ) -> None:
     port, folder = private_redis
     user_id = await _user(pool)
-    clock = Clock()
+    clock = ManualClock(0.0)
     exp = int(time.time()) + 3600
     client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True, socket_timeout=1)
     store = RevocationStore(pool, client, "t", clock=clock)
@@ -71,7 +76,7 @@ async def test_revocations_written_while_redis_is_unreachable_are_honoured_after
             await store.revoke("jti-paused", user_id, exp)
             assert store._guard.degraded
             assert await store.is_revoked("jti-paused")  # answered by the table meanwhile
-            await asyncio.sleep(1.6)
+            await eventually(lambda: _answers(port), what="redis to end its pause")
             clock.now += 10
             assert await store.is_revoked("jti-paused")  # recovery copied it over
             assert await client.exists("t:revoked:jti-paused") == 1

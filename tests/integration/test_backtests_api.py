@@ -27,7 +27,8 @@ from tests.integration.backtests_helpers import (
     walk_candles,
     write_csv,
 )
-from tests.simulator_helpers import SimControl, eventually
+from tests.simulator_helpers import SimControl
+from tests.timing import eventually
 from tradebot.backtests import command
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
@@ -218,7 +219,7 @@ async def test_status_goes_pending_running_done(bt_client: Client, sim: SimContr
             statuses.append(got["status"])
         return got["status"] in ("done", "failed")
 
-    await eventually(settled_while_watching, within=20, interval=0.02)
+    await eventually(settled_while_watching, timeout=20, interval=0.02)
     assert statuses[-2:] == ["running", "done"]
     assert set(statuses) <= {"pending", "running", "done"}
 

@@ -12,7 +12,8 @@ from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.backtests_helpers import MINUTE_MS, T0, backtest_body, iso, settled, submit, walk_candles
-from tests.simulator_helpers import SimControl, eventually
+from tests.simulator_helpers import SimControl
+from tests.timing import eventually
 from tradebot.backtests.candle_cache import CandleCache
 from tradebot.backtests.history import HistoryLoader
 from tradebot.backtests.models import BacktestSpec
@@ -62,7 +63,7 @@ async def wait_status(client: Client, headers: dict[str, str], backtest_id: int,
         got = await (await client.get(f"/api/v1/backtests/{backtest_id}", headers=headers)).json()
         return bool(got["status"] == status)
 
-    await eventually(reached, within=10)
+    await eventually(reached, timeout=10)
 
 
 async def test_a_full_queue_answers_503(make_client: AppFactory, sim: SimControl) -> None:
@@ -171,7 +172,7 @@ async def test_running_replicas_keep_sweeping(make_client: AppFactory, pool: asy
     async def failed() -> bool:
         return await status_of(pool, backtest_id) == ("failed", ABANDONED)
 
-    await eventually(failed, within=5)
+    await eventually(failed, timeout=5)
 
 
 async def test_a_job_submitted_after_close_is_failed_not_left_pending(pool: asyncpg.Pool) -> None:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, User, create_bot, new_user, settings_for
+from tests.timing import eventually
 from tradebot.config import Settings
 from tradebot.http.appkeys import SYMBOLS
 from tradebot.runtime.commands import command_channel, decode_command
@@ -50,14 +51,6 @@ async def commands(redis_client: aioredis.Redis, settings: Settings) -> AsyncIte
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub.aclose unannotated
-
-
-async def eventually(check: Any, timeout: float = 3.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 # -- create / read ------------------------------------------------------------------------------

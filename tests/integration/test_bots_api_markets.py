@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp import web
-from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import new_user, settings_for
-from tradebot.config import Secrets, Settings
-from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.app import create_app
+from tradebot.exchange.simulator import SimulatorConfig
 
 pytest_plugins = ("tests.simulator_fixtures",)
 
@@ -18,19 +14,6 @@ pytest_plugins = ("tests.simulator_fixtures",)
 @pytest.fixture
 def simulator_config() -> SimulatorConfig:
     return SimulatorConfig(port=0, mode="manual", history_candles=10, symbols=("BTCUSDT", "ETHUSDT"))
-
-
-@pytest.fixture
-async def exchange_app(
-    settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str, simulator: RunningSimulator
-) -> web.Application:
-    with_exchange = settings.model_copy(update={"exchange_url": simulator.base_url})
-    return create_app(with_exchange, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="t")
-
-
-@pytest.fixture
-async def exchange_client(aiohttp_client: AiohttpClient, exchange_app: web.Application) -> Client:
-    return await aiohttp_client(exchange_app)
 
 
 async def test_symbols_are_normalised_through_the_market_cache(exchange_client: Client) -> None:

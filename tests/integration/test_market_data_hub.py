@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from tests.simulator_helpers import MINUTE_MS, SimControl, eventually, flat_candles, minute_floor
+from tests.candle_queue import BoundedCandleQueue
+from tests.simulator_helpers import MINUTE_MS, SimControl, flat_candles, minute_floor
+from tests.timing import eventually
 from tradebot.backoff import Backoff
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.runtime.candles import BoundedCandleQueue, Candle
+from tradebot.runtime.candles import Candle
 from tradebot.runtime.market_data_hub import MarketDataHub, Subscription
 
 pytest_plugins = ("tests.simulator_fixtures",)
@@ -68,7 +70,7 @@ async def all_live(subs: Sequence[Subscription], within: float = 10.0) -> None:
     async def check() -> bool:
         return all(s.live.is_set() for s in subs)
 
-    await eventually(check, within=within)
+    await eventually(check, timeout=within)
 
 
 def times(candles: Sequence[Candle]) -> list[int]:
@@ -79,7 +81,7 @@ async def wait_for_drop(hub: MarketDataHub, expected_reconnects: int) -> None:
     async def dropped() -> bool:
         return hub.reconnects >= expected_reconnects
 
-    await eventually(dropped, within=5.0)
+    await eventually(dropped, timeout=5.0)
 
 
 async def test_200_subscribers_get_every_closed_candle_once_in_order_across_two_drops(
@@ -113,7 +115,7 @@ async def test_200_subscribers_get_every_closed_candle_once_in_order_across_two_
 
     for symbol in symbols:
         await pusher.push(symbol, 5)
-    await eventually(everyone_has_everything, within=10)
+    await eventually(everyone_has_everything, timeout=10)
 
     for drop in (1, 2):
         backfilled_before = hub.backfilled
@@ -123,11 +125,11 @@ async def test_200_subscribers_get_every_closed_candle_once_in_order_across_two_
         during = 0
         for symbol in symbols:
             during += len(await pusher.push(symbol, 4))
-        await eventually(everyone_has_everything, within=10)
+        await eventually(everyone_has_everything, timeout=10)
         assert hub.backfilled - backfilled_before == during, "the outage's candles came over REST"
         for symbol in symbols:  # and the live stream works again afterwards
             await pusher.push(symbol, 3)
-        await eventually(everyone_has_everything, within=10)
+        await eventually(everyone_has_everything, timeout=10)
 
     for i, (symbol, q) in enumerate(queues):
         assert times(received[i]) == pusher.pushed[symbol], f"subscriber {i} ({symbol})"
@@ -167,7 +169,7 @@ async def test_stalled_and_broken_subscribers_do_not_delay_the_others(hub: Marke
     async def healthy_done() -> bool:
         return all(len(q) == 20 for q in healthy)
 
-    await eventually(healthy_done, within=5)
+    await eventually(healthy_done, timeout=5)
     assert all(times(q.drain()) == pushed for q in healthy)
     # The stalled one kept the newest and counted what it lost; the broken one cost nobody anything.
     assert times(stalled.drain()) == pushed[-2:] and stalled.dropped == 18
@@ -234,7 +236,7 @@ async def test_backfill_after_reconnect_delivers_the_missed_candles_before_live_
         got.extend(q.drain())
         return len(got) == 7
 
-    await eventually(caught_up, within=5)
+    await eventually(caught_up, timeout=5)
     assert times(got) == pusher.pushed[SOL]
     assert times(got[2:]) == missed and hub.backfilled == 5
     live = await pusher.push(SOL, 1)
@@ -260,7 +262,7 @@ async def test_backfill_after_a_drop_before_any_live_candle(hub: MarketDataHub, 
     async def arrived() -> bool:
         return len(q) == 3
 
-    await eventually(arrived, within=5)
+    await eventually(arrived, timeout=5)
     assert times(q.drain()) == pushed
 
 
@@ -377,11 +379,11 @@ async def test_random_walk_stream_is_contiguous_across_a_drop(hub: MarketDataHub
         got.extend(q.drain())
         return len(got) >= n
 
-    await eventually(lambda: at_least(4), within=10)
+    await eventually(lambda: at_least(4), timeout=10)
     await sim.faults(drop_websockets=True)
     await wait_for_drop(hub, 1)
     count = len(got)
-    await eventually(lambda: at_least(count + 6), within=15)
+    await eventually(lambda: at_least(count + 6), timeout=15)
     opens = times(got)
     assert all(b - a == MINUTE_MS for a, b in itertools.pairwise(opens)), opens
     assert all(c.closed for c in got)

@@ -7,16 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
-from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
-from tests.simulator_helpers import SimControl, eventually
-from tradebot.config import Secrets, Settings
+from tests.simulator_helpers import SimControl
+from tests.timing import ManualClock, eventually
 from tradebot.exchange.errors import ExchangeError
 from tradebot.exchange.markets import CcxtMarketLoader, MarketCache
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.app import create_app
 from tradebot.http.appkeys import MARKET_CACHE
 
 pytest_plugins = ("tests.simulator_fixtures",)
@@ -29,14 +26,6 @@ def simulator_config() -> SimulatorConfig:
     return SimulatorConfig(port=0, mode="manual", history_candles=10, symbols=SYMBOLS)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def unreachable_redis() -> AsyncIterator[aioredis.Redis]:
     # Port 1: nothing listens there; every command fails at once with a connection error.
@@ -46,10 +35,10 @@ async def unreachable_redis() -> AsyncIterator[aioredis.Redis]:
 
 
 def new_cache(
-    redis: aioredis.Redis, prefix: str, simulator: RunningSimulator, clock: FakeClock | None = None
+    redis: aioredis.Redis, prefix: str, simulator: RunningSimulator, clock: ManualClock | None = None
 ) -> tuple[MarketCache, CcxtMarketLoader]:
     loader = CcxtMarketLoader(simulator.base_url)
-    cache = MarketCache(redis, prefix, loader, clock=clock or FakeClock())
+    cache = MarketCache(redis, prefix, loader, clock=clock or ManualClock())
     return cache, loader
 
 
@@ -113,7 +102,7 @@ async def test_redis_down_serves_from_the_exchange_then_the_in_process_copy(
 async def test_exchange_down_serves_the_stale_copy(
     redis_client: aioredis.Redis, redis_prefix: str, simulator: RunningSimulator, sim: SimControl
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache, loader = new_cache(redis_client, redis_prefix, simulator, clock)
     before = await cache.get_markets()
     clock.now += 7200  # the copy expired
@@ -155,19 +144,6 @@ async def test_background_refresh_warms_and_is_cancelled_at_close(
 
 
 # ---- the route -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def exchange_app(
-    settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str, simulator: RunningSimulator
-) -> web.Application:
-    with_exchange = settings.model_copy(update={"exchange_url": simulator.base_url})
-    return create_app(with_exchange, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="t")
-
-
-@pytest.fixture
-async def exchange_client(aiohttp_client: AiohttpClient, exchange_app: web.Application) -> Client:
-    return await aiohttp_client(exchange_app)
 
 
 async def test_get_markets_lists_the_cache_page_by_page(exchange_client: Client) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from tests.simulator_helpers import eventually
+from tests.timing import eventually
 from tradebot.backoff import Backoff
 from tradebot.runtime.pubsub_listener import PubSubListener
 from tradebot.runtime.tasks import cancel_and_wait, reraise_if_cancelling

@@ -11,14 +11,15 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.integration.runtime_helpers import START_MS, candle_rows, create_bot, eventually, push_and_wait
+from tests.integration.runtime_helpers import START_MS, candle_rows, create_bot, push_and_wait
 from tests.runtime_fixtures import FAST, Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
+from tests.timing import ManualClock, eventually
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
 from tradebot.runtime.bot_runtime import BotRuntime
-from tradebot.runtime.clock import ManualClock, utc_date
+from tradebot.runtime.clock import utc_date
 from tradebot.runtime_context import runtime_context
 
 NOON = START_MS + 12 * 3_600_000
@@ -31,7 +32,7 @@ def simulator_config() -> SimulatorConfig:
 
 @pytest.fixture
 def runtime_clock() -> ManualClock:
-    return ManualClock(NOON)
+    return ManualClock(wall_ms=NOON, real_time=True)
 
 
 async def _started(pool: asyncpg.Pool, runtime: BotRuntime, trader: Trader, paused_days_ago: int) -> asyncpg.Record:
@@ -78,7 +79,7 @@ class HeldTicks(ManualClock):
     """A manual clock under which the runtime's tick loop waits until the test lets it run."""
 
     def __init__(self, now_ms: int) -> None:
-        super().__init__(now_ms)
+        super().__init__(wall_ms=now_ms, real_time=True)
         self.ticks = asyncio.Event()
 
     async def sleep(self, seconds: float) -> None:
@@ -113,7 +114,7 @@ class TestMidnight:
             await push_and_wait(runtime, sim, bot, row)
         assert (await pool.fetchval("SELECT status FROM bot_state WHERE bot_id = $1", bot)) == "paused"
 
-        runtime_clock.advance(DAY_MS)
+        runtime_clock.advance_wall(DAY_MS)
         await push_and_wait(runtime, sim, bot, candle_rows([105.0, 108.0], START_MS + 7 * 60_000)[1])
         runtime_clock.ticks.set()  # the tick of the new day, late
 

@@ -14,9 +14,10 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from tests.integration.runtime_helpers import candle_rows, eventually, push_and_wait
+from tests.integration.runtime_helpers import candle_rows, push_and_wait
 from tests.runtime_fixtures import Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
+from tests.timing import eventually
 from tradebot.bots.views import trade_view
 from tradebot.exchange.errors import NotServed
 from tradebot.exchange.simulator import SimulatorConfig

@@ -16,17 +16,16 @@ from tests.integration.runtime_helpers import (
     candle_rows,
     create_api_key,
     create_bot,
-    eventually,
     push_and_wait,
 )
 from tests.runtime_fixtures import Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
+from tests.timing import ManualClock, eventually
 from tradebot.config import Secrets
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.appkeys import BOTS
 from tradebot.runtime.bot_runtime import BotRuntime
-from tradebot.runtime.clock import ManualClock
 
 UP = [100.0] * 5 + [104.0]  # EMA(5) of the first five is 100; a close of 104 targets long
 
@@ -106,7 +105,7 @@ async def test_patch_ema_period_takes_effect_at_the_next_candle(
 class TestDailyLimits:
     @pytest.fixture
     def runtime_clock(self) -> ManualClock:
-        return ManualClock(START_MS + 12 * 3_600_000)
+        return ManualClock(wall_ms=START_MS + 12 * 3_600_000, real_time=True)
 
     async def test_trade_limit_pauses_and_the_new_day_resumes(
         self, runtime: BotRuntime, runtime_clock: ManualClock, pool: asyncpg.Pool, sim: SimControl, trader: Trader
@@ -120,7 +119,7 @@ class TestDailyLimits:
         assert not state["in_position"]
         orders_before = len(await _accepted(sim, trader.creds.api_key))
 
-        runtime_clock.advance(24 * 3_600_000)  # 00:00 UTC passes; the next tick resets the day
+        runtime_clock.advance_wall(24 * 3_600_000)  # 00:00 UTC passes; the next tick resets the day
         await eventually(lambda: _status_is(pool, bot, "running"), what="the daily reset to resume the bot")
         state = await _state(pool, bot)
         assert state["daily_trades_count"] == 0 and state["last_error_message"] is None

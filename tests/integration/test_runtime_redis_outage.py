@@ -9,9 +9,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.integration.runtime_helpers import bot_status, eventually
+from tests.integration.runtime_helpers import bot_status
 from tests.processes import free_port, redis_server
 from tests.runtime_fixtures import Trader, manual_simulator, start_bot
+from tests.timing import eventually
 from tradebot.exchange.simulator import SimulatorConfig
 from tradebot.runtime.bot_runtime import BotRuntime
 

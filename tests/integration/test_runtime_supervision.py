@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from tests.integration.runtime_helpers import eventually
 from tests.runtime_fixtures import FAST, Trader, manual_simulator, start_bot
+from tests.timing import eventually
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app

@@ -18,11 +18,11 @@ from tests.integration.runtime_helpers import (
     candle_rows,
     create_api_key,
     create_bot,
-    eventually,
     push_and_wait,
 )
 from tests.runtime_fixtures import Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
+from tests.timing import eventually
 from tradebot.config import Secrets
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.runtime.bot_runtime import BotRuntime

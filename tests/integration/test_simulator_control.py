@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 from ccxt.async_support.base.exchange import Exchange
 
-from tests.simulator_helpers import MINUTE_MS, Credentials, SimControl, eventually, flat_candles, minute_floor
+from tests.simulator_helpers import MINUTE_MS, Credentials, SimControl, flat_candles, minute_floor
+from tests.timing import eventually
 from tradebot.exchange.simulator import SimulatorConfig
 from tradebot.exchange.simulator.replay import load_replay
 

@@ -13,7 +13,8 @@ import ccxt.async_support as ccxt
 import pytest
 from ccxt.async_support.base.exchange import Exchange
 
-from tests.simulator_helpers import MINUTE_MS, SimControl, eventually, flat_candles, minute_floor
+from tests.simulator_helpers import MINUTE_MS, SimControl, flat_candles, minute_floor
+from tests.timing import eventually
 from tradebot.exchange.ccxt_factory import build_client
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 

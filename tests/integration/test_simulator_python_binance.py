@@ -17,7 +17,8 @@ import pytest
 from binance import AsyncClient, BinanceSocketManager
 from binance.exceptions import BinanceAPIException
 
-from tests.simulator_helpers import MINUTE_MS, Credentials, SimControl, eventually, minute_floor
+from tests.simulator_helpers import MINUTE_MS, Credentials, SimControl, minute_floor
+from tests.timing import eventually
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 
 pytest_plugins = ("tests.simulator_fixtures",)

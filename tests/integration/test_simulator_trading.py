@@ -16,9 +16,9 @@ from tests.simulator_helpers import (
     MINUTE_MS,
     Credentials,
     SimControl,
-    eventually,
     minute_floor,
 )
+from tests.timing import eventually
 from tradebot.exchange import errors
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory, build_client
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig

@@ -9,8 +9,9 @@ from typing import Any
 import ccxt
 import pytest
 
+from tests.candle_queue import BoundedCandleQueue
 from tradebot.backoff import Backoff
-from tradebot.runtime.candles import BoundedCandleQueue, Candle, timeframe_ms
+from tradebot.runtime.candles import Candle, timeframe_ms
 from tradebot.runtime.market_data_hub import MarketDataHub
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.timing import ManualClock
 from tradebot.accounts.api_keys import api_key_hint
 from tradebot.accounts.emails import EMAIL_SCHEMA_PATTERN, normalize_email
 from tradebot.http.client_ip import resolve_client_ip
@@ -16,16 +17,8 @@ from tradebot.http.problems import Problem
 from tradebot.security.rate_limit import Decision, Limit, LocalLimiter, subject_key
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_burst_then_steady_rate() -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     limiter = LocalLimiter(clock=clock)
     limit = Limit("t", 10, 60)
     assert all(limiter.hit("k", limit).allowed for _ in range(10))
@@ -40,7 +33,7 @@ def test_burst_then_steady_rate() -> None:
 
 
 def test_local_limiter_memory_is_bounded() -> None:
-    limiter = LocalLimiter(clock=FakeClock(), max_keys=100)
+    limiter = LocalLimiter(clock=ManualClock(), max_keys=100)
     for i in range(1000):
         limiter.hit(f"k{i}", Limit("t", 1, 60))
     assert len(limiter._tat) == 100

@@ -57,7 +57,6 @@ async def test_clients_are_shared_per_exchange_and_per_key(factory: ExchangeClie
     assert factory.private_client("binanceusdm", "key-b", "secret") is not a
     rotated = factory.private_client("binanceusdm", "key-a", "new-secret")
     assert rotated is not a and rotated.secret == "new-secret"
-    await factory.release_private_client("binanceusdm", "key-b")
 
 
 async def test_https_base_gives_wss_and_a_path_prefix_is_kept() -> None:

@@ -5,27 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.timing import ManualClock
 from tradebot.backoff import no_jitter
 from tradebot.runtime.bot_actor import BotFailed, BotStopped, Lease
 from tradebot.runtime.mailbox import Mailbox, Stop
 from tradebot.runtime.supervisor import Supervisor
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def now_ms(self) -> int:
-        return int(self.now * 1000)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 class ScriptedActor:
@@ -44,7 +28,7 @@ class ScriptedActor:
             raise self.step
 
 
-def _supervisor(script: list[Any], clock: FakeClock, failed: list[str], exited: list[int],
+def _supervisor(script: list[Any], clock: ManualClock, failed: list[str], exited: list[int],
                 **kwargs: Any) -> Supervisor:
     steps = iter(script)
 
@@ -72,7 +56,7 @@ async def _finished(sup: Supervisor) -> None:
 
 
 async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), RuntimeError("boom"), RuntimeError("boom"), None], clock, failed,
                       exited)
     sup.start(_lease())
@@ -83,7 +67,7 @@ async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
 
 async def test_restart_delays_are_fully_jittered() -> None:
     # Actors that crash on one cause (an exchange outage) must not all come back at the same moment.
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), RuntimeError("boom"), None], clock, failed, exited, rng=lambda: 0.25)
     sup.start(_lease())
     await _finished(sup)
@@ -91,7 +75,7 @@ async def test_restart_delays_are_fully_jittered() -> None:
 
 
 async def test_the_restart_budget_ends_in_a_visible_error() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([ValueError(f"crash {i}") for i in range(4)], clock, failed, exited, max_restarts=3,
                       window_s=300)
     sup.start(_lease())
@@ -101,8 +85,23 @@ async def test_the_restart_budget_ends_in_a_visible_error() -> None:
     assert exited == [7]
 
 
+async def test_the_default_budget_is_five_restarts_and_the_sixth_crash_is_an_error() -> None:
+    # README.md states this budget; the two must agree.
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
+    sup = _supervisor([RuntimeError(f"crash {i}") for i in range(5)] + [None], clock, failed, exited)
+    sup.start(_lease())
+    await _finished(sup)
+    assert sup.restarts == 5 and failed == [] and clock.slept == [1.0, 2.0, 4.0, 8.0, 16.0]
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
+    sup = _supervisor([RuntimeError(f"crash {i}") for i in range(6)], clock, failed, exited)
+    sup.start(_lease())
+    await _finished(sup)
+    assert sup.restarts == 5
+    assert failed == ["stopped after 6 crashes in 300s; last error: RuntimeError: crash 5"]
+
+
 async def test_old_crashes_leave_the_window() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     # Backoff is capped at 100 s, so each crash is more than the 150 s window after the one before
     # the previous: the budget never fills up.
     sup = _supervisor([RuntimeError("x")] * 6 + [None], clock, failed, exited, max_restarts=2, window_s=150,
@@ -113,7 +112,7 @@ async def test_old_crashes_leave_the_window() -> None:
 
 
 async def test_bot_failed_is_not_retried() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([BotFailed("insufficient balance")], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
@@ -121,7 +120,7 @@ async def test_bot_failed_is_not_retried() -> None:
 
 
 async def test_a_deliberate_end_is_not_a_crash() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([BotStopped("wound down")], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
@@ -129,7 +128,7 @@ async def test_a_deliberate_end_is_not_a_crash() -> None:
 
 
 async def test_no_restart_without_a_valid_lease() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), None], clock, failed, exited)
     sup.start(_lease(valid=False))
     await _finished(sup)
@@ -137,7 +136,7 @@ async def test_no_restart_without_a_valid_lease() -> None:
 
 
 async def test_stop_reaches_the_actor_and_kill_cancels_it() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor(["wait", "wait"], clock, failed, exited)
     sup.start(_lease(1))
     sup.start(_lease(2))
@@ -149,7 +148,7 @@ async def test_stop_reaches_the_actor_and_kill_cancels_it() -> None:
 
 
 async def test_a_stop_sent_during_backoff_reaches_the_next_incarnation() -> None:
-    clock, failed, exited = FakeClock(), list[str](), list[int]()
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), "wait"], clock, failed, exited)
     sup.start(_lease())
     sup.send(7, Stop())  # queued in the mailbox that outlives the crashed actor

@@ -140,8 +140,9 @@ class OwnedApiKeys:
 
     async def delete(self, key_id: int) -> DeleteOutcome:
         async with self._pool.acquire() as conn, conn.transaction():
-            # The row lock makes the check and the delete one step for anyone who locks the key
-            # before activating a bot on it (bot start should take FOR KEY SHARE on the key row).
+            # The row lock makes the check and the delete one step: a bot start takes FOR KEY SHARE
+            # on the key before activating (BotsRepo.start), so it either waits for this delete or
+            # holds it off until the active bot is visible to the check below.
             found = await conn.fetchval(
                 "SELECT id FROM api_keys WHERE user_id = $1 AND id = $2 FOR UPDATE", self._user_id, key_id
             )

@@ -19,10 +19,6 @@ def to_ms(value: dt.datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def from_ms(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-
-
 @dataclass(frozen=True, slots=True)
 class BacktestSpec:
     """A backtest request after every check: the symbol is ccxt's unified one, ``parameters`` holds

@@ -27,6 +27,9 @@ _BOT_SELECT = (
 )
 _OWNED = "c.id = $1 AND c.user_id = $2 AND c.deleted_at IS NULL"
 _STATE_RETURNING = f"RETURNING {STATE_COLUMNS}"
+# A start retries when an edit changes the bot's key between locking the key and activating; only
+# an edit racing each attempt exhausts this, and the start then reports the bot keyless.
+_START_ATTEMPTS = 3
 
 
 class StartOutcome(Enum):
@@ -114,19 +117,36 @@ class BotsRepo:
 
     async def start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
         try:
-            return await self._start(user_id, bot_id)
+            for _ in range(_START_ATTEMPTS - 1):
+                outcome = await self._start(user_id, bot_id)
+                if outcome is not None:
+                    return outcome
+            return await self._start(user_id, bot_id) or (StartOutcome.NO_API_KEY, None)
         except asyncpg.UniqueViolationError:
             # bot_configs_one_active_per_market: the database is the arbiter, even for concurrent starts.
             return StartOutcome.MARKET_IN_USE, None
 
-    async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
+    async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None] | None:
+        """The outcome, or None when the bot's key was changed between locking it and activating."""
         async with self._pool.acquire() as conn, conn.transaction():
-            # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins.
-            started = await conn.fetchval(
-                f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
-                f"WHERE {_OWNED} AND NOT c.is_active AND c.api_key_id IS NOT NULL RETURNING c.id",
+            # The key row is share-locked before the bot is activated on it, so a key delete either
+            # commits first (the bot is then keyless and does not start) or waits and sees the active
+            # bot (OwnedApiKeys.delete). The key is locked before the bot row, the order the delete's
+            # ON DELETE SET NULL takes them in, so the two never deadlock.
+            key_id = await conn.fetchval(
+                "SELECT k.id FROM bot_configs c JOIN api_keys k ON k.id = c.api_key_id "
+                f"WHERE {_OWNED} FOR KEY SHARE OF k",
                 bot_id,
                 user_id,
+            )
+            # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins. It
+            # starts the bot only on the key just locked.
+            started = await conn.fetchval(
+                f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
+                f"WHERE {_OWNED} AND NOT c.is_active AND c.api_key_id = $3 RETURNING c.id",
+                bot_id,
+                user_id,
+                key_id,
             )
             if started is None:
                 row = await conn.fetchrow(
@@ -136,6 +156,8 @@ class BotsRepo:
                     return StartOutcome.NOT_FOUND, None
                 if row["is_active"]:
                     return StartOutcome.ALREADY_ACTIVE, None
+                if row["api_key_id"] is not None and row["api_key_id"] != key_id:
+                    return None  # an edit changed the key after it was locked: start again on the new one
                 return StartOutcome.NO_API_KEY, None
             state = await conn.fetchrow(
                 "INSERT INTO bot_state (bot_id, status) VALUES ($1, 'starting') "
@@ -263,8 +285,4 @@ def settings_of(row: Mapping[str, Any]) -> BotSettings:
     return BotSettings(**{name: row[name] for name in SETTING_FIELDS})
 
 
-def key_of_trade(row: Mapping[str, Any]) -> tuple[dt.datetime, int]:
-    return row["created_at"], row["id"]
-
-
-__all__: Sequence[str] = ("BotsRepo", "StartOutcome", "StateChange", "key_of_trade", "settings_of")
+__all__: Sequence[str] = ("BotsRepo", "StartOutcome", "StateChange", "settings_of")

@@ -139,20 +139,14 @@ class ExchangeClientFactory:
             client = self._private[key] = build_client(exchange, base_url=self.base_url, api_key=api_key, secret=secret)
         return client
 
-    async def release_private_client(self, exchange: str, api_key: str) -> None:
-        """Closes and forgets the client of a key that is no longer used (its bots stopped, key deleted)."""
-        client = self._private.pop((exchange, api_key), None)
-        if client is not None:
-            await client.close()
-
     async def close(self) -> None:
         """Closes every client handed out; the factory can hand out new ones afterwards."""
         clients = [*self._public.values(), *self._private.values(), *self._retired]
         self._public.clear()
         self._private.clear()
         self._retired.clear()
-        # Side by side: each ccxt close takes about half a second, and one at a time they held a
-        # replica's exit after SIGTERM for seconds (5 s with 10 keys).
+        # Side by side: each ccxt close takes about half a second, and one at a time they would hold
+        # a replica's exit after SIGTERM for seconds (5 s with 10 keys).
         results = await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, Exception):

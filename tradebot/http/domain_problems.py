@@ -26,6 +26,7 @@ from tradebot.http.problems import (
     validation_problem,
 )
 from tradebot.security.password_policy import WeakPassword
+from tradebot.security.rate_limit import retry_after_header
 
 ToProblem = Callable[[Any], Problem]
 
@@ -36,7 +37,7 @@ def _fields(error: bots.InvalidBotSettings | backtests.InvalidBacktest) -> Probl
 
 def _rate_limited(error: accounts.RateLimited) -> Problem:
     return Problem(429, "too many attempts; try again later",
-                   headers={"Retry-After": str(max(1, int(error.retry_after_s + 0.999)))})
+                   headers={"Retry-After": retry_after_header(error.retry_after_s)})
 
 
 def _unavailable(detail: str, retry_after_s: int) -> ToProblem:

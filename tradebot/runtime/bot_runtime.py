@@ -3,9 +3,10 @@
 - reconcile loop: the database says which bots should run (active) or wind down (stopping); the
   assignment says which of them are this replica's; bots are started (lease, claim, actor) or
   handed over accordingly. Commands from the API only make it run sooner.
-- lease loop: renews every lease in one call; a lost or lapsed lease stops that actor at once, and
+- lease loop: renews every lease in one batch (`Leases.renew_all`); a lost or lapsed lease stops that actor at once, and
   a Redis outage stops every actor before its lease could expire elsewhere (safety over liveness).
-- tick loop: clock ticks to every actor (daily rollover, resuming paused bots at 00:00 UTC).
+- tick loop: a Tick to every actor when the UTC date changes (daily counters reset, bots a daily
+  limit paused resume).
 Each loop is a supervised task (runtime/supervised.py). A loop that crashes is a bug this replica
 cannot trade through (no lease supervision, no reconcile, ...): it is logged at once, counted in
 /metrics (`tradebot_runtime_loop_crashes`), and the runtime stands down: it leaves the cluster, hands
@@ -21,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -65,11 +66,8 @@ class RuntimeTiming:
 
 @dataclass
 class RuntimeStats:
-    started: int = 0
     lost_leases: int = 0
-    handovers: int = 0
     redis_down: bool = False
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class BotRuntime:
@@ -215,7 +213,6 @@ class BotRuntime:
         fence = held.fence
         lease = Lease(bot_id, fence, lambda: self.leases.is_valid(bot_id, fence))
         self.supervisor.start(lease)
-        self.stats.started += 1
         log.info("took bot", extra={"bot_id": bot_id, "fence": fence})
 
     # ------------------------------------------------------------------ loops
@@ -250,7 +247,6 @@ class BotRuntime:
                 self.supervisor.send(bot_id, Stop(reason="bot is no longer active"))
         for bot_id in (running & active) - mine:
             if not self.supervisor.is_stopping(bot_id):
-                self.stats.handovers += 1
                 self.supervisor.send(bot_id, Stop(reason="reassigned to another replica", handover=True))
 
     async def _reconcile_loop(self) -> None:
@@ -324,8 +320,9 @@ class BotRuntime:
         self.poke()
 
     async def _tick_loop(self) -> None:
-        """Tick the actors when the UTC date changes (daily counters, resuming paused bots). Waking
-        every actor on every tick cost a round of thousands of wake-ups for nothing."""
+        """Tick the actors when the UTC date changes (daily counters, resuming paused bots). Only a
+        date change is sent: waking every actor every few seconds is thousands of wake-ups with
+        nothing to do."""
         day = utc_date(self._clock.now_ms())
         while True:
             await self._clock.sleep(self.timing.tick_interval_s)

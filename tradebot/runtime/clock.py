@@ -33,26 +33,3 @@ class SystemClock:
 
 def utc_date(ms: int) -> date:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
-
-
-class ManualClock:
-    """A clock whose wall time is set by the test; sleeping only yields to the loop."""
-
-    def __init__(self, now_ms: int) -> None:
-        self._now_ms = now_ms
-        self._offset = 0.0
-
-    def now_ms(self) -> int:
-        return self._now_ms
-
-    def set(self, now_ms: int) -> None:
-        self._now_ms = now_ms
-
-    def advance(self, ms: int) -> None:
-        self._now_ms += ms
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(min(seconds, 0.01))

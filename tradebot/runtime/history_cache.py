@@ -1,9 +1,9 @@
 """Warm-up history shared between bots of the same market.
 
-Every starting bot reads its market's recent closed candles. On a cold replica with 1,000 bots
-that was 1,000 reads through the exchange's rate limit (over 8 minutes on the simulator, though
-most bots share a handful of symbols). Concurrent reads of one (symbol, timeframe) now await a
-single request, and its answer serves later starts for a few seconds; candles closed after it
+Every starting bot reads its market's recent closed candles. Read bot by bot, a cold replica with
+1,000 bots makes 1,000 reads through the exchange's rate limit (over 8 minutes on the simulator),
+though most bots share a handful of symbols. So concurrent reads of one (symbol, timeframe) await
+a single request, and its answer serves later starts for a few seconds; candles closed after it
 reach each bot through its own subscription, which starts right after the last candle it saw
 (the bot decides on those before it trades, see `bot_actor`). Bots of one market with different
 warm-up lengths share too: the longest read in flight or still fresh serves every shorter one.

@@ -98,7 +98,8 @@ class TappedBinanceUsdm(ccxt_pro.binanceusdm):  # type: ignore[misc]
             return super().watch_multiple(url, message_hashes, message, subscribe_hashes, subscription)
         ws = self.client(url)
         missing = [h for h in subscribe_hashes or [] if h not in ws.subscriptions]
-        # Registered with ccxt exactly as before, minus the send.
+        # Without a message ccxt registers the futures and subscriptions as usual but sends nothing:
+        # the batched SUBSCRIBE below carries it.
         future = super().watch_multiple(url, message_hashes, None, subscribe_hashes, subscription)
         if missing:
             self._subscribe_queues.setdefault(ws, []).append((list(message["params"]), str(message["id"])))

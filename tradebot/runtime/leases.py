@@ -3,7 +3,7 @@
 A lease is a key `…:lease:bot:<id>` holding the owner's replica id with a TTL, taken with SET NX PX.
 Each acquisition takes a fencing token with INCR; the bot's PostgreSQL writes are conditional on
 it (see bot_store), so the token, not the clock, protects against a paused owner. All of a
-replica's leases are renewed by one script call per tick. Locally, each lease has a renew
+replica's leases are renewed together, one script call per RENEW_CHUNK of them. Locally, each lease has a renew
 deadline well inside its TTL (Kubernetes' rule: renew deadline < lease duration): past it the
 owner treats the lease as lost and stops the bot, before anyone else can have taken it.
 
@@ -118,8 +118,8 @@ class LeaseManager:
 
     async def renew_all(self) -> set[int]:
         """Renew every held lease, RENEW_CHUNK keys per script call; returns the bots whose lease is
-        lost. One call for 10,000 keys held the event loop for ~100 ms (building and parsing the
-        command); chunks keep each stretch short and let candles through in between."""
+        lost. Chunks, because one call for 10,000 keys holds the event loop for ~100 ms (building
+        and parsing the command); short stretches let candles through in between."""
         if not self._held:
             return set()
         bots = list(self._held)

@@ -212,7 +212,13 @@ def _opt_float(value: Any) -> float | None:
 
 
 class AccountPool:
-    """Exchange accounts by API key id, created on first use and closed with the runtime."""
+    """Exchange accounts by API key id, created on first use and closed with the runtime.
+
+    Nothing is evicted, and nothing needs to be: key ids are never reused and a stored key's clear
+    values never change (rotate-keys re-encrypts the same ones), so a cached account never signs
+    with the wrong credentials; a deleted key leaves its bots keyless, so no bot looks it up again.
+    What stays is one idle REST client per key that ran here, which the factory closes at shutdown.
+    """
 
     def __init__(self, pool: asyncpg.Pool, box: SecretBox, factory: ExchangeClientFactory) -> None:
         self._pool = pool
@@ -239,8 +245,3 @@ class AccountPool:
                 account = LiveAccount(client)
                 self._accounts[api_key_id] = account
             return account
-
-    def forget(self, api_key_id: int) -> None:
-        """Drop a cached account (its key was deleted, rotated or found invalid); the factory,
-        which owns the ccxt clients, closes them when the runtime stops."""
-        self._accounts.pop(api_key_id, None)

@@ -1,10 +1,11 @@
 """A bot actor's mailbox: commands are never dropped, market data is bounded.
 
-Commands (stop, reconfigure, resume, a fee found) are rare and must all arrive, so they queue without a bound
-and are served first: a stop overtakes candles that are still waiting. Candles come from the
-market-data hub, which must never wait on a slow actor; past `candle_capacity` the oldest candle
-is dropped and counted, and the actor notices the hole in open times and backfills it from the
-exchange before deciding again, so no candle is skipped for the strategy (DESIGN.md invariant 3).
+Commands (stop, reconfigure, the daily tick, a fee found, a helper task's failure) are rare and
+must all arrive, so they queue without a bound and are served first: a stop overtakes candles that
+are still waiting. Candles come from the market-data hub, which must never wait on a slow actor;
+past `candle_capacity` the oldest candle is dropped and counted, and the actor notices the hole
+in open times and backfills it from the exchange before deciding again, so no candle is skipped
+for the strategy (DESIGN.md invariant 3).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Reconfigure:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """A clock tick: daily rollover, lease and housekeeping checks between candles."""
+    """A new UTC day: the actor resets its daily counters and resumes a bot a daily limit paused."""
 
 
 @dataclass(frozen=True, slots=True)

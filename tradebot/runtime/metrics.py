@@ -26,7 +26,6 @@ class RuntimeCounters:
     orders_rejected: int = 0
     orders_unknown: int = 0
     orders_reconciled: int = 0
-    backfilled_candles: int = 0
 
 
 class RuntimeCollector(Collector):

@@ -1,8 +1,8 @@
 """Batched snapshots of the bots' strategy state: one fenced statement a second for the replica.
 
 After every candle a bot's indicator state changes. Writing it from each actor would cost a
-transaction per bot per candle, all at the same instant (10,000 bots closing a 1m candle together
-took 5.9 s that way). The snapshot is only a shortcut for restarts (it can always be rebuilt from
+transaction per bot per candle, all at the same instant (5.9 s for 10,000 bots closing a 1m
+candle together, measured). The snapshot is only a shortcut for restarts (it can always be rebuilt from
 closed history), so actors hand the latest one here and it is written in a batch, still under
 each bot's fencing token: a row whose token moved on is simply not updated.
 """
@@ -65,7 +65,7 @@ class StateWriter:
 
     async def flush(self) -> int:
         """Write what is pending, in statements of CHUNK rows: encoding 10,000 JSON snapshots in one
-        go held the event loop for over 100 ms; between chunks other tasks run."""
+        go holds the event loop for over 100 ms; between chunks other tasks run."""
         written = 0
         while self._pending:
             bots = list(self._pending)[:CHUNK]

@@ -1,9 +1,9 @@
 """Supervises this replica's bot actors: one named task per bot, restarts on a budget.
 
 A crashed actor is restarted after a full-jitter exponential backoff (actors that crash on one
-cause must not all come back at once); more than `max_restarts` crashes within
-`window_s` is an explicit decision: the bot goes to status "error" with the reason (mode's
-supervisor rule), never a silent crash loop. A bot's mailbox outlives its actor incarnations, so a
+cause must not all come back at once), at most `max_restarts` times (5) within `window_s` (300 s);
+the next crash within the window (the sixth) is an explicit decision: the bot goes to status
+"error" with the reason (mode's supervisor rule), never a silent crash loop. A bot's mailbox outlives its actor incarnations, so a
 stop sent during a restart backoff is still the next thing the new actor reads.
 """
 

@@ -80,7 +80,12 @@ class Decision:
 
     @property
     def retry_after_header(self) -> str:
-        return str(max(1, math.ceil(self.retry_after_s)))
+        return retry_after_header(self.retry_after_s)
+
+
+def retry_after_header(seconds: float) -> str:
+    """A Retry-After value: whole seconds, rounded up (a client that waits that long is let in), at least 1."""
+    return str(max(1, math.ceil(seconds)))
 
 
 def subject_key(value: str) -> str:
