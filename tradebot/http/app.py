@@ -27,6 +27,7 @@ from tradebot.http import (
     ops_routes,
     sse_routes,
     sse_user_routes,
+    stats_routes,
     trade_routes,
 )
 from tradebot.http.accounts_app import accounts_context
@@ -54,6 +55,7 @@ def all_routes() -> RouteTable:
     table.extend(sse_routes.routes)
     table.extend(sse_user_routes.routes)
     table.extend(trade_routes.routes)
+    table.extend(stats_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
     table.extend(dashboard_routes.routes)

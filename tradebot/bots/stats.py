@@ -1,0 +1,205 @@
+"""Performance figures over a user's trades, computed in PostgreSQL (CONTRACT.md "Reporting").
+
+Every figure is a sum over trade rows, so `GET /stats` totals equal the same sums over `GET /trades`
+with the same filters: one statement per request, scoped by the owner's user id, served by the
+covering indexes of migration 0007 (index-only scans: the heap is not read).
+
+Periods are cut in UTC whatever the session's time zone: days, ISO weeks (PostgreSQL's
+`date_trunc('week')` starts on Monday, so 2021-01-03 belongs to the week of 2020-12-28, ISO
+2020-W53) and calendar months. A fee not known yet (NULL) is summed as 0 and counted in
+`fees_unknown`, never hidden.
+
+A bot's lifetime figures add the max drawdown of its realised equity: the cumulative net PnL
+(realized_pnl − fee, in the quote currency) in trade order, starting from 0; the drawdown at a
+trade is the highest point reached so far (0 included) minus the current point. Live bots have no
+starting balance to divide by, so no percentage is given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import asyncpg
+
+
+class StatsGroup(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFilter:
+    """The filters GET /trades and GET /stats share: `since` inclusive, `until` exclusive."""
+
+    bot_id: int | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    paper: bool | None = None  # None: paper and live alike
+
+    def where(self, user_id: int, args: list[Any]) -> str:
+        """The WHERE clause (without the keyword), appending its values to `args`."""
+        args.append(user_id)
+        clauses = [f"user_id = ${len(args)}"]
+        for column, op, value in (
+            ("bot_id", "=", self.bot_id),
+            ("created_at", ">=", self.since),
+            ("created_at", "<", self.until),
+            ("paper", "=", self.paper),
+        ):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} {op} ${len(args)}")
+        return " AND ".join(clauses)
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """Sums over a set of trade rows; money stays Decimal (numeric) until the JSON edge."""
+
+    trades_count: int
+    realized_pnl: Decimal
+    fees: Decimal
+    wins: int
+    losses: int
+    fees_unknown: int
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.realized_pnl - self.fees
+
+    @property
+    def win_rate(self) -> float | None:
+        decided = self.wins + self.losses
+        return self.wins / decided if decided else None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "trades_count": self.trades_count,
+            "realized_pnl": float(self.realized_pnl),
+            "fees": float(self.fees),
+            "net_pnl": float(self.net_pnl),
+            "wins": self.wins,
+            "losses": self.losses,
+            "win_rate": self.win_rate,
+            "fees_unknown": self.fees_unknown,
+        }
+
+
+def _figures(row: Mapping[str, Any]) -> Figures:
+    return Figures(
+        trades_count=int(row["trades_count"]),
+        realized_pnl=row["realized_pnl"],
+        fees=row["fees"],
+        wins=int(row["wins"]),
+        losses=int(row["losses"]),
+        fees_unknown=int(row["fees_unknown"]),
+    )
+
+
+_SUMS = """
+    count(*) AS trades_count,
+    coalesce(sum(realized_pnl), 0) AS realized_pnl,
+    coalesce(sum(fee), 0) AS fees,
+    count(*) FILTER (WHERE realized_pnl > 0) AS wins,
+    count(*) FILTER (WHERE realized_pnl < 0) AS losses,
+    count(*) FILTER (WHERE fee IS NULL) AS fees_unknown"""
+
+# date_trunc's own field names; `all` has no period of its own.
+_TRUNC_UNIT = {StatsGroup.DAY: "day", StatsGroup.WEEK: "week", StatsGroup.MONTH: "month"}
+
+ZERO = Figures(0, Decimal(0), Decimal(0), 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    start: dt.datetime
+    figures: Figures
+
+    def view(self) -> dict[str, Any]:
+        return {"period_start": self.start, **self.figures.view()}
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodStats:
+    periods: list[Period]  # oldest first, only periods with trades
+    totals: Figures
+
+
+@dataclass(frozen=True, slots=True)
+class BotLifetime:
+    figures: Figures
+    max_drawdown: Decimal  # of the cumulative net PnL, in the quote currency, ≥ 0
+
+    def view(self) -> dict[str, Any]:
+        return {**self.figures.view(), "max_drawdown": float(self.max_drawdown)}
+
+
+EMPTY_LIFETIME = BotLifetime(ZERO, Decimal(0))
+
+
+class TradeStats:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def periods(self, user_id: int, group: StatsGroup, flt: TradeFilter) -> PeriodStats:
+        """One statement: a row per period plus the grand total (GROUPING SETS)."""
+        if group is StatsGroup.ALL:
+            args: list[Any] = []
+            where = flt.where(user_id, args)
+            row = await self._pool.fetchrow(
+                f"SELECT min(created_at) AS first_at, {_SUMS} FROM trades WHERE {where}", *args
+            )
+            assert row is not None
+            totals = _figures(row)
+            # One period holding every trade; it starts at the first of them.
+            return PeriodStats([Period(row["first_at"], totals)] if totals.trades_count else [], totals)
+        args = [_TRUNC_UNIT[group]]
+        where = flt.where(user_id, args)
+        rows = await self._pool.fetch(
+            f"""
+            SELECT date_trunc($1, created_at, 'UTC') AS period_start,
+                   grouping(date_trunc($1, created_at, 'UTC')) = 1 AS is_total, {_SUMS}
+              FROM trades
+             WHERE {where}
+             GROUP BY GROUPING SETS ((date_trunc($1, created_at, 'UTC')), ())
+             ORDER BY is_total, period_start
+            """,
+            *args,
+        )
+        # The grand total sorts last, and exists even when no trade matched.
+        *period_rows, totals_row = rows
+        assert totals_row["is_total"]
+        return PeriodStats([Period(r["period_start"], _figures(r)) for r in period_rows], _figures(totals_row))
+
+    async def lifetimes(self, user_id: int, bot_ids: Sequence[int]) -> dict[int, BotLifetime]:
+        """Each bot's lifetime figures, in one statement for all of them (bots without trades absent)."""
+        if not bot_ids:
+            return {}
+        rows = await self._pool.fetch(
+            f"""
+            SELECT bot_id, {_SUMS},
+                   coalesce(max(greatest(peak, 0) - equity), 0) AS max_drawdown
+              FROM (SELECT bot_id, realized_pnl, fee, equity,
+                           max(equity) OVER (PARTITION BY bot_id ORDER BY created_at, id
+                                             ROWS UNBOUNDED PRECEDING) AS peak
+                      FROM (SELECT bot_id, created_at, id, realized_pnl, fee,
+                                   sum(realized_pnl - coalesce(fee, 0))
+                                       OVER (PARTITION BY bot_id ORDER BY created_at, id
+                                             ROWS UNBOUNDED PRECEDING) AS equity
+                              FROM trades
+                             WHERE bot_id = ANY($1::bigint[]) AND user_id = $2) curve) marked
+             GROUP BY bot_id
+            """,
+            list(bot_ids),
+            user_id,
+        )
+        return {
+            int(r["bot_id"]): BotLifetime(_figures(r), max(Decimal(0), r["max_drawdown"])) for r in rows
+        }
