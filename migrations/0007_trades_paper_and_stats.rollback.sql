@@ -7,6 +7,9 @@ BEGIN
 END
 $$;
 
+DROP TRIGGER IF EXISTS trades_bot_trade_totals ON trades;
+DROP FUNCTION IF EXISTS bot_trade_totals_apply();
+DROP TABLE IF EXISTS bot_trade_totals;
 DROP INDEX IF EXISTS trades_bot_stats;
 DROP INDEX IF EXISTS trades_user_stats;
 ALTER TABLE trades DROP COLUMN paper;

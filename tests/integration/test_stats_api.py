@@ -184,3 +184,47 @@ async def test_bots_carry_their_lifetime_figures(client: Client, pool: asyncpg.P
     assert listed[bots["one"]]["stats"]["max_drawdown"] == 5.5
     bobs = await client.get(f"/api/v1/bots/{bots['bob']}", headers=bob.headers)
     assert (await bobs.json())["stats"]["max_drawdown"] == 1001.0  # +999, then −1001
+
+
+async def _lifetime_matches_trades(client: Client, user: User, bot_id: int) -> dict[str, Any]:
+    trades = await all_items(client, user, f"/api/v1/bots/{bot_id}/trades")
+    r = await client.get(f"/api/v1/bots/{bot_id}", headers=user.headers)
+    stats: dict[str, Any] = (await r.json())["stats"]
+    assert stats == {**figures(trades), "max_drawdown": max_drawdown(trades)}
+    return stats
+
+
+async def _curve_exact(pool: asyncpg.Pool, bot_id: int) -> bool:
+    return bool(await pool.fetchval("SELECT curve_exact FROM bot_trade_totals WHERE bot_id = $1", bot_id))
+
+
+async def test_lifetime_figures_follow_every_kind_of_trade_change(client: Client, pool: asyncpg.Pool) -> None:
+    alice = await new_user(client, "alice")
+    bot = (await create_bot(client, alice))["id"]
+    ids = [await insert_trade(pool, alice, bot, at, pnl, fee) for at, pnl, fee in ALICE_ONE]
+    assert await _curve_exact(pool, bot)  # trades in time order: the trigger extends the curve exactly
+    await _lifetime_matches_trades(client, alice, bot)
+
+    # The newest trade's fee becomes known (the usual case): still exact, and a fee that turns the
+    # last step into the deepest fall counts.
+    await pool.execute("UPDATE trades SET fee = 9 WHERE id = $1", ids[-1])
+    assert await _curve_exact(pool, bot)
+    assert (await _lifetime_matches_trades(client, alice, bot))["max_drawdown"] == 14.0
+
+    # An older trade's fee, and a trade recorded out of order: recomputed on read, then stored back.
+    await pool.execute("UPDATE trades SET fee = 0.5 WHERE id = $1", ids[1])
+    assert not await _curve_exact(pool, bot)
+    await _lifetime_matches_trades(client, alice, bot)
+    assert await _curve_exact(pool, bot)
+    await insert_trade(pool, alice, bot, "2019-06-01T00:00:00Z", "-50", "1")
+    assert not await _curve_exact(pool, bot)
+    await _lifetime_matches_trades(client, alice, bot)
+    # After a recomputation the trigger goes on exactly, also when the newest trade changes again.
+    newest = await insert_trade(pool, alice, bot, "2025-01-01T00:00:00Z", "-30", None)
+    assert await _curve_exact(pool, bot)
+    await _lifetime_matches_trades(client, alice, bot)
+    await pool.execute("UPDATE trades SET fee = 2, realized_pnl = 40 WHERE id = $1", newest)
+    assert await _curve_exact(pool, bot)
+    await _lifetime_matches_trades(client, alice, bot)
+    await pool.execute("DELETE FROM trades WHERE id = $1", ids[3])
+    await _lifetime_matches_trades(client, alice, bot)

@@ -193,27 +193,60 @@ class TradeStats:
         return PeriodStats([Period(r["period_start"], _figures(r)) for r in period_rows], _figures(totals_row))
 
     async def lifetimes(self, user_id: int, bot_ids: Sequence[int]) -> dict[int, BotLifetime]:
-        """Each bot's lifetime figures, in one statement for all of them (bots without trades absent)."""
+        """Each bot's lifetime figures (bots without trades absent): one row per bot, kept by the
+        trades trigger of migration 0007; a drawdown curve the trigger could not extend exactly is
+        recomputed here, for those bots only, in one statement, and stored back."""
         if not bot_ids:
             return {}
         rows = await self._pool.fetch(
-            f"""
-            SELECT bot_id, {_SUMS},
-                   coalesce(max(greatest(peak, 0) - equity), 0) AS max_drawdown
-              FROM (SELECT bot_id, realized_pnl, fee, equity,
-                           max(equity) OVER (PARTITION BY bot_id ORDER BY created_at, id
-                                             ROWS UNBOUNDED PRECEDING) AS peak
-                      FROM (SELECT bot_id, created_at, id, realized_pnl, fee,
-                                   sum(realized_pnl - coalesce(fee, 0))
-                                       OVER (PARTITION BY bot_id ORDER BY created_at, id
-                                             ROWS UNBOUNDED PRECEDING) AS equity
-                              FROM trades
-                             WHERE bot_id = ANY($1::bigint[]) AND user_id = $2) curve) marked
-             GROUP BY bot_id
-            """,
+            "SELECT bot_id, trades_count, realized_pnl, fees, wins, losses, fees_unknown, curve_exact, "
+            "max_drawdown, version FROM bot_trade_totals WHERE bot_id = ANY($1::bigint[]) AND user_id = $2 "
+            "AND trades_count > 0",
             list(bot_ids),
             user_id,
         )
+        inexact = {int(r["bot_id"]): int(r["version"]) for r in rows if not r["curve_exact"]}
+        drawdowns = await self._recompute_curves(inexact) if inexact else {}
         return {
-            int(r["bot_id"]): BotLifetime(_figures(r), max(Decimal(0), r["max_drawdown"])) for r in rows
+            int(r["bot_id"]): BotLifetime(
+                _figures(r), max(Decimal(0), drawdowns.get(int(r["bot_id"]), r["max_drawdown"]))
+            )
+            for r in rows
         }
+
+    async def _recompute_curves(self, versions: Mapping[int, int]) -> dict[int, Decimal]:
+        """The curves of these bots from their trades; stored back only where no trade changed since
+        `versions` were read (a newer change leaves its bot inexact for the next reader)."""
+        rows = await self._pool.fetch(
+            """
+            WITH curve AS (
+                SELECT bot_id, created_at, id,
+                       sum(realized_pnl - coalesce(fee, 0)) OVER w AS equity
+                  FROM trades WHERE bot_id = ANY($1::bigint[])
+                WINDOW w AS (PARTITION BY bot_id ORDER BY created_at, id ROWS UNBOUNDED PRECEDING)),
+            peaks AS (
+                SELECT bot_id, created_at, id, equity, greatest(max(equity) OVER w, 0) AS peak
+                  FROM curve
+                WINDOW w AS (PARTITION BY bot_id ORDER BY created_at, id ROWS UNBOUNDED PRECEDING)),
+            drawdowns AS (
+                SELECT bot_id, created_at, id, equity, peak, max(peak - equity) OVER w AS max_drawdown
+                  FROM peaks
+                WINDOW w AS (PARTITION BY bot_id ORDER BY created_at, id ROWS UNBOUNDED PRECEDING)),
+            steps AS (
+                SELECT *, coalesce(lag(peak) OVER w, 0) AS prev_peak,
+                       coalesce(lag(max_drawdown) OVER w, 0) AS prev_drawdown,
+                       row_number() OVER (PARTITION BY bot_id ORDER BY created_at DESC, id DESC) AS from_end
+                  FROM drawdowns
+                WINDOW w AS (PARTITION BY bot_id ORDER BY created_at, id))
+            SELECT bot_id, created_at, id, equity, peak, max_drawdown, prev_peak, prev_drawdown
+              FROM steps WHERE from_end = 1
+            """,
+            list(versions),
+        )
+        await self._pool.executemany(
+            "UPDATE bot_trade_totals SET curve_exact = true, last_created_at = $2, last_id = $3, equity = $4, "
+            "peak = $5, max_drawdown = $6, prev_peak = $7, prev_drawdown = $8 WHERE bot_id = $1 AND version = $9",
+            [(r["bot_id"], r["created_at"], r["id"], r["equity"], r["peak"], r["max_drawdown"], r["prev_peak"],
+              r["prev_drawdown"], versions[int(r["bot_id"])]) for r in rows],
+        )
+        return {int(r["bot_id"]): r["max_drawdown"] for r in rows}
