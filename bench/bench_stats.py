@@ -61,6 +61,10 @@ async def seed(url: str, user_id: int, bots: int, trades: int, tag: str = "bench
     """`bots` bots and `trades` filled orders with one trade each, spread over two years."""
     conn = await asyncpg.connect(url)
     try:
+        # One statement inserting thousands of trades per bot would update each bot's totals row
+        # thousands of times in one transaction (minutes); trades arrive one by one in production.
+        # So the seed skips triggers and fills bot_trade_totals the way migration 0007 does.
+        await conn.execute("SET session_replication_role = replica")
         bot_ids = [
             await conn.fetchval(
                 "INSERT INTO bot_configs (user_id, name, symbol, timeframe, ema_period) "
@@ -91,11 +95,46 @@ async def seed(url: str, user_id: int, bots: int, trades: int, tag: str = "bench
             """,
             user_id, bot_ids, trades, tag,
         )
+        await conn.execute(
+            """INSERT INTO bot_trade_totals (bot_id, user_id, trades_count, realized_pnl, fees, wins, losses,
+                                             fees_unknown, curve_exact)
+               SELECT bot_id, min(user_id), count(*), sum(realized_pnl), coalesce(sum(fee), 0),
+                      count(*) FILTER (WHERE realized_pnl > 0), count(*) FILTER (WHERE realized_pnl < 0),
+                      count(*) FILTER (WHERE fee IS NULL), false
+                 FROM trades WHERE bot_id = ANY($1::bigint[]) GROUP BY bot_id""",
+            bot_ids,
+        )
         await conn.execute("VACUUM ANALYZE trades")
         await conn.execute("VACUUM ANALYZE orders")
     finally:
         await conn.close()
     return bot_ids
+
+
+async def insert_one_by_one(url: str, user_id: int, bot_id: int, count: int) -> list[float]:
+    """What the runtime does per fill: an order and its trade, each trade in its own transaction."""
+    conn = await asyncpg.connect(url)
+    out = []
+    try:
+        for i in range(count):
+            start = time.perf_counter()
+            async with conn.transaction():
+                order_id = await conn.fetchval(
+                    "INSERT INTO orders (bot_id, user_id, client_order_id, symbol, side, amount, intent, signal_seq, "
+                    "fence_token, status) VALUES ($1, $2, $3, 'BTC/USDT:USDT', 'buy', 0.01, 'open', 0, 1, 'filled') "
+                    "RETURNING id",
+                    bot_id, user_id, f"one{i}",
+                )
+                await conn.execute(
+                    "INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, realized_pnl, "
+                    "client_order_id, created_at) VALUES ($1, $2, $3, 'BTC/USDT:USDT', 'buy', 100, 0.01, 0.0004, "
+                    "$4, $5, '2026-12-01'::timestamptz + make_interval(secs => $6::int))",
+                    bot_id, user_id, order_id, i % 7 - 3, f"one{i}", i,
+                )
+            out.append((time.perf_counter() - start) * 1000)
+    finally:
+        await conn.close()
+    return out
 
 
 async def timed(session: aiohttp.ClientSession, url: str, headers: dict[str, str], repeat: int) -> list[float]:
@@ -184,10 +223,14 @@ async def main() -> None:
                     print(row(f"GET /stats?group={group}&bot_id=…", ms))
                 ms = await timed(session, f"{base}/stats?group=day&since=2026-01-01T00:00:00Z", headers, args.repeat)
                 print(row("GET /stats?group=day&since=(last ~11 months)", ms))
+                first = await timed(session, f"{base}/bots?limit={args.bots}", headers, 1)
+                print(row(f"GET /bots, first ({args.bots} drawdown curves recomputed from the trades)", first))
                 ms = await timed(session, f"{base}/bots?limit={args.bots}", headers, args.repeat)
                 print(row(f"GET /bots ({args.bots} bots with lifetime stats)", ms))
                 ms = await timed(session, f"{base}/trades?limit=500", headers, args.repeat)
                 print(row("GET /trades?limit=500 (JSON page)", ms))
+                print(row("one trade inserted (own transaction, with the totals trigger)",
+                          await insert_one_by_one(url, user_id, bot_ids[0], args.repeat * 10)))
                 start = time.perf_counter()
                 async with session.get(f"{base}/trades?format=csv", headers=headers) as r:
                     size = len(await r.read())
