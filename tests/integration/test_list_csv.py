@@ -150,3 +150,14 @@ async def test_csv_keeps_owner_scoping_and_validation(client: Client, pool: asyn
         assert [e["field"] for e in body["errors"]] == ["format"]
     body = await problem(await client.get("/api/v1/trades?format=csv&until=x", headers=alice.headers), 422)
     assert [e["field"] for e in body["errors"]] == ["until"]
+
+
+async def test_the_openapi_document_names_the_csv_form(client: Client) -> None:
+    spec = await (await client.get("/api/openapi.json")).json()
+    for path in ("/api/v1/trades", "/api/v1/bots/{id}/trades", "/api/v1/bots/{id}/orders"):
+        op = spec["paths"][path]["get"]
+        assert set(op["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+        formats = [p for p in op["parameters"] if p["name"] == "format"]
+        assert formats and "csv" in str(formats[0]["schema"])
+    for path in ("/api/v1/stats", "/api/v1/portfolio"):
+        assert "get" in spec["paths"][path]

@@ -25,7 +25,7 @@ from tradebot.bots.schemas import (
 )
 from tradebot.http.appkeys import PRINCIPAL
 from tradebot.http.bots_app import BOTS, problem_for
-from tradebot.http.csv_export import keyset_batches, stream_csv, wants_csv
+from tradebot.http.csv_export import CSV_TYPE, keyset_batches, stream_csv, wants_csv
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
 from tradebot.http.problems import not_found
@@ -173,6 +173,7 @@ _CSV_NOTE = ("`?format=csv` or `Accept: text/csv` streams every item as CSV (hea
     description=_CSV_NOTE,
     query=ListQuery,
     responses={200: TradePage},
+    also_media=[CSV_TYPE],
     tags=TAGS,
 )
 async def list_bot_trades(request: web.Request) -> web.StreamResponse:
@@ -205,6 +206,7 @@ ORDER_CSV_COLUMNS = tuple(OrderOut.model_fields)
     description=_CSV_NOTE,
     query=ListQuery,
     responses={200: OrderPage},
+    also_media=[CSV_TYPE],
     tags=TAGS,
 )
 async def list_bot_orders(request: web.Request) -> web.StreamResponse:

@@ -12,7 +12,7 @@ from tradebot.bots.repo import key_of_trade
 from tradebot.bots.schemas import TradeOut, TradePage, TradesQuery
 from tradebot.http.appkeys import PRINCIPAL
 from tradebot.http.bots_app import BOTS
-from tradebot.http.csv_export import keyset_batches, stream_csv, wants_csv
+from tradebot.http.csv_export import CSV_TYPE, keyset_batches, stream_csv, wants_csv
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import build_page, decode_cursor
 from tradebot.http.problems import field_problem
@@ -54,6 +54,7 @@ def decode_trade_cursor(cursor: str | None) -> tuple[dt.datetime, int] | None:
     "(header row of the JSON field names; `limit` does not apply, `cursor` starts after that trade).",
     query=TradesQuery,
     responses={200: TradePage},
+    also_media=[CSV_TYPE],
     tags=["trades"],
 )
 async def list_trades(request: web.Request) -> web.StreamResponse:
