@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from tradebot.bots.models import SETTING_FIELDS, BotSettings
+from tradebot.bots.stats import TradeFilter
 from tradebot.bots.views import ORDER_COLUMNS, STATE_COLUMNS, TRADE_COLUMNS
 
 _CONFIG_COLUMNS = ", ".join(
@@ -208,28 +209,22 @@ class BotsRepo:
     async def trades(
         self,
         user_id: int,
+        flt: TradeFilter,
         *,
-        bot_id: int | None,
-        since: dt.datetime | None,
         before: tuple[dt.datetime, int] | None,
         limit: int,
     ) -> list[asyncpg.Record]:
-        """Newest first by (created_at, id): the order both trade indexes are built in."""
-        clauses = ["user_id = $1"]
-        args: list[Any] = [user_id]
-        if bot_id is not None:
-            args.append(bot_id)
-            clauses.append(f"bot_id = ${len(args)}")
-        if since is not None:
-            args.append(since)
-            clauses.append(f"created_at >= ${len(args)}")
+        """Newest first by (created_at, id): the order both trade indexes are built in. The filter's
+        WHERE clause is the one GET /stats sums over."""
+        args: list[Any] = []
+        where = flt.where(user_id, args)
         if before is not None:
             args.extend(before)
-            clauses.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+            where += f" AND (created_at, id) < (${len(args) - 1}, ${len(args)})"
         args.append(limit)
         return list(
             await self._pool.fetch(
-                f"SELECT {TRADE_COLUMNS} FROM trades WHERE {' AND '.join(clauses)} "
+                f"SELECT {TRADE_COLUMNS} FROM trades WHERE {where} "
                 f"ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
                 *args,
             )
@@ -285,4 +280,9 @@ def settings_of(row: Mapping[str, Any]) -> BotSettings:
     return BotSettings(**{name: row[name] for name in SETTING_FIELDS})
 
 
-__all__: Sequence[str] = ("BotsRepo", "StartOutcome", "StateChange", "settings_of")
+def key_of_trade(row: Mapping[str, Any]) -> tuple[dt.datetime, int]:
+    """The keyset position of a trade row in the newest-first lists (exports page on it)."""
+    return row["created_at"], row["id"]
+
+
+__all__: Sequence[str] = ("BotsRepo", "StartOutcome", "StateChange", "key_of_trade", "settings_of")

@@ -29,6 +29,7 @@ from tradebot.bots.errors import (
 )
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SETTING_FIELDS, BotEventSink, BotSettings, SymbolResolver
 from tradebot.bots.repo import BotsRepo, StartOutcome, settings_of
+from tradebot.bots.stats import EMPTY_LIFETIME, StatsGroup, TradeFilter, TradeStats
 from tradebot.bots.views import bot_view, order_view, state_or_stopped_view, state_view, trade_view
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class BotService:
         max_bots_per_user: int,
     ) -> None:
         self._repo = BotsRepo(pool)
+        self._stats = TradeStats(pool)
         self._max_bots = max_bots_per_user
         self._events = events
         self._send = commands
@@ -69,10 +71,15 @@ class BotService:
         row = await self._repo.get(user_id, bot_id)
         if row is None:
             raise BotNotFound
-        return bot_view(row)
+        return (await self._with_stats(user_id, [row]))[0]
 
     async def page(self, user_id: int, *, after_id: int | None, limit: int) -> list[dict[str, Any]]:
-        return [bot_view(r) for r in await self._repo.page(user_id, after_id=after_id, limit=limit)]
+        return await self._with_stats(user_id, await self._repo.page(user_id, after_id=after_id, limit=limit))
+
+    async def _with_stats(self, user_id: int, rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+        """Bot objects with their lifetime figures, read in one statement for all of them."""
+        lifetimes = await self._stats.lifetimes(user_id, [int(r["id"]) for r in rows])
+        return [bot_view(r, lifetimes.get(int(r["id"]), EMPTY_LIFETIME)) for r in rows]
 
     async def update(self, user_id: int, bot_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Apply any subset of the settings; the merged result is checked as a whole."""
@@ -93,7 +100,7 @@ class BotService:
                 if getattr(merged, name) != getattr(current, name)
             }
             if not diff:
-                return bot_view(row)
+                return (await self._with_stats(user_id, [row]))[0]
             if row["is_active"]:
                 fixed = [name for name in _FIXED_WHILE_RUNNING if name in diff]
                 if fixed:
@@ -186,7 +193,7 @@ class BotService:
     ) -> list[dict[str, Any]]:
         if not await self._repo.bot_exists(user_id, bot_id):
             raise BotNotFound
-        rows = await self._repo.trades(user_id, bot_id=bot_id, since=None, before=before, limit=limit)
+        rows = await self._repo.trades(user_id, TradeFilter(bot_id=bot_id), before=before, limit=limit)
         return [trade_view(r) for r in rows]
 
     async def bot_orders(
@@ -201,15 +208,19 @@ class BotService:
     async def user_trades(
         self,
         user_id: int,
+        flt: TradeFilter,
         *,
-        bot_id: int | None,
-        since: dt.datetime | None,
         before: tuple[dt.datetime, int] | None,
         limit: int,
     ) -> list[dict[str, Any]]:
         """The user's trades newest first, deleted bots' included (their history stays readable)."""
-        rows = await self._repo.trades(user_id, bot_id=bot_id, since=since, before=before, limit=limit)
+        rows = await self._repo.trades(user_id, flt, before=before, limit=limit)
         return [trade_view(r) for r in rows]
+
+    async def stats(self, user_id: int, group: StatsGroup, flt: TradeFilter) -> dict[str, Any]:
+        """GET /stats: figures per period and their totals over the same trades as user_trades."""
+        result = await self._stats.periods(user_id, group, flt)
+        return {"items": [p.view() for p in result.periods], "totals": result.totals.view()}
 
     # -- prompts to the runtime and to SSE clients ---------------------------------------------
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradebot.bots.models import SETTING_FIELDS
+from tradebot.bots.stats import EMPTY_LIFETIME, BotLifetime
 
 
 def _num(value: Any) -> float | None:
@@ -37,7 +38,7 @@ def state_view(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-TRADE_COLUMNS = "id, bot_id, symbol, side, price, amount, fee, realized_pnl, client_order_id, created_at"
+TRADE_COLUMNS = "id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id, created_at"
 
 
 def trade_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -50,12 +51,15 @@ def trade_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "amount": _num(row["amount"]),
         "fee": _num(row["fee"]),
         "realized_pnl": _num(row["realized_pnl"]),
+        "paper": row["paper"],
         "client_order_id": row["client_order_id"],
         "created_at": row["created_at"],
     }
 
 
-ORDER_COLUMNS = "id, bot_id, client_order_id, exchange_order_id, side, amount, status, created_at, updated_at"
+ORDER_COLUMNS = (
+    "id, bot_id, client_order_id, exchange_order_id, side, amount, status, paper, created_at, updated_at"
+)
 
 
 def order_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,6 +71,7 @@ def order_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "side": row["side"],
         "amount": _num(row["amount"]),
         "status": row["status"],
+        "paper": row["paper"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -95,8 +100,10 @@ def state_or_stopped_view(row: Mapping[str, Any]) -> dict[str, Any]:
 BOT_FIELDS = ("id", *SETTING_FIELDS, "is_active", "created_at", "updated_at")
 
 
-def bot_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A bot's settings and flags plus its `state`, from a row holding bot_configs and STATE_COLUMNS."""
+def bot_view(row: Mapping[str, Any], lifetime: BotLifetime = EMPTY_LIFETIME) -> dict[str, Any]:
+    """A bot's settings and flags plus its `state` and lifetime `stats`, from a row holding
+    bot_configs and STATE_COLUMNS."""
     out = {name: row[name] for name in BOT_FIELDS}
     out["state"] = state_or_stopped_view(row)
+    out["stats"] = lifetime.view()
     return out

@@ -25,8 +25,10 @@ from tradebot.http import (
     dashboard_routes,
     markets_routes,
     ops_routes,
+    portfolio_routes,
     sse_routes,
     sse_user_routes,
+    stats_routes,
     trade_routes,
 )
 from tradebot.http.accounts_app import accounts_context
@@ -54,6 +56,8 @@ def all_routes() -> RouteTable:
     table.extend(sse_routes.routes)
     table.extend(sse_user_routes.routes)
     table.extend(trade_routes.routes)
+    table.extend(stats_routes.routes)
+    table.extend(portfolio_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
     table.extend(dashboard_routes.routes)
@@ -90,6 +94,7 @@ def create_app(
     app.cleanup_ctx.append(_redis(redis_url))
     app.cleanup_ctx.append(accounts_context)  # services, AUTHENTICATOR; needs DB and REDIS
     bots_app.install(app)  # BOT_EVENTS, the bots service, SSE streams closed on shutdown
+    app.cleanup_ctx.append(portfolio_routes.portfolio_context)  # exchange reads for GET /portfolio
     app.cleanup_ctx.append(backtest_routes.backtests_context)  # backtest jobs; failed as interrupted on close
     if settings.exchange_url or settings.env != "test":  # MARKET_CACHE; test apps without a simulator skip it
         app.cleanup_ctx.append(markets_routes.market_cache_ctx)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from tradebot.bots.repo import key_of_trade
 from tradebot.http.appkeys import BOTS, PRINCIPAL
 from tradebot.http.bot_schemas import (
     BotCreate,
@@ -14,17 +16,20 @@ from tradebot.http.bot_schemas import (
     BotPage,
     BotUpdate,
     LifecycleOut,
+    ListQuery,
+    OrderOut,
     OrderPage,
     StateOut,
     StopRequest,
     TradePage,
 )
+from tradebot.http.csv_export import CSV_TYPE, keyset_batches, stream_csv, wants_csv
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
 from tradebot.http.problems import not_found
 from tradebot.http.request_body import parse_body, parse_query
 from tradebot.http.routing import RouteTable
-from tradebot.http.trade_routes import decode_trade_cursor, trade_key
+from tradebot.http.trade_routes import TRADE_CSV_COLUMNS, decode_trade_cursor, trade_key
 
 routes = RouteTable()
 
@@ -134,43 +139,66 @@ async def get_bot_state(request: web.Request) -> web.Response:
     return json_response(state)
 
 
+_CSV_NOTE = ("`?format=csv` or `Accept: text/csv` streams every item as CSV (header row of the JSON field names; "
+             "`limit` does not apply, `cursor` starts after that item).")
+
+
 @routes.route(
     "GET",
     PREFIX + "/{id}/trades",
     summary="The bot's trades, newest first",
-    query=PageQuery,
+    description=_CSV_NOTE,
+    query=ListQuery,
     responses={200: TradePage},
+    also_media=[CSV_TYPE],
     tags=TAGS,
 )
-async def list_bot_trades(request: web.Request) -> web.Response:
+async def list_bot_trades(request: web.Request) -> web.StreamResponse:
     bot_id = bot_id_of(request)
-    query = parse_query(request, PageQuery)
-    rows = await request.app[BOTS].bot_trades(
-        request[PRINCIPAL].user_id,
-        bot_id,
-        before=decode_trade_cursor(query.cursor),
-        limit=query.limit + 1,
-    )
+    query = parse_query(request, ListQuery)
+    user_id, service = request[PRINCIPAL].user_id, request.app[BOTS]
+    before = decode_trade_cursor(query.cursor)
+
+    async def fetch(after: tuple[dt.datetime, int] | None, limit: int) -> list[dict[str, Any]]:
+        return await service.bot_trades(user_id, bot_id, before=after, limit=limit)
+
+    if wants_csv(request, query.format):
+        return await stream_csv(request, TRADE_CSV_COLUMNS, keyset_batches(fetch, key_of_trade, before),
+                                filename=f"bot-{bot_id}-trades.csv")
+    rows = await fetch(before, query.limit + 1)
     items, next_cursor = build_page(rows, query.limit, trade_key)
     return json_response({"items": items, "next_cursor": next_cursor})
+
+
+ORDER_CSV_COLUMNS = tuple(OrderOut.model_fields)
 
 
 @routes.route(
     "GET",
     PREFIX + "/{id}/orders",
     summary="The bot's orders, newest first",
-    query=PageQuery,
+    description=_CSV_NOTE,
+    query=ListQuery,
     responses={200: OrderPage},
+    also_media=[CSV_TYPE],
     tags=TAGS,
 )
-async def list_bot_orders(request: web.Request) -> web.Response:
+async def list_bot_orders(request: web.Request) -> web.StreamResponse:
     bot_id = bot_id_of(request)
-    query = parse_query(request, PageQuery)
-    rows = await request.app[BOTS].bot_orders(
-        request[PRINCIPAL].user_id,
-        bot_id,
-        before_id=decode_id_cursor(query.cursor),
-        limit=query.limit + 1,
-    )
+    query = parse_query(request, ListQuery)
+    user_id, service = request[PRINCIPAL].user_id, request.app[BOTS]
+    before = decode_id_cursor(query.cursor)
+
+    async def fetch(after: int | None, limit: int) -> list[dict[str, Any]]:
+        return await service.bot_orders(user_id, bot_id, before_id=after, limit=limit)
+
+    if wants_csv(request, query.format):
+        return await stream_csv(request, ORDER_CSV_COLUMNS, keyset_batches(fetch, _order_id, before),
+                                filename=f"bot-{bot_id}-orders.csv")
+    rows = await fetch(before, query.limit + 1)
     items, next_cursor = build_page(rows, query.limit, by_id)
     return json_response({"items": items, "next_cursor": next_cursor})
+
+
+def _order_id(row: Mapping[str, Any]) -> int:
+    return int(row["id"])

@@ -13,9 +13,10 @@ import datetime as dt
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, BotSettings
+from tradebot.bots.stats import TradeFilter
 from tradebot.http.pagination import Page, PageQuery
 from tradebot.http.times import accepted_time
 from tradebot.timeframes import Timeframe
@@ -25,7 +26,7 @@ Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"
 
 _ID = Field(ge=1, lt=2**63)
 
-READ_ONLY_FIELDS = ("id", "user_id", "is_active", "state", "created_at", "updated_at")
+READ_ONLY_FIELDS = ("id", "user_id", "is_active", "state", "stats", "created_at", "updated_at")
 
 
 def _document_read_only(schema: dict[str, Any]) -> None:
@@ -132,6 +133,28 @@ class StateOut(BaseModel):
     replica_id: str | None
 
 
+class FiguresOut(BaseModel):
+    """Sums over trade rows: `net_pnl` = realized_pnl − fees; a win/loss is a row with realized_pnl > 0 / < 0;
+    `win_rate` = wins/(wins+losses), null when both are 0; `fees_unknown` counts rows whose fee is not
+    known yet (summed as 0)."""
+
+    trades_count: int
+    realized_pnl: float
+    fees: float
+    net_pnl: float
+    wins: int
+    losses: int
+    win_rate: float | None
+    fees_unknown: int
+
+
+class BotStatsOut(FiguresOut):
+    """The bot's lifetime figures; `max_drawdown` is the largest fall of its cumulative net PnL
+    (quote currency, from 0, in trade order) below the highest point reached before."""
+
+    max_drawdown: float
+
+
 class BotOut(BaseModel):
     """A bot: its settings, flags and current state."""
 
@@ -153,6 +176,7 @@ class BotOut(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     state: StateOut
+    stats: BotStatsOut
 
 
 class BotPage(Page[BotOut]):
@@ -176,6 +200,7 @@ class TradeOut(BaseModel):
     amount: float
     fee: float | None  # null: not known yet (the exchange has not reported it); never read as 0
     realized_pnl: float
+    paper: bool
     client_order_id: str
     created_at: dt.datetime
 
@@ -194,6 +219,7 @@ class OrderOut(BaseModel):
     side: Literal["buy", "sell"]
     amount: float
     status: str
+    paper: bool
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -205,29 +231,77 @@ class OrderPage(Page[OrderOut]):
 _BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
-class TradesQuery(PageQuery):
-    """`?bot_id=` keeps one bot's trades; `?since=` (ISO 8601, UTC when no zone) those at or after it."""
+def _iso_time(v: Any) -> Any:
+    # pydantic would read a bare number ("0.0", "1700000000") as Unix seconds; the contract says ISO 8601.
+    if isinstance(v, int | float) or (isinstance(v, str) and _BARE_NUMBER.fullmatch(v)):
+        raise ValueError("must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z")
+    # An unencoded "+00:00" arrives as " 00:00" after form-decoding; put the plus back.
+    if isinstance(v, str) and " " in v.strip():
+        return v.strip().replace(" ", "+")
+    return v
+
+
+def _query_bool(v: Any) -> Any:
+    # Only the two spellings the contract names; pydantic alone would also take "yes", "1", "on"...
+    if isinstance(v, str) and v not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return v == "true" if isinstance(v, str) else v
+
+
+class TradeFilterQuery(BaseModel):
+    """`?bot_id=` one bot; `?since=` (inclusive) and `?until=` (exclusive), ISO 8601, UTC when no zone;
+    `?paper=true|false` paper or live trades only (absent: both)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     bot_id: int | None = Field(default=None, ge=1, lt=2**63)
     since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    paper: bool | None = None
 
-    @field_validator("since", mode="before")
+    @field_validator("since", "until", mode="before")
     @classmethod
     def _plus_survives_the_query_string(cls, v: Any) -> Any:
-        # pydantic would read a bare number ("0.0", "1700000000") as Unix seconds; the contract says ISO 8601.
-        if isinstance(v, int | float) or (isinstance(v, str) and _BARE_NUMBER.fullmatch(v)):
-            raise ValueError("must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z")
-        # An unencoded "+00:00" arrives as " 00:00" after form-decoding; put the plus back.
-        if isinstance(v, str) and " " in v.strip():
-            return v.strip().replace(" ", "+")
-        return v
+        return _iso_time(v)
 
-    @field_validator("since")
+    @field_validator("since", "until")
     @classmethod
     def _utc(cls, v: dt.datetime | None) -> dt.datetime | None:
         if v is None:
             return None
         return accepted_time(v.replace(tzinfo=dt.UTC) if v.tzinfo is None else v)
+
+    @field_validator("paper", mode="before")
+    @classmethod
+    def _paper(cls, v: Any) -> Any:
+        return _query_bool(v)
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, v: dt.datetime | None, info: ValidationInfo) -> dt.datetime | None:
+        since = info.data.get("since")
+        if v is not None and since is not None and v <= since:
+            raise ValueError("must be after since")
+        return v
+
+    def trade_filter(self) -> TradeFilter:
+        return TradeFilter(bot_id=self.bot_id, since=self.since, until=self.until, paper=self.paper)
+
+
+ListFormat = Literal["json", "csv"]
+
+
+class TradesQuery(PageQuery, TradeFilterQuery):
+    """The trade filters plus paging; `?format=csv` (or `Accept: text/csv`) streams every matching
+    trade as CSV instead of one page."""
+
+    format: ListFormat | None = None
+
+
+class ListQuery(PageQuery):
+    """Paging, and `?format=json|csv` (or `Accept: text/csv`: every item as CSV)."""
+
+    format: ListFormat | None = None
 
 
 class StreamQuery(BaseModel):

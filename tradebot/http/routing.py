@@ -36,6 +36,8 @@ class Operation:
     description: str = ""
     # Browsers' EventSource cannot send headers: such routes also accept ?access_token= (never logged).
     query_token: bool = False
+    # Media types the success response may also come in, as text (a list's CSV export).
+    also_media: tuple[str, ...] = ()
 
     @property
     def operation_id(self) -> str:
@@ -63,6 +65,7 @@ class RouteTable:
         errors: Sequence[int] = (),
         description: str = "",
         query_token: bool = False,
+        also_media: Sequence[str] = (),
     ) -> Callable[[Handler], Handler]:
         def decorator(handler: Handler) -> Handler:
             self.operations.append(
@@ -80,6 +83,7 @@ class RouteTable:
                     tuple(errors),
                     description,
                     query_token,
+                    tuple(also_media),
                 )
             )
             return handler
@@ -197,7 +201,8 @@ def build_openapi(operations: Sequence[Operation], *, title: str, version: str) 
             else:
                 entry["responses"][str(status)] = {
                     "description": spec.__doc__.strip().splitlines()[0] if spec.__doc__ else spec.__name__,
-                    "content": {"application/json": {"schema": ref(spec)}},
+                    "content": {"application/json": {"schema": ref(spec)},
+                                **{media: {"schema": {"type": "string"}} for media in op.also_media}},
                 }
         errors = set(op.errors)
         if op.body is not None:

@@ -281,7 +281,8 @@ async def insert_trade(
                                client_order_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
            ON CONFLICT (order_id) DO NOTHING
-           RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, client_order_id, created_at""",
+           RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id,
+                     created_at""",
         bot_id,
         user_id,
         order_id,
