@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
 from ccxt.async_support.base.exchange import Exchange
 
+from tradebot.backoff import Backoff, Retrier, Rng
 from tradebot.exchange import rate_limit
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import (
@@ -39,7 +41,9 @@ T = TypeVar("T")
 
 DUPLICATE_CLIENT_ORDER_ID = "-4116"
 PLACE_ATTEMPTS = 4
-READ_ATTEMPTS = 5  # 0.2 + 0.4 + 0.8 + 1.6 s of backoff: rides out a short burst of 5xx
+READ_ATTEMPTS = 5  # waits of at most 0.2 + 0.4 + 0.8 + 1.6 s (full jitter): rides out a short burst of 5xx
+READ_BACKOFF = Backoff(base=0.2, cap=1.6)
+PLACE_BACKOFF = Backoff(base=0.25, cap=2.0)
 QUERY_ATTEMPTS = 5
 USER_TRADES_WEIGHT = 5  # Binance's weight of GET /fapi/v1/userTrades
 
@@ -50,9 +54,16 @@ _STATUS = {"closed": "filled", "open": "open", "canceled": "canceled", "rejected
 class LiveAccount:
     """An `Account` on the exchange (Binance USD-M first), with ccxt's errors translated here."""
 
-    def __init__(self, client: Exchange, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        client: Exchange,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: Rng = random.random,
+    ) -> None:
         self._client = client
         self._sleep = sleep
+        self._rng = rng
         self._markets_loaded = False
         self._lock = asyncio.Lock()
 
@@ -66,7 +77,7 @@ class LiveAccount:
 
     async def _retrying(self, call: Callable[[], Awaitable[T]], attempts: int = READ_ATTEMPTS) -> T:
         """Retry reads (never order placement) on transient errors with a short backoff."""
-        delay = 0.2
+        retry = Retrier(READ_BACKOFF, self._rng)
         for attempt in range(attempts):
             try:
                 with translated():
@@ -74,8 +85,7 @@ class LiveAccount:
             except Retryable:
                 if attempt == attempts - 1:
                     raise
-                await self._sleep(delay)
-                delay *= 2
+                await self._sleep(retry.next_delay())
         raise AssertionError("unreachable")
 
     async def market_limits(self, symbol: str) -> MarketLimits:
@@ -116,7 +126,7 @@ class LiveAccount:
     async def find_order(self, client_order_id: str, symbol: str) -> Fill | None:
         """The order with this client id, or None when the exchange says there is none."""
         await self._markets()
-        delay = 0.2
+        retry = Retrier(READ_BACKOFF, self._rng)
         for attempt in range(QUERY_ATTEMPTS):
             try:
                 with translated():
@@ -129,8 +139,7 @@ class LiveAccount:
             except Retryable as e:
                 if attempt == QUERY_ATTEMPTS - 1:
                     raise OutcomeUnknown(f"cannot tell whether order {client_order_id} exists: {e}") from e
-                await self._sleep(delay)
-                delay *= 2
+                await self._sleep(retry.next_delay())
         raise AssertionError("unreachable")
 
     async def place_market_order(
@@ -140,7 +149,7 @@ class LiveAccount:
         params: dict[str, Any] = {"newClientOrderId": client_order_id}
         if reduce_only:
             params["reduceOnly"] = True
-        delay = 0.25
+        retry = Retrier(PLACE_BACKOFF, self._rng)
         for attempt in range(PLACE_ATTEMPTS):
             try:
                 with translated():
@@ -150,8 +159,7 @@ class LiveAccount:
                 # Unclear: the request may have reached the exchange. Ask before anything else.
                 log.warning("order outcome unclear; querying it", extra={"client_order_id": client_order_id,
                                                                           "error": str(e)})
-                await self._sleep(delay)
-                delay *= 2
+                await self._sleep(retry.next_delay())
                 found = await self.find_order(client_order_id, symbol)
                 if found is not None:
                     return found
