@@ -23,6 +23,7 @@ from tradebot.accounts.errors import (
 )
 from tradebot.accounts.key_validator import CcxtKeyValidator
 from tradebot.accounts.service import AccountService, AuthLimits
+from tradebot.accounts.session_cache import SessionCache
 from tradebot.http.appkeys import AUTHENTICATOR, DB, OPERATIONS, REDIS, SECRETS, SETTINGS, Principal
 from tradebot.http.problems import FieldError, Problem, conflict, not_found, unauthorized, validation_problem
 from tradebot.security.mailer import make_mailer
@@ -35,6 +36,8 @@ from tradebot.security.tokens import TokenCodec
 ACCOUNTS = web.AppKey("accounts", AccountService)
 API_KEYS = web.AppKey("api_keys", ApiKeyService)
 PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
+# Wired to the replica's pub/sub subscription by bots_app's bot_events_context.
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 
 
 class BearerAuthenticator:
@@ -103,6 +106,7 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     policy = PasswordPolicy(await asyncio.to_thread(load_common_passwords))
     # One limiter (one Redis circuit breaker, one local fallback) for every limit of this replica.
     limiter = RateLimiter(app[REDIS], settings.redis_prefix)
+    app[SESSION_CACHE] = sessions = SessionCache(app[REDIS], settings.redis_prefix)
     accounts = AccountService(
         pool=app[DB],
         redis=app[REDIS],
@@ -121,6 +125,7 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
             login_account_ceiling_per_hour=settings.auth_login_account_ceiling_per_hour,
         ),
         public_url=settings.public_url,
+        sessions=sessions,
     )
     app[PASSWORD_HASHER] = hasher
     app[ACCOUNTS] = accounts

@@ -16,6 +16,7 @@ from prometheus_client.registry import Collector
 from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http import (
+    admin_routes,
     api_key_routes,
     auth_routes,
     backtest_routes,
@@ -58,6 +59,7 @@ def all_routes() -> RouteTable:
     table.extend(backtest_routes.routes)
     table.extend(dashboard_routes.routes)
     table.extend(cluster_routes.routes)
+    table.extend(admin_routes.routes)
     return table
 
 
