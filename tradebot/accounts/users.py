@@ -60,10 +60,6 @@ class UserRepository:
         assert row is not None
         return User(**dict(row))
 
-    async def get(self, user_id: int) -> User | None:
-        row = await self._pool.fetchrow("SELECT id, email, is_active, created_at FROM users WHERE id = $1", user_id)
-        return User(**dict(row)) if row else None
-
     async def credentials_by_email(self, email: str) -> Credentials | None:
         # lower(email) matches the unique index users_email_key.
         row = await self._pool.fetchrow(
