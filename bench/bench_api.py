@@ -172,7 +172,11 @@ async def sse_fanout(base: str, token: str, events: BotEvents, bot_id: int, *, c
         tasks = [asyncio.create_task(client()) for _ in range(clients)]
         try:
             async with asyncio.timeout(60):
-                await all_open.wait()
+                waiter = asyncio.ensure_future(all_open.wait())
+                await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+                if not all_open.is_set():
+                    failed = next(t for t in tasks if t.done())
+                    raise SystemExit(f"an SSE client of {base} failed: {failed.exception()!r}")
             await asyncio.sleep(1.0)  # every subscription confirmed (the old stack subscribes per client)
             for i in range(count):
                 seq = f"{i}-{secrets.token_hex(3)}"
@@ -273,7 +277,7 @@ async def main(args: argparse.Namespace) -> int:
                     runs.setdefault((key, name), []).append(run)
                     print(f"[bench_api] round {rnd + 1} {paths[key]} {name}: {run.rps:,.0f} req/s", file=sys.stderr)
 
-        table += [
+        table += [] if not chosen else [
             f"\n{args.rounds} alternating rounds of {args.seconds:g} s, wrk -t1 -c{args.connections} on core "
             f"{CLIENT_CPU}, both servers on core {SERVER_CPU}; a user with {BOTS} bots and {TRADES} trades; "
             f"load average before: {os.getloadavg()[0]:.2f}\n",

@@ -169,7 +169,7 @@ class TradePage(BaseModel):
 
 engine = create_async_engine(DATABASE_URL, pool_size=20, max_overflow=30)
 Session = async_sessionmaker(engine, expire_on_commit=False)
-redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True, max_connections=200)
+redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True, max_connections=2000)
 
 
 @asynccontextmanager
@@ -252,8 +252,11 @@ async def trades(user: CurrentUser, db: DB, limit: Annotated[int, Query(ge=1, le
 
 
 @app.get("/api/v1/status-stream")
-async def status_stream(request: Request, user: CurrentUser) -> StreamingResponse:
-    """The old design's live status: one Redis pub/sub connection per client, relayed as SSE."""
+async def status_stream(request: Request, authorization: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    """The old design's live status: one Redis pub/sub connection per client, relayed as SSE. The
+    session is closed before streaming (a dependency's would be held for the stream's life)."""
+    async with Session() as db:
+        await current_user(db, authorization)
     channel = f"{PREFIX}:bot-events"
 
     async def events() -> AsyncIterator[str]:
