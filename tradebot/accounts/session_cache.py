@@ -17,6 +17,9 @@ Redis and PostgreSQL as without the cache; when the subscription is lost or conf
 whole cache is dropped, since announcements may have been missed in between.
 
 A row read while an announcement arrives is not stored (the epoch moved): it may predate the change.
+An entry is also read again after MAX_AGE_S, which bounds the one case the heartbeat cannot see: an
+announcement whose publish failed while the subscriptions stayed up (the stream registry's sweep
+covers the same case for open streams).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 TRUST_S = 0.75
 HEARTBEAT_S = 0.2
+MAX_AGE_S = 10.0
 PUBLISH_TIMEOUT_S = 0.5
 MAX_USERS = 50_000
 MAX_TOKENS = 200_000
@@ -71,8 +75,9 @@ class SessionCache:
         self._heartbeat_s = heartbeat_s
         # Only this replica subscribes to its own heartbeat channel: nobody else pays for it.
         self.heartbeat_channel = f"{prefix}:sessions-heartbeat:{secrets.token_hex(8)}"
-        self._users: dict[int, UserRecord] = {}
-        self._tokens: dict[str, int] = {}  # jti -> user id, for tokens found not revoked
+        # Values carry the monotonic time they were read at.
+        self._users: dict[int, tuple[UserRecord, float]] = {}
+        self._tokens: dict[str, tuple[int, float]] = {}  # jti -> user id, for tokens found not revoked
         self._epoch = 0
         self._heard_sent_at = -math.inf  # when the latest heartbeat received was sent
         self._sent: deque[tuple[int, float]] = deque(maxlen=256)
@@ -84,18 +89,22 @@ class SessionCache:
     def trusted(self) -> bool:
         return self._clock() - self._heard_sent_at < TRUST_S
 
+    def _fresh(self, read_at: float) -> bool:
+        now = self._clock()
+        return now - self._heard_sent_at < TRUST_S and now - read_at < MAX_AGE_S
+
     @property
     def epoch(self) -> int:
         """Read before a database lookup and handed to `store`: a change in between voids the store."""
         return self._epoch
 
     def user(self, user_id: int) -> UserRecord | None:
-        if not self.trusted():
-            return None
-        return self._users.get(user_id)
+        found = self._users.get(user_id)
+        return found[0] if found is not None and self._fresh(found[1]) else None
 
     def token_not_revoked(self, jti: str, user_id: int) -> bool:
-        return self.trusted() and self._tokens.get(jti) == user_id
+        found = self._tokens.get(jti)
+        return found is not None and found[0] == user_id and self._fresh(found[1])
 
     def __len__(self) -> int:
         return len(self._users) + len(self._tokens)
@@ -106,9 +115,10 @@ class SessionCache:
         """Remember a row (and a jti found not revoked) read from the record since `epoch`."""
         if epoch != self._epoch or not self.trusted():
             return
-        _bounded_put(self._users, record.id, record, MAX_USERS)
+        now = self._clock()
+        _bounded_put(self._users, record.id, (record, now), MAX_USERS)
         if jti is not None:
-            _bounded_put(self._tokens, jti, record.id, MAX_TOKENS)
+            _bounded_put(self._tokens, jti, (record.id, now), MAX_TOKENS)
 
     # ------------------------------------------------------------------ invalidation
 
