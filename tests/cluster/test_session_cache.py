@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 
@@ -51,7 +52,19 @@ def _refused_within(url: str, token: str, since: float, what: str) -> float:
     return took
 
 
-def _each_change_is_obeyed_by_the_other_replica(cluster: Cluster) -> None:
+def _answers_with_users_locked(cluster: Cluster, url: str, token: str) -> bool:
+    """Whether `url` accepts `token` while no users row can be read (an access-exclusive lock)."""
+    with psycopg.connect(cluster.database_url) as conn:
+        conn.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        try:
+            return request(url + "/api/v1/auth/me", token=token, timeout=3)[0] == 200
+        except OSError:  # the request waited for the lock
+            return False
+        finally:
+            conn.rollback()
+
+
+def _each_change_is_obeyed_by_the_other_replica(cluster: Cluster, *, cached: bool = True) -> None:
     a, b = cluster.nodes["a"].url, cluster.nodes["b"].url
     assert cluster.token is not None  # the operator's
     email, user_id = _user(cluster, "cached")
@@ -61,6 +74,9 @@ def _each_change_is_obeyed_by_the_other_replica(cluster: Cluster) -> None:
     # Logout on A: that token is refused on B; the user's other token is not.
     doomed, kept = _login(a, email), _login(a, email)
     assert _me(b, doomed) == _me(b, kept) == _me(b, bystander) == 200
+    if cached:  # B answers these tokens from its cache, reading no row
+        wait_until(lambda: _me(b, doomed) == 200 and _answers_with_users_locked(cluster, b, doomed), 15,
+                   "b to answer from its session cache")
     status, _ = request(a + "/api/v1/auth/logout", "POST", token=doomed)
     assert status == 204
     _refused_within(b, doomed, time.monotonic(), "a token logged out on a, on b")
@@ -135,7 +151,7 @@ def test_changes_are_obeyed_on_the_other_replica_while_pubsub_keeps_being_interr
         cluster.start("a", "b")
         cluster.sign_up()
         with PubSubKiller(private_redis) as killer:
-            _each_change_is_obeyed_by_the_other_replica(cluster)
+            _each_change_is_obeyed_by_the_other_replica(cluster, cached=False)
         print(f"pub/sub connections killed: {killer.kills}")
         assert killer.kills > 0
         # And once the subscriptions stay up, the replicas go on serving (and caching) as before.
