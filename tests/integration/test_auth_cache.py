@@ -4,6 +4,7 @@ every change that refuses a token is obeyed at once by the replica that made it.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 import asyncpg
@@ -51,6 +52,10 @@ async def test_an_unchanged_token_is_checked_without_reading_postgresql(
         assert r.status == 200, await r.text()
         body = await r.json()
     assert body["id"] == registered["id"] and body["email"] == email and body["is_active"] is True
+    metrics = await (await client.get("/metrics")).text()
+    hits = re.search(r'^tradebot_session_cache_checks_total\{answered_by="cache"\} (\S+)$', metrics, re.M)
+    assert hits is not None and float(hits.group(1)) >= 1, metrics
+    assert re.search(r"^tradebot_session_cache_trusted 1\.0$", metrics, re.M), metrics
 
 
 async def test_logout_password_change_and_deactivation_are_obeyed_at_once_by_this_replica(

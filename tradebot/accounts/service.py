@@ -219,8 +219,8 @@ class AccountService:
             log.info("token refused", extra={"reason": str(e)})
             raise InvalidCredentials from e
         cache = self._cache
-        record = cache.user(claims.user_id)
-        if record is None or not cache.token_not_revoked(claims.jti, claims.user_id):
+        record = cache.accepted_user(claims.user_id, claims.jti)
+        if record is None:
             # What was read before `epoch` moved is not stored: it may predate a change.
             epoch = cache.epoch
             if await self._revocations.is_revoked(claims.jti):

@@ -83,6 +83,9 @@ class SessionCache:
         self._sent: deque[tuple[int, float]] = deque(maxlen=256)
         self._seq = 0
         self._task: asyncio.Task[None] | None = None
+        # Token checks answered here, and those that went to Redis and PostgreSQL (for /metrics).
+        self.hits = 0
+        self.misses = 0
 
     # ------------------------------------------------------------------ reads
 
@@ -101,6 +104,15 @@ class SessionCache:
     def user(self, user_id: int) -> UserRecord | None:
         found = self._users.get(user_id)
         return found[0] if found is not None and self._fresh(found[1]) else None
+
+    def accepted_user(self, user_id: int, jti: str) -> UserRecord | None:
+        """The user's row if both it and the token's "not revoked" can be answered from here."""
+        record = self.user(user_id)
+        if record is not None and self.token_not_revoked(jti, user_id):
+            self.hits += 1
+            return record
+        self.misses += 1
+        return None
 
     def token_not_revoked(self, jti: str, user_id: int) -> bool:
         found = self._tokens.get(jti)
