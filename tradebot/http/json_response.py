@@ -31,6 +31,10 @@ def iso_utc(value: dt.datetime) -> str:
 
 def _default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
+        if value.microsecond and value.tzinfo is dt.UTC:
+            # orjson writes exactly iso_utc's text for these (asyncpg's timestamptz values, nearly
+            # always), five times faster: a list of 50 bots carries 150 times.
+            return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
         return iso_utc(value)
     if isinstance(value, dt.date):
         return value.isoformat()
