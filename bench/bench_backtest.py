@@ -14,6 +14,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -118,12 +119,12 @@ def main() -> None:
             params = {"ema_period": period}
             for label, s in (("no", settings), ("yes", stops)):
                 result = run_backtest(candles, s, params=params, timeframe="1m")
-                med, best, cpu = timed(
-                    lambda c=candles, s=s, p=params: run_backtest(c, s, params=p, timeframe="1m"), args.repeat
-                )
-                sig_med, _, _ = timed(
-                    lambda c=candles, p=period: ema_cross_signals(c.close, EmaCrossParams(p)), args.repeat
-                )
+                med, best, cpu = timed(partial(run_backtest, candles, s, params=params, timeframe="1m"), args.repeat)
+
+                def signals(c: Candles = candles, p: int = period) -> object:
+                    return ema_cross_signals(c.close, EmaCrossParams(p))
+
+                sig_med, _, _ = timed(signals, args.repeat)
                 if label == "no":
                     engine_rate[period] = n / med
                 print(
@@ -143,7 +144,7 @@ def main() -> None:
     print(f"| EMA period | loop bars/s | engine bars/s ({args.sizes[-1]:,} bars, median) | speed-up |")
     print("|---:|---:|---:|---:|")
     for period in args.periods:
-        med, _, _ = timed(lambda p=period: python_loop_backtest(o, c, p, settings), 3)
+        med, _, _ = timed(partial(python_loop_backtest, o, c, period, settings), 3)
         loop_rate = args.loop_n / med
         # Same final balance as the engine (no stops): the loop is a faithful comparison.
         engine = run_backtest(candles, settings, params={"ema_period": period}, timeframe="1m").final_balance

@@ -11,6 +11,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -56,8 +57,8 @@ def main() -> None:
     print("| period | ns/element (median) | best | CPU | Python loop ns/element* | speed-up (median) |")
     print("|---:|---:|---:|---:|---:|---:|")
     for period in (2, 20, 200, 1000):
-        med, best, cpu = timed(lambda p=period: ema(x, p), args.repeat)
-        loop_med, _, _ = timed(lambda p=period: python_loop_ema(xs, p), 3)
+        med, best, cpu = timed(partial(ema, x, period), args.repeat)
+        loop_med, _, _ = timed(partial(python_loop_ema, xs, period), 3)
         ns = med / args.n * 1e9
         loop_ns = loop_med / args.loop_n * 1e9
         print(

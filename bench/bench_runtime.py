@@ -38,7 +38,7 @@ from bench.benchdb import drop_database, fresh_database
 from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import MARKET_DATA, RUNTIME, runtime_context
+from tradebot.http.appkeys import MARKET_DATA, RUNTIME
 from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import BotRuntime, RuntimeTiming
 from tradebot.runtime.bot_store import FLAT, Position
@@ -48,6 +48,7 @@ from tradebot.runtime.events import BotEvents
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.risk import MarketLimits
 from tradebot.runtime.state_writer import StateWriter
+from tradebot.runtime_context import runtime_context
 from tradebot.security.secrets_box import SecretBox
 
 MINUTE = 60_000
@@ -114,7 +115,7 @@ async def _latency_run(app: Any, database_url: str, sim: Any, api_key: str, secr
     runtime: BotRuntime = app[RUNTIME]
     runtime.poke()
     deadline = time.monotonic() + 30
-    while runtime.supervisor.actor(bot) is None or runtime.supervisor.actor(bot).status != "running":  # type: ignore[union-attr]
+    while (actor := runtime.supervisor.actor(bot)) is None or actor.status != "running":
         if time.monotonic() > deadline:
             raise RuntimeError("bot did not start")
         await asyncio.sleep(0.05)
@@ -252,6 +253,7 @@ async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
         fan = FanOut(warm=30)
         events = BotEvents(redis, prefix)
         clock = SystemClock()
+        # MemoryAccounts stands in for the exchange AccountPool (a concrete class, not a Protocol).
         ctx = ActorContext(pool, events, fan, MemoryAccounts(), clock, "bench",  # type: ignore[arg-type]
                            state_writer=StateWriter(pool))
         leases = LeaseManager(redis, prefix, "bench", clock, ttl_ms=30_000, renew_interval_ms=5_000)

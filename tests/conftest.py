@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
+from pytest_aiohttp import AiohttpClient
 
 from tradebot import db
 from tradebot.config import Secrets, Settings
@@ -128,5 +129,5 @@ async def app(settings: Settings, test_secrets: Secrets, clean_db: str, redis_ur
 
 
 @pytest.fixture
-async def client(aiohttp_client: object, app: web.Application) -> TestClient:  # type: ignore[type-arg]
-    return await aiohttp_client(app)  # type: ignore[operator,no-any-return]
+async def client(aiohttp_client: AiohttpClient, app: web.Application) -> TestClient[web.Request, web.Application]:
+    return await aiohttp_client(app)

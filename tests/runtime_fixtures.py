@@ -12,15 +12,17 @@ import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.runtime_helpers import create_api_key, create_bot, create_user
 from tests.simulator_helpers import Credentials
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import RUNTIME, runtime_context
+from tradebot.http.appkeys import RUNTIME
 from tradebot.runtime.bot_runtime import BotRuntime, RuntimeTiming
 from tradebot.runtime.clock import Clock, SystemClock
+from tradebot.runtime_context import runtime_context
 
 FAST = RuntimeTiming(reconcile_interval_s=0.2, renew_interval_s=0.5, tick_interval_s=0.2, handover_timeout_s=5.0)
 
@@ -38,18 +40,18 @@ def runtime_clock() -> Clock:
 
 @pytest.fixture
 async def runtime_client(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
     simulator: RunningSimulator, runtime_clock: Clock,
-) -> TestClient:  # type: ignore[type-arg]
+) -> TestClient[web.Request, web.Application]:
     """A test client of an app running the bot runtime against the in-process simulator."""
     settings = settings.model_copy(update={"exchange_url": simulator.base_url, "runtime_enabled": True})
     app = create_app(settings, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="replica-a",
                      extra_contexts=[runtime_context(timing=FAST, clock=runtime_clock)])
-    return await aiohttp_client(app)  # type: ignore[no-any-return]
+    return await aiohttp_client(app)
 
 
 @pytest.fixture
-def runtime_app(runtime_client: TestClient) -> web.Application:  # type: ignore[type-arg]
+def runtime_app(runtime_client: TestClient[web.Request, web.Application]) -> web.Application:
     return runtime_client.app
 
 

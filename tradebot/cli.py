@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rotate_keys)
 
     _add_optional(sub, "simulator", "tradebot.exchange.simulator.command", "run the Binance-compatible exchange simulator")
-    _add_optional(sub, "backtest", "tradebot.strategies.command", "backtest the EMA strategy on a CSV of candles")
+    _add_optional(sub, "backtest", "tradebot.backtests.command", "backtest the EMA strategy on a CSV of candles")
     return parser
 
 

@@ -16,7 +16,7 @@ from tradebot import db
 from tradebot.config import ConfigError, Settings, resolve_secrets
 from tradebot.http.app import create_app
 from tradebot.http.server_protocol import GuardedAppRunner
-from tradebot.runtime.app_runtime import runtime_context
+from tradebot.runtime_context import runtime_context
 from tradebot.services import resolve_services
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.integration.runtime_helpers import eventually
+from tradebot.runtime.clock import Clock
 from tradebot.runtime.cluster import ClusterCoordinator, ClusterTiming, ReplicaInfo
 from tradebot.runtime.cluster.assignment import moved
 from tradebot.runtime.cluster.leader import LeaderElection, leader_key
@@ -40,11 +41,11 @@ async def _bots() -> set[int]:
     return set(BOTS)
 
 
-def _coordinator(redis: aioredis.Redis, prefix: str, name: str, clock: object | None = None) -> ClusterCoordinator:
+def _coordinator(redis: aioredis.Redis, prefix: str, name: str, clock: Clock | None = None) -> ClusterCoordinator:
     from tradebot.runtime.clock import SystemClock
 
     info = ReplicaInfo(name, "2026-01-01T00:00:00.000000Z", "host", 1)
-    return ClusterCoordinator(redis=redis, prefix=prefix, info=info, clock=clock or SystemClock(),  # type: ignore[arg-type]
+    return ClusterCoordinator(redis=redis, prefix=prefix, info=info, clock=clock or SystemClock(),
                               bots=_bots, timing=TIMING)
 
 

@@ -129,7 +129,7 @@ class PubSubKiller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.kills += int(self._client.execute_command("CLIENT", "KILL", "TYPE", "pubsub"))
+            self.kills += int(self._client.client_kill_filter(_type="pubsub"))
             self._stop.wait(self._every_s)
 
     def __enter__(self) -> PubSubKiller:

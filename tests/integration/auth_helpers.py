@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 PROBLEM = "application/problem+json"
 PASSWORD = "correct horse battery staple"
 
-Client = TestClient  # type: ignore[type-arg]
+Client = TestClient[web.Request, web.Application]
 
 
 def new_email(tag: str = "user") -> str:

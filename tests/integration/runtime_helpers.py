@@ -56,7 +56,7 @@ async def create_api_key(pool: asyncpg.Pool, user_id: int, creds: Credentials, s
     )
 
 
-async def create_bot(pool: asyncpg.Pool, user_id: int, key_id: int, *, active: bool = True, **settings: Any) -> int:
+async def create_bot(pool: asyncpg.Pool, user_id: int, key_id: int | None, *, active: bool = True, **settings: Any) -> int:
     values: dict[str, Any] = {
         "user_id": user_id,
         "api_key_id": key_id,

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.test_api_keys_crud import create_key
 from tests.processes import free_port
-from tests.simulator_fixtures import SimControl
+from tests.simulator_helpers import SimControl
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator
 from tradebot.http.app import create_app
@@ -31,7 +32,7 @@ def _app(settings: Settings, secrets: Secrets, db: str, redis_url: str, exchange
 
 @pytest.fixture
 async def sim_client(
-    aiohttp_client: Any,
+    aiohttp_client: AiohttpClient,
     settings: Settings,
     test_secrets: Secrets,
     clean_db: str,
@@ -89,7 +90,7 @@ async def test_exchange_trouble_is_503_and_changes_nothing(sim_client: Client, s
 
 
 async def test_unreachable_exchange_is_503(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
 ) -> None:
     client: Client = await aiohttp_client(
         _app(settings, test_secrets, clean_db, redis_url, f"http://127.0.0.1:{free_port()}")
@@ -101,7 +102,7 @@ async def test_unreachable_exchange_is_503(
 
 
 async def test_validation_is_rate_limited_per_user(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
 ) -> None:
     client: Client = await aiohttp_client(
         _app(settings, test_secrets, clean_db, redis_url, f"http://127.0.0.1:{free_port()}")

@@ -14,7 +14,7 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, bearer, login, new_email, register
 from tradebot.accounts.session_cache import SessionCache
 from tradebot.config import Settings
-from tradebot.http.accounts_app import SESSION_CACHE
+from tradebot.http.appkeys import SESSION_CACHE
 
 OPERATOR = new_email("operator")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import PASSWORD, Client, bearer, login, new_email, problem, register
 from tradebot.config import Secrets, Settings
@@ -23,7 +24,7 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str
 ) -> MakeClient:
     async def make(*, redis: str = redis_url, **overrides: Any) -> Client:
         app = create_app(

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, new_email, register
 from tradebot.accounts.service import AccountService, AuthLimits
@@ -67,7 +68,7 @@ async def test_a_reset_request_does_the_same_work_before_answering_for_known_and
     recording, mailer = RecordingPool(pool), RecordingMailer()
     hasher = PasswordHasher(max_workers=1)
     service = AccountService(
-        pool=recording,  # type: ignore[arg-type]
+        pool=recording,
         redis=redis_client,
         redis_prefix=redis_prefix,
         hasher=hasher,
@@ -97,7 +98,7 @@ async def test_a_reset_request_does_the_same_work_before_answering_for_known_and
 
 @pytest.mark.parametrize("rounds", [150])
 async def test_reset_answer_times_are_measured(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str, rounds: int
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str, rounds: int
 ) -> None:
     """Reported, not asserted: the medians of known and unknown emails, interleaved."""
     app = create_app(

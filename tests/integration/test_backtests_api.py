@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.backtests_helpers import (
@@ -27,12 +28,12 @@ from tests.integration.backtests_helpers import (
     write_csv,
 )
 from tests.simulator_helpers import SimControl, eventually
-from tradebot.backtests.schemas import BacktestOut
+from tradebot.backtests import command
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.http.backtest_routes import BACKTEST_RUNNER
-from tradebot.strategies import command
+from tradebot.http.appkeys import BACKTEST_RUNNER
+from tradebot.http.backtest_schemas import BacktestOut
 
 pytest_plugins = ("tests.simulator_fixtures",)
 
@@ -57,8 +58,8 @@ async def exchange_app(
 
 
 @pytest.fixture
-async def bt_client(aiohttp_client: Any, exchange_app: web.Application) -> Client:
-    return await aiohttp_client(exchange_app)  # type: ignore[no-any-return]
+async def bt_client(aiohttp_client: AiohttpClient, exchange_app: web.Application) -> Client:
+    return await aiohttp_client(exchange_app)
 
 
 async def headers_of(client: Client, tag: str = "user") -> dict[str, str]:

@@ -15,9 +15,9 @@ import pytest
 
 from tests.integration.backtests_helpers import MINUTE_MS, T0, iso, walk_candles, write_csv
 from tests.simulator_helpers import SimControl
+from tradebot.backtests import command
 from tradebot.backtests.download import MemoryCandleStore, ProgressBar
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.strategies import command
 
 pytest_plugins = ("tests.simulator_fixtures",)
 

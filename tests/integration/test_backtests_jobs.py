@@ -8,12 +8,16 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.integration.backtests_helpers import MINUTE_MS, T0, backtest_body, iso, settled, submit, walk_candles
 from tests.simulator_helpers import SimControl, eventually
-from tradebot.backtests import BacktestRunner, BacktestSpec, BacktestsRepo, CandleCache, HistoryLoader, RunnerConfig
-from tradebot.backtests.runner import ABANDONED, INTERRUPTED
+from tradebot.backtests.candle_cache import CandleCache
+from tradebot.backtests.history import HistoryLoader
+from tradebot.backtests.models import BacktestSpec
+from tradebot.backtests.repository import BacktestsRepo
+from tradebot.backtests.runner import ABANDONED, INTERRUPTED, BacktestRunner, RunnerConfig
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
@@ -30,7 +34,7 @@ def simulator_config() -> SimulatorConfig:
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Any,
+    aiohttp_client: AiohttpClient,
     settings: Settings,
     test_secrets: Secrets,
     clean_db: str,
@@ -42,7 +46,7 @@ def make_client(
     async def make(replica: str = "a", **overrides: Any) -> Client:
         custom = settings.model_copy(update={"exchange_url": simulator.base_url, "runtime_enabled": False, **overrides})
         app = create_app(custom, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id=replica)
-        return await aiohttp_client(app)  # type: ignore[no-any-return]
+        return await aiohttp_client(app)
 
     return make
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, User, create_bot, new_user, settings_for
 from tradebot.config import Settings
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 from tradebot.runtime.commands import command_channel, decode_command
 from tradebot.runtime.events import BotEvents
 
@@ -49,7 +49,7 @@ async def commands(redis_client: aioredis.Redis, settings: Settings) -> AsyncIte
     yield seen
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub.aclose unannotated
 
 
 async def eventually(check: Any, timeout: float = 3.0) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import new_user, settings_for
@@ -28,8 +29,8 @@ async def exchange_app(
 
 
 @pytest.fixture
-async def exchange_client(aiohttp_client: object, exchange_app: web.Application) -> Client:
-    return await aiohttp_client(exchange_app)  # type: ignore[operator,no-any-return]
+async def exchange_client(aiohttp_client: AiohttpClient, exchange_app: web.Application) -> Client:
+    return await aiohttp_client(exchange_app)
 
 
 async def test_symbols_are_normalised_through_the_market_cache(exchange_client: Client) -> None:

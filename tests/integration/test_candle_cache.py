@@ -12,7 +12,9 @@ from ccxt.async_support.base.exchange import Exchange
 
 from tests.integration.backtests_helpers import MINUTE_MS, T0, walk_candles
 from tests.simulator_helpers import SimControl
-from tradebot.backtests import CandleCache, HistoryLoader, HistoryUnavailable, subtract_ranges
+from tradebot.backtests.candle_cache import CandleCache, subtract_ranges
+from tradebot.backtests.errors import HistoryUnavailable
+from tradebot.backtests.history import HistoryLoader
 from tradebot.exchange.simulator import SimulatorConfig
 
 pytest_plugins = ("tests.simulator_fixtures",)

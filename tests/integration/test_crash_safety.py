@@ -75,7 +75,7 @@ async def test_kill_9_mid_order_neither_loses_nor_duplicates_it(
 
             def settled() -> bool:
                 state = api.state(bot)
-                return state["status"] == "running" and state["position_side"] == "long"
+                return bool(state["status"] == "running" and state["position_side"] == "long")
 
             wait_until(settled, 30, "the restarted bot to settle its order and hold the position")
             orders, trades, state = await _db_rows(clean_db, bot)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.runtime_fixtures import FAST, manual_simulator
@@ -18,7 +19,7 @@ from tests.simulator_helpers import Credentials, SimControl
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.runtime.app_runtime import runtime_context
+from tradebot.runtime_context import runtime_context
 from tradebot.strategies.ema import ema
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -32,7 +33,7 @@ def simulator_config() -> SimulatorConfig:
 
 @pytest.fixture
 async def client(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
     simulator: RunningSimulator,
 ) -> AsyncIterator[Client]:
     settings = settings.model_copy(update={"exchange_url": simulator.base_url, "runtime_enabled": True})

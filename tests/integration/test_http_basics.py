@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from pydantic import BaseModel, ConfigDict, Field
+from pytest_aiohttp import AiohttpClient
 
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
@@ -18,7 +18,7 @@ from tradebot.http.routing import RouteTable
 PROBLEM = "application/problem+json"
 
 
-async def test_healthz_and_readyz(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_healthz_and_readyz(client: TestClient[web.Request, web.Application]) -> None:
     r = await client.get("/healthz")
     assert r.status == 200
     assert (await r.json())["status"] == "ok"
@@ -27,7 +27,7 @@ async def test_healthz_and_readyz(client: TestClient) -> None:  # type: ignore[t
     assert await r.json() == {"status": "ready", "postgres": "ok", "redis": "ok"}
 
 
-async def test_every_response_has_a_request_id(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_every_response_has_a_request_id(client: TestClient[web.Request, web.Application]) -> None:
     r = await client.get("/healthz")
     assert len(r.headers["X-Request-ID"]) >= 8
     r = await client.get("/healthz", headers={"X-Request-ID": "abcdef0123456789"})
@@ -37,7 +37,7 @@ async def test_every_response_has_a_request_id(client: TestClient) -> None:  # t
     assert r.headers["X-Request-ID"] != "<script>"
 
 
-async def test_unknown_route_is_a_404_problem(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_unknown_route_is_a_404_problem(client: TestClient[web.Request, web.Application]) -> None:
     r = await client.get("/api/v1/nothing-here")
     assert r.status == 404
     assert r.content_type == PROBLEM
@@ -46,14 +46,14 @@ async def test_unknown_route_is_a_404_problem(client: TestClient) -> None:  # ty
     assert body["request_id"] == r.headers["X-Request-ID"]
 
 
-async def test_wrong_method_is_a_405_problem_with_allow(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_wrong_method_is_a_405_problem_with_allow(client: TestClient[web.Request, web.Application]) -> None:
     r = await client.post("/healthz")
     assert r.status == 405
     assert r.content_type == PROBLEM
     assert "GET" in r.headers["Allow"]
 
 
-async def test_metrics_count_requests_by_route_template(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_metrics_count_requests_by_route_template(client: TestClient[web.Request, web.Application]) -> None:
     await client.get("/healthz")
     await client.get("/no/such/route/12345")
     text = await (await client.get("/metrics")).text()
@@ -62,7 +62,7 @@ async def test_metrics_count_requests_by_route_template(client: TestClient) -> N
     assert "tradebot_http_request_duration_seconds_bucket" in text
 
 
-async def test_openapi_document_and_docs_page(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_openapi_document_and_docs_page(client: TestClient[web.Request, web.Application]) -> None:
     r = await client.get("/api/openapi.json")
     assert r.status == 200
     doc = await r.json()
@@ -84,8 +84,8 @@ class _Echo(BaseModel):
     size: int = Field(ge=1)
 
 
-async def _echo_client(aiohttp_client: Any, settings: Settings, test_secrets: Secrets, database_url: str,
-                       redis_url: str) -> TestClient:  # type: ignore[type-arg]
+async def _echo_client(aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, database_url: str,
+                       redis_url: str) -> TestClient[web.Request, web.Application]:
     app = create_app(settings, test_secrets, database_url=database_url, redis_url=redis_url, replica_id="t")
     table = RouteTable()
 
@@ -95,11 +95,11 @@ async def _echo_client(aiohttp_client: Any, settings: Settings, test_secrets: Se
         return web.json_response(body.model_dump())
 
     app[OPERATIONS].update(table.install(app))
-    return await aiohttp_client(app)  # type: ignore[no-any-return]
+    return await aiohttp_client(app)
 
 
 async def test_body_errors_are_problems(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, database_url: str, redis_url: str
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, database_url: str, redis_url: str
 ) -> None:
     c = await _echo_client(aiohttp_client, settings, test_secrets, database_url, redis_url)
     ok = await c.post("/echo", json={"name": "a", "size": 1})
@@ -127,7 +127,7 @@ async def test_body_errors_are_problems(
 
 
 async def test_internal_errors_hide_details(
-    aiohttp_client: Any, settings: Settings, test_secrets: Secrets, database_url: str, redis_url: str
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, database_url: str, redis_url: str
 ) -> None:
     app = create_app(settings, test_secrets, database_url=database_url, redis_url=redis_url, replica_id="t")
     table = RouteTable()

@@ -12,7 +12,7 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, bearer, login, new_email, problem, register
 from tests.integration.bots_helpers import MARKETS, new_user, settings_for
 from tradebot.config import Settings
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 
 OPERATOR = new_email("operator")
 BOT_CAP = 3

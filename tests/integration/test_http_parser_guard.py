@@ -17,7 +17,7 @@ from aiohttp import web
 from tests.integration.bots_helpers import MARKETS
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 from tradebot.http.server_protocol import GuardedAppRunner
 
 HEADER_TIMEOUT_S = 0.5

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from tests.integration.auth_helpers import Client, bearer, new_email, problem, user_token
 from tests.integration.bots_helpers import MARKETS, new_user, settings_for
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 
 PASSWORD = "correct horse battery staple 42"
 REGISTER = "/api/v1/auth/register"

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
+from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
 from tests.simulator_helpers import SimControl, eventually
@@ -16,7 +17,7 @@ from tradebot.exchange.errors import ExchangeError
 from tradebot.exchange.markets import CcxtMarketLoader, MarketCache
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
-from tradebot.http.markets_routes import MARKET_CACHE
+from tradebot.http.appkeys import MARKET_CACHE
 
 pytest_plugins = ("tests.simulator_fixtures",)
 
@@ -165,8 +166,8 @@ async def exchange_app(
 
 
 @pytest.fixture
-async def exchange_client(aiohttp_client: object, exchange_app: web.Application) -> Client:
-    return await aiohttp_client(exchange_app)  # type: ignore[operator,no-any-return]
+async def exchange_client(aiohttp_client: AiohttpClient, exchange_app: web.Application) -> Client:
+    return await aiohttp_client(exchange_app)
 
 
 async def test_get_markets_lists_the_cache_page_by_page(exchange_client: Client) -> None:

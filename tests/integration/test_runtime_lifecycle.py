@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from tests.integration.runtime_helpers import (
@@ -20,9 +21,10 @@ from tests.integration.runtime_helpers import (
 )
 from tests.runtime_fixtures import Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
+from tradebot.config import Secrets
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
-from tradebot.http.bots_app import BOTS
+from tradebot.http.appkeys import BOTS
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.clock import ManualClock
 
@@ -246,7 +248,7 @@ async def test_websocket_drop_loses_no_decision(
 
 
 async def test_insufficient_balance_stops_the_bot_with_a_readable_message(
-    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, test_secrets: object
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, test_secrets: Secrets
 ) -> None:
     # Sizing uses 100% of the free balance at 10x: the margin plus the fee cannot be covered.
     bot = await start_bot(pool, runtime, trader, order_size_pct=100.0, leverage=10)
@@ -261,12 +263,12 @@ async def test_insufficient_balance_stops_the_bot_with_a_readable_message(
 
 
 async def test_invalid_key_stops_the_bot_with_a_readable_message(
-    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, test_secrets: object
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, test_secrets: Secrets
 ) -> None:
     from tests.simulator_helpers import Credentials
 
     bad = Credentials("not-a-known-key", "nope")
-    key = await create_api_key(pool, trader.user_id, bad, test_secrets)  # type: ignore[arg-type]
+    key = await create_api_key(pool, trader.user_id, bad, test_secrets)
     bot = await create_bot(pool, trader.user_id, key)
     runtime.poke()
     await eventually(lambda: _status_is(pool, bot, "error"), what="the bot to fail")
@@ -280,7 +282,7 @@ async def _status_is(pool: asyncpg.Pool, bot: int, status: str) -> bool:
 
 
 async def test_shutdown_hands_over_with_the_latest_state_and_no_lease_left(
-    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, redis_client: object
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, redis_client: aioredis.Redis
 ) -> None:
     bot = await start_bot(pool, runtime, trader, ema_period=5)
     rows = candle_rows([100.0] * 4)
@@ -293,4 +295,4 @@ async def test_shutdown_hands_over_with_the_latest_state_and_no_lease_left(
     assert state["last_candle_time"] == rows[-1][0] and state["strategy_state"]["ema_cross"]["ema"]["count"] == 4
     ownership = await pool.fetch("SELECT released_at FROM bot_ownership WHERE bot_id = $1", bot)
     assert ownership and all(o["released_at"] is not None for o in ownership)
-    assert await redis_client.exists(runtime.leases.lease_key(bot)) == 0  # type: ignore[attr-defined]
+    assert await redis_client.exists(runtime.leases.lease_key(bot)) == 0

@@ -42,7 +42,7 @@ async def test_trading_is_suspended_visibly_and_resumes(
 
     import redis as sync_redis
 
-    sync_redis.Redis(port=port).shutdown(nosave=True)  # type: ignore[no-untyped-call]
+    sync_redis.Redis(port=port).shutdown(nosave=True)
 
     async def suspended() -> bool:
         row = await pool.fetchrow("SELECT status, last_error_message FROM bot_state WHERE bot_id = $1", bot)

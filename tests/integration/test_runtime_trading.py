@@ -12,6 +12,7 @@ import time
 import asyncpg
 import numpy as np
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.integration.runtime_helpers import (
@@ -67,7 +68,7 @@ def _expected_orders(closes: list[float], period: int, allow_short: bool) -> lis
 
 
 async def test_bot_trades_where_the_backtest_trades(
-    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, runtime_client: TestClient,
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, runtime_client: TestClient[web.Request, web.Application],
 ) -> None:
     client = runtime_client
     account = trader.creds

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,8 +15,7 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, SseReader, User, create_bot, new_user
 from tradebot.config import Settings
-from tradebot.http.appkeys import BOT_EVENTS
-from tradebot.http.bots_app import OPEN_STREAMS, SYMBOLS
+from tradebot.http.appkeys import BOT_EVENTS, OPEN_STREAMS, SYMBOLS
 from tradebot.runtime.events import LISTENER_QUEUE, STREAM_MAXLEN, BotEvents
 
 HEARTBEAT_S = 0.3
@@ -190,7 +190,9 @@ async def test_a_replay_from_deep_in_a_full_log_sends_every_missed_event(
 ) -> None:
     bot = await create_bot(client, alice)
     ids = [await publisher.publish(bot["id"], "state", {"n": i}) for i in range(STREAM_MAXLEN + 150)]
-    kept = [eid for eid, _ in await redis_client.xrange(publisher.stream_key(bot["id"]))]
+    entries = await redis_client.xrange(publisher.stream_key(bot["id"]))
+    assert entries is not None
+    kept = [cast(str, eid) for eid, _ in entries]  # the client decodes responses: ids are str
     assert len(kept) > STREAM_MAXLEN  # trimmed approximately: more than STREAM_MAXLEN remain
     seen = kept[3]
     stream = await open_stream(client, alice, bot["id"], **{"Last-Event-ID": seen})

@@ -17,8 +17,7 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, login, problem
 from tests.integration.bots_helpers import MARKETS, SseReader, User, create_bot, new_user
 from tradebot.config import Settings
-from tradebot.http.appkeys import BOT_EVENTS
-from tradebot.http.bots_app import STREAM_REGISTRY, SYMBOLS
+from tradebot.http.appkeys import BOT_EVENTS, STREAM_REGISTRY, SYMBOLS
 from tradebot.http.stream_slots import StreamSlots
 
 CAP = 3

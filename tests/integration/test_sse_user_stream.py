@@ -12,8 +12,8 @@ from aiohttp import web
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, SseEvent, SseReader, User, create_bot, new_user
 from tradebot.config import Settings
-from tradebot.http.bots_app import SYMBOLS
-from tradebot.http.sse_frames import decode_cursor
+from tradebot.http.appkeys import SYMBOLS
+from tradebot.http.sse_frames import Cursor, decode_cursor
 from tradebot.runtime.events import BotEvents
 
 URL = "/api/v1/status-stream"
@@ -42,6 +42,12 @@ async def _open(client: Client, user: User, **headers: str) -> SseReader:
     assert r.status == 200, await r.text()
     assert r.headers["Content-Type"].startswith("text/event-stream")
     return SseReader(r)
+
+
+def _cursor(event: SseEvent) -> Cursor:
+    cursor = decode_cursor(event.id or "")
+    assert cursor is not None, event.id
+    return cursor
 
 
 def _of(event: SseEvent) -> tuple[int, str, dict[str, object]]:
@@ -96,12 +102,13 @@ async def test_a_reconnect_replays_exactly_what_each_bot_missed(
         replayed = [await again.next() for _ in missed]
         # Per bot, in the bot's order; nothing else (no snapshot in front).
         for bot in (a, b):
-            ids = [decode_cursor(e.id or "")[bot] for e in replayed if _of(e)[0] == bot]  # type: ignore[index]
+            ids = [_cursor(e)[bot] for e in replayed if _of(e)[0] == bot]
             assert [f"{ms}-{seq}" for ms, seq in ids] == [eid for bb, eid in missed if bb == bot]
         live = await publisher.publish(b, "state", {"n": 99})
         nxt = await again.next()
-        assert _of(nxt)[0] == b and decode_cursor(nxt.id or "") is not None
-        assert f"{decode_cursor(nxt.id or '')[b][0]}-{decode_cursor(nxt.id or '')[b][1]}" == live  # type: ignore[index]
+        cursor = decode_cursor(nxt.id or "")
+        assert _of(nxt)[0] == b and cursor is not None
+        assert f"{cursor[b][0]}-{cursor[b][1]}" == live
         again.response.close()
         missed = []
         last = nxt

@@ -17,7 +17,7 @@ def _snap(fence: int, seq: int) -> Snapshot:
 
 async def test_snapshots_are_written_in_one_batch_under_their_fence(pool: asyncpg.Pool) -> None:
     user = await create_user(pool)
-    bots = [await create_bot(pool, user, None, active=False) for _ in range(3)]  # type: ignore[arg-type]
+    bots = [await create_bot(pool, user, None, active=False) for _ in range(3)]
     await pool.execute("UPDATE bot_state SET fence_token = 5")
     writer = StateWriter(pool)
     writer.put(bots[0], _snap(5, 1))
@@ -34,7 +34,7 @@ async def test_snapshots_are_written_in_one_batch_under_their_fence(pool: asyncp
 
 async def test_a_discarded_snapshot_is_not_written(pool: asyncpg.Pool) -> None:
     user = await create_user(pool)
-    bot = await create_bot(pool, user, None, active=False)  # type: ignore[arg-type]
+    bot = await create_bot(pool, user, None, active=False)
     await pool.execute("UPDATE bot_state SET fence_token = 1, signal_seq = 3")
     writer = StateWriter(pool)
     writer.put(bot, _snap(1, 2))
@@ -45,10 +45,10 @@ async def test_a_discarded_snapshot_is_not_written(pool: asyncpg.Pool) -> None:
 
 async def test_a_failed_flush_keeps_the_snapshots(pool: asyncpg.Pool) -> None:
     user = await create_user(pool)
-    bot = await create_bot(pool, user, None, active=False)  # type: ignore[arg-type]
+    bot = await create_bot(pool, user, None, active=False)
     await pool.execute("UPDATE bot_state SET fence_token = 1")
     writer = StateWriter(pool)
-    writer.put(bot, Snapshot(1, {"x": 1}, 1, None, "not a time"))  # type: ignore[arg-type]
+    writer.put(bot, Snapshot(1, {"x": 1}, 1, None, "not a time"))  # type: ignore[arg-type]  # a bad value on purpose
     with pytest.raises((asyncpg.PostgresError, asyncpg.DataError, TypeError, ValueError)):
         await writer.flush()
     writer.put(bot, _snap(1, 4))  # a newer snapshot replaces the kept one

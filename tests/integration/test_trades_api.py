@@ -4,13 +4,15 @@ The runtime writes orders and trades in production; here they are seeded in SQL.
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 import pytest
 from aiohttp import web
 
 from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, User, create_bot, new_user, seed_fills
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 
 TRADE_FIELDS = {"id", "bot_id", "symbol", "side", "price", "amount", "fee", "realized_pnl", "client_order_id",
                 "created_at"}
@@ -29,8 +31,8 @@ async def alice(client: Client) -> User:
     return await new_user(client, "alice")
 
 
-async def all_pages(client: Client, user: User, url: str, limit: int) -> tuple[list[dict], int]:  # type: ignore[type-arg]
-    items: list[dict] = []  # type: ignore[type-arg]
+async def all_pages(client: Client, user: User, url: str, limit: int) -> tuple[list[dict[str, Any]], int]:
+    items: list[dict[str, Any]] = []
     sep = "&" if "?" in url else "?"
     next_url = f"{url}{sep}limit={limit}"
     pages = 0

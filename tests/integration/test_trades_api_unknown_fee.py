@@ -8,7 +8,7 @@ from aiohttp import web
 
 from tests.integration.auth_helpers import Client
 from tests.integration.bots_helpers import MARKETS, create_bot, new_user, seed_fills
-from tradebot.http.bots_app import SYMBOLS
+from tradebot.http.appkeys import SYMBOLS
 
 
 @pytest.fixture

@@ -178,7 +178,7 @@ def test_stateful_links_between_operations(api_schema: Any, live_api: LiveApi) -
     transitions = api_schema.statistic.transitions
     print(f"stateful links: {transitions}")
 
-    class Workflow(machine):  # type: ignore[misc,valid-type]
+    class Workflow(machine):  # type: ignore[misc,valid-type]  # schemathesis builds the state machine class at run time
         def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             return {"headers": live_api.headers(case.path), "timeout": REQUEST_TIMEOUT_S}
 

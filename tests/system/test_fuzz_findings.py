@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from tests.integration.auth_helpers import bearer, problem, user_token
+from tests.integration.auth_helpers import Client, bearer, problem, user_token
 
 
 @pytest.mark.parametrize("since", ["0.0", "1700000000", "-1", "1e5"])
-async def test_trades_since_refuses_a_bare_number(client: TestClient, since: str) -> None:  # type: ignore[type-arg]
+async def test_trades_since_refuses_a_bare_number(client: Client, since: str) -> None:
     # GET /api/v1/trades?since=0.0 answered 200, reading the number as Unix seconds; OpenAPI and the
     # contract say ISO 8601 (format: date-time), so a number is a 422 naming the field.
     _, token = await user_token(client)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from aiohttp.test_utils import TestClient
+
+from tests.integration.auth_helpers import Client
 
 
 def _value(text: str, name: str) -> float:
@@ -15,7 +16,7 @@ def _value(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
-async def test_metrics_expose_asyncio_tasks_memory_and_fds(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_metrics_expose_asyncio_tasks_memory_and_fds(client: Client) -> None:
     text = await (await client.get("/metrics")).text()
     assert _value(text, "tradebot_asyncio_tasks") >= 1  # at least the task serving this request
     if sys.platform.startswith("linux"):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tradebot.strategies import command
+from tradebot.backtests import command
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -170,7 +170,8 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_result_to_dict_can_truncate_trades(tmp_path: Path) -> None:
-    from tradebot.strategies import BacktestSettings, load_candles_csv, result_to_dict, run_backtest, trades_to_records
+    from tradebot.backtests.candle_csv import load_candles_csv
+    from tradebot.strategies import BacktestSettings, result_to_dict, run_backtest, trades_to_records
 
     candles = load_candles_csv(write_csv(tmp_path / "c.csv", n=2000))
     result = run_backtest(candles, BacktestSettings(), params={"ema_period": 5}, timeframe="1h")

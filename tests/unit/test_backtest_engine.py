@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,7 +136,7 @@ def test_summary_of_the_hand_computed_example() -> None:
     assert r.sharpe == pytest.approx(sharpe, rel=1e-9)
 
 
-def final(**changes: object) -> float:
+def final(**changes: Any) -> float:
     return simulate(CANDLES, TARGETS, dataclasses.replace(SETTINGS, **changes)).final_balance
 
 
@@ -336,12 +337,13 @@ def test_split_parameters_of_an_api_request() -> None:
         initial_balance=1000.0, fee_rate=0.001, order_size_pct=20.0, leverage=3.0, stop_loss_pct=None
     )
     assert isinstance(settings.leverage, float)
-    for parameters, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"ema_period": 50, "leverage": 0}, "leverage"),
         ({"ema_period": 50, "leverage": "3"}, "leverage"),
         ({"ema_period": 5000}, "ema_period"),
         ({"ema_period": 50, "rsi_period": 14}, "rsi_period"),
-    ]:
+    ]
+    for parameters, field in cases:
         with pytest.raises(ParameterError) as info:
             split_parameters(parameters, initial_balance=1000)
         assert info.value.field == field

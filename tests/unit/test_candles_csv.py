@@ -8,8 +8,9 @@ from unittest import mock
 import numpy as np
 import pytest
 
-import tradebot.strategies.candles as candles_module
-from tradebot.strategies.candles import Candle, CandleDataError, Candles, load_candles_csv, parse_candles_csv
+import tradebot.backtests.candle_csv as candles_module
+from tradebot.backtests.candle_csv import load_candles_csv, parse_candles_csv
+from tradebot.strategies.candles import Candle, CandleDataError, Candles
 
 MS_CSV = """timestamp,open,high,low,close,volume
 1704067200000,100,101,99,100.5,12.5

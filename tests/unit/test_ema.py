@@ -78,7 +78,7 @@ def test_constant_series_is_constant() -> None:
 @pytest.mark.parametrize("bad", [0, 1, -3, 2.5, True])
 def test_bad_period(bad: object) -> None:
     with pytest.raises(ValueError):
-        ema(np.ones(10), bad)  # type: ignore[arg-type]
+        ema(np.ones(10), bad)  # type: ignore[arg-type]  # a bad period on purpose
 
 
 def test_block_lengths_keep_the_scale_bounded() -> None:

@@ -122,8 +122,8 @@ def test_signature_and_timestamp_rejections(acct: Account, query: str, now: int,
 def test_aggregate_weeks_open_on_monday_and_months_on_the_first() -> None:
     import datetime as dt
 
-    def ms(*a: int) -> int:
-        return int(dt.datetime(*a, tzinfo=dt.UTC).timestamp() * 1000)
+    def ms(year: int, month: int, day: int) -> int:
+        return int(dt.datetime(year, month, day, tzinfo=dt.UTC).timestamp() * 1000)
 
     day = 86_400_000
     # Daily candles from Saturday 2024-01-27 to Monday 2024-03-04: weeks from Monday, months from the 1st.

@@ -118,7 +118,7 @@ def test_translated_chains_the_cause() -> None:
 async def test_a_subclass_gets_the_same_configuration_and_urls() -> None:
     import ccxt.pro
 
-    class Tapped(ccxt.pro.binanceusdm):  # type: ignore[misc]
+    class Tapped(ccxt.pro.binanceusdm):  # type: ignore[misc]  # ccxt is untyped: its classes are Any
         pass
 
     client = build_client("binanceusdm", base_url="http://127.0.0.1:1", client_class=Tapped)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 
-from tradebot.http.sse_frames import FrameCache, encode, event_key
+from tradebot.http.sse_frames import EventKey, FrameCache, encode, event_key
 from tradebot.runtime.events import BotEvent
+
+
+def _key(event_id: str) -> EventKey:
+    key = event_key(event_id)
+    assert key is not None, event_id
+    return key
 
 
 def test_event_ids_order_like_redis_stream_ids() -> None:
     assert event_key("1700000000000-0") == (1700000000000, 0)
     assert event_key("5") == (5, 0)
-    assert event_key("9-10") > event_key("9-9")  # type: ignore[operator]
-    assert event_key("10-0") > event_key("9-99")  # type: ignore[operator]
+    assert _key("9-10") > _key("9-9")
+    assert _key("10-0") > _key("9-99")
     for bad in ("", "abc", "1-2-3", "-1", "1-", " 1-2", "1" * 21):
         assert event_key(bad) is None, bad
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -195,7 +196,7 @@ def test_registry_and_parameter_validation() -> None:
     assert strategy is EMA_CROSS
     assert strategy.parse_params({"ema_period": 20}) == EmaCrossParams(20, False)
     assert strategy.parse_params({"ema_period": 1000.0, "allow_short": True}) == EmaCrossParams(1000, True)
-    for raw, field in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "ema_period"),
         ({"ema_period": 1}, "ema_period"),
         ({"ema_period": 1001}, "ema_period"),
@@ -203,7 +204,8 @@ def test_registry_and_parameter_validation() -> None:
         ({"ema_period": True}, "ema_period"),
         ({"ema_period": "20"}, "ema_period"),
         ({"ema_period": 20, "allow_short": "yes"}, "allow_short"),
-    ]:
+    ]
+    for raw, field in cases:
         with pytest.raises(ParameterError) as info:
             strategy.parse_params(raw)
         assert info.value.field == field

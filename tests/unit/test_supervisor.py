@@ -53,7 +53,7 @@ def _supervisor(script: list[Any], clock: FakeClock, failed: list[str], exited: 
     async def on_exit(lease: Lease) -> None:
         exited.append(lease.bot_id)
 
-    return Supervisor(lambda lease, mailbox: ScriptedActor(next(steps), mailbox),  # type: ignore[arg-type,return-value]
+    return Supervisor(lambda lease, mailbox: ScriptedActor(next(steps), mailbox),  # type: ignore[arg-type,return-value]  # a scripted stand-in for BotActor
                       on_failed=on_failed, on_exit=on_exit, clock=clock, **kwargs)
 
 
@@ -70,7 +70,7 @@ async def _finished(sup: Supervisor) -> None:
 
 
 async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), RuntimeError("boom"), RuntimeError("boom"), None], clock, failed,
                       exited)
     sup.start(_lease())
@@ -80,7 +80,7 @@ async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
 
 
 async def test_the_restart_budget_ends_in_a_visible_error() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     sup = _supervisor([ValueError(f"crash {i}") for i in range(4)], clock, failed, exited, max_restarts=3,
                       window_s=300)
     sup.start(_lease())
@@ -91,7 +91,7 @@ async def test_the_restart_budget_ends_in_a_visible_error() -> None:
 
 
 async def test_old_crashes_leave_the_window() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     # Backoff is capped at 100 s, so each crash is more than the 150 s window after the one before
     # the previous: the budget never fills up.
     sup = _supervisor([RuntimeError("x")] * 6 + [None], clock, failed, exited, max_restarts=2, window_s=150,
@@ -102,7 +102,7 @@ async def test_old_crashes_leave_the_window() -> None:
 
 
 async def test_bot_failed_is_not_retried() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     sup = _supervisor([BotFailed("insufficient balance")], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
@@ -110,7 +110,7 @@ async def test_bot_failed_is_not_retried() -> None:
 
 
 async def test_a_deliberate_end_is_not_a_crash() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     sup = _supervisor([BotStopped("wound down")], clock, failed, exited)
     sup.start(_lease())
     await _finished(sup)
@@ -118,7 +118,7 @@ async def test_a_deliberate_end_is_not_a_crash() -> None:
 
 
 async def test_no_restart_without_a_valid_lease() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), None], clock, failed, exited)
     sup.start(_lease(valid=False))
     await _finished(sup)
@@ -126,7 +126,7 @@ async def test_no_restart_without_a_valid_lease() -> None:
 
 
 async def test_stop_reaches_the_actor_and_kill_cancels_it() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     sup = _supervisor(["wait", "wait"], clock, failed, exited)
     sup.start(_lease(1))
     sup.start(_lease(2))
@@ -138,7 +138,7 @@ async def test_stop_reaches_the_actor_and_kill_cancels_it() -> None:
 
 
 async def test_a_stop_sent_during_backoff_reaches_the_next_incarnation() -> None:
-    clock, failed, exited = FakeClock(), [], []
+    clock, failed, exited = FakeClock(), list[str](), list[int]()
     sup = _supervisor([RuntimeError("boom"), "wait"], clock, failed, exited)
     sup.start(_lease())
     sup.send(7, Stop())  # queued in the mailbox that outlives the crashed actor

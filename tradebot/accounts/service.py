@@ -272,7 +272,7 @@ class AccountService:
         creds = await self._users.credentials_by_id(user_id)
         if creds is None or not creds.is_active:
             raise InvalidCredentials
-        self._policy.check(new_password, creds.email)
+        self._policy.check(new_password, creds.email, field="new_password")
         # A stolen token must not become a password-guessing oracle: same budget of failures as logins.
         counted = await self._limit(self._limits.login_per_account, f"user:{user_id}")
         if not (await self._hasher.verify(creds.password_hash, current_password)).ok:
@@ -352,7 +352,7 @@ class AccountService:
         owner = await self._users.reset_token_owner(user_id, token_hash)
         if owner is None:
             raise InvalidResetToken
-        self._policy.check(new_password, owner)
+        self._policy.check(new_password, owner, field="new_password")
         new_hash = await self._hasher.hash(new_password)
         email = await self._users.consume_reset_token(user_id, token_hash, new_hash)
         if email is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 # The columns of bot_configs a user may set, in the order the API shows them.
 SETTING_FIELDS: tuple[str, ...] = (
@@ -59,3 +59,9 @@ class SymbolResolver(Protocol):
     """Turns user text ("BTCUSDT" or "BTC/USDT:USDT") into a known market, or None."""
 
     async def resolve(self, text: str) -> Market | None: ...
+
+
+class BotEventSink(Protocol):
+    """Where the service announces a bot's new state to its live streams (tradebot.runtime.events)."""
+
+    async def publish(self, bot_id: int, event: str, data: dict[str, Any]) -> str: ...

@@ -3,7 +3,8 @@
 The database row is the truth (is_active, bot_state.status); after each change the service prompts
 the runtime with a command and tells SSE clients with a "state" event. Both go over Redis and may be
 lost while Redis is away: the request still succeeds, and the runtime's reconcile loop converges on
-the row anyway (see tradebot.runtime.commands).
+the row anyway (see tradebot.bots.commands). The service reaches both through ports that the app
+fills in (BotEventSink, CommandSender): the runtime sits above this package.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from tradebot.bots.commands import BotCommand, CommandKind, CommandSender
 from tradebot.bots.errors import (
     BotAlreadyRunning,
     BotHasNoApiKey,
@@ -25,11 +27,9 @@ from tradebot.bots.errors import (
     BotNotFound,
     InvalidBotSettings,
 )
-from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SETTING_FIELDS, BotSettings, SymbolResolver
+from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SETTING_FIELDS, BotEventSink, BotSettings, SymbolResolver
 from tradebot.bots.repo import BotsRepo, StartOutcome, settings_of
 from tradebot.bots.views import bot_view, order_view, state_or_stopped_view, state_view, trade_view
-from tradebot.runtime.commands import BotCommand, CommandKind, publish_command
-from tradebot.runtime.events import BotEvents
 
 log = logging.getLogger(__name__)
 
@@ -43,18 +43,16 @@ class BotService:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        redis: aioredis.Redis,
-        redis_prefix: str,
-        events: BotEvents,
+        events: BotEventSink,
+        commands: CommandSender,
         markets: SymbolResolver,
         *,
         max_bots_per_user: int,
     ) -> None:
         self._repo = BotsRepo(pool)
         self._max_bots = max_bots_per_user
-        self._redis = redis
-        self._prefix = redis_prefix
         self._events = events
+        self._send = commands
         self._markets = markets
 
     # -- settings -------------------------------------------------------------------------------
@@ -224,4 +222,4 @@ class BotService:
             log.warning("could not publish bot state event", extra={"bot_id": bot_id, "error": str(e)})
 
     async def _command(self, bot_id: int, kind: CommandKind, *, close_position: bool = False) -> None:
-        await publish_command(self._redis, self._prefix, BotCommand(bot_id, kind, close_position))
+        await self._send(BotCommand(bot_id, kind, close_position))

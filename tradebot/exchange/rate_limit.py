@@ -18,6 +18,8 @@ from typing import Any
 from ccxt.async_support.base.throttler import Throttler
 
 BURST_WEIGHT = 20.0
+# Weight a background read must leave in the bucket for the orders of the next decisions.
+BACKGROUND_RESERVE = 12.0
 
 
 class TimeCreditingThrottler(Throttler):  # type: ignore[misc]
@@ -52,6 +54,25 @@ class TimeCreditingThrottler(Throttler):  # type: ignore[misc]
                     self.running = False
             else:
                 await asyncio.sleep(self.config["delay"])
+
+
+    async def spare(self, cost: float, reserve: float, sleep: Any = asyncio.sleep) -> None:
+        """Waits until `cost` can be spent while `reserve` weight stays in the bucket: background
+        reads (a fee lookup) go out only from what orders do not need, so they never queue in front
+        of an order or drain the burst a decision's requests go out in."""
+        while True:
+            self._refill()
+            missing = cost + reserve - self.config["tokens"]
+            if missing <= 0 and not self.queue:
+                return
+            await sleep(max(missing / self.config["refillRate"] / 1000, self.config["delay"]))
+
+
+async def spare(client: Any, cost: float, reserve: float = BACKGROUND_RESERVE) -> None:
+    """`TimeCreditingThrottler.spare` for a client built by us (no-op for any other throttler)."""
+    throttler = getattr(client, "throttler", None)
+    if isinstance(throttler, TimeCreditingThrottler):
+        await throttler.spare(cost, reserve)
 
 
 def install(client: Any) -> None:

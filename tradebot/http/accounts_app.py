@@ -1,5 +1,5 @@
-"""Wires accounts and API keys into the app: services in a cleanup context, the bearer
-authenticator, and the one mapping from domain refusals to problem responses."""
+"""Wires accounts and API keys into the app: services in a cleanup context and the bearer
+authenticator (the services' refusals become problems in http.domain_problems)."""
 
 from __future__ import annotations
 
@@ -9,35 +9,30 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from tradebot.accounts.api_keys import ApiKeyService
-from tradebot.accounts.errors import (
-    AccountError,
-    ApiKeyInUse,
-    ApiKeyNotFound,
-    EmailTaken,
-    ExchangeUnavailable,
-    InvalidCredentials,
-    InvalidResetToken,
-    RateLimited,
-    TooManyApiKeys,
-    WrongCurrentPassword,
-)
+from tradebot.accounts.errors import InvalidCredentials
 from tradebot.accounts.key_validator import CcxtKeyValidator
 from tradebot.accounts.service import AccountService, AuthLimits
 from tradebot.accounts.session_cache import SessionCache
-from tradebot.http.appkeys import AUTHENTICATOR, DB, OPERATIONS, REDIS, SECRETS, SETTINGS, Principal
-from tradebot.http.problems import FieldError, Problem, conflict, not_found, unauthorized, validation_problem
+from tradebot.http.appkeys import (
+    ACCOUNTS,
+    API_KEYS,
+    AUTHENTICATOR,
+    DB,
+    OPERATIONS,
+    PASSWORD_HASHER,
+    REDIS,
+    SECRETS,
+    SESSION_CACHE,
+    SETTINGS,
+    Principal,
+)
+from tradebot.http.problems import unauthorized
 from tradebot.security.mailer import make_mailer
-from tradebot.security.password_policy import PasswordPolicy, WeakPassword, load_common_passwords
+from tradebot.security.password_policy import PasswordPolicy, load_common_passwords
 from tradebot.security.passwords import PasswordHasher
 from tradebot.security.rate_limit import RateLimiter
 from tradebot.security.secrets_box import SecretBox
 from tradebot.security.tokens import TokenCodec
-
-ACCOUNTS = web.AppKey("accounts", AccountService)
-API_KEYS = web.AppKey("api_keys", ApiKeyService)
-PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
-# Wired to the replica's pub/sub subscription by bots_app's bot_events_context.
-SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 
 
 class BearerAuthenticator:
@@ -66,36 +61,6 @@ class BearerAuthenticator:
 def _takes_query_token(request: web.Request) -> bool:
     op = request.app[OPERATIONS].get(request.match_info.route)
     return op is not None and op.query_token
-
-
-def problem_for(error: AccountError) -> Problem:
-    """The HTTP answer to a domain refusal; details never say more than the client may know."""
-    if isinstance(error, RateLimited):
-        p = Problem(429, "too many attempts; try again later")
-        p.headers["Retry-After"] = str(max(1, int(error.retry_after_s + 0.999)))
-        return p
-    if isinstance(error, InvalidCredentials):
-        return unauthorized("invalid email or password")
-    if isinstance(error, WrongCurrentPassword):
-        return unauthorized("the current password is not correct")
-    if isinstance(error, EmailTaken):
-        return conflict("an account with this email already exists")
-    if isinstance(error, InvalidResetToken):
-        return Problem(400, "the reset token is invalid, expired or already used")
-    if isinstance(error, ApiKeyNotFound):
-        return not_found("api key")
-    if isinstance(error, TooManyApiKeys):
-        return conflict("the maximum number of api keys is reached; delete one first")
-    if isinstance(error, ApiKeyInUse):
-        return conflict("a running bot uses this api key; stop it first")
-    if isinstance(error, ExchangeUnavailable):
-        return Problem(503, "the exchange did not answer clearly; try again later", headers={"Retry-After": "5"})
-    return Problem(400, "request refused")
-
-
-def weak_password_problem(error: WeakPassword, field: str) -> Problem:
-    """A 422 naming the body field that carried the refused password."""
-    return validation_problem([FieldError(field, error.reason)])
 
 
 async def accounts_context(app: web.Application) -> AsyncIterator[None]:

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from tradebot.http.accounts_app import ACCOUNTS
-from tradebot.http.appkeys import PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import ACCOUNTS, PRINCIPAL, SETTINGS
 from tradebot.http.problems import Problem, not_found
 from tradebot.http.routing import RouteTable
 

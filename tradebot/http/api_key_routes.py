@@ -9,9 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from tradebot.accounts.api_keys import ApiKey
-from tradebot.accounts.errors import AccountError
-from tradebot.http.accounts_app import API_KEYS, problem_for
-from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.appkeys import API_KEYS, PRINCIPAL
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import Page, PageQuery, build_page, decode_id_cursor
 from tradebot.http.problems import not_found
@@ -93,16 +91,13 @@ def _key_id(request: web.Request) -> int:
 )
 async def create_api_key(request: web.Request) -> web.Response:
     body = await parse_body(request, ApiKeyCreate)
-    try:
-        key = await request.app[API_KEYS].create(
-            request[PRINCIPAL].user_id,
-            label=body.label,
-            exchange=body.exchange,
-            api_key=body.api_key,
-            secret_key=body.secret_key,
-        )
-    except AccountError as e:
-        raise problem_for(e) from e
+    key = await request.app[API_KEYS].create(
+        request[PRINCIPAL].user_id,
+        label=body.label,
+        exchange=body.exchange,
+        api_key=body.api_key,
+        secret_key=body.secret_key,
+    )
     return json_response(ApiKeyOut.of(key), status=201, headers={**NO_STORE, "Location": f"{PREFIX}/{key.id}"})
 
 
@@ -117,10 +112,7 @@ async def list_api_keys(request: web.Request) -> web.Response:
 
 @routes.route("GET", PREFIX + "/{id}", summary="One API key", responses={200: ApiKeyOut}, tags=TAGS)
 async def get_api_key(request: web.Request) -> web.Response:
-    try:
-        key = await request.app[API_KEYS].get(request[PRINCIPAL].user_id, _key_id(request))
-    except AccountError as e:
-        raise problem_for(e) from e
+    key = await request.app[API_KEYS].get(request[PRINCIPAL].user_id, _key_id(request))
     return json_response(ApiKeyOut.of(key), headers=NO_STORE)
 
 
@@ -133,10 +125,7 @@ async def get_api_key(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def validate_api_key(request: web.Request) -> web.Response:
-    try:
-        key = await request.app[API_KEYS].validate(request[PRINCIPAL].user_id, _key_id(request))
-    except AccountError as e:
-        raise problem_for(e) from e
+    key = await request.app[API_KEYS].validate(request[PRINCIPAL].user_id, _key_id(request))
     return json_response(ApiKeyOut.of(key), headers=NO_STORE)
 
 
@@ -149,8 +138,5 @@ async def validate_api_key(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def delete_api_key(request: web.Request) -> web.Response:
-    try:
-        await request.app[API_KEYS].delete(request[PRINCIPAL].user_id, _key_id(request))
-    except AccountError as e:
-        raise problem_for(e) from e
+    await request.app[API_KEYS].delete(request[PRINCIPAL].user_id, _key_id(request))
     return web.Response(status=204)

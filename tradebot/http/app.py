@@ -30,8 +30,8 @@ from tradebot.http import (
     sse_user_routes,
     trade_routes,
 )
-from tradebot.http.accounts_app import SESSION_CACHE, accounts_context
-from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.http.accounts_app import accounts_context
+from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SESSION_CACHE, SETTINGS
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.middlewares import authentication, problems, request_context
 from tradebot.http.routing import RouteTable

@@ -9,15 +9,12 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tradebot.accounts.emails import EMAIL_SCHEMA_PATTERN, MAX_EMAIL_CHARS, normalize_email
-from tradebot.accounts.errors import AccountError
 from tradebot.accounts.service import AuthenticatedUser
-from tradebot.http.accounts_app import ACCOUNTS, problem_for, weak_password_problem
-from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.appkeys import ACCOUNTS, PRINCIPAL
 from tradebot.http.client_ip import client_ip
 from tradebot.http.json_response import json_response
 from tradebot.http.request_body import parse_body
 from tradebot.http.routing import RouteTable
-from tradebot.security.password_policy import WeakPassword
 from tradebot.security.passwords import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 
 routes = RouteTable()
@@ -123,12 +120,7 @@ def _caller(request: web.Request) -> AuthenticatedUser:
 )
 async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, RegisterBody)
-    try:
-        user = await request.app[ACCOUNTS].register(body.email, body.password, client_ip=client_ip(request))
-    except WeakPassword as e:
-        raise weak_password_problem(e, "password") from e
-    except AccountError as e:
-        raise problem_for(e) from e
+    user = await request.app[ACCOUNTS].register(body.email, body.password, client_ip=client_ip(request))
     out = RegisteredUser(id=user.id, email=user.email, created_at=user.created_at)
     return json_response(out, status=201, headers=NO_STORE)
 
@@ -145,12 +137,9 @@ async def register(request: web.Request) -> web.Response:
 )
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginBody)
-    try:
-        issued = await request.app[ACCOUNTS].login(
-            body.email, body.password, remember_me=body.remember_me, client_ip=client_ip(request)
-        )
-    except AccountError as e:
-        raise problem_for(e) from e
+    issued = await request.app[ACCOUNTS].login(
+        body.email, body.password, remember_me=body.remember_me, client_ip=client_ip(request)
+    )
     out = AccessToken(access_token=issued.token, token_type="bearer", expires_in=issued.expires_in)
     return json_response(out, headers=NO_STORE)
 
@@ -163,10 +152,7 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.route("GET", f"{PREFIX}/me", summary="The authenticated user", responses={200: CurrentUser}, tags=TAGS)
 async def me(request: web.Request) -> web.Response:
-    try:
-        user = await request.app[ACCOUNTS].me(request[PRINCIPAL].user_id)
-    except AccountError as e:
-        raise problem_for(e) from e
+    user = await request.app[ACCOUNTS].me(request[PRINCIPAL].user_id)
     out = CurrentUser(id=user.id, email=user.email, is_active=user.is_active, created_at=user.created_at)
     return json_response(out, headers=NO_STORE)
 
@@ -182,14 +168,9 @@ async def me(request: web.Request) -> web.Response:
 )
 async def change_password(request: web.Request) -> web.Response:
     body = await parse_body(request, PasswordChangeBody)
-    try:
-        await request.app[ACCOUNTS].change_password(
-            request[PRINCIPAL].user_id, body.current_password, body.new_password
-        )
-    except WeakPassword as e:
-        raise weak_password_problem(e, "new_password") from e
-    except AccountError as e:
-        raise problem_for(e) from e
+    await request.app[ACCOUNTS].change_password(
+        request[PRINCIPAL].user_id, body.current_password, body.new_password
+    )
     return web.Response(status=204)
 
 
@@ -205,10 +186,7 @@ async def change_password(request: web.Request) -> web.Response:
 )
 async def request_password_reset(request: web.Request) -> web.Response:
     body = await parse_body(request, ResetRequestBody)
-    try:
-        await request.app[ACCOUNTS].request_password_reset(body.email, client_ip=client_ip(request))
-    except AccountError as e:
-        raise problem_for(e) from e
+    await request.app[ACCOUNTS].request_password_reset(body.email, client_ip=client_ip(request))
     return web.Response(status=202)
 
 
@@ -224,10 +202,5 @@ async def request_password_reset(request: web.Request) -> web.Response:
 )
 async def confirm_password_reset(request: web.Request) -> web.Response:
     body = await parse_body(request, ResetConfirmBody)
-    try:
-        await request.app[ACCOUNTS].confirm_password_reset(body.token, body.new_password)
-    except WeakPassword as e:
-        raise weak_password_problem(e, "new_password") from e
-    except AccountError as e:
-        raise problem_for(e) from e
+    await request.app[ACCOUNTS].confirm_password_reset(body.token, body.new_password)
     return web.Response(status=204)

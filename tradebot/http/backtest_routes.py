@@ -9,28 +9,20 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.backtests.candle_cache import CandleCache
-from tradebot.backtests.errors import (
-    BacktestError,
-    BacktestNotFound,
-    BacktestQueueFull,
-    InvalidBacktest,
-    MarketsUnavailable,
-    TooManyBacktests,
-)
+from tradebot.backtests.errors import MarketsUnavailable
 from tradebot.backtests.history import HistoryLoader
 from tradebot.backtests.metrics import BacktestCollector
 from tradebot.backtests.repository import BacktestsRepo
 from tradebot.backtests.runner import BacktestRunner, RunnerConfig
-from tradebot.backtests.schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
 from tradebot.backtests.service import BacktestService
 from tradebot.bots.models import Market
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import ExchangeError
-from tradebot.http.appkeys import DB, HTTP_METRICS, PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import BACKTEST_RUNNER, BACKTESTS, DB, HTTP_METRICS, MARKET_CACHE, PRINCIPAL, SETTINGS
+from tradebot.http.backtest_schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
 from tradebot.http.json_response import json_response
-from tradebot.http.markets_routes import MARKET_CACHE
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
-from tradebot.http.problems import FieldError, Problem, not_found, validation_problem
+from tradebot.http.problems import not_found
 from tradebot.http.request_body import parse_body, parse_query
 from tradebot.http.routing import RouteTable
 
@@ -38,10 +30,6 @@ routes = RouteTable()
 
 PREFIX = "/api/v1/backtests"
 TAGS = ["backtests"]
-
-BACKTESTS = web.AppKey("backtests", BacktestService)
-BACKTEST_RUNNER = web.AppKey("backtest_runner", BacktestRunner)
-
 
 def backtest_id_of(request: web.Request) -> int:
     raw = request.match_info["id"]
@@ -53,22 +41,6 @@ def backtest_id_of(request: web.Request) -> int:
 
 def by_id(row: Mapping[str, Any]) -> tuple[int]:
     return (row["id"],)
-
-
-def problem_for(error: BacktestError) -> Problem:
-    if isinstance(error, BacktestNotFound):
-        return not_found("backtest")
-    if isinstance(error, InvalidBacktest):
-        return validation_problem([FieldError(f, m) for f, m in error.errors])
-    if isinstance(error, BacktestQueueFull):
-        return Problem(
-            503, "too many backtests queued on this server; try again shortly", headers={"Retry-After": "10"}
-        )
-    if isinstance(error, TooManyBacktests):
-        return Problem(429, f"{error}; wait for one to finish", headers={"Retry-After": "10"})
-    if isinstance(error, MarketsUnavailable):
-        return Problem(503, "market data is unavailable right now; try again shortly", headers={"Retry-After": "5"})
-    return Problem(400, "request refused")
 
 
 @routes.route(
@@ -84,10 +56,7 @@ def problem_for(error: BacktestError) -> Problem:
 )
 async def create_backtest(request: web.Request) -> web.Response:
     body = await parse_body(request, BacktestCreate)
-    try:
-        accepted = await request.app[BACKTESTS].create(request[PRINCIPAL].user_id, body.to_request())
-    except BacktestError as e:
-        raise problem_for(e) from e
+    accepted = await request.app[BACKTESTS].create(request[PRINCIPAL].user_id, body.to_request())
     return json_response(accepted, status=202, headers={"Location": f"{PREFIX}/{accepted['id']}"})
 
 
@@ -116,10 +85,7 @@ async def list_backtests(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def get_backtest(request: web.Request) -> web.Response:
-    try:
-        backtest = await request.app[BACKTESTS].get(request[PRINCIPAL].user_id, backtest_id_of(request))
-    except BacktestError as e:
-        raise problem_for(e) from e
+    backtest = await request.app[BACKTESTS].get(request[PRINCIPAL].user_id, backtest_id_of(request))
     return json_response(backtest)
 
 

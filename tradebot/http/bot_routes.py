@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tradebot.bots.errors import BotError
-from tradebot.bots.schemas import (
+from tradebot.http.appkeys import BOTS, PRINCIPAL
+from tradebot.http.bot_schemas import (
     BotCreate,
     BotOut,
     BotPage,
@@ -19,8 +19,6 @@ from tradebot.bots.schemas import (
     StopRequest,
     TradePage,
 )
-from tradebot.http.appkeys import PRINCIPAL
-from tradebot.http.bots_app import BOTS, problem_for
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
 from tradebot.http.problems import not_found
@@ -52,10 +50,7 @@ def bot_id_of(request: web.Request) -> int:
 )
 async def create_bot(request: web.Request) -> web.Response:
     body = await parse_body(request, BotCreate)
-    try:
-        bot = await request.app[BOTS].create(request[PRINCIPAL].user_id, body.to_settings())
-    except BotError as e:
-        raise problem_for(e) from e
+    bot = await request.app[BOTS].create(request[PRINCIPAL].user_id, body.to_settings())
     return json_response(bot, status=201, headers={"Location": f"{PREFIX}/{bot['id']}"})
 
 
@@ -73,10 +68,7 @@ async def list_bots(request: web.Request) -> web.Response:
 
 @routes.route("GET", PREFIX + "/{id}", summary="One bot, with its state", responses={200: BotOut}, tags=TAGS)
 async def get_bot(request: web.Request) -> web.Response:
-    try:
-        bot = await request.app[BOTS].get(request[PRINCIPAL].user_id, bot_id_of(request))
-    except BotError as e:
-        raise problem_for(e) from e
+    bot = await request.app[BOTS].get(request[PRINCIPAL].user_id, bot_id_of(request))
     return json_response(bot)
 
 
@@ -94,10 +86,7 @@ async def get_bot(request: web.Request) -> web.Response:
 async def update_bot(request: web.Request) -> web.Response:
     bot_id = bot_id_of(request)
     body = await parse_body(request, BotUpdate)
-    try:
-        bot = await request.app[BOTS].update(request[PRINCIPAL].user_id, bot_id, body.changes())
-    except BotError as e:
-        raise problem_for(e) from e
+    bot = await request.app[BOTS].update(request[PRINCIPAL].user_id, bot_id, body.changes())
     return json_response(bot)
 
 
@@ -105,10 +94,7 @@ async def update_bot(request: web.Request) -> web.Response:
     "DELETE", PREFIX + "/{id}", summary="Delete a bot (stopping it first)", responses={204: None}, tags=TAGS
 )
 async def delete_bot(request: web.Request) -> web.Response:
-    try:
-        await request.app[BOTS].delete(request[PRINCIPAL].user_id, bot_id_of(request))
-    except BotError as e:
-        raise problem_for(e) from e
+    await request.app[BOTS].delete(request[PRINCIPAL].user_id, bot_id_of(request))
     return web.Response(status=204)
 
 
@@ -122,10 +108,7 @@ async def delete_bot(request: web.Request) -> web.Response:
     tags=TAGS,
 )
 async def start_bot(request: web.Request) -> web.Response:
-    try:
-        await request.app[BOTS].start(request[PRINCIPAL].user_id, bot_id_of(request))
-    except BotError as e:
-        raise problem_for(e) from e
+    await request.app[BOTS].start(request[PRINCIPAL].user_id, bot_id_of(request))
     return json_response({"status": "starting"}, status=202)
 
 
@@ -141,19 +124,13 @@ async def start_bot(request: web.Request) -> web.Response:
 async def stop_bot(request: web.Request) -> web.Response:
     bot_id = bot_id_of(request)
     body = await parse_body(request, StopRequest, optional=True)
-    try:
-        await request.app[BOTS].stop(request[PRINCIPAL].user_id, bot_id, close_position=body.close_position)
-    except BotError as e:
-        raise problem_for(e) from e
+    await request.app[BOTS].stop(request[PRINCIPAL].user_id, bot_id, close_position=body.close_position)
     return json_response({"status": "stopping"}, status=202)
 
 
 @routes.route("GET", PREFIX + "/{id}/state", summary="The bot's state", responses={200: StateOut}, tags=TAGS)
 async def get_bot_state(request: web.Request) -> web.Response:
-    try:
-        state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id_of(request))
-    except BotError as e:
-        raise problem_for(e) from e
+    state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id_of(request))
     return json_response(state)
 
 
@@ -168,15 +145,12 @@ async def get_bot_state(request: web.Request) -> web.Response:
 async def list_bot_trades(request: web.Request) -> web.Response:
     bot_id = bot_id_of(request)
     query = parse_query(request, PageQuery)
-    try:
-        rows = await request.app[BOTS].bot_trades(
-            request[PRINCIPAL].user_id,
-            bot_id,
-            before=decode_trade_cursor(query.cursor),
-            limit=query.limit + 1,
-        )
-    except BotError as e:
-        raise problem_for(e) from e
+    rows = await request.app[BOTS].bot_trades(
+        request[PRINCIPAL].user_id,
+        bot_id,
+        before=decode_trade_cursor(query.cursor),
+        limit=query.limit + 1,
+    )
     items, next_cursor = build_page(rows, query.limit, trade_key)
     return json_response({"items": items, "next_cursor": next_cursor})
 
@@ -192,14 +166,11 @@ async def list_bot_trades(request: web.Request) -> web.Response:
 async def list_bot_orders(request: web.Request) -> web.Response:
     bot_id = bot_id_of(request)
     query = parse_query(request, PageQuery)
-    try:
-        rows = await request.app[BOTS].bot_orders(
-            request[PRINCIPAL].user_id,
-            bot_id,
-            before_id=decode_id_cursor(query.cursor),
-            limit=query.limit + 1,
-        )
-    except BotError as e:
-        raise problem_for(e) from e
+    rows = await request.app[BOTS].bot_orders(
+        request[PRINCIPAL].user_id,
+        bot_id,
+        before_id=decode_id_cursor(query.cursor),
+        limit=query.limit + 1,
+    )
     items, next_cursor = build_page(rows, query.limit, by_id)
     return json_response({"items": items, "next_cursor": next_cursor})

@@ -16,16 +16,13 @@ import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from tradebot.bots.errors import BotError
 from tradebot.exchange.errors import ExchangeError
-from tradebot.http.appkeys import PRINCIPAL
+from tradebot.http.appkeys import BOTS, MARKET_DATA, PRINCIPAL
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
-from tradebot.http.bots_app import BOTS, problem_for
 from tradebot.http.json_response import json_response
 from tradebot.http.problems import Problem
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
-from tradebot.runtime.app_runtime import MARKET_DATA
 from tradebot.strategies.ema import ema
 
 routes = RouteTable()
@@ -144,10 +141,7 @@ MAX_FETCH = 1500
 async def bot_candles(request: web.Request) -> web.Response:
     bot_id = bot_id_of(request)
     query = parse_query(request, CandlesQuery)
-    try:
-        bot = await request.app[BOTS].get(request[PRINCIPAL].user_id, bot_id)
-    except BotError as e:
-        raise problem_for(e) from e
+    bot = await request.app[BOTS].get(request[PRINCIPAL].user_id, bot_id)
     hub = request.app.get(MARKET_DATA)
     if hub is None:
         raise Problem(503, "market data is not available on this replica")

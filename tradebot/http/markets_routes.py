@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from tradebot.exchange.errors import ExchangeError
 from tradebot.exchange.markets import CcxtMarketLoader, MarketCache, MarketInfo
-from tradebot.http.appkeys import REDIS, SETTINGS
+from tradebot.http.appkeys import MARKET_CACHE, REDIS, SETTINGS
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import Page, PageQuery, build_page, decode_cursor
 from tradebot.http.problems import Problem
@@ -23,9 +23,6 @@ from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
 
 routes = RouteTable()
-
-MARKET_CACHE = web.AppKey("market_cache", MarketCache)
-
 
 async def market_cache_ctx(app: web.Application) -> AsyncIterator[None]:
     """Creates the replica's market cache (needs REDIS) and its refresh task; warming runs in the background,

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from tradebot.http.appkeys import AUTHENTICATOR, HTTP_METRICS, OPERATIONS, PRINCIPAL, REQUEST_ID
+from tradebot.http.domain_problems import problem_for
 from tradebot.http.problems import Problem, problem_response, unauthorized
 from tradebot.logs import request_id_var
 
@@ -62,7 +63,8 @@ def _route_label(request: web.Request) -> str:
 
 @web.middleware
 async def problems(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as application/problem+json; internal errors hide their details."""
+    """Every error leaves as application/problem+json: a domain refusal as its entry in
+    domain_problems says (handlers let them through), internal errors hiding their details."""
     try:
         return await handler(request)
     except Problem as p:
@@ -84,7 +86,10 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         raise
     except ConnectionResetError:
         raise
-    except Exception:
+    except Exception as e:
+        problem = problem_for(e)
+        if problem is not None:
+            return problem_response(problem, request.get(REQUEST_ID))
         rid = request.get(REQUEST_ID)
         log.exception("unhandled error in %s %s", request.method, request.path)
         return problem_response(Problem(500, f"internal error; quote request id {rid} when reporting it"), rid)

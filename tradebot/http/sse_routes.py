@@ -29,11 +29,9 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from tradebot import jsonutil
-from tradebot.bots.errors import BotError
-from tradebot.bots.schemas import StreamQuery
-from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import BOT_EVENTS, BOTS, OPEN_STREAMS, PRINCIPAL, SETTINGS, STREAM_REGISTRY, STREAM_SLOTS
 from tradebot.http.bot_routes import PREFIX, TAGS, bot_id_of
-from tradebot.http.bots_app import BOTS, OPEN_STREAMS, STREAM_REGISTRY, STREAM_SLOTS, problem_for
+from tradebot.http.bot_schemas import StreamQuery
 from tradebot.http.problems import Problem, unauthorized
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable
@@ -119,8 +117,6 @@ async def _serve(request: web.Request, bot_id: int, last_seen: str | None, handl
                 window, replayed = await events.window(bot_id, replay_after=last_seen)
                 state = await request.app[BOTS].state(request[PRINCIPAL].user_id, bot_id)
                 missed = replayed if last_seen is not None and _replayable(last_seen, window) else None
-        except BotError as e:
-            raise problem_for(e) from e
         except (OSError, aioredis.RedisError) as e:
             # Without the event log there is no id to hand out and nothing to replay: the client
             # retries (EventSource does so by itself) instead of getting a stream with a hole.

@@ -22,9 +22,8 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradebot.http.appkeys import BOT_EVENTS, PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import BOT_EVENTS, BOTS, OPEN_STREAMS, PRINCIPAL, SETTINGS
 from tradebot.http.bot_routes import TAGS
-from tradebot.http.bots_app import BOTS, OPEN_STREAMS
 from tradebot.http.problems import Problem, unauthorized
 from tradebot.http.request_body import parse_query
 from tradebot.http.routing import RouteTable

@@ -8,9 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tradebot.bots.schemas import TradePage, TradesQuery
-from tradebot.http.appkeys import PRINCIPAL
-from tradebot.http.bots_app import BOTS
+from tradebot.http.appkeys import BOTS, PRINCIPAL
+from tradebot.http.bot_schemas import TradePage, TradesQuery
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import build_page, decode_cursor
 from tradebot.http.problems import field_problem

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 import asyncpg
 import redis.asyncio as aioredis
 
+from tradebot.bots.commands import BotCommand
 from tradebot.runtime import bot_store
 from tradebot.runtime.bot_actor import ActorContext, BotActor, Lease
 from tradebot.runtime.clock import Clock, utc_date
-from tradebot.runtime.commands import BotCommand, command_channel, decode_command
+from tradebot.runtime.commands import command_channel, decode_command
 from tradebot.runtime.gc_policy import GcPolicy
 from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick

@@ -18,6 +18,8 @@ from typing import Any
 import asyncpg
 
 from tradebot.bots.views import STATE_COLUMNS, state_view
+from tradebot.runtime.positions import FLAT as FLAT  # re-exported: the rows store positions
+from tradebot.runtime.positions import Position as Position
 
 
 class FencedOut(Exception):
@@ -44,19 +46,6 @@ class BotConfig:
     is_active: bool
     deleted: bool
 
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    side: str | None  # "long" | "short" | None when flat
-    size: float
-    entry_price: float | None
-
-    @property
-    def flat(self) -> bool:
-        return self.side is None or self.size == 0
-
-
-FLAT = Position(None, 0.0, None)
 
 _CONFIG_COLUMNS = (
     "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.timeframe, c.ema_period, c.leverage, "

@@ -1,4 +1,5 @@
-"""Commands from the API to whichever replica runs a bot, over Redis pub/sub.
+"""Commands from the API to whichever replica runs a bot, over Redis pub/sub (the commands
+themselves are the bots package's: tradebot.bots.commands).
 
 Pub/sub can lose a message (a replica reconnecting), so a command is only a prompt to act now; the
 database row (is_active, status) is the truth and every replica's reconcile loop converges on it.
@@ -7,24 +8,15 @@ database row (is_active, status) is the truth and every replica's reconcile loop
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Literal
 
 import redis.asyncio as aioredis
 
 from tradebot import jsonutil
+from tradebot.bots.commands import BotCommand
 
 log = logging.getLogger(__name__)
 
-CommandKind = Literal["start", "stop", "reconfigure", "delete"]
 _KINDS = frozenset({"start", "stop", "reconfigure", "delete"})
-
-
-@dataclass(frozen=True, slots=True)
-class BotCommand:
-    bot_id: int
-    kind: CommandKind
-    close_position: bool = False
 
 
 def command_channel(prefix: str) -> str:

@@ -26,11 +26,13 @@ COMMON_PASSWORDS_FILE = "common-passwords-100k.txt.gz"
 
 
 class WeakPassword(Exception):
-    """A new password the policy refuses; `reason` is shown to the user."""
+    """A new password the policy refuses; `reason` is shown to the user, naming `field`, the input
+    that carried the password (a 422 names the body field)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, field: str = "password") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.field = field
 
 
 def load_common_passwords() -> frozenset[str]:
@@ -44,13 +46,14 @@ def load_common_passwords() -> frozenset[str]:
 class PasswordPolicy:
     common: frozenset[str]
 
-    def check(self, password: str, email: str) -> None:
-        """Raise WeakPassword if `password` may not become the password of the account `email`."""
+    def check(self, password: str, email: str, *, field: str = "password") -> None:
+        """Raise WeakPassword (naming `field`) if `password` may not become the password of the
+        account `email`."""
         folded = password.casefold()
         if len(set(password)) == 1:
-            raise WeakPassword("must not be a single character repeated")
+            raise WeakPassword("must not be a single character repeated", field)
         if folded in self.common:
-            raise WeakPassword("is one of the most common passwords; choose a less guessable one")
+            raise WeakPassword("is one of the most common passwords; choose a less guessable one", field)
         email_folded = email.casefold()
         if folded in (email_folded, email_folded.rpartition("@")[0]):
-            raise WeakPassword("must not be the email address or its part before the @")
+            raise WeakPassword("must not be the email address or its part before the @", field)

@@ -1,7 +1,9 @@
-"""Pure strategy code (EMA first) and the vectorised backtest engine.
+"""Pure strategy code (the built-ins: ema_cross, ema_crossover, macd_cross, rsi_reversion,
+bollinger_reversion) and the vectorised backtest engine.
 
-No I/O here except the CSV loader and the ``tradebot backtest`` command; everything else is pure
-functions over frozen dataclasses and numpy arrays, shared by the live bots and the backtests.
+No I/O here: pure functions over frozen dataclasses and numpy arrays, shared by the live bots and
+the backtests (reading candles from files and the ``tradebot backtest`` command live in
+tradebot.backtests).
 
 Live face (one closed candle at a time, O(1), no I/O)::
 
@@ -14,7 +16,7 @@ Live face (one closed candle at a time, O(1), no I/O)::
 
 Vectorised face and backtest::
 
-    candles = load_candles_csv(path)                           # or Candles.from_arrays(...)
+    candles = Candles.from_arrays(ts, open, high, low, close, volume)  # or backtests.candle_csv
     signals = ema_cross_signals(candles.close, params)         # same EMA (bit for bit) and targets
     result = run_backtest(candles, BacktestSettings(...), params={"ema_period": 50}, timeframe="1h")
     result_to_dict(result)                                     # the API's finished-backtest fields
@@ -35,7 +37,8 @@ from tradebot.strategies.base import (
     signal_sequence,
     strategy_names,
 )
-from tradebot.strategies.candles import Candle, CandleDataError, Candles, load_candles_csv, parse_candles_csv
+from tradebot.strategies.bollinger_reversion import BOLLINGER_REVERSION, BollingerReversionParams
+from tradebot.strategies.candles import Candle, CandleDataError, Candles
 from tradebot.strategies.ema import EmaState, ema
 from tradebot.strategies.ema_cross import (
     EMA_CROSS,
@@ -47,6 +50,8 @@ from tradebot.strategies.ema_cross import (
     ema_cross_signals,
     warm_up,
 )
+from tradebot.strategies.ema_crossover import EMA_CROSSOVER, EmaCrossoverParams
+from tradebot.strategies.macd_cross import MACD_CROSS, MacdCrossParams
 from tradebot.strategies.render import format_report, result_to_dict, trades_to_records
 from tradebot.strategies.report import (
     BacktestResult,
@@ -56,12 +61,18 @@ from tradebot.strategies.report import (
     sharpe_ratio,
     split_parameters,
 )
+from tradebot.strategies.rsi_reversion import RSI_REVERSION, RsiReversionParams
 
 __all__ = [
+    "BOLLINGER_REVERSION",
     "EMA_CROSS",
+    "EMA_CROSSOVER",
+    "MACD_CROSS",
     "NO_TARGET",
+    "RSI_REVERSION",
     "BacktestResult",
     "BacktestSettings",
+    "BollingerReversionParams",
     "Candle",
     "CandleDataError",
     "Candles",
@@ -69,9 +80,12 @@ __all__ = [
     "EmaCross",
     "EmaCrossParams",
     "EmaCrossState",
+    "EmaCrossoverParams",
     "EmaState",
     "ExitReason",
+    "MacdCrossParams",
     "ParameterError",
+    "RsiReversionParams",
     "Signals",
     "Simulation",
     "StaleCandleError",
@@ -86,9 +100,7 @@ __all__ = [
     "ema_cross_signals",
     "format_report",
     "get_strategy",
-    "load_candles_csv",
     "max_drawdown_pct",
-    "parse_candles_csv",
     "register",
     "result_to_dict",
     "run_backtest",

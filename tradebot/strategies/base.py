@@ -115,6 +115,12 @@ class Strategy(Protocol[P, S]):
     @property
     def name(self) -> str: ...
 
+    def parameters_schema(self) -> dict[str, Any]:
+        """The JSON Schema object of the parameters (CONTRACT.md, Strategies): ``type: "object"``,
+        ``properties`` with ``type``, ``minimum``, ``maximum``, ``default``, ``description``;
+        ``required``; ``additionalProperties: false``."""
+        ...
+
     def parse_params(self, raw: Mapping[str, Any]) -> P:
         """Validated parameters from a mapping (e.g. a bot's settings); raises ParameterError."""
         ...

@@ -31,6 +31,7 @@ from tradebot.strategies.base import (
 )
 from tradebot.strategies.candles import Candle, Candles
 from tradebot.strategies.ema import EmaState, ema
+from tradebot.strategies.parameters import IntParameter, ParameterSet
 
 __all__ = [
     "EMA_CROSS",
@@ -252,12 +253,30 @@ class _ChunkDecider:
         self.carry = out[-1]
 
 
+EMA_CROSS_PARAMETERS: Final = ParameterSet(
+    "ema_cross",
+    (IntParameter("ema_period", MIN_EMA_PERIOD, MAX_EMA_PERIOD, 20, "Period of the EMA (candles)."),),
+)
+"""The schema of ema_cross's parameters (parsing stays :meth:`EmaCrossParams.from_mapping`'s)."""
+
+
 class EmaCross:
     """The ``"ema_cross"`` strategy (implements :class:`tradebot.strategies.base.Strategy`)."""
 
     @property
     def name(self) -> str:
         return "ema_cross"
+
+    @property
+    def title(self) -> str:
+        return "EMA cross"
+
+    @property
+    def description(self) -> str:
+        return "Long while the close is above its EMA, flat (or short) while below."
+
+    def parameters_schema(self) -> dict[str, Any]:
+        return EMA_CROSS_PARAMETERS.json_schema()
 
     def parse_params(self, raw: Mapping[str, Any]) -> EmaCrossParams:
         return EmaCrossParams.from_mapping(raw)

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from tradebot.backtests.candle_csv import load_candles_csv
 from tradebot.exchange.simulator.candles import INTERVALS, Candle
 from tradebot.exchange.simulator.config import ConfigError
-from tradebot.strategies.candles import CandleDataError, load_candles_csv
+from tradebot.strategies.candles import CandleDataError
 from tradebot.timeframes import duration_ms
 
 

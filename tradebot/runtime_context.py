@@ -1,5 +1,7 @@
 """The bot runtime as a resource of the aiohttp app: built in cleanup_ctx, closed in reverse.
 
+Composition root: this module wires the runtime (which knows nothing of aiohttp) into the app.
+
 Closing hands every bot over before the event bus, Redis and PostgreSQL go away, so a SIGTERM'd
 replica's bots resume on another replica at once (DESIGN.md invariant 7).
 """
@@ -16,7 +18,18 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
-from tradebot.http.appkeys import BOT_EVENTS, DB, HTTP_METRICS, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.http.appkeys import (
+    BOT_EVENTS,
+    CLUSTER,
+    DB,
+    HTTP_METRICS,
+    MARKET_DATA,
+    REDIS,
+    REPLICA_ID,
+    RUNTIME,
+    SECRETS,
+    SETTINGS,
+)
 from tradebot.runtime import bot_store
 from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import Assignment, BotRuntime, RuntimeTiming, run_everything
@@ -27,17 +40,13 @@ from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import CrashPoints
 from tradebot.runtime.history_cache import HistoryCache
 from tradebot.runtime.leases import LeaseManager
+from tradebot.runtime.live_account import AccountPool
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
-from tradebot.runtime.order_executor import AccountPool
 from tradebot.runtime.state_writer import StateWriter
 from tradebot.security.secrets_box import SecretBox
 
 log = logging.getLogger(__name__)
-
-RUNTIME = web.AppKey("runtime", BotRuntime)
-MARKET_DATA = web.AppKey("market_data", MarketDataHub)
-CLUSTER = web.AppKey("cluster", ClusterCoordinator)
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import orjson
 
+from tradebot.backtests.candle_csv import load_candles_csv
 from tradebot.strategies.backtest import BacktestSettings
 from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy
-from tradebot.strategies.candles import CandleDataError, Candles, load_candles_csv
+from tradebot.strategies.candles import CandleDataError, Candles
 from tradebot.strategies.ema_cross import MAX_EMA_PERIOD, MIN_EMA_PERIOD
 from tradebot.strategies.render import format_report, result_to_dict
 from tradebot.strategies.report import run_backtest
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             timeframe = args.timeframe or infer_timeframe(candles)
             check_spacing(candles, timeframe)
         else:  # the exchange's klines (needs --symbol, --timeframe), a progress bar on a terminal's stderr
-            from tradebot.backtests.download import candles_from_args
+            from tradebot.backtests.download import candles_from_args  # here: only a download needs ccxt
 
             candles, timeframe = candles_from_args(args)
         result = run_backtest(candles, settings, strategy="ema_cross", params=params, timeframe=timeframe)

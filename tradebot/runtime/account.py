@@ -1,0 +1,70 @@
+"""The account a bot trades on, as the order executor sees it: a small Protocol.
+
+The live account is ccxt on the exchange (`live_account.py`); a paper account is the same
+interface on PostgreSQL rows, filling from the hub's candles (DESIGN.md "Paper accounts"). The
+executor and the actor are written against this Protocol only, so they cannot tell which one
+they have, and paper and live share every rule, test and failover path.
+
+Every method raises tradebot's own exchange errors (`tradebot.exchange.errors`), never a
+backend's: Retryable (try later), Rejected (final answer for this order), InvalidCredentials and
+InsufficientBalance (stop the bot), and `OutcomeUnknown` below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tradebot.exchange.errors import ExchangeError
+from tradebot.runtime.positions import Position
+from tradebot.runtime.risk import MarketLimits
+
+
+class OutcomeUnknown(ExchangeError):
+    """The account may or may not have the order; nobody may trade this bot until we know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    exchange_order_id: str
+    status: str  # one of the orders table's statuses
+    filled: float
+    average: float | None
+    fee: float | None  # None: the account did not say; never read as 0
+
+
+class Account(Protocol):
+    """Orders are addressed by their client order id, which the caller chooses (deterministic)."""
+
+    async def place_market_order(
+        self, client_order_id: str, symbol: str, side: str, amount: float, *, reduce_only: bool
+    ) -> Fill:
+        """Place at most once; an unclear outcome is resolved by `find_order`, else OutcomeUnknown."""
+        ...
+
+    async def find_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        """The order with this client id, None only when the account says there is none."""
+        ...
+
+    async def position(self, symbol: str) -> Position:
+        """The account's position; raises rather than ever reading a failed report as flat."""
+        ...
+
+    async def free_balance(self, asset: str = "USDT") -> float: ...
+
+    async def market_limits(self, symbol: str) -> MarketLimits: ...
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None: ...
+
+    async def order_fee(self, exchange_order_id: str, symbol: str, filled: float) -> float | None:
+        """The fee of a filled order when it is known by now, else None (asked again later)."""
+        ...
+
+    # Protective orders (reduce-only stop loss / take profit with deterministic client ids,
+    # DESIGN.md) join this interface as place/find by client id, like market orders.
+
+
+class Accounts(Protocol):
+    """Accounts by API key id (the live pool holds one ccxt private client per key)."""
+
+    async def get(self, api_key_id: int) -> Account: ...

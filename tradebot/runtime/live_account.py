@@ -1,0 +1,246 @@
+"""The live account: the `Account` interface on the exchange through ccxt, one private client per
+API key, shared by that key's bots; ccxt's errors are translated at this edge.
+
+Placement is idempotent by client order id. An unclear outcome (timeout, 5xx, dropped connection)
+is resolved by querying that id, never by resending blindly: only a definite "no such order"
+allows sending the same id again, and the exchange's duplicate rejection backs that up. If the
+outcome stays unknown, `OutcomeUnknown` tells the bot to stop trading until reconciliation can
+tell (DESIGN.md invariant 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from ccxt.async_support.base.exchange import Exchange
+
+from tradebot.exchange import rate_limit
+from tradebot.exchange.ccxt_factory import ExchangeClientFactory
+from tradebot.exchange.errors import (
+    InvalidCredentials,
+    NotServed,
+    OrderNotFound,
+    Rejected,
+    Retryable,
+    translated,
+)
+from tradebot.runtime.account import Fill, OutcomeUnknown
+from tradebot.runtime.positions import FLAT, Position
+from tradebot.runtime.risk import MarketLimits
+from tradebot.security.secrets_box import SecretBox
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DUPLICATE_CLIENT_ORDER_ID = "-4116"
+PLACE_ATTEMPTS = 4
+READ_ATTEMPTS = 5  # 0.2 + 0.4 + 0.8 + 1.6 s of backoff: rides out a short burst of 5xx
+QUERY_ATTEMPTS = 5
+USER_TRADES_WEIGHT = 5  # Binance's weight of GET /fapi/v1/userTrades
+
+
+_STATUS = {"closed": "filled", "open": "open", "canceled": "canceled", "rejected": "rejected", "expired": "expired"}
+
+
+class LiveAccount:
+    """An `Account` on the exchange (Binance USD-M first), with ccxt's errors translated here."""
+
+    def __init__(self, client: Exchange, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        self._client = client
+        self._sleep = sleep
+        self._markets_loaded = False
+        self._lock = asyncio.Lock()
+
+    async def _markets(self) -> None:
+        if self._markets_loaded:
+            return
+        async with self._lock:
+            if not self._markets_loaded:
+                await self._retrying(self._client.load_markets)
+                self._markets_loaded = True
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], attempts: int = READ_ATTEMPTS) -> T:
+        """Retry reads (never order placement) on transient errors with a short backoff."""
+        delay = 0.2
+        for attempt in range(attempts):
+            try:
+                with translated():
+                    return await call()
+            except Retryable:
+                if attempt == attempts - 1:
+                    raise
+                await self._sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def market_limits(self, symbol: str) -> MarketLimits:
+        await self._markets()
+        m = self._client.market(symbol)
+        step = float(m["precision"]["amount"] or 0)
+        limits = m.get("limits") or {}
+        return MarketLimits(
+            amount_step=step,
+            min_amount=float((limits.get("amount") or {}).get("min") or step or 0),
+            min_notional=float((limits.get("cost") or {}).get("min") or 0),
+            max_leverage=int((limits.get("leverage") or {}).get("max") or 125),
+        )
+
+    async def set_leverage(self, symbol: str, leverage: int) -> None:
+        await self._markets()
+        await self._retrying(lambda: self._client.set_leverage(leverage, symbol))
+
+    async def free_balance(self, asset: str = "USDT") -> float:
+        balance = await self._retrying(self._client.fetch_balance)
+        return float((balance.get("free") or {}).get(asset) or 0.0)
+
+    async def position(self, symbol: str) -> Position:
+        """The exchange's position; raises rather than ever reading a failed report as flat."""
+        await self._markets()
+        positions = await self._retrying(lambda: self._client.fetch_positions([symbol]))
+        for p in positions:
+            if p.get("symbol") != symbol:
+                continue
+            contracts = float(p.get("contracts") or 0.0)
+            if contracts > 0:
+                side = p.get("side")
+                if side not in ("long", "short"):
+                    raise Retryable(f"position report for {symbol} has no side: {side!r}")
+                return Position(side, contracts, float(p.get("entryPrice") or 0.0) or None)
+        return FLAT
+
+    async def find_order(self, client_order_id: str, symbol: str) -> Fill | None:
+        """The order with this client id, or None when the exchange says there is none."""
+        await self._markets()
+        delay = 0.2
+        for attempt in range(QUERY_ATTEMPTS):
+            try:
+                with translated():
+                    order = await self._client.fetch_order(None, symbol, {"origClientOrderId": client_order_id})
+                return _fill(order)
+            except OrderNotFound:
+                return None
+            except NotServed as e:
+                raise OutcomeUnknown(f"cannot tell whether order {client_order_id} exists: {e}") from e
+            except Retryable as e:
+                if attempt == QUERY_ATTEMPTS - 1:
+                    raise OutcomeUnknown(f"cannot tell whether order {client_order_id} exists: {e}") from e
+                await self._sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    async def place_market_order(
+        self, client_order_id: str, symbol: str, side: str, amount: float, *, reduce_only: bool
+    ) -> Fill:
+        await self._markets()
+        params: dict[str, Any] = {"newClientOrderId": client_order_id}
+        if reduce_only:
+            params["reduceOnly"] = True
+        delay = 0.25
+        for attempt in range(PLACE_ATTEMPTS):
+            try:
+                with translated():
+                    order = await self._client.create_order(symbol, "market", side, amount, None, params)
+                return _fill(order)
+            except Retryable as e:
+                # Unclear: the request may have reached the exchange. Ask before anything else.
+                log.warning("order outcome unclear; querying it", extra={"client_order_id": client_order_id,
+                                                                          "error": str(e)})
+                await self._sleep(delay)
+                delay *= 2
+                found = await self.find_order(client_order_id, symbol)
+                if found is not None:
+                    return found
+                if attempt == PLACE_ATTEMPTS - 1:
+                    raise OutcomeUnknown(f"order {client_order_id} was not placed after {PLACE_ATTEMPTS} tries") from e
+                # The exchange definitely has no such order: sending the same id again is safe.
+            except Rejected as e:
+                if e.code == DUPLICATE_CLIENT_ORDER_ID or "-4116" in str(e):
+                    found = await self.find_order(client_order_id, symbol)
+                    if found is not None:
+                        return found
+                raise
+        raise AssertionError("unreachable")
+
+    async def order_fee(self, exchange_order_id: str, symbol: str, filled: float) -> float | None:
+        """The fee of a filled order from the exchange's trades: one request, no retries (the caller
+        backs off). None while the trades listed do not yet add up to `filled`; raises ExchangeError
+        (NotServed when the exchange has no such endpoint)."""
+        await self._markets()
+        await rate_limit.spare(self._client, USER_TRADES_WEIGHT)
+        with translated():
+            trades = await self._client.fetch_my_trades(symbol, None, 100, {"orderId": exchange_order_id})
+        amount = 0.0
+        total = 0.0
+        for t in trades:
+            if str(t.get("order")) != exchange_order_id:
+                continue
+            fee = t.get("fee")
+            if not fee or fee.get("cost") is None:
+                return None  # a trade without its commission says nothing about the fee
+            amount += float(t.get("amount") or 0.0)
+            total += float(fee["cost"])
+        if amount < filled * (1 - 1e-9):
+            return None
+        return total
+
+
+def _fill(order: dict[str, Any]) -> Fill:
+    status = _STATUS.get(str(order.get("status")), "unknown")
+    filled = float(order.get("filled") or 0.0)
+    if status == "canceled" and filled > 0:
+        status = "partially_filled"
+    # Binance's order answer carries no commission, so this is usually None: the fee is unknown
+    # until `order_fee` reads it, and recording the fill never waits for that.
+    return Fill(str(order["id"]), status, filled, _opt_float(order.get("average")), _fee_of(order))
+
+
+def _fee_of(order: dict[str, Any]) -> float | None:
+    """The fee when the answer carries every part of it (ccxt sums an answer's fills), else None."""
+    fees = order.get("fees") or ([order["fee"]] if order.get("fee") else [])
+    if not fees or any(not f or f.get("cost") is None for f in fees):
+        return None
+    return sum(float(f["cost"]) for f in fees)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class AccountPool:
+    """Exchange accounts by API key id, created on first use and closed with the runtime."""
+
+    def __init__(self, pool: asyncpg.Pool, box: SecretBox, factory: ExchangeClientFactory) -> None:
+        self._pool = pool
+        self._box = box
+        self._factory = factory
+        self._accounts: dict[int, LiveAccount] = {}
+        self._lock = asyncio.Lock()
+
+    async def get(self, api_key_id: int) -> LiveAccount:
+        account = self._accounts.get(api_key_id)
+        if account is not None:
+            return account
+        async with self._lock:
+            account = self._accounts.get(api_key_id)
+            if account is None:
+                row = await self._pool.fetchrow(
+                    "SELECT exchange, api_key_encrypted, secret_encrypted FROM api_keys WHERE id = $1", api_key_id
+                )
+                if row is None:
+                    raise InvalidCredentials("the bot's API key was deleted")
+                client = self._factory.private_client(
+                    row["exchange"], self._box.decrypt(row["api_key_encrypted"]), self._box.decrypt(row["secret_encrypted"])
+                )
+                account = LiveAccount(client)
+                self._accounts[api_key_id] = account
+            return account
+
+    def forget(self, api_key_id: int) -> None:
+        """Drop a cached account (its key was deleted, rotated or found invalid); the factory,
+        which owns the ccxt clients, closes them when the runtime stops."""
+        self._accounts.pop(api_key_id, None)
