@@ -35,12 +35,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Nothing to undo when a connection goes back to the pool: asyncpg has already rolled back any
+    open transaction, and tradebot keeps no session state (no LISTEN, SET, session advisory lock or
+    cursor outside a transaction). asyncpg's default reset is a round trip to the server on every
+    release, as long as the query a request came for."""
+
+
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         command_timeout=30,
         # Prepared statements are cached per connection; a bounded cache keeps memory flat.
         statement_cache_size=256,

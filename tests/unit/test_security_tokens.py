@@ -123,3 +123,19 @@ def test_garbage_and_huge_tokens_are_refused() -> None:
 def test_real_clock_default() -> None:
     live = TokenCodec(SECRET)
     assert abs(live.decode(live.issue(1, 0).token).issued_at - time.time()) < 5
+
+
+def test_a_token_seen_before_is_not_verified_again_but_its_times_are_checked_on_every_use() -> None:
+    now = [NOW]
+    live = TokenCodec(SECRET, clock=lambda: now[0])
+    token = jwt.encode(claims(exp=int(NOW) + 60), SECRET, algorithm="HS256")
+    assert live.decode(token).jti == "abc123"
+    assert live.decode(token).jti == "abc123"  # from the verified tokens
+    now[0] = NOW + 60 + live.leeway_s
+    with pytest.raises(InvalidToken, match="expired"):
+        live.decode(token)
+    # A tampered copy is a different text: verified (and refused) on its own.
+    now[0] = NOW
+    with pytest.raises(InvalidToken):
+        live.decode(token[:-2] + ("AA" if not token.endswith("AA") else "BB"))
+    assert live.decode(token).user_id == 42

@@ -27,8 +27,9 @@ from tradebot.accounts.errors import (
     WrongCurrentPassword,
 )
 from tradebot.accounts.revocations import RevocationStore
+from tradebot.accounts.session_cache import SessionCache
 from tradebot.accounts.session_events import SessionAnnouncer
-from tradebot.accounts.users import DuplicateEmail, User, UserRepository
+from tradebot.accounts.users import DuplicateEmail, User, UserRecord, UserRepository
 from tradebot.security.known_addresses import KnownAddresses
 from tradebot.security.mailer import Mailer
 from tradebot.security.password_policy import PasswordPolicy
@@ -119,8 +120,12 @@ class AccountService:
         mailer: Mailer,
         limits: AuthLimits,
         public_url: str,
+        sessions: SessionCache | None = None,
     ) -> None:
         self._users = UserRepository(pool)
+        # Never trusted until wired to the replica's subscription: without it every request is
+        # checked against Redis and PostgreSQL.
+        self._cache = sessions if sessions is not None else SessionCache(redis, redis_prefix)
         self._revocations = RevocationStore(pool, redis, redis_prefix)
         self._sessions = SessionAnnouncer(redis, redis_prefix)
         self._hasher = hasher
@@ -213,24 +218,55 @@ class AccountService:
         except InvalidToken as e:
             log.info("token refused", extra={"reason": str(e)})
             raise InvalidCredentials from e
-        if await self._revocations.is_revoked(claims.jti):
+        cache = self._cache
+        record = cache.accepted_user(claims.user_id, claims.jti)
+        if record is None:
+            # What was read before `epoch` moved is not stored: it may predate a change.
+            epoch = cache.epoch
+            if await self._revocations.is_revoked(claims.jti):
+                raise InvalidCredentials
+            record = cache.user(claims.user_id) or await self._users.record(claims.user_id)
+            if record is None:
+                raise InvalidCredentials
+            cache.store(epoch, record, claims.jti)
+        if not record.is_active or record.token_version != claims.token_version:
             raise InvalidCredentials
-        subject = await self._users.token_subject(claims.user_id)
-        if subject is None or not subject.is_active or subject.token_version != claims.token_version:
-            raise InvalidCredentials
-        return AuthenticatedUser(claims.user_id, subject.email, claims.jti, claims.expires_at,
+        return AuthenticatedUser(claims.user_id, record.email, claims.jti, claims.expires_at,
                                  claims.token_version, claims.expires_at + self._tokens.leeway_s)
 
     async def logout(self, user: AuthenticatedUser) -> None:
+        # Forgotten here before the answer (and on every replica when the announcement arrives);
+        # again after the write, so a check that read the record meanwhile cannot store it.
+        self._cache.forget_token(user.token_id)
         await self._revocations.revoke(user.token_id, user.user_id, user.token_expires_at)
+        self._cache.forget_token(user.token_id)
         await self._sessions.token_revoked(user.user_id, user.token_id)
         log.info("user logged out", extra={"user_id": user.user_id})
 
     async def me(self, user_id: int) -> User:
-        user = await self._users.get(user_id)
-        if user is None:
-            raise InvalidCredentials
-        return user
+        record = await self.user_record(user_id)
+        return record.public()
+
+    async def user_record(self, user_id: int) -> UserRecord:
+        """The user's row, from this replica's session cache when it can answer."""
+        record = self._cache.user(user_id)
+        if record is None:
+            epoch = self._cache.epoch
+            record = await self._users.record(user_id)
+            if record is None:
+                raise InvalidCredentials
+            self._cache.store(epoch, record)
+        return record
+
+    async def set_active(self, user_id: int, active: bool) -> bool:
+        """Deactivate (or reactivate) an account; a deactivated user's tokens are refused on every
+        replica at once, and what they keep open ends. False if there is no such user."""
+        found = await self._users.set_active(user_id, active)
+        if found:
+            self._cache.forget_user(user_id)
+            log.info("account %s", "reactivated" if active else "deactivated", extra={"user_id": user_id})
+            await self._sessions.credentials_changed(user_id)
+        return found
 
     async def change_password(self, user_id: int, current_password: str, new_password: str) -> None:
         creds = await self._users.credentials_by_id(user_id)
@@ -245,6 +281,7 @@ class AccountService:
         new_hash = await self._hasher.hash(new_password)
         if not await self._users.set_password_if_unchanged(user_id, creds.password_hash, new_hash):
             raise WrongCurrentPassword  # changed by someone else meanwhile
+        self._cache.forget_user(user_id)
         log.info("password changed; earlier tokens revoked", extra={"user_id": user_id})
         await self._sessions.credentials_changed(user_id)
         self._notify_password_changed(creds.email)
@@ -320,6 +357,7 @@ class AccountService:
         email = await self._users.consume_reset_token(user_id, token_hash, new_hash)
         if email is None:
             raise InvalidResetToken  # used or expired meanwhile
+        self._cache.forget_user(user_id)
         log.info("password reset; earlier tokens revoked", extra={"user_id": user_id})
         await self._sessions.credentials_changed(user_id)
         self._notify_password_changed(email)

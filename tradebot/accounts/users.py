@@ -26,12 +26,18 @@ class Credentials:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenSubject:
-    """What a request's token is checked against."""
+class UserRecord:
+    """The row a request's token is checked against, and what `GET /auth/me` shows: one read serves
+    both, and the session cache keeps it."""
 
+    id: int
     email: str
     is_active: bool
+    created_at: dt.datetime
     token_version: int
+
+    def public(self) -> User:
+        return User(self.id, self.email, self.is_active, self.created_at)
 
 
 class DuplicateEmail(Exception):
@@ -54,10 +60,6 @@ class UserRepository:
         assert row is not None
         return User(**dict(row))
 
-    async def get(self, user_id: int) -> User | None:
-        row = await self._pool.fetchrow("SELECT id, email, is_active, created_at FROM users WHERE id = $1", user_id)
-        return User(**dict(row)) if row else None
-
     async def credentials_by_email(self, email: str) -> Credentials | None:
         # lower(email) matches the unique index users_email_key.
         row = await self._pool.fetchrow(
@@ -71,10 +73,27 @@ class UserRepository:
         )
         return Credentials(**dict(row)) if row else None
 
-    async def token_subject(self, user_id: int) -> TokenSubject | None:
-        """The per-request check: one primary-key lookup."""
-        row = await self._pool.fetchrow("SELECT email, is_active, token_version FROM users WHERE id = $1", user_id)
-        return TokenSubject(**dict(row)) if row else None
+    async def record(self, user_id: int) -> UserRecord | None:
+        """The per-request check when the session cache cannot answer: one primary-key lookup."""
+        row = await self._pool.fetchrow(
+            "SELECT id, email, is_active, created_at, token_version FROM users WHERE id = $1", user_id
+        )
+        return UserRecord(**dict(row)) if row else None
+
+    async def set_active(self, user_id: int, active: bool) -> bool:
+        """Deactivation refuses every token of the user at once (each request checks the flag) and for
+        good (the token version moves, so a reactivation does not revive them); False if there is no
+        such user."""
+        result: str = await self._pool.execute(
+            """
+            UPDATE users SET is_active = $2, updated_at = now(),
+                   token_version = token_version + CASE WHEN $2 THEN 0 ELSE 1 END
+             WHERE id = $1
+            """,
+            user_id,
+            active,
+        )
+        return result == "UPDATE 1"
 
     async def replace_hash_if_unchanged(self, user_id: int, old_hash: str, new_hash: str) -> None:
         """Rehash-on-login: a no-op if the password changed in between (never undo that change)."""

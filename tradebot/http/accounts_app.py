@@ -12,6 +12,7 @@ from tradebot.accounts.api_keys import ApiKeyService
 from tradebot.accounts.errors import InvalidCredentials
 from tradebot.accounts.key_validator import CcxtKeyValidator
 from tradebot.accounts.service import AccountService, AuthLimits
+from tradebot.accounts.session_cache import SessionCache
 from tradebot.http.appkeys import (
     ACCOUNTS,
     API_KEYS,
@@ -21,6 +22,7 @@ from tradebot.http.appkeys import (
     PASSWORD_HASHER,
     REDIS,
     SECRETS,
+    SESSION_CACHE,
     SETTINGS,
     Principal,
 )
@@ -69,6 +71,7 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
     policy = PasswordPolicy(await asyncio.to_thread(load_common_passwords))
     # One limiter (one Redis circuit breaker, one local fallback) for every limit of this replica.
     limiter = RateLimiter(app[REDIS], settings.redis_prefix)
+    app[SESSION_CACHE] = sessions = SessionCache(app[REDIS], settings.redis_prefix)
     accounts = AccountService(
         pool=app[DB],
         redis=app[REDIS],
@@ -87,6 +90,7 @@ async def accounts_context(app: web.Application) -> AsyncIterator[None]:
             login_account_ceiling_per_hour=settings.auth_login_account_ceiling_per_hour,
         ),
         public_url=settings.public_url,
+        sessions=sessions,
     )
     app[PASSWORD_HASHER] = hasher
     app[ACCOUNTS] = accounts

@@ -10,12 +10,13 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import ProcessCollector
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http import (
+    admin_routes,
     api_key_routes,
     auth_routes,
     backtest_routes,
@@ -32,7 +33,7 @@ from tradebot.http import (
     trade_routes,
 )
 from tradebot.http.accounts_app import accounts_context
-from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SETTINGS
+from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SESSION_CACHE, SETTINGS
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.middlewares import authentication, problems, request_context
 from tradebot.http.routing import RouteTable
@@ -62,6 +63,7 @@ def all_routes() -> RouteTable:
     table.extend(backtest_routes.routes)
     table.extend(dashboard_routes.routes)
     table.extend(cluster_routes.routes)
+    table.extend(admin_routes.routes)
     return table
 
 
@@ -85,6 +87,7 @@ def create_app(
     # Resident memory, open fds, CPU (process_*) and the loop's task count: what a soak test watches.
     ProcessCollector(registry=app[HTTP_METRICS].registry)
     app[HTTP_METRICS].registry.register(AsyncioTasksCollector())
+    app[HTTP_METRICS].registry.register(SessionCacheCollector(app))
     app[OPERATIONS] = all_routes().install(app)
     add_static_dir(app, "/static/", STATIC_DIR)
     _add_swagger_assets(app)
@@ -112,6 +115,27 @@ class AsyncioTasksCollector(Collector):
         except RuntimeError:  # scraped outside a running loop (a test reading the registry directly)
             return
         yield GaugeMetricFamily("tradebot_asyncio_tasks", "Unfinished asyncio tasks in this process's loop", value=count)
+
+
+class SessionCacheCollector(Collector):
+    """How the per-request token checks were answered: from this replica's session cache or from
+    Redis and PostgreSQL, and whether the cache can answer now (its heartbeats arrive)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+
+    def collect(self) -> Iterator[Metric]:
+        cache = self._app.get(SESSION_CACHE)
+        if cache is None:
+            return
+        checks = CounterMetricFamily("tradebot_session_cache_checks", "Token checks by where they were answered",
+                                     labels=["answered_by"])
+        checks.add_metric(["cache"], cache.hits)
+        checks.add_metric(["redis_and_postgresql"], cache.misses)
+        yield checks
+        yield GaugeMetricFamily("tradebot_session_cache_trusted",
+                                "1 while the session cache may answer (its heartbeats arrive over pub/sub)",
+                                value=int(cache.trusted()))
 
 
 def _add_swagger_assets(app: web.Application) -> None:

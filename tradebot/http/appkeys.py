@@ -15,6 +15,7 @@ from aiohttp import web
 
 from tradebot.accounts.api_keys import ApiKeyService
 from tradebot.accounts.service import AccountService
+from tradebot.accounts.session_cache import SessionCache
 from tradebot.backtests.runner import BacktestRunner
 from tradebot.backtests.service import BacktestService
 from tradebot.bots.models import SymbolResolver
@@ -65,6 +66,8 @@ RUNTIME_HEALTH = web.AppKey("runtime_health", RuntimeHealth)  # set when this re
 ACCOUNTS = web.AppKey("accounts", AccountService)
 API_KEYS = web.AppKey("api_keys", ApiKeyService)
 PASSWORD_HASHER = web.AppKey("password_hasher", PasswordHasher)
+# Wired to the replica's pub/sub subscription by http.bots_app's bot_events_context.
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 
 # Bots and their live streams (http.bots_app); SYMBOLS, set before startup, replaces the market
 # cache's symbol lookups (tests without an exchange).

@@ -21,6 +21,7 @@ from tradebot.http.appkeys import (
     MARKET_CACHE,
     OPEN_STREAMS,
     REDIS,
+    SESSION_CACHE,
     SETTINGS,
     STREAM_REGISTRY,
     STREAM_SLOTS,
@@ -56,7 +57,19 @@ async def bot_events_context(app: web.Application) -> AsyncIterator[None]:
     prefix = app[SETTINGS].redis_prefix
     events = BotEvents(app[REDIS], prefix)
     registry = StreamRegistry(functools.partial(stale_tokens, app[DB]))
-    events.also_relay(sessions_channel(prefix), registry.on_message, registry)
+    sessions = app.get(SESSION_CACHE)
+    if sessions is None:
+        events.also_relay(sessions_channel(prefix), registry.on_message, registry)
+    else:
+        def on_session_message(raw: bytes | str) -> None:
+            sessions.on_message(raw)
+            registry.on_message(raw)
+
+        events.also_relay(sessions_channel(prefix), on_session_message, registry)
+        events.also_relay(sessions.heartbeat_channel, sessions.on_heartbeat, sessions)
+        # The cache answers only while this subscription runs: start it now, not at the first stream.
+        events.start()
+        sessions.start()
     app[BOT_EVENTS] = events
     app[STREAM_REGISTRY] = registry
     app[STREAM_SLOTS] = slots = StreamSlots(app[REDIS], prefix, app[SETTINGS].max_streams_per_user)
@@ -64,6 +77,8 @@ async def bot_events_context(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await slots.close()
+        if sessions is not None:
+            await sessions.close()
         await registry.close()
         await events.close()
 

@@ -20,13 +20,21 @@ _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
 
 
 def iso_utc(value: dt.datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is about twice as fast as strftime, and a list of bots carries 150 of these.
+    tz = value.tzinfo
+    if tz is not None and tz is not dt.UTC:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    elif tz is not None:
+        value = value.replace(tzinfo=None)
+    return value.isoformat(timespec="microseconds") + "Z"
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
+        if value.microsecond and value.tzinfo is dt.UTC:
+            # orjson writes exactly iso_utc's text for these (asyncpg's timestamptz values, nearly
+            # always), five times faster: a list of 50 bots carries 150 times.
+            return orjson.dumps(value, option=orjson.OPT_UTC_Z)[1:-1].decode()
         return iso_utc(value)
     if isinstance(value, dt.date):
         return value.isoformat()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -35,6 +36,17 @@ class HttpMetrics:
             ["reason"],
             registry=self.registry,
         )
+
+        # The labelled children, looked up once per label set rather than on every request.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+    def request_done(self, method: str, route: str, status: int, elapsed_s: float) -> None:
+        key = (method, route, str(status))
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (self.requests.labels(*key), self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(elapsed_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

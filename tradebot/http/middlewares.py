@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -25,7 +25,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Assign a request id (or keep a well-formed incoming one), log the request, count it."""
     incoming = request.headers.get("X-Request-ID", "")
-    rid = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    rid = incoming if incoming and _SAFE_REQUEST_ID.match(incoming) else secrets.token_hex(16)
     request[REQUEST_ID] = rid
     token = request_id_var.set(rid)
     started = time.perf_counter()
@@ -41,10 +41,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
         raise
     finally:
         elapsed = time.perf_counter() - started
-        route = _route_label(request)
-        metrics = request.app[HTTP_METRICS]
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
+        request.app[HTTP_METRICS].request_done(request.method, _route_label(request), status, elapsed)
         # The path only: query strings may carry an SSE access token.
         log.info(
             "%s %s %d",

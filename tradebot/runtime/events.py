@@ -116,6 +116,10 @@ class BotEvents:
         self._extra[channel] = handler
         self._watchers.append(watcher)
 
+    def start(self) -> None:
+        """Subscribe now rather than at the first listener (a relayed channel may need it at once)."""
+        self._ensure_dispatcher()
+
     @property
     def channel(self) -> str:
         return f"{self._prefix}:bot-events"

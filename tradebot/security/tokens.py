@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -24,6 +24,9 @@ REMEMBER_ME_TTL_S = 30 * 24 * 3600
 MAX_TOKEN_CHARS = 2048
 MIN_SECRET_BYTES = 32
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "jti", "iss", "aud", "ver")
+# Tokens whose signature and claims were verified, so a token seen again is not parsed and
+# HMAC-checked again (its times are still checked on every use); the oldest go first past this.
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 class InvalidToken(Exception):
@@ -55,6 +58,8 @@ class TokenCodec:
     clock: Callable[[], float] = time.time
     # Tolerated clock difference between replicas, for exp and iat.
     leeway_s: int = 5
+    # The exact token text -> its claims, verified under this codec's secret, issuer and audience.
+    _verified: dict[str, TokenClaims] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.secret.encode()) < MIN_SECRET_BYTES:
@@ -77,6 +82,17 @@ class TokenCodec:
         return IssuedToken(token=token, jti=jti, expires_at=now + ttl, expires_in=ttl)
 
     def decode(self, token: str) -> TokenClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._verify(token)
+            verified = self._verified
+            verified[token] = claims
+            if len(verified) > VERIFIED_TOKENS_KEPT:
+                del verified[next(iter(verified))]
+        self._check_times(claims)
+        return claims
+
+    def _verify(self, token: str) -> TokenClaims:
         if not token or len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken("token missing or too long")
         try:
@@ -107,12 +123,14 @@ class TokenCodec:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise InvalidToken(f"{name} is not an integer")
         assert isinstance(iat, int) and isinstance(exp, int) and isinstance(ver, int)
-        # Time is checked here against the injected clock (pyjwt would read the wall clock itself).
-        now = self.clock()
-        if exp <= now - self.leeway_s:
-            raise InvalidToken("expired")
-        if iat > now + self.leeway_s:
-            raise InvalidToken("issued in the future")
         if exp - iat > REMEMBER_ME_TTL_S:
             raise InvalidToken("lifetime longer than any token we issue")
         return TokenClaims(user_id=int(sub), jti=jti, issued_at=iat, expires_at=exp, token_version=ver)
+
+    def _check_times(self, claims: TokenClaims) -> None:
+        # Against the injected clock (pyjwt would read the wall clock itself), on every use.
+        now = self.clock()
+        if claims.expires_at <= now - self.leeway_s:
+            raise InvalidToken("expired")
+        if claims.issued_at > now + self.leeway_s:
+            raise InvalidToken("issued in the future")
