@@ -51,6 +51,7 @@ from tradebot.runtime.order_executor import BotRef, OrderExecutor, OrderRequest,
 from tradebot.runtime.positions import closing_side
 from tradebot.runtime.risk import ExitReason, RiskLimits, position_size
 from tradebot.runtime.strategy_feed import StrategyFeed
+from tradebot.statuses import LIVE_STATUSES, BotStatus
 from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class BotActor:
         self.executor: OrderExecutor | None = None
         self.feed = StrategyFeed(ctx.market_data, ctx.history, ctx.state_writer, self.mailbox, lease)
         self.book = Book(FLAT, DailyTally(None))
-        self.status = "starting"
+        self.status = BotStatus.STARTING
         self.pause_reason: str | None = None
         self.decisions = 0
 
@@ -134,12 +135,12 @@ class BotActor:
             self.ctx.pool, account, BotRef(self.bot_id, config.user_id, self.lease.fence, self.lease.is_valid),
             self._publish, crash_points=self.ctx.crash_points, counters=self.ctx.counters,
         )
-        if row["status"] not in ("starting", "running", "paused") or not config.is_active:
+        if row["status"] not in LIVE_STATUSES or not config.is_active:
             # Not meant to run: this run only winds the bot down (a stop nobody has carried out yet).
             await self._reconcile()
             await self._stop(Stop(close_position=bool(row["stop_close_position"])))
             raise BotStopped("wound down")
-        await self._save({"status": "starting", "replica_id": self.ctx.replica_id})
+        await self._save({"status": BotStatus.STARTING, "replica_id": self.ctx.replica_id})
         await self._reconcile()
         self._executor().start_fee_lookups(self.mailbox)
         await self._apply_leverage(row["leverage_applied"])
@@ -149,7 +150,7 @@ class BotActor:
         self.book = replace(self.book, tally=self.book.tally.rolled(today),
                             day_start_balance=await self._account().free_balance())
         await self.feed.subscribe(config)
-        self.status = "paused" if paused else "running"
+        self.status = BotStatus.PAUSED if paused else BotStatus.RUNNING
         self.pause_reason = self.pause_reason if paused else None
         tally = self.book.tally
         await self._save({
@@ -177,11 +178,11 @@ class BotActor:
                 await self._save({"last_run_at": _now(), **self._strategy_fields()})
             log.info("bot handed over", extra={"bot_id": self.bot_id, "reason": stop.reason})
             return
-        await self._save({"status": "stopping"})
+        await self._save({"status": BotStatus.STOPPING})
         if stop.close_position and not self.book.position.flat:
             seq = self.feed.strategy.seq if self.feed.strategy else 0
             await self._close(Close(Leg.MANUAL, "closed on stop"), seq)
-        await self._save({"status": "stopped", "stop_close_position": False, **self._strategy_fields()})
+        await self._save({"status": BotStatus.STOPPED, "stop_close_position": False, **self._strategy_fields()})
         log.info("bot stopped", extra={"bot_id": self.bot_id, "reason": stop.reason})
 
     async def _reconcile(self) -> None:
@@ -220,7 +221,7 @@ class BotActor:
             self.feed.follow_when_caught_up = True  # a candle after the warm-up: its target is due
         else:
             steps = on_candle(self.book, ClosedCandle(candle.low, candle.high, candle.close), decision.target,
-                              decision.seq, self._limits(), paused=self.status == "paused")
+                              decision.seq, self._limits(), paused=self.status == BotStatus.PAUSED)
             traded = await self._carry_out(steps, decision.seq, candle.close)
         self.ctx.counters.decisions += 1
         self.ctx.counters.decision_seconds += time.perf_counter() - started
@@ -234,7 +235,7 @@ class BotActor:
         if not self.feed.caught_up():
             return  # the main loop decides on them, then comes back here
         strategy = self.feed.strategy
-        if self.feed.end_catch_up() and self.status == "running" and strategy is not None \
+        if self.feed.end_catch_up() and self.status == BotStatus.RUNNING and strategy is not None \
                 and self.feed.last_close is not None:
             steps = follow(self.book, strategy.target, strategy.seq, self._limits(), paused=False)
             await self._carry_out(steps, strategy.seq, self.feed.last_close)
@@ -284,9 +285,9 @@ class BotActor:
         self.book = await self._executor().place(request, self.book, self._strategy_fields)
 
     async def _pause(self, pause: Pause) -> None:
-        self.status = "paused"
+        self.status = BotStatus.PAUSED
         self.pause_reason = pause.reason.value
-        await self._save({"status": "paused", "pause_reason": self.pause_reason, "last_error_message": pause.message,
+        await self._save({"status": BotStatus.PAUSED, "pause_reason": self.pause_reason, "last_error_message": pause.message,
                           **self._strategy_fields()})
 
     # ------------------------------------------------------------------ days, config
@@ -297,10 +298,10 @@ class BotActor:
         if tally is self.book.tally:
             return
         fields: dict[str, Any] = bot_store.daily_fields(0.0, 0, tally.day)
-        if self.status == "paused":
-            self.status = "running"
+        if self.status == BotStatus.PAUSED:
+            self.status = BotStatus.RUNNING
             self.pause_reason = None
-            fields.update({"status": "running", "pause_reason": None, "last_error_message": None})
+            fields.update({"status": BotStatus.RUNNING, "pause_reason": None, "last_error_message": None})
         self.book = replace(self.book, tally=tally, day_start_balance=await self._account().free_balance())
         await self._save(fields)
 

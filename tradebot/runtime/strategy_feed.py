@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from tradebot.runtime.bot_store import BotConfig
-from tradebot.runtime.candles import Candle, CandleSink, timeframe_ms
+from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.history_cache import HistoryCache
 from tradebot.runtime.mailbox import Mailbox
 from tradebot.runtime.state_writer import Snapshot, StateWriter
 from tradebot.strategies.base import Decision
 from tradebot.strategies.candles import Candle as StrategyCandle
 from tradebot.strategies.ema_cross import EMA_CROSS, EmaCrossParams, EmaCrossState, decide
+from tradebot.timeframes import candles_between, next_open
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class StrategyFeed:
             state = EmaCrossState.start(params)
             since = None
         else:
-            since = (state.last_candle_ts or 0) + timeframe_ms(config.timeframe)
+            since = next_open(config.timeframe, state.last_candle_ts or 0)
         # A shared read may be a few seconds old: fine before subscribing (the subscription starts
         # after the last candle seen), not while already subscribed (a reconfiguration). It serves a
         # saved state too when it reaches back to that state's next candle: bots taken over together
@@ -168,12 +169,13 @@ class StrategyFeed:
         """Decide on the candles we missed (without trading on stale prices) before this one."""
         assert self.strategy is not None and self.params is not None
         last = self.strategy.last_candle_ts
-        step = timeframe_ms(config.timeframe)
-        if last is None or candle.open_time <= last + step:
+        if last is None:
             return
-        since, until = last + step, candle.open_time
+        since, until = next_open(config.timeframe, last), candle.open_time
+        if until <= since:
+            return
         missed = await self._market_data.fetch_closed_history(config.symbol, config.timeframe, since,
-                                                              (until - since) // step + 1)
+                                                              candles_between(config.timeframe, since, until) + 1)
         for c in missed:
             if c.open_time >= until:
                 break
