@@ -27,6 +27,7 @@ from tradebot.http import (
     ops_routes,
     sse_routes,
     sse_user_routes,
+    strategy_routes,
     trade_routes,
 )
 from tradebot.http.accounts_app import accounts_context
@@ -56,6 +57,7 @@ def all_routes() -> RouteTable:
     table.extend(trade_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
+    table.extend(strategy_routes.routes)
     table.extend(dashboard_routes.routes)
     table.extend(cluster_routes.routes)
     return table
