@@ -33,7 +33,6 @@ class BacktestCreate(BaseModel):
         min_length=1, max_length=64, strict=True, description="a name from GET /strategies (e.g. ema_cross)"
     )
     parameters: dict[str, Any] = Field(
-        default_factory=dict,
         description="the strategy's parameters (GET /strategies; omitted ones take their defaults) beside "
         "order_size_pct (0-100, default 10), leverage (1-125, default 1), allow_short (default false), "
         "stop_loss_pct, take_profit_pct",

@@ -16,7 +16,7 @@ import orjson
 from tradebot.strategies.backtest import BacktestSettings
 from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy, strategy_names
 from tradebot.strategies.candles import CandleDataError, Candles, load_candles_csv
-from tradebot.strategies.ema_cross import MAX_EMA_PERIOD, MIN_EMA_PERIOD
+from tradebot.strategies.ema_cross import DEFAULT_EMA_PERIOD, MAX_EMA_PERIOD, MIN_EMA_PERIOD
 from tradebot.strategies.render import format_report, result_to_dict
 from tradebot.strategies.report import run_backtest
 from tradebot.timeframes import MONTH, TIMEFRAMES, candle_open, spacing_matches
@@ -24,7 +24,7 @@ from tradebot.timeframes import MONTH, TIMEFRAMES, candle_open, spacing_matches
 __all__ = ["configure_parser", "run"]
 
 _DEFAULTS = BacktestSettings()
-DEFAULT_EMA_PERIOD = 20
+
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:

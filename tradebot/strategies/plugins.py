@@ -65,7 +65,7 @@ def _check(obj: Any) -> Strategy[Any, Any]:
 
 def _load_one(ep: EntryPoint) -> str:
     obj = ep.load()
-    if not hasattr(obj, "name") and callable(obj):
+    if isinstance(obj, type) or (callable(obj) and not hasattr(obj, "name")):  # a class or a factory
         obj = obj()
     strategy = _check(obj)
     register(strategy)
