@@ -15,6 +15,8 @@ $$;
 ALTER TABLE backtests DROP CONSTRAINT backtests_strategy_check;
 ALTER TABLE backtests ADD CONSTRAINT backtests_strategy_check CHECK (strategy IN ('ema_cross'));
 
+DROP TRIGGER bot_configs_mirror_ema_period ON bot_configs;
+DROP FUNCTION bot_configs_mirror_ema_period();
 ALTER TABLE bot_configs DROP CONSTRAINT bot_configs_ema_period_mirror;
 ALTER TABLE bot_configs ALTER COLUMN ema_period SET NOT NULL;
 ALTER TABLE bot_configs DROP CONSTRAINT bot_configs_parameters_check;

@@ -24,5 +24,23 @@ ALTER TABLE bot_configs ADD CONSTRAINT bot_configs_ema_period_mirror CHECK (
          ELSE ema_period IS NULL
     END);
 
+-- Writers that know only ema_period (SQL written before 0008) keep working: an insert without
+-- parameters, or an update of ema_period alone, of an ema_cross bot fills parameters from it.
+CREATE FUNCTION bot_configs_mirror_ema_period() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.strategy = 'ema_cross' AND NEW.ema_period IS NOT NULL THEN
+        IF TG_OP = 'INSERT' AND NEW.parameters IS NULL THEN
+            NEW.parameters := jsonb_build_object('ema_period', NEW.ema_period);
+        ELSIF TG_OP = 'UPDATE' AND NEW.ema_period IS DISTINCT FROM OLD.ema_period
+              AND NEW.parameters IS NOT DISTINCT FROM OLD.parameters THEN
+            NEW.parameters := NEW.parameters || jsonb_build_object('ema_period', NEW.ema_period);
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER bot_configs_mirror_ema_period BEFORE INSERT OR UPDATE ON bot_configs
+    FOR EACH ROW EXECUTE FUNCTION bot_configs_mirror_ema_period();
+
 ALTER TABLE backtests DROP CONSTRAINT backtests_strategy_check;
 ALTER TABLE backtests ADD CONSTRAINT backtests_strategy_check CHECK (length(strategy) BETWEEN 1 AND 64);
