@@ -112,6 +112,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the backtest described by ``args``; prints the report (or JSON) and returns 0, or prints
     one line to stderr and returns 2."""
+    params: dict[str, Any] = {}
     try:
         settings = BacktestSettings(
             initial_balance=args.initial_balance,
