@@ -18,7 +18,17 @@ from functools import partial
 
 import numpy as np
 
-from tradebot.strategies import BacktestSettings, Candles, EmaCrossParams, ema_cross_signals, run_backtest
+from tradebot.strategies import (
+    BacktestSettings,
+    Candles,
+    EmaCrossParams,
+    Target,
+    ema_cross_signals,
+    get_strategy,
+    run_backtest,
+    strategy_names,
+)
+from tradebot.strategies.plugins import load_plugins
 
 
 def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, float]:
@@ -98,13 +108,74 @@ def python_loop_backtest(o: list[float], c: list[float], period: int, s: Backtes
     return balance
 
 
+def vectorbt_from_signals(candles: Candles, target: np.ndarray, s: BacktestSettings) -> Callable[[], object] | None:
+    """vectorbt's ``Portfolio.from_signals`` on the same (long-only) signals, filled at the next
+    open like ours, with the same fee and slippage; None when vectorbt is not installed (the
+    ``bench`` extra)."""
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        return None
+    long = target == int(Target.LONG)
+    entries = np.zeros_like(long)
+    exits = np.zeros_like(long)
+    entries[1:] = long[:-1]  # decided on candle t's close, filled at t+1's open
+    exits[1:] = ~long[:-1]
+
+    def run() -> object:
+        pf = vbt.Portfolio.from_signals(
+            candles.close,
+            entries,
+            exits,
+            price=candles.open,
+            fees=s.fee_rate,
+            slippage=s.slippage_bps / 1e4,
+            init_cash=s.initial_balance,
+            size=s.order_size_pct / 100.0,
+            size_type="percent",
+        )
+        return pf.total_return()
+
+    return run
+
+
+def strategies_table(n: int, repeat: int) -> None:
+    """Every registered strategy at its default parameters on ``n`` bars: our signals + engine +
+    report, and vectorbt's ``from_signals`` given our signals, in the same run."""
+    settings = BacktestSettings(fee_rate=0.0004, slippage_bps=1.0)
+    candles = synthetic(n)
+    print(f"\nEvery registered strategy, defaults, {n:,} bars (median of {repeat} runs; target >= 20 M bars/s):\n")
+    print("| strategy | trades | tradebot bars/s (signals + engine + report) | vectorbt from_signals bars/s | tradebot / vectorbt |")
+    print("|---|---:|---:|---:|---:|")
+    for name in strategy_names():
+        impl = get_strategy(name)
+        result = run_backtest(candles, settings, strategy=name, params={}, timeframe="1m")
+        med, _, _ = timed(partial(run_backtest, candles, settings, strategy=name, params={}, timeframe="1m"), repeat)
+        ours = n / med
+        target = impl.signals(candles, impl.parse_params({})).target
+        vbt_run = vectorbt_from_signals(candles, target, settings)
+        if vbt_run is None:
+            theirs = "vectorbt not installed (pip install -e '.[bench]')"
+            ratio = "-"
+        else:
+            vmed, _, _ = timed(vbt_run, repeat)
+            theirs = f"{n / vmed / 1e6:.1f} M"
+            ratio = f"{vmed / med:.1f}x"  # how many times faster than vectorbt
+        print(f"| {name} | {result.trades_count:,} | {ours / 1e6:.1f} M | {theirs} | {ratio} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--periods", type=int, nargs="+", default=[20, 200])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--loop-n", type=int, default=200_000, help="bars for the plain Python loop")
+    ap.add_argument("--strategies-only", action="store_true", help="only the every-strategy table (1M bars)")
     args = ap.parse_args()
+    load_plugins()
+    if args.strategies_only:
+        strategies_table(1_000_000, args.repeat)
+        return
 
     settings = BacktestSettings(fee_rate=0.0004, slippage_bps=1.0)
     stops = BacktestSettings(fee_rate=0.0004, slippage_bps=1.0, stop_loss_pct=1.0, take_profit_pct=2.0)
@@ -153,6 +224,7 @@ def main() -> None:
         rate = engine_rate[period]
         print(f"| {period} | {loop_rate / 1e6:.2f} M | {rate / 1e6:.1f} M | {rate / loop_rate:.0f}x |")
     print("\nTarget: 50 million bars/second on this 2-core machine.")
+    strategies_table(1_000_000, args.repeat)
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ def _add_optional(sub: argparse._SubParsersAction[_Parser], name: str, module: s
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The composition root: plugins join the registry once, before any command resolves a strategy.
+    from tradebot.strategies.plugins import load_plugins
+
+    load_plugins()
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

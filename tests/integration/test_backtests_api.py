@@ -233,7 +233,7 @@ async def test_validation_errors_name_the_field(bt_client: Client) -> None:
         (backtest_body(start_time=iso(T0 + MINUTE_MS), end_time=iso(T0)), "end_time"),
         (backtest_body(end_time=iso(T0 + 1_000_001 * MINUTE_MS)), "end_time"),  # over backtest_max_candles
         (backtest_body(parameters={"ema_period": 1}), "parameters.ema_period"),
-        (backtest_body(parameters={}), "parameters.ema_period"),
+        (backtest_body(parameters={"ema_period": None}), "parameters.ema_period"),
         (backtest_body(parameters={"ema_period": "ten"}), "parameters.ema_period"),
         (backtest_body(parameters={"ema_period": 10, "colour": "red"}), "parameters.colour"),
         (backtest_body(parameters={"ema_period": 10, "order_size_pct": 0}), "parameters.order_size_pct"),

@@ -126,7 +126,8 @@ async def test_create_rejects_a_bad_setting_naming_the_field(
     assert await pool.fetchval("SELECT count(*) FROM bot_configs") == 0
 
 
-@pytest.mark.parametrize("missing", ["api_key_id", "symbol", "timeframe", "ema_period"])
+# ema_period is no longer one: omitted, ema_cross takes its default (CONTRACT.md, Strategies).
+@pytest.mark.parametrize("missing", ["api_key_id", "symbol", "timeframe"])
 async def test_create_requires_the_settings_without_defaults(client: Client, alice: User, missing: str) -> None:
     r = await client.post(BOTS, json=settings_for(alice, **{missing: ...}), headers=alice.headers)
     body = await problem(r, 422)

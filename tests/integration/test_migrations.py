@@ -73,7 +73,7 @@ async def test_emails_are_unique_whatever_the_case(pool: asyncpg.Pool) -> None:
         {"order_size_pct": 0.0},
         {"order_size_pct": 100.5},
         {"timeframe": "2m"},
-        {"strategy": "rsi"},
+        # any strategy name: plugins add theirs (migration 0008); the API checks the registry
         {"max_daily_loss_pct": 0.0},
         {"stop_loss_pct": 100.0},
         {"max_daily_trades": 0},

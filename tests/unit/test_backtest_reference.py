@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradebot.strategies import EmaCrossParams, backtest, ema_cross_signals
-from tradebot.strategies.backtest import BacktestSettings, ExitReason, simulate
+from tradebot.strategies.backtest import RUIN_FRACTION, BacktestSettings, ExitReason, simulate
 from tradebot.strategies.base import NO_TARGET, signal_sequence
 from tradebot.strategies.candles import Candles
 from tradebot.strategies.report import run_backtest
@@ -49,12 +49,15 @@ def reference_backtest(
     trades: list[RefTrade] = []
     equity: list[float] = []
     bars_in_position = 0
+    trade_start = balance
+    ruined = False  # a trade left less than RUIN_FRACTION of its starting balance: no more entries
 
     def close_position(bar: int, price: float, reason: ExitReason) -> None:
-        nonlocal balance, pos
+        nonlocal balance, pos, ruined
         fee = s.fee_rate * amount * price
         gross = pos * amount * (price - entry)
         balance += gross - fee
+        ruined = ruined or balance <= RUIN_FRACTION * trade_start
         trades.append(RefTrade(entry_bar, bar, pos, entry, price, amount, gross - entry_fee - fee,
                                entry_fee + fee, reason))  # fmt: skip
         pos = 0
@@ -70,8 +73,9 @@ def reference_backtest(
             if pos != 0 and want != pos:
                 exit_price = o[t] * (1 - slip) if pos > 0 else o[t] * (1 + slip)
                 close_position(t, exit_price, ExitReason.SIGNAL)
-            if want != 0 and pos == 0 and balance > 0:
+            if want != 0 and pos == 0 and balance > 0 and not ruined:
                 pos = want
+                trade_start = balance
                 entry = o[t] * (1 + slip) if pos > 0 else o[t] * (1 - slip)
                 amount = balance * s.order_size_pct / 100 * s.leverage / entry
                 entry_fee = s.fee_rate * amount * entry

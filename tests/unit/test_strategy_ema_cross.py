@@ -196,8 +196,10 @@ def test_registry_and_parameter_validation() -> None:
     assert strategy is EMA_CROSS
     assert strategy.parse_params({"ema_period": 20}) == EmaCrossParams(20, False)
     assert strategy.parse_params({"ema_period": 1000.0, "allow_short": True}) == EmaCrossParams(1000, True)
+    # Omitted, ema_period takes its default (CONTRACT.md, Strategies); null is still refused.
+    assert strategy.parse_params({}) == EmaCrossParams(20, False)
     cases: list[tuple[dict[str, Any], str]] = [
-        ({}, "ema_period"),
+        ({"ema_period": None}, "ema_period"),
         ({"ema_period": 1}, "ema_period"),
         ({"ema_period": 1001}, "ema_period"),
         ({"ema_period": 2.5}, "ema_period"),

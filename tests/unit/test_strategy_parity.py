@@ -18,6 +18,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tradebot.strategies import NO_TARGET, Candle, Candles, ParameterError, get_strategy, strategy_names
+from tradebot.strategies.plugins import load_plugins
+
+load_plugins()  # installed plugins (e.g. examples/sma-cross-plugin) are covered like the built-ins
 
 MINUTE = 60_000
 EXAMPLES = int(os.environ.get("TRADEBOT_PARITY_EXAMPLES", "300"))  # per strategy

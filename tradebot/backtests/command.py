@@ -15,9 +15,9 @@ import orjson
 
 from tradebot.backtests.candle_csv import load_candles_csv
 from tradebot.strategies.backtest import BacktestSettings
-from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy
+from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy, strategy_names
 from tradebot.strategies.candles import CandleDataError, Candles
-from tradebot.strategies.ema_cross import MAX_EMA_PERIOD, MIN_EMA_PERIOD
+from tradebot.strategies.ema_cross import DEFAULT_EMA_PERIOD, MAX_EMA_PERIOD, MIN_EMA_PERIOD
 from tradebot.strategies.render import format_report, result_to_dict
 from tradebot.strategies.report import run_backtest
 from tradebot.timeframes import MONTH, TIMEFRAMES, candle_open, spacing_matches
@@ -25,7 +25,7 @@ from tradebot.timeframes import MONTH, TIMEFRAMES, candle_open, spacing_matches
 __all__ = ["configure_parser", "run"]
 
 _DEFAULTS = BacktestSettings()
-DEFAULT_EMA_PERIOD = 20
+
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
@@ -47,11 +47,25 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         help=f"candle interval, one of {' '.join(TIMEFRAMES)} (default: inferred from the CSV's candle spacing)",
     )
     p.add_argument(
+        "--strategy",
+        default="ema_cross",
+        metavar="NAME",
+        help=f"strategy, one of {', '.join(strategy_names())} (default ema_cross)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a strategy parameter (repeatable); VALUE is read as a JSON number or boolean, else a string",
+    )
+    p.add_argument(
         "--ema-period",
         type=int,
-        default=DEFAULT_EMA_PERIOD,
+        default=None,
         metavar="N",
-        help=f"EMA period, {MIN_EMA_PERIOD}-{MAX_EMA_PERIOD} (default {DEFAULT_EMA_PERIOD})",
+        help=f"shorthand for --param ema_period=N of ema_cross, {MIN_EMA_PERIOD}-{MAX_EMA_PERIOD} "
+        f"(default {DEFAULT_EMA_PERIOD})",
     )
     p.add_argument(
         "--initial-balance",
@@ -99,6 +113,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Runs the backtest described by ``args``; prints the report (or JSON) and returns 0, or prints
     one line to stderr and returns 2."""
+    params: dict[str, Any] = {}
     try:
         settings = BacktestSettings(
             initial_balance=args.initial_balance,
@@ -109,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
             stop_loss_pct=args.stop_loss_pct,
             take_profit_pct=args.take_profit_pct,
         )
-        params = {"ema_period": args.ema_period, "allow_short": bool(args.allow_short)}
-        get_strategy("ema_cross").parse_params(params)  # refuse bad parameters before reading the file
+        strategy = str(args.strategy)
+        params = strategy_params(strategy, list(args.param), args.ema_period)
+        params["allow_short"] = bool(args.allow_short)
+        get_strategy(strategy).parse_params(params)  # refuse bad parameters before reading the file
         if args.csv is not None:
             candles = load_candles_csv(args.csv)
             timeframe = args.timeframe or infer_timeframe(candles)
@@ -119,8 +136,10 @@ def run(args: argparse.Namespace) -> int:
             from tradebot.backtests.download import candles_from_args  # here: only a download needs ccxt
 
             candles, timeframe = candles_from_args(args)
-        result = run_backtest(candles, settings, strategy="ema_cross", params=params, timeframe=timeframe)
+        result = run_backtest(candles, settings, strategy=strategy, params=params, timeframe=timeframe)
     except ParameterError as e:
+        if e.field in params and e.field != "allow_short" and e.field not in _SHORTHANDS:
+            return _fail(f"--param {e.field}: {e.message}")
         return _fail(f"--{e.field.replace('_', '-')}: {e.message}")
     except (CandleDataError, UnknownStrategyError) as e:
         return _fail(str(e))
@@ -131,6 +150,35 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_report(result, symbol=args.symbol))
     return 0
+
+
+_SHORTHANDS = ("ema_period",)
+
+
+def param_value(text: str) -> Any:
+    """A ``--param`` value: a JSON number or boolean, else the text itself."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return value if isinstance(value, bool | int | float) else text
+
+
+def strategy_params(strategy: str, pairs: list[str], ema_period: int | None) -> dict[str, Any]:
+    """The strategy's raw parameters from ``--param NAME=VALUE`` and the ``--ema-period`` shorthand;
+    raises ParameterError / UnknownStrategyError (checked before any candle is read)."""
+    get_strategy(strategy)
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError("param", f"expected NAME=VALUE, got {pair!r}")
+        params[name.strip()] = param_value(text)
+    if ema_period is not None:
+        if strategy != "ema_cross":
+            raise ParameterError("ema_period", f"is a parameter of ema_cross, not of {strategy}")
+        params.setdefault("ema_period", ema_period)
+    return params
 
 
 def _fail(message: str) -> int:

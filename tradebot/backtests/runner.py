@@ -37,6 +37,7 @@ from tradebot.strategies import (
     CandleDataError,
     Candles,
     ParameterError,
+    UnknownStrategyError,
     result_to_dict,
     run_backtest,
     split_parameters,
@@ -82,14 +83,19 @@ class JobFailed(Exception):
 
 
 def compute_result(
-    candles: Candles, settings: BacktestSettings, params: Mapping[str, Any], timeframe: str, max_trades: int
+    candles: Candles,
+    settings: BacktestSettings,
+    params: Mapping[str, Any],
+    timeframe: str,
+    max_trades: int,
+    strategy: str = "ema_cross",
 ) -> dict[str, Any]:
     """The engine run and its JSON rendering: CPU work, called in the thread pool."""
     try:
         candles.validate()
     except CandleDataError as e:
         raise JobFailed(f"the exchange's candles are not usable: {e}") from e
-    result = run_backtest(candles, settings, strategy="ema_cross", params=params, timeframe=timeframe)
+    result = run_backtest(candles, settings, strategy=strategy, params=params, timeframe=timeframe)
     rendered = result_to_dict(result)
     out = {k: v for k, v in rendered.items() if k not in _ROW_FIELDS}
     trades = out.pop("trades")
@@ -216,6 +222,8 @@ class BacktestRunner:
             )
         except ParameterError as e:  # checked when it was accepted; only a changed engine lands here
             raise JobFailed(f"invalid parameters: {e}") from e
+        except UnknownStrategyError as e:  # a plugin uninstalled since the job was accepted
+            raise JobFailed(str(e)) from e
         try:
             history = await self._loader.load(row["exchange"], row["symbol"], row["timeframe"], start_ms, end_ms)
         except HistoryUnavailable as e:
@@ -226,7 +234,13 @@ class BacktestRunner:
         result = await loop.run_in_executor(
             self._executor,
             functools.partial(
-                compute_result, history.candles, settings, params, row["timeframe"], self._config.max_trades
+                compute_result,
+                history.candles,
+                settings,
+                params,
+                row["timeframe"],
+                self._config.max_trades,
+                row["strategy"],
             ),
         )
         result.update(

@@ -17,7 +17,7 @@ from tradebot.backtests.repository import BacktestsRepo
 from tradebot.backtests.runner import BacktestRunner
 from tradebot.backtests.views import backtest_view
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SymbolResolver
-from tradebot.strategies import BacktestSettings, ParameterError, split_parameters
+from tradebot.strategies import BacktestSettings, ParameterError, UnknownStrategyError, split_parameters
 from tradebot.timeframes import candles_between
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,8 @@ class BacktestService:
             top_level = e.field in _TOP_LEVEL and e.field not in request.parameters
             field = e.field if top_level else f"parameters.{e.field}"
             errors.append((field, e.message))
+        except UnknownStrategyError as e:
+            errors.append(("strategy", str(e)))
         else:
             parameters = {
                 **strategy_params,

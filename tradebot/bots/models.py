@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # The columns of bot_configs a user may set, in the order the API shows them.
@@ -11,6 +12,7 @@ SETTING_FIELDS: tuple[str, ...] = (
     "api_key_id",
     "symbol",
     "strategy",
+    "parameters",
     "timeframe",
     "ema_period",
     "leverage",
@@ -33,9 +35,12 @@ class BotSettings:
     api_key_id: int | None
     symbol: str
     timeframe: str
-    ema_period: int
+    # The shorthand for parameters.ema_period of ema_cross (None for other strategies); the service
+    # fills both from the registry (tradebot.strategies.selection).
+    ema_period: int | None = None
     name: str = ""
     strategy: str = "ema_cross"
+    parameters: Mapping[str, Any] = field(default_factory=dict)
     leverage: int = 1
     order_size_pct: float = 10.0
     allow_short: bool = False

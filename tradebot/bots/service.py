@@ -26,18 +26,45 @@ from tradebot.bots.errors import (
     BotLimitReached,
     BotNotFound,
     InvalidBotSettings,
+    StrategyNotLive,
 )
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SETTING_FIELDS, BotEventSink, BotSettings, SymbolResolver
 from tradebot.bots.repo import BotsRepo, StartOutcome, settings_of
 from tradebot.bots.stats import EMPTY_LIFETIME, StatsGroup, TradeFilter, TradeStats
 from tradebot.bots.views import bot_view, order_view, state_or_stopped_view, state_view, trade_view
+from tradebot.strategies import ParameterError
+from tradebot.strategies.selection import ema_period_of, resolve_parameters, runs_live
 
 log = logging.getLogger(__name__)
 
-# Settings a running bot cannot take over: its open position lives on the old market and key.
-_FIXED_WHILE_RUNNING = ("symbol", "api_key_id")
+# Settings a running bot cannot take over: its open position lives on the old market and key, and
+# its strategy state was built by the old strategy (a switch would act on a state it never built).
+_FIXED_WHILE_RUNNING = ("symbol", "api_key_id", "strategy")
+_STRATEGY_FIELDS = frozenset({"strategy", "parameters", "ema_period"})
 # Optimistic PATCH: re-read and re-check this many times when another write lands in between.
 _UPDATE_ATTEMPTS = 5
+
+
+def _merged(current: BotSettings, changes: Mapping[str, Any]) -> BotSettings:
+    """``current`` with a PATCH's ``changes``: ``parameters`` merge key by key into the current ones,
+    or into the new strategy's defaults when ``strategy`` changes; ``ema_period`` counts only when
+    sent (the stored one mirrors ``parameters``)."""
+    if not changes.keys() & _STRATEGY_FIELDS:
+        return dataclasses.replace(current, **changes)
+    strategy = changes.get("strategy", current.strategy)
+    base = dict(current.parameters) if strategy == current.strategy else {}
+    sent = changes.get("parameters") or {}
+    parameters = {**base, **sent}
+    # The shorthand replaces the stored value unless parameters.ema_period changes it too (a body
+    # read back and sent with only ema_period edited carries the old value in parameters).
+    if changes.get("ema_period") is not None and sent.get("ema_period", base.get("ema_period")) == base.get(
+        "ema_period"
+    ):
+        parameters.pop("ema_period", None)
+    rest = {k: v for k, v in changes.items() if k not in _STRATEGY_FIELDS}
+    return dataclasses.replace(
+        current, **rest, strategy=strategy, parameters=parameters, ema_period=changes.get("ema_period")
+    )
 
 
 class BotService:
@@ -92,7 +119,7 @@ class BotService:
                 raise BotNotFound
             current = settings_of(row)
             merged = await self._checked(
-                user_id, dataclasses.replace(current, **changes), changed=frozenset(changes)
+                user_id, _merged(current, changes), changed=frozenset(changes)
             )
             diff = {
                 name: getattr(merged, name)
@@ -116,6 +143,14 @@ class BotService:
     async def _checked(self, user_id: int, settings: BotSettings, *, changed: frozenset[str]) -> BotSettings:
         """Check what only the database and the market list can tell; returns the normalised settings."""
         errors: list[tuple[str, str]] = []
+        if changed & _STRATEGY_FIELDS:
+            try:
+                parameters = resolve_parameters(settings.strategy, settings.parameters, settings.ema_period)
+            except ParameterError as e:
+                errors.append((e.field, e.message))
+            else:
+                ema_period = ema_period_of(settings.strategy, parameters)
+                settings = dataclasses.replace(settings, parameters=parameters, ema_period=ema_period)
         if "api_key_id" in changed:
             if settings.api_key_id is None:
                 errors.append(("api_key_id", "an api key is required"))
@@ -137,6 +172,13 @@ class BotService:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self, user_id: int, bot_id: int) -> None:
+        row = await self._repo.get(user_id, bot_id)
+        if row is not None and not row["is_active"] and not runs_live(row["strategy"]):
+            # Never a silent fallback to another strategy: the actor runs only these so far.
+            raise StrategyNotLive(
+                f"live trading of strategy {row['strategy']!r} is not available yet; "
+                "backtest it, or switch the bot to a strategy that runs live"
+            )
         outcome, state = await self._repo.start(user_id, bot_id)
         if outcome is StartOutcome.NOT_FOUND:
             raise BotNotFound

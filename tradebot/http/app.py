@@ -30,6 +30,7 @@ from tradebot.http import (
     sse_routes,
     sse_user_routes,
     stats_routes,
+    strategy_routes,
     trade_routes,
 )
 from tradebot.http.accounts_app import accounts_context
@@ -61,6 +62,7 @@ def all_routes() -> RouteTable:
     table.extend(portfolio_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
+    table.extend(strategy_routes.routes)
     table.extend(dashboard_routes.routes)
     table.extend(cluster_routes.routes)
     table.extend(admin_routes.routes)

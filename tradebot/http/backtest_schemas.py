@@ -29,10 +29,13 @@ class BacktestCreate(BaseModel):
     timeframe: Timeframe
     start_time: dt.datetime
     end_time: dt.datetime
-    strategy: Literal["ema_cross"]
+    strategy: str = Field(
+        min_length=1, max_length=64, strict=True, description="a name from GET /strategies (e.g. ema_cross)"
+    )
     parameters: dict[str, Any] = Field(
-        description="ema_period (required, 2-1000), order_size_pct (0-100, default 10), leverage (1-125, "
-        "default 1), allow_short (default false), stop_loss_pct, take_profit_pct"
+        description="the strategy's parameters (GET /strategies; omitted ones take their defaults) beside "
+        "order_size_pct (0-100, default 10), leverage (1-125, default 1), allow_short (default false), "
+        "stop_loss_pct, take_profit_pct",
     )
     initial_balance: float = Field(gt=0, le=1e15, strict=True)
     fee_rate: float | None = Field(default=None, ge=0, lt=0.1, strict=True)
@@ -77,7 +80,10 @@ class BacktestAccepted(BaseModel):
 
 
 class BacktestParameters(BaseModel):
-    ema_period: int
+    """The strategy's own parameters (every one, defaults filled in) beside the sizing keys."""
+
+    model_config = ConfigDict(extra="allow")
+
     order_size_pct: float
     leverage: float
     allow_short: bool
@@ -110,7 +116,7 @@ class BacktestOut(BaseModel):
     timeframe: Timeframe
     start_time: dt.datetime
     end_time: dt.datetime
-    strategy: Literal["ema_cross"]
+    strategy: str
     parameters: BacktestParameters
     initial_balance: float
     fee_rate: float

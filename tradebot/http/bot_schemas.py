@@ -21,7 +21,6 @@ from tradebot.http.pagination import Page, PageQuery
 from tradebot.http.times import accepted_time
 from tradebot.timeframes import Timeframe
 
-Strategy = Literal["ema_cross"]
 Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"]
 
 _ID = Field(ge=1, lt=2**63)
@@ -52,9 +51,12 @@ class BotCreate(_SettingsBody):
     name: str = Field(default="", max_length=100)
     api_key_id: int = _ID
     symbol: str = Field(min_length=1, max_length=64)
-    strategy: Strategy = "ema_cross"
+    strategy: str = Field(default="ema_cross", min_length=1, max_length=64, description="a name from GET /strategies")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="the strategy's parameters (GET /strategies); omitted ones take defaults"
+    )
     timeframe: Timeframe
-    ema_period: int = Field(ge=2, le=1000)
+    ema_period: int | None = Field(default=None, ge=2, le=1000, description="shorthand for ema_cross's ema_period")
     leverage: int = Field(default=1, ge=1, le=DEFAULT_MAX_LEVERAGE)
     order_size_pct: float = Field(default=10.0, gt=0, le=100)
     allow_short: bool = False
@@ -76,7 +78,10 @@ class BotUpdate(_SettingsBody):
     name: str | None = Field(default=None, max_length=100)
     api_key_id: int | None = Field(default=None, ge=1, lt=2**63)
     symbol: str | None = Field(default=None, min_length=1, max_length=64)
-    strategy: Strategy | None = None
+    strategy: str | None = Field(default=None, min_length=1, max_length=64)
+    parameters: dict[str, Any] | None = Field(
+        default=None, description="merged key by key; a changed strategy starts from its defaults"
+    )
     timeframe: Timeframe | None = None
     ema_period: int | None = Field(default=None, ge=2, le=1000)
     leverage: int | None = Field(default=None, ge=1, le=DEFAULT_MAX_LEVERAGE)
@@ -92,6 +97,7 @@ class BotUpdate(_SettingsBody):
         "api_key_id",
         "symbol",
         "strategy",
+        "parameters",
         "timeframe",
         "ema_period",
         "leverage",
@@ -162,9 +168,10 @@ class BotOut(BaseModel):
     name: str
     api_key_id: int | None
     symbol: str
-    strategy: Strategy
+    strategy: str
+    parameters: dict[str, Any]
     timeframe: Timeframe
-    ema_period: int
+    ema_period: int | None
     leverage: int
     order_size_pct: float
     allow_short: bool

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,6 +60,10 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
+
+# A trade that leaves less than this share of the balance it started with ends the run: what is
+# left is rounding (a total loss computed as ±1e-14), and trading on it would size orders from noise.
+RUIN_FRACTION: Final = 1e-6
 
 @dataclass(frozen=True, slots=True)
 class BacktestSettings:
@@ -250,7 +254,7 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
     m -= fee * (1.0 + rel)
     m *= phi
     m += 1.0
-    ruined = np.flatnonzero(m <= 0.0)
+    ruined = np.flatnonzero(m <= RUIN_FRACTION)
     if ruined.size:  # the balance is gone after that trade: no later entries
         keep = int(ruined[0]) + 1
         entry_bar, exit_bar, side_i8, side = entry_bar[:keep], exit_bar[:keep], side_i8[:keep], side[:keep]

@@ -115,6 +115,16 @@ class Strategy(Protocol[P, S]):
     @property
     def name(self) -> str: ...
 
+    @property
+    def title(self) -> str:
+        """A short human name (``GET /strategies``, the dashboard)."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """One or two sentences on what it does."""
+        ...
+
     def parameters_schema(self) -> dict[str, Any]:
         """The JSON Schema object of the parameters (CONTRACT.md, Strategies): ``type: "object"``,
         ``properties`` with ``type``, ``minimum``, ``maximum``, ``default``, ``description``;
@@ -122,7 +132,9 @@ class Strategy(Protocol[P, S]):
         ...
 
     def parse_params(self, raw: Mapping[str, Any]) -> P:
-        """Validated parameters from a mapping (e.g. a bot's settings); raises ParameterError."""
+        """Validated parameters from a mapping (e.g. a bot's settings; ``allow_short`` may be among
+        them and says whether "short" reads "flat"); raises ParameterError naming the parameter. The
+        result's ``to_dict()`` gives every parameter's value (without ``allow_short``)."""
         ...
 
     def initial_state(self, params: P) -> S:

@@ -50,6 +50,7 @@ __all__ = [
 
 MIN_EMA_PERIOD: Final = 2
 MAX_EMA_PERIOD: Final = 1000
+DEFAULT_EMA_PERIOD: Final = 20
 _STATE_VERSION: Final = 1
 WARMUP_TOLERANCE: Final = 1e-12
 """The weight the warm-up's seed may keep in the EMA (DESIGN.md: the live state equals the
@@ -80,7 +81,7 @@ class EmaCrossParams:
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> EmaCrossParams:
         return cls(
-            ema_period=int_param(raw, "ema_period", MIN_EMA_PERIOD, MAX_EMA_PERIOD),
+            ema_period=int_param(raw, "ema_period", MIN_EMA_PERIOD, MAX_EMA_PERIOD, DEFAULT_EMA_PERIOD),
             allow_short=bool_param(raw, "allow_short", False),
         )
 
@@ -255,7 +256,7 @@ class _ChunkDecider:
 
 EMA_CROSS_PARAMETERS: Final = ParameterSet(
     "ema_cross",
-    (IntParameter("ema_period", MIN_EMA_PERIOD, MAX_EMA_PERIOD, 20, "Period of the EMA (candles)."),),
+    (IntParameter("ema_period", MIN_EMA_PERIOD, MAX_EMA_PERIOD, DEFAULT_EMA_PERIOD, "Period of the EMA (candles)."),),
 )
 """The schema of ema_cross's parameters (parsing stays :meth:`EmaCrossParams.from_mapping`'s)."""
 
