@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import time
 from itertools import pairwise
@@ -13,7 +14,7 @@ import ccxt.async_support as ccxt
 import pytest
 from ccxt.async_support.base.exchange import Exchange
 
-from tests.simulator_helpers import MINUTE_MS, SimControl, flat_candles, minute_floor
+from tests.simulator_helpers import MINUTE_MS, Credentials, SimControl, flat_candles, minute_floor
 from tests.timing import eventually
 from tradebot.exchange.ccxt_factory import build_client
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
@@ -169,6 +170,25 @@ class TestRandomWalk:
         assert rows[-1][0] == forming.open_time
         hourly = await public_exchange.fetch_ohlcv(BTC, "1h", limit=50)
         assert 10 <= len(hourly) <= 12
+
+    async def test_the_order_audit_keeps_wall_clock_times_while_the_exchange_clock_runs_fast(
+        self, private_exchange: Exchange, simulator: RunningSimulator, sim: SimControl, account: Credentials
+    ) -> None:
+        """Order times follow the simulated clock; `/_sim/orders` received_at is when the request came
+        in by the wall clock, so audits can set it beside their own (fences, ownership windows)."""
+        first = simulator.state.walk.forming("BTCUSDT").open_time
+
+        async def clock_ran_ahead() -> bool:
+            return simulator.state.walk.forming("BTCUSDT").open_time >= first + 10 * MINUTE_MS
+
+        await eventually(clock_ran_ahead)
+        before = now_ms()
+        order = await private_exchange.create_order(BTC, "market", "buy", 0.01, None, {"newClientOrderId": "wall-1"})
+        after = now_ms()
+        assert int(order["timestamp"]) - after >= 9 * MINUTE_MS  # the exchange's own time runs ahead
+        [entry] = await sim.orders(account.api_key)
+        received = int(dt.datetime.fromisoformat(entry["received_at"]).timestamp() * 1000)
+        assert before - 1 <= received <= after + 1
 
     async def test_server_time_event_times_and_candle_times_follow_one_clock(
         self, public_exchange: Exchange, simulator: RunningSimulator, sim: SimControl

@@ -92,6 +92,7 @@ def test_soak_memory_fds_and_tasks_stay_flat(clean_db: str, redis_url: str, redi
             "TRADEBOT_FERNET_KEYS": "ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg=",
             "TRADEBOT_LOG_LEVEL": os.environ.get("TRADEBOT_SOAK_LOG_LEVEL", "WARNING"),
             "TRADEBOT_AUTH_REGISTER_PER_IP_PER_MIN": "1000",  # a user per 100 keys, all from 127.0.0.1
+            "TRADEBOT_MAX_BOTS_PER_USER": str(max(100, BOTS)),
         }
         replicas = Replicas(env, tmp_path)
         try:

@@ -117,14 +117,20 @@ class MatchingEngine:
 
     # ---- orders ---------------------------------------------------------------------------------
 
-    def place_order(self, account: Account, request: OrderRequest, now_ms: int) -> tuple[Order, list[ExecutionReport]]:
-        """Validates, records and (if it can) fills an order; every request lands in the audit trail."""
+    def place_order(
+        self, account: Account, request: OrderRequest, now_ms: int, *, received_ms: int | None = None
+    ) -> tuple[Order, list[ExecutionReport]]:
+        """Validates, records and (if it can) fills an order; every request lands in the audit trail.
+
+        `now_ms` is the exchange's clock (order times); `received_ms`, the audit trail's, is the wall
+        clock when the simulated clock runs fast, so tests can set it beside their own wall times."""
+        audit_ms = now_ms if received_ms is None else received_ms
         try:
             order, reports = self._place(account, request, now_ms)
         except Rejection as rejection:
-            account.audit.append(_audit(request, rejection.code, None, now_ms))
+            account.audit.append(_audit(request, rejection.code, None, audit_ms))
             raise
-        account.audit.append(_audit(request, None, order.order_id, now_ms))
+        account.audit.append(_audit(request, None, order.order_id, audit_ms))
         return order, reports
 
     def _place(self, account: Account, req: OrderRequest, now_ms: int) -> tuple[Order, list[ExecutionReport]]:

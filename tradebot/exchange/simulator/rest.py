@@ -19,7 +19,7 @@ from tradebot.exchange.simulator.accounts import Account, OrderRequest, Rejectio
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.auth import API_KEY_HEADER, account_for_key, verify_signed
 from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVALS, MAX_KLINES_LIMIT
-from tradebot.exchange.simulator.state import Simulator
+from tradebot.exchange.simulator.state import Simulator, wall_clock_ms
 from tradebot.exchange.simulator.weights import (
     USED_WEIGHT_HEADER,
     Weight,
@@ -330,7 +330,7 @@ def new_order(sim: Simulator, account: Account | None, params: Params) -> object
     response_type = params.get("newOrderRespType", "ACK").upper()
     if response_type not in ("ACK", "RESULT"):
         raise Rejection(-1136, "Invalid newOrderRespType.")
-    order, reports = sim.engine.place_order(acct, request, sim.clock())
+    order, reports = sim.engine.place_order(acct, request, sim.clock(), received_ms=wall_clock_ms())
     sim.publish_reports(reports)
     # ACK (Binance's default) answers with the order as accepted, before any fill; RESULT as it ended.
     return wire.order(reports[0].order if response_type == "ACK" else order)
