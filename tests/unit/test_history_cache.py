@@ -101,3 +101,31 @@ async def test_a_shorter_read_does_not_serve_a_longer_one() -> None:
     assert ex.limits == [297, 14_816]
     assert len(await cache.latest("BTC/USDT:USDT", "1m", 1000)) == 1000  # the longer one serves it now
     assert ex.limits == [297, 14_816]
+
+
+async def test_a_sharer_reads_again_when_the_bot_whose_read_it_shared_is_stopped() -> None:
+    # A failover stops bots mid-start: cancelling the one whose read others share must not end them.
+    ex = Exchange()
+    cache = HistoryCache(ex.fetch)
+    reader = asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 10))
+    await asyncio.sleep(0)
+    sharer = asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 10))
+    await asyncio.sleep(0)
+    reader.cancel()
+    await asyncio.sleep(0)
+    ex.gate.set()
+    assert len(await sharer) == 1 and ex.calls == 2
+    assert reader.cancelled()
+
+
+async def test_a_sharer_that_is_cancelled_itself_stays_cancelled() -> None:
+    ex = Exchange()
+    cache = HistoryCache(ex.fetch)
+    reader = asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 10))
+    await asyncio.sleep(0)
+    sharer = asyncio.create_task(cache.latest("BTC/USDT:USDT", "1m", 10))
+    await asyncio.sleep(0)
+    sharer.cancel()
+    reader.cancel()
+    results = await asyncio.gather(sharer, reader, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results) and ex.calls == 1

@@ -44,12 +44,21 @@ class HistoryCache:
         `limit` would have returned at that moment.
         """
         key = (symbol, timeframe)
-        now = time.monotonic()
-        reads = [r for r in self._reads.get(key, []) if self._usable(r, now)]
-        self._reads[key] = reads
-        for read in reads:
-            if read.limit >= limit:
-                return list(await asyncio.shield(read.answer))[-limit:]
+        while True:
+            now = time.monotonic()
+            reads = [r for r in self._reads.get(key, []) if self._usable(r, now)]
+            self._reads[key] = reads
+            shared = next((r for r in reads if r.limit >= limit), None)
+            if shared is None:
+                break
+            try:
+                return list(await asyncio.shield(shared.answer))[-limit:]
+            except asyncio.CancelledError:
+                # The bot whose read we shared was stopped (its lease moved): that cancels its read,
+                # not this caller, who reads again. A cancellation of this caller itself propagates.
+                task = asyncio.current_task()
+                if not shared.answer.cancelled() or (task is not None and task.cancelling()):
+                    raise
         read = _Read(now, limit, asyncio.get_running_loop().create_future())
         reads.append(read)
         self.requests += 1
