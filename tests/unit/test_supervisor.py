@@ -65,6 +65,15 @@ async def test_a_crash_is_restarted_with_exponential_backoff() -> None:
     assert sup.restarts == 3 and failed == [] and exited == [7]
 
 
+async def test_a_cancellation_from_inside_the_actor_is_a_crash_not_a_silent_end() -> None:
+    # An awaited future that another task cancelled raises CancelledError in the actor: restart it.
+    clock, failed, exited = ManualClock(), list[str](), list[int]()
+    sup = _supervisor([asyncio.CancelledError(), None], clock, failed, exited)
+    sup.start(_lease())
+    await _finished(sup)
+    assert sup.restarts == 1 and failed == [] and exited == [7]
+
+
 async def test_restart_delays_are_fully_jittered() -> None:
     # Actors that crash on one cause (an exchange outage) must not all come back at the same moment.
     clock, failed, exited = ManualClock(), list[str](), list[int]()

@@ -126,7 +126,7 @@ class Supervisor:
                 actor = self._make_actor(lease, entry.mailbox)
                 entry.actor = actor
                 try:
-                    await actor.run()
+                    await _run_actor(actor)
                     return
                 except (BotStopped, FencedOut) as e:
                     log.info("bot run ended: %s", e, extra={"bot_id": lease.bot_id})
@@ -162,3 +162,17 @@ class Supervisor:
                 await self._on_exit(lease)
             except Exception:
                 log.exception("cleanup after bot %s failed", lease.bot_id)
+
+
+async def _run_actor(actor: BotActor) -> None:
+    """`actor.run()`, with a cancellation that nobody asked of this task (one raised from inside,
+    say by an awaited future another task cancelled) turned into a crash: otherwise the bot would
+    end silently and never trade again."""
+    try:
+        await actor.run()
+    except asyncio.CancelledError as e:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise RuntimeError("the bot actor ended on a cancellation its supervisor did not ask for") from e
+
