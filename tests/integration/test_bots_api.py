@@ -50,7 +50,7 @@ async def commands(redis_client: aioredis.Redis, settings: Settings) -> AsyncIte
     yield seen
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves PubSub.aclose unannotated
+    await pubsub.aclose()
 
 
 # -- create / read ------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ class PubSubListener:
                     self.connected = False
                     self._call(self._on_down)
                 with contextlib.suppress(OSError, aioredis.RedisError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
             # Also when the read ended without an error: a swallowed cancellation must not spin.
             reraise_if_cancelling(None)
             delay = self._retrier.next_delay()
