@@ -2,42 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import secrets
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from yoyo import get_backend, read_migrations
 
+from tests.integration.migration_helpers import rollback, scratch_database
 from tradebot import db
-from tradebot.services import ResolvedServices, drop_database, ensure_database
+from tradebot.services import ResolvedServices
 
 MIGRATION = "0005_trades_fee_unknown"
 
 
 @pytest.fixture
 async def scratch_url(services: ResolvedServices) -> AsyncIterator[str]:
-    """A database of its own, migrated, because this test rolls a migration back."""
-    name = f"tradebot_test_m5_{secrets.token_hex(4)}"
-    url = urlunsplit(urlsplit(services.database_url)._replace(path=f"/{name}"))
-    await ensure_database(url)
-    await db.apply_migrations(url)
-    try:
+    """A database of its own, because this test rolls a migration back."""
+    async with scratch_database(services, "m5") as url:
         yield url
-    finally:
-        await drop_database(url)
-
-
-def _rollback_sync(url: str) -> None:
-    backend = get_backend(urlunsplit(urlsplit(url)._replace(scheme="postgresql+psycopg")))
-    try:
-        migrations = read_migrations(str(db.migrations_dir()))
-        with backend.lock():
-            backend.rollback_migrations(backend.to_rollback(migrations.filter(lambda m: m.id == MIGRATION)))
-    finally:
-        backend.connection.close()
 
 
 async def _trade(conn: asyncpg.Connection, fee: float | None) -> int:
@@ -59,11 +40,11 @@ async def test_an_unknown_fee_is_null_and_blocks_the_rollback(scratch_url: str) 
         trade = await _trade(conn, None)
         assert await conn.fetchval("SELECT fee FROM trades WHERE id = $1", trade) is None
         with pytest.raises(Exception, match="unknown fee"):
-            await asyncio.to_thread(_rollback_sync, scratch_url)
+            await rollback(scratch_url, MIGRATION)
         assert await conn.fetchval("SELECT fee FROM trades WHERE id = $1", trade) is None  # nothing filled in
 
         await conn.execute("UPDATE trades SET fee = 0.04 WHERE id = $1", trade)
-        await asyncio.to_thread(_rollback_sync, scratch_url)
+        await rollback(scratch_url, MIGRATION)
         with pytest.raises(asyncpg.NotNullViolationError):
             await conn.execute("UPDATE trades SET fee = NULL WHERE id = $1", trade)
     finally:

@@ -3,44 +3,25 @@ name allowed; rolling back refuses while a bot or backtest uses another strategy
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import secrets
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from yoyo import get_backend, read_migrations
 
+from tests.integration.migration_helpers import rollback, scratch_database
 from tradebot import db
-from tradebot.services import ResolvedServices, drop_database, ensure_database
+from tradebot.services import ResolvedServices
 
 MIGRATION = "0008_strategy_parameters"
 
 
 @pytest.fixture
 async def scratch_url(services: ResolvedServices) -> AsyncIterator[str]:
-    """A database of its own, migrated, because this test rolls a migration back."""
-    name = f"tradebot_test_m8_{secrets.token_hex(4)}"
-    url = urlunsplit(urlsplit(services.database_url)._replace(path=f"/{name}"))
-    await ensure_database(url)
-    await db.apply_migrations(url)
-    try:
+    """A database of its own, because this test rolls a migration back."""
+    async with scratch_database(services, "m8") as url:
         yield url
-    finally:
-        await drop_database(url)
-
-
-def _rollback_sync(url: str) -> None:
-    backend = get_backend(urlunsplit(urlsplit(url)._replace(scheme="postgresql+psycopg")))
-    try:
-        migrations = read_migrations(str(db.migrations_dir()))
-        with backend.lock():
-            backend.rollback_migrations(backend.to_rollback(migrations.filter(lambda m: m.id == MIGRATION)))
-    finally:
-        backend.connection.close()
 
 
 async def test_parameters_come_from_ema_period_both_ways(scratch_url: str) -> None:
@@ -59,7 +40,7 @@ async def test_parameters_come_from_ema_period_both_ways(scratch_url: str) -> No
             user, t0, t0 + dt.timedelta(days=1),
         )
         with pytest.raises(Exception, match="cannot roll back 0008"):
-            await asyncio.to_thread(_rollback_sync, scratch_url)
+            await rollback(scratch_url, MIGRATION)
         assert await conn.fetchval("SELECT strategy FROM bot_configs WHERE id = $1", other) == "rsi_reversion"
 
         await conn.execute("DELETE FROM bot_configs WHERE id = $1", other)
@@ -69,7 +50,7 @@ async def test_parameters_come_from_ema_period_both_ways(scratch_url: str) -> No
             "RETURNING id", user)
         params = await conn.fetchval("SELECT parameters FROM bot_configs WHERE id = $1", kept)
         assert json.loads(params) == {"ema_period": 17}  # a raw connection: jsonb arrives as text
-        await asyncio.to_thread(_rollback_sync, scratch_url)
+        await rollback(scratch_url, MIGRATION)
         assert await conn.fetchval("SELECT ema_period FROM bot_configs WHERE id = $1", kept) == 17
         old = await conn.fetchval(
             "INSERT INTO bot_configs (user_id, symbol, timeframe, ema_period) VALUES ($1, 'ETH/USDT:USDT', '1h', 250) "
