@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.benchdb import drop_database, fresh_database  # noqa: E402
+from bench.processes import wait_ready  # noqa: E402
 from tradebot.runtime.events import BotEvents  # noqa: E402
 
 SERVER_CPU = "0"
@@ -94,22 +95,6 @@ def wrk(url: str, token: str, *, seconds: float, connections: int) -> Run:
     errors = int(bad.group(1)) if bad else 0
     errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return Run(rps, p50, p99, errors)
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"a server exited with status {proc.returncode}")
-            try:
-                async with s.get(url + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"{url} did not answer /healthz in time")
 
 
 async def seed(db_url: str, user_id: int) -> None:

@@ -32,6 +32,9 @@ from tradebot.security.passwords import DEFAULT_PARAMETERS
 from tradebot.services import drop_database, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.processes import wait_ready  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,22 +90,6 @@ async def load(
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return Result(name, concurrency, len(latencies), errors, time.perf_counter() - started, latencies)
-
-
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"the replica exited with status {proc.returncode}")
-            try:
-                async with s.get(url + "/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the replica did not answer /healthz in time")
 
 
 async def main(args: argparse.Namespace) -> None:
