@@ -136,7 +136,8 @@ export function priceChart(el) {
         fitted = true;
       }
     },
-    // Each trade sits on the candle it happened in (or the newest one, when it came after it).
+    // Each trade sits on the candle it happened in (or the newest one, when it came after it);
+    // {created_at, side, price, client_order_id} like the API's trades, `text` to replace its label.
     setTrades(trades) {
       if (!bars.length) return markers.setMarkers([]);
       const out = [];
@@ -148,7 +149,7 @@ export function priceChart(el) {
         const buy = t.side === "buy";
         out.push({
           time: bar.time, position: buy ? "belowBar" : "aboveBar", color: buy ? COLORS.up : COLORS.down,
-          shape: buy ? "arrowUp" : "arrowDown", text: `${t.label || tradeLeg(t)} ${Number(t.price).toPrecision(6)}`,
+          shape: buy ? "arrowUp" : "arrowDown", text: t.text ?? `${tradeLeg(t)} ${Number(t.price).toPrecision(6)}`,
         });
       }
       markers.setMarkers(out.sort((a, b) => a.time - b.time));

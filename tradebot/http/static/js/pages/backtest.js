@@ -44,14 +44,15 @@ function stat(label, value, cls = "") {
   return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: `value ${cls}` }, value));
 }
 
-// Each round trip as two fills on the price chart: its entry and its exit.
+// Each round trip as two fills on the price chart, its entry and its exit: arrows without labels
+// (a backtest has many; the table below has their figures).
 function fills(trades) {
   return trades.flatMap((t) => {
     const entry = t.side === "short" ? "sell" : "buy";
     const exit = entry === "buy" ? "sell" : "buy";
     return [
-      { created_at: t.entry_time, side: entry, price: t.entry_price, label: `${t.side} entry` },
-      { created_at: t.exit_time, side: exit, price: t.exit_price, label: `${t.side} exit` },
+      { created_at: t.entry_time, side: entry, price: t.entry_price, text: "" },
+      { created_at: t.exit_time, side: exit, price: t.exit_price, text: "" },
     ];
   });
 }
@@ -68,7 +69,8 @@ async function loadPriceChart(bt, el, legend, note, trades) {
     const chart = priceChart(el);
     chart.setData(data);
     chart.setTrades(fills(trades || []));
-    legend.replaceChildren(...indicatorLegend(data.indicators));
+    legend.replaceChildren(...indicatorLegend(data.indicators),
+      h("span", {}, h("i", { class: "swatch buy" }), "buy"), h("span", {}, h("i", { class: "swatch sell" }), "sell"));
     const shown = data.candles.length;
     note.textContent = bt.candles_count > shown ? `the last ${shown} of ${num(bt.candles_count, 0)} candles` : "";
   } catch (err) {
