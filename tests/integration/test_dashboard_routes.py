@@ -22,6 +22,7 @@ from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
 from tradebot.runtime_context import runtime_context
+from tradebot.strategies import base as strategy_base
 from tradebot.strategies import get_strategy
 from tradebot.strategies.bollinger import bollinger
 from tradebot.strategies.ema import ema
@@ -125,6 +126,20 @@ async def test_a_bot_whose_strategy_has_no_indicators_gets_its_candles_alone(
     body = await r.json()
     assert [c["close"] for c in body["candles"]] == [100.0, 101.0, 102.0, 103.0, 104.0]
     assert body["indicators"] == {"panes": [], "lines": []}
+
+
+async def test_a_bot_whose_strategy_is_gone_gets_its_candles_alone(
+    client: Client, sim: SimControl, account: Credentials, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await sim.push_klines("BTCUSDT", "1m", [[START_MS + i * MINUTE, 100, 105, 99, 100 + i, 5.0] for i in range(3)])
+    _, token = await user_token(client, "uninstalled")
+    bot = await new_bot(client, token, account, strategy="rsi_reversion", parameters={})
+    monkeypatch.delitem(strategy_base._REGISTRY, "rsi_reversion")  # its plugin uninstalled since
+    r = await client.get(f"/api/v1/bots/{bot}/candles?limit=5", headers=bearer(token))
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    assert (body["strategy"], len(body["candles"]), body["indicators"]) == (
+        "rsi_reversion", 3, {"panes": [], "lines": []})
 
 
 async def test_a_backtest_chart_has_its_candles_and_indicators(client: Client, sim: SimControl) -> None:

@@ -60,6 +60,14 @@ function parameterValue(input) {
 // `initial` is {strategy, parameters} (a bot or backtest being edited or repeated).
 export function strategyFields(items, initial = {}) {
   const byName = new Map(items.map((s) => [s.name, s]));
+  // A bot of a strategy this replica does not have (a plugin uninstalled) keeps it and its
+  // parameters as they are: picking another one is the user's decision, never the form's.
+  const missing = initial.strategy && !byName.has(initial.strategy);
+  if (missing) {
+    items = [...items, { name: initial.strategy, title: `${initial.strategy} (not installed)`, parameters: { properties: {} }, defaults: {},
+      description: "This strategy is not installed on this replica: its parameters cannot be edited here." }];
+    byName.set(initial.strategy, items[items.length - 1]);
+  }
   const first = byName.has(initial.strategy) ? initial.strategy : (byName.has("ema_cross") ? "ema_cross" : items[0]?.name);
   const select = h("select", { name: "strategy", id: "strategy-picker" },
     items.map((s) => h("option", { value: s.name, selected: s.name === first }, s.title || s.name)));
@@ -75,7 +83,9 @@ export function strategyFields(items, initial = {}) {
     const values = name === initial.strategy ? { ...(s?.defaults || {}), ...(initial.parameters || {}) } : { ...(s?.defaults || {}) };
     box.replaceChildren(...Object.entries(props).map(([p, spec]) =>
       field(label(p), parameterInput(p, spec, values[p]), hint(spec))));
-    if (!Object.keys(props).length) box.append(h("p", { class: "muted" }, "This strategy has no parameters."));
+    if (!Object.keys(props).length && !(missing && name === initial.strategy)) {
+      box.append(h("p", { class: "muted" }, "This strategy has no parameters."));
+    }
   }
 
   select.addEventListener("change", () => render(select.value));
@@ -87,6 +97,7 @@ export function strategyFields(items, initial = {}) {
     strategy: () => select.value,
     // The typed parameters of the chosen strategy (omitted ones left to the API's defaults).
     values() {
+      if (missing && select.value === initial.strategy) return { ...(initial.parameters || {}) };
       const out = {};
       for (const input of box.querySelectorAll("input[data-param]")) {
         const v = parameterValue(input);

@@ -2,10 +2,14 @@
 // from GET /strategies, as on the bot form).
 import { api, listAll, timeframes } from "../api.js";
 import { badge, clearErrors, field, formValues, h, mount, num, pageHead, pct, showProblem, signClass, time } from "../dom.js";
-import { strategies, strategyFields } from "../strategy_form.js";
+import { strategies, strategyFields, strategyLabel } from "../strategy_form.js";
 
 // The sizing keys that travel in "parameters" beside the strategy's own (CONTRACT.md, backtests).
 const SIZING = ["order_size_pct", "leverage", "allow_short", "stop_loss_pct", "take_profit_pct"];
+function strategyParameters(parameters) {
+  return Object.fromEntries(Object.entries(parameters || {}).filter(([k]) => !SIZING.includes(k)));
+}
+
 const NUMBERS = new Set(["order_size_pct", "leverage", "stop_loss_pct", "take_profit_pct", "initial_balance", "fee_rate", "slippage_bps"]);
 
 // "2026-01-02T03:04" typed in UTC becomes "2026-01-02T03:04:00Z".
@@ -92,7 +96,7 @@ export async function backtestsPage() {
   for (const b of items) {
     tbody.append(h("tr", { dataset: { backtestId: b.id } },
       h("td", {}, h("a", { href: `/backtests/${b.id}` }, `#${b.id}`)),
-      h("td", {}, `${b.symbol} `, h("span", { class: "muted" }, b.timeframe)),
+      h("td", {}, `${b.symbol} `, h("span", { class: "muted" }, `${b.timeframe} · ${strategyLabel(b.strategy, strategyParameters(b.parameters))}`)),
       h("td", { class: "muted" }, `${time(b.start_time)} → ${time(b.end_time)}`),
       h("td", {}, badge(b.status)),
       h("td", { class: `num ${signClass(b.return_pct)}` }, b.status === "done" ? pct(b.return_pct) : "—"),
