@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.api_client import Api
 from tests.browser.conftest import screenshot
 from tests.browser.stack import Stack
+from tests.browser.strategy_helpers import check_chart, drawn_indicators, push_history, session_api
 from tests.browser.test_dashboard import MINUTE_MS, add_key, candles, no_csp_violations, register
 
 # name -> (what the test types, a value out of range for the first of them)
@@ -32,49 +32,9 @@ BUILTINS: dict[str, tuple[dict[str, str], tuple[str, str]]] = {
 }
 
 
-def _history(stack: Stack) -> None:
-    """Closed 1m candles up to a few minutes ago: a walk long enough for every indicator to be defined."""
-    rng = np.random.default_rng(17)
-    closes = [round(float(v), 2) for v in 100 * np.exp(np.cumsum(rng.normal(0, 0.004, 120)))]
-    start = (int(time.time() * 1000) // MINUTE_MS - 125) * MINUTE_MS
-    stack.sim.push_klines(candles(start, closes))
-
-
 @pytest.fixture(scope="module")
 def history(stack: Stack) -> None:
-    _history(stack)
-
-
-def _api(page: Any, stack: Stack) -> Api:
-    return Api(stack.url, token=page.evaluate("sessionStorage.getItem('tradebot.token')"))
-
-
-def _drawn(page: Any) -> dict[str, Any]:
-    chart = page.locator("#price-chart[data-indicators]")
-    chart.wait_for()
-    drawn: dict[str, Any] = json.loads(chart.get_attribute("data-indicators"))
-    return drawn
-
-
-def _check_chart(page: Any, chart: dict[str, Any]) -> None:
-    """The page draws exactly the API's indicators: every line in its pane, every point, every level."""
-    drawn = _drawn(page)
-    panes = {p["name"]: (i + 1, p["levels"]) for i, p in enumerate(chart["indicators"]["panes"])}
-    assert drawn["panes"] == 1 + len(panes)
-    lines = chart["indicators"]["lines"]
-    assert list(drawn["lines"]) == [line["name"] for line in lines]
-    for i, line in enumerate(lines):
-        got = drawn["lines"][line["name"]]
-        defined = [v for v in line["values"] if v is not None]
-        assert len(defined) > 0, line["name"]
-        assert (got["points"], got["last"]) == (len(defined), defined[-1]), line["name"]
-        pane, levels = panes.get(line["pane"], (0, []))
-        assert got["pane"] == pane, line["name"]
-        first_in_pane = next(x for x in lines if x["pane"] == line["pane"])
-        assert got["levels"] == (levels if line is first_in_pane else []), line["name"]
-        legend = page.locator(f'#chart-legend [data-line="{line["name"]}"]')
-        assert line["label"] in legend.inner_text()
-        assert legend.locator(f".swatch.line-{i}").count() == 1
+    push_history(stack)
 
 
 @pytest.mark.parametrize("name", list(BUILTINS))
@@ -82,7 +42,7 @@ def test_a_bot_of_each_builtin_through_the_picker(stack: Stack, page: Any, histo
     typed, (bad_param, bad_value) = BUILTINS[name]
     register(page, f"picker-{name.replace('_', '-')}-{secrets.token_hex(3)}@example.com")
     add_key(page, stack)
-    api = _api(page, stack)
+    api = session_api(page, stack)
     schema = next(s for s in api.call("GET", "/strategies", expect=200)["items"] if s["name"] == name)
 
     page.goto("/bots/new")
@@ -127,8 +87,8 @@ def test_a_bot_of_each_builtin_through_the_picker(stack: Stack, page: Any, histo
         assert json.loads(page.inner_text(f'aside dd[data-param="{param}"]')) == value
 
     # The chart draws this strategy's indicators, as the API computes them.
-    _drawn(page)
-    _check_chart(page, api.call("GET", f"/bots/{bot_id}/candles?limit=300", expect=200))
+    drawn_indicators(page)
+    check_chart(page, api.call("GET", f"/bots/{bot_id}/candles?limit=300", expect=200))
     page.wait_for_timeout(300)
     screenshot(page, f"21-bot-chart-{name}")
 
@@ -144,7 +104,7 @@ def test_a_bot_of_each_builtin_through_the_picker(stack: Stack, page: Any, histo
 def test_changing_a_bots_strategy_starts_from_the_new_defaults(stack: Stack, page: Any, history: None) -> None:
     register(page, f"switch-{secrets.token_hex(4)}@example.com")
     add_key(page, stack)
-    api = _api(page, stack)
+    api = session_api(page, stack)
     page.goto("/bots/new")
     page.locator('#strategy-parameters[data-strategy="ema_cross"]').wait_for()
     page.fill('input[name="parameters.ema_period"]', "7")
@@ -169,7 +129,7 @@ def test_changing_a_bots_strategy_starts_from_the_new_defaults(stack: Stack, pag
     bot = api.call("GET", f"/bots/{bot_id}", expect=200)
     assert (bot["strategy"], bot["parameters"]) == ("macd_cross", {"fast_period": 8, "slow_period": 26,
                                                                    "signal_period": 9})
-    drawn = _drawn(page)
+    drawn = drawn_indicators(page)
     assert list(drawn["lines"]) == ["macd", "signal"] and drawn["panes"] == 2
     assert drawn["lines"]["macd"]["levels"] == [0]
     no_csp_violations(page)
@@ -177,7 +137,7 @@ def test_changing_a_bots_strategy_starts_from_the_new_defaults(stack: Stack, pag
 
 def test_a_backtest_through_the_picker_draws_its_indicators(stack: Stack, page: Any) -> None:
     register(page, f"quant-rsi-{secrets.token_hex(4)}@example.com")
-    api = _api(page, stack)
+    api = session_api(page, stack)
     start = (int(time.time() * 1000) // MINUTE_MS - 400) * MINUTE_MS
     rng = np.random.default_rng(23)
     closes = [round(float(v), 2) for v in 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 300)))]
@@ -208,8 +168,8 @@ def test_a_backtest_through_the_picker_draws_its_indicators(stack: Stack, page: 
 
     chart = api.call("GET", f"/backtests/{backtest_id}/candles?limit=1000", expect=200)
     assert len(chart["candles"]) == 300
-    _check_chart(page, chart)
-    drawn = _drawn(page)
+    check_chart(page, chart)
+    drawn = drawn_indicators(page)
     assert drawn["panes"] == 2 and drawn["lines"]["rsi"]["pane"] == 1
     assert drawn["lines"]["rsi"]["levels"] == [35, 50, 65]
     page.wait_for_timeout(300)
