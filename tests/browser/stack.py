@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +75,11 @@ class Stack:
 
 
 @contextmanager
-def dashboard_stack(database_url: str, redis_url: str, work_dir: Path) -> Iterator[Stack]:
+def dashboard_stack(
+    database_url: str, redis_url: str, work_dir: Path, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
+    """The simulator and a replica; ``extra_env`` is added to the replica's environment (a plugin's
+    PYTHONPATH, say)."""
     outbox = work_dir / "outbox"
     outbox.mkdir(parents=True, exist_ok=True)
     with simulator_process(work_dir) as sim:
@@ -91,6 +95,6 @@ def dashboard_stack(database_url: str, redis_url: str, work_dir: Path) -> Iterat
             "TRADEBOT_AUTH_RESET_PER_IP_PER_MIN": "100",
             "PYTHONUNBUFFERED": "1",
         }
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}, **env}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TRADEBOT_")}, **env, **(extra_env or {})}
         with tradebot_run(env, work_dir) as replica:
             yield Stack(sim, replica, outbox)

@@ -17,6 +17,7 @@ from tests.processes import http_get
 MINUTE_MS = 60_000
 email_parser = BytesParser(policy=policy.default)
 PASSWORD = "correct horse battery staple"
+EMA_PERIOD = 'input[name="parameters.ema_period"]'  # the strategy form's input (ema_cross, the default)
 
 
 def candles(start_ms: int, closes: list[float]) -> list[list[float]]:
@@ -91,13 +92,13 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     assert page.locator("select[name=timeframe] option").all_inner_texts() == ALL_TIMEFRAMES
     assert page.locator("select[name=timeframe]").input_value() == "1m"
     page.fill("input[name=name]", "BTC momentum")
-    page.fill("input[name=ema_period]", "1")  # out of range: the API's own message shows at the field
+    page.fill(EMA_PERIOD, "1")  # out of range: the API's own message shows at the field
     page.click("#bot-form button[type=submit]")
-    error = page.locator('.field[data-field="ema_period"] .field-error')
+    error = page.locator('.field[data-field="parameters.ema_period"] .field-error')
     error.wait_for()
-    assert "greater than or equal to 2" in error.inner_text()
+    assert "must be between 2 and 1000" in error.inner_text()
     screenshot(page, "03-bot-form-errors")
-    page.fill("input[name=ema_period]", "5")
+    page.fill(EMA_PERIOD, "5")
     page.fill("input[name=order_size_pct]", "50")
     page.click("#bot-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/bots/\d+$"))
@@ -157,10 +158,10 @@ def test_backtest_shows_equity_and_drawdown(stack: Stack, page: Any) -> None:
     page.fill("input[name=symbol]", "ETH/USDT:USDT")
     page.fill("input[name=start_time]", time.strftime("%Y-%m-%dT%H:%M", time.gmtime(start / 1000)))
     page.fill("input[name=end_time]", time.strftime("%Y-%m-%dT%H:%M", time.gmtime((start + 199 * MINUTE_MS) / 1000)))
-    page.fill("input[name=ema_period]", "1")
+    page.fill(EMA_PERIOD, "1")
     page.click("#backtest-form button[type=submit]")
-    page.locator('.field[data-field="ema_period"] .field-error').wait_for()  # the API's parameters.ema_period
-    page.fill("input[name=ema_period]", "5")
+    page.locator('.field[data-field="parameters.ema_period"] .field-error').wait_for()
+    page.fill(EMA_PERIOD, "5")
     screenshot(page, "06-backtest-form")
     page.click("#backtest-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/backtests/\d+$"))
@@ -185,7 +186,7 @@ def test_malicious_bot_name_renders_as_text(stack: Stack, page: Any) -> None:
     payload = "<img src=x onerror=window.__pwned=1>"
     page.goto("/bots/new")
     page.fill("input[name=name]", payload)
-    page.fill("input[name=ema_period]", "5")
+    page.fill(EMA_PERIOD, "5")
     page.click("#bot-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/bots/\d+$"))
     assert page.inner_text("#bot-title") == payload

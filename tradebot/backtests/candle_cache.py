@@ -159,20 +159,38 @@ class CandleCache:
         Read with a binary COPY straight into numpy: two million candles would otherwise be two
         million asyncpg records (hundreds of MB of Python objects) on the way to six arrays.
         """
+        return await self._copy(
+            "SELECT open_time, open, high, low, close, volume FROM candles "
+            "WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND open_time >= $4 AND open_time < $5 "
+            "ORDER BY open_time",
+            exchange,
+            symbol,
+            timeframe,
+            start,
+            end,
+        )
+
+    async def load_last(
+        self, exchange: str, symbol: str, timeframe: str, start: int, end: int, count: int
+    ) -> Candles | None:
+        """The newest ``count`` stored candles with open times in ``[start, end)``, oldest first
+        (a chart's tail of a long range, read through the primary key's index from its end)."""
+        return await self._copy(
+            "SELECT * FROM (SELECT open_time, open, high, low, close, volume FROM candles "
+            "WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND open_time >= $4 AND open_time < $5 "
+            "ORDER BY open_time DESC LIMIT $6) AS tail ORDER BY open_time",
+            exchange,
+            symbol,
+            timeframe,
+            start,
+            end,
+            count,
+        )
+
+    async def _copy(self, query: str, *args: Any) -> Candles | None:
         buffer = io.BytesIO()
         async with self._pool.acquire() as conn:
-            await conn.copy_from_query(
-                "SELECT open_time, open, high, low, close, volume FROM candles "
-                "WHERE exchange = $1 AND symbol = $2 AND timeframe = $3 AND open_time >= $4 AND open_time < $5 "
-                "ORDER BY open_time",
-                exchange,
-                symbol,
-                timeframe,
-                start,
-                end,
-                output=buffer,
-                format="binary",
-            )
+            await conn.copy_from_query(query, *args, output=buffer, format="binary")
         # ~65 ms per million candles (byte-swapping six strided columns): off the event loop.
         ts, o, h, lo, c, v = await asyncio.to_thread(parse_binary_copy, buffer.getbuffer())
         if ts.shape[0] == 0:

@@ -22,6 +22,7 @@ from tradebot.http import (
     backtest_routes,
     bot_routes,
     bots_app,
+    chart_routes,
     cluster_routes,
     dashboard_routes,
     markets_routes,
@@ -63,7 +64,7 @@ def all_routes() -> RouteTable:
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
     table.extend(strategy_routes.routes)
-    table.extend(dashboard_routes.routes)
+    table.extend(chart_routes.routes)
     table.extend(cluster_routes.routes)
     table.extend(admin_routes.routes)
     return table

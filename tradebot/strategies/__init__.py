@@ -18,14 +18,20 @@ Vectorised face and backtest::
 
     candles = Candles.from_arrays(ts, open, high, low, close, volume)  # or backtests.candle_csv
     signals = ema_cross_signals(candles.close, params)         # same EMA (bit for bit) and targets
+    indicators_of(EMA_CROSS, candles, params).lines            # the series to chart, how to draw them
     result = run_backtest(candles, BacktestSettings(...), params={"ema_period": 50}, timeframe="1h")
     result_to_dict(result)                                     # the API's finished-backtest fields
 """
 
 from tradebot.strategies.backtest import BacktestSettings, ExitReason, Simulation, TradeLog, simulate
 from tradebot.strategies.base import (
+    NO_INDICATORS,
     NO_TARGET,
+    PRICE_PANE,
     Decision,
+    IndicatorLine,
+    IndicatorPane,
+    Indicators,
     ParameterError,
     Signals,
     Strategy,
@@ -33,6 +39,7 @@ from tradebot.strategies.base import (
     UnknownStrategyError,
     check_timeframe,
     get_strategy,
+    indicators_of,
     register,
     signal_sequence,
     strategy_names,
@@ -68,7 +75,9 @@ __all__ = [
     "EMA_CROSS",
     "EMA_CROSSOVER",
     "MACD_CROSS",
+    "NO_INDICATORS",
     "NO_TARGET",
+    "PRICE_PANE",
     "RSI_REVERSION",
     "BacktestResult",
     "BacktestSettings",
@@ -83,6 +92,9 @@ __all__ = [
     "EmaCrossoverParams",
     "EmaState",
     "ExitReason",
+    "IndicatorLine",
+    "IndicatorPane",
+    "Indicators",
     "MacdCrossParams",
     "ParameterError",
     "RsiReversionParams",
@@ -100,6 +112,7 @@ __all__ = [
     "ema_cross_signals",
     "format_report",
     "get_strategy",
+    "indicators_of",
     "max_drawdown_pct",
     "register",
     "result_to_dict",

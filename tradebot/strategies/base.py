@@ -7,6 +7,10 @@ A strategy has two faces over one definition:
   serialises to JSON so a bot resumes after a restart without replaying history;
 - vectorised: ``signals(candles, params) -> Signals`` over whole arrays, used by the backtest.
 
+Beside them, ``indicators(candles, params) -> Indicators`` gives the series the strategy compares
+(vectorised, pure) and how to chart them: on the price pane or in a pane of their own with fixed
+levels. It is optional for plugins (:func:`indicators_of` reads it).
+
 Fed the same candles, both faces produce the same indicator values and the same target sequence.
 """
 
@@ -25,8 +29,13 @@ from tradebot.strategies.candles import Candle, Candles
 from tradebot.timeframes import TIMEFRAMES, is_timeframe
 
 __all__ = [
+    "NO_INDICATORS",
     "NO_TARGET",
+    "PRICE_PANE",
     "Decision",
+    "IndicatorLine",
+    "IndicatorPane",
+    "Indicators",
     "ParameterError",
     "Signals",
     "Strategy",
@@ -34,6 +43,7 @@ __all__ = [
     "UnknownStrategyError",
     "check_timeframe",
     "get_strategy",
+    "indicators_of",
     "register",
     "signal_sequence",
     "strategy_names",
@@ -105,6 +115,56 @@ def signal_sequence(target: NDArray[np.int8]) -> NDArray[np.int64]:
     return np.cumsum(changed)
 
 
+PRICE_PANE: Final = "price"
+"""The pane of the candles themselves: a line there shares the price scale (EMA, SMA, bands)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorLine:
+    """One series a strategy decides on, to be drawn as a line: ``values`` has one entry per candle
+    (NaN while undefined); ``pane`` is :data:`PRICE_PANE` or the name of one of
+    :attr:`Indicators.panes`; ``name`` identifies it within the strategy, ``label`` is for a legend."""
+
+    name: str
+    label: str
+    values: NDArray[np.float64]
+    pane: str = PRICE_PANE
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorPane:
+    """A pane of its own under the price (an oscillator's scale is not the price's), with horizontal
+    lines at fixed ``levels`` (RSI's oversold and overbought, MACD's zero)."""
+
+    name: str
+    label: str
+    levels: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Indicators:
+    """What a strategy's chart shows beside the candles: its lines and the extra panes they sit in."""
+
+    lines: tuple[IndicatorLine, ...] = ()
+    panes: tuple[IndicatorPane, ...] = ()
+
+    def __post_init__(self) -> None:
+        pane_names = [p.name for p in self.panes]
+        if len(set(pane_names)) != len(pane_names) or PRICE_PANE in pane_names:
+            raise ValueError(f"indicator pane names must be unique and not {PRICE_PANE!r}: {pane_names}")
+        names = [line.name for line in self.lines]
+        if len(set(names)) != len(names):
+            raise ValueError(f"indicator line names must be unique: {names}")
+        for line in self.lines:
+            if line.pane != PRICE_PANE and line.pane not in pane_names:
+                raise ValueError(f"indicator line {line.name!r} is in an undeclared pane {line.pane!r}")
+            if line.values.ndim != 1:
+                raise ValueError(f"indicator line {line.name!r} is not one-dimensional")
+
+
+NO_INDICATORS: Final = Indicators()
+
+
 P = TypeVar("P")
 S = TypeVar("S")
 
@@ -149,6 +209,12 @@ class Strategy(Protocol[P, S]):
         """The vectorised face over a whole series."""
         ...
 
+    def indicators(self, candles: Candles, params: P) -> Indicators:
+        """The series the strategy decides on, over a whole series (vectorised, pure), and how to
+        draw them: the same values its faces compare (what charts show). Optional for a plugin: one
+        without it is charted with no indicators (see :func:`indicators_of`)."""
+        ...
+
     def warmup_candles(self, params: P) -> int:
         """How many closed candles a fresh live state needs before the newest one so that it equals
         the state over the whole history (bit for bit where the arithmetic allows, else within
@@ -185,6 +251,25 @@ def get_strategy(name: str) -> Strategy[Any, Any]:
 
 def strategy_names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def indicators_of(strategy: Strategy[Any, Any], candles: Candles, params: Any) -> Indicators:
+    """``strategy.indicators(candles, params)``, or :data:`NO_INDICATORS` for a strategy (a plugin
+    written before the method existed) that has none. Raises ``ValueError`` if a line's length is
+    not the number of candles (it could not be drawn against them)."""
+    method = getattr(strategy, "indicators", None)
+    if not callable(method):
+        return NO_INDICATORS
+    result = method(candles, params)
+    if not isinstance(result, Indicators):
+        raise ValueError(f"strategy {strategy.name!r}: indicators() returned {type(result).__name__}, not Indicators")
+    for line in result.lines:
+        if line.values.shape[0] != len(candles):
+            raise ValueError(
+                f"strategy {strategy.name!r}: indicator {line.name!r} has {line.values.shape[0]} values "
+                f"for {len(candles)} candles"
+            )
+    return result
 
 
 def check_timeframe(timeframe: str) -> str:

@@ -31,7 +31,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from tradebot.strategies.base import NO_TARGET, Decision, Signals, Target, register
+from tradebot.strategies.base import NO_TARGET, Decision, IndicatorLine, Indicators, Signals, Target, register
 from tradebot.strategies.bollinger import BollingerState, bollinger
 from tradebot.strategies.candles import Candle, Candles
 from tradebot.strategies.parameters import IntParameter, NumberParameter, ParameterSet
@@ -183,6 +183,17 @@ class BollingerReversion:
 
     def signals(self, candles: Candles, params: BollingerReversionParams) -> Signals:
         return bollinger_reversion_signals(candles.close, params)
+
+    def indicators(self, candles: Candles, params: BollingerReversionParams) -> Indicators:
+        bands = bollinger(candles.close, params.bb_period, params.bb_std)
+        width = f"{params.bb_period}, {params.bb_std:g}"
+        return Indicators(
+            (
+                IndicatorLine("upper", f"upper band ({width})", bands.upper),
+                IndicatorLine("mid", f"SMA {params.bb_period}", bands.mid),
+                IndicatorLine("lower", f"lower band ({width})", bands.lower),
+            )
+        )
 
     def warmup_candles(self, params: BollingerReversionParams) -> int:
         """The window: the bands over the last ``bb_period`` closes are exactly the full history's."""

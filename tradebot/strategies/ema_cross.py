@@ -22,6 +22,8 @@ from numpy.typing import NDArray
 from tradebot.strategies.base import (
     NO_TARGET,
     Decision,
+    IndicatorLine,
+    Indicators,
     ParameterError,
     Signals,
     Target,
@@ -290,6 +292,10 @@ class EmaCross:
 
     def signals(self, candles: Candles, params: EmaCrossParams) -> Signals:
         return ema_cross_signals(candles.close, params)
+
+    def indicators(self, candles: Candles, params: EmaCrossParams) -> Indicators:
+        values = ema(candles.close, params.ema_period)
+        return Indicators((IndicatorLine("ema", f"EMA {params.ema_period}", values),))
 
     def warmup_candles(self, params: EmaCrossParams) -> int:
         return ema_warmup_candles(params.ema_period)

@@ -18,7 +18,16 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from tradebot.strategies.base import NO_TARGET, Decision, ParameterError, Signals, Target, register
+from tradebot.strategies.base import (
+    NO_TARGET,
+    Decision,
+    IndicatorLine,
+    Indicators,
+    ParameterError,
+    Signals,
+    Target,
+    register,
+)
 from tradebot.strategies.candles import Candle, Candles
 from tradebot.strategies.ema import EmaState, ema
 from tradebot.strategies.ema_cross import ema_warmup_candles
@@ -204,6 +213,15 @@ class EmaCrossover:
 
     def signals(self, candles: Candles, params: EmaCrossoverParams) -> Signals:
         return ema_crossover_signals(candles.close, params)
+
+    def indicators(self, candles: Candles, params: EmaCrossoverParams) -> Indicators:
+        ind = ema_crossover_indicators(candles.close, params)
+        return Indicators(
+            (
+                IndicatorLine("fast", f"EMA {params.fast_period}", ind.fast),
+                IndicatorLine("slow", f"EMA {params.slow_period}", ind.slow),
+            )
+        )
 
     def warmup_candles(self, params: EmaCrossoverParams) -> int:
         """Enough for both EMAs' seeds to weigh less than 1e-12 (see ``ema_warmup_candles``)."""

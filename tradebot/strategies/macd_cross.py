@@ -27,7 +27,16 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from tradebot.strategies.base import NO_TARGET, Decision, Signals, Target, register
+from tradebot.strategies.base import (
+    NO_TARGET,
+    Decision,
+    IndicatorLine,
+    IndicatorPane,
+    Indicators,
+    Signals,
+    Target,
+    register,
+)
 from tradebot.strategies.candles import Candle, Candles
 from tradebot.strategies.ema import EmaState, ema
 from tradebot.strategies.ema_cross import ema_warmup_candles
@@ -248,6 +257,17 @@ class MacdCross:
 
     def signals(self, candles: Candles, params: MacdCrossParams) -> Signals:
         return macd_cross_signals(candles.close, params)
+
+    def indicators(self, candles: Candles, params: MacdCrossParams) -> Indicators:
+        ind = macd_indicators(candles.close, params)
+        label = f"MACD {params.fast_period}/{params.slow_period}/{params.signal_period}"
+        return Indicators(
+            (
+                IndicatorLine("macd", "MACD", ind.macd, pane="macd"),
+                IndicatorLine("signal", f"signal {params.signal_period}", ind.signal, pane="macd"),
+            ),
+            (IndicatorPane("macd", label, levels=(0.0,)),),
+        )
 
     def warmup_candles(self, params: MacdCrossParams) -> int:
         return macd_warmup_candles(params)

@@ -28,7 +28,16 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from tradebot.strategies.base import NO_TARGET, Decision, Signals, Target, register
+from tradebot.strategies.base import (
+    NO_TARGET,
+    Decision,
+    IndicatorLine,
+    IndicatorPane,
+    Indicators,
+    Signals,
+    Target,
+    register,
+)
 from tradebot.strategies.candles import Candle, Candles
 from tradebot.strategies.parameters import IntParameter, ParameterSet
 from tradebot.strategies.rsi import RsiState, rsi, rsi_warmup_candles
@@ -205,6 +214,13 @@ class RsiReversion:
 
     def signals(self, candles: Candles, params: RsiReversionParams) -> Signals:
         return rsi_reversion_signals(candles.close, params)
+
+    def indicators(self, candles: Candles, params: RsiReversionParams) -> Indicators:
+        levels = (float(params.oversold), float(params.exit_level), float(params.overbought))
+        return Indicators(
+            (IndicatorLine("rsi", f"RSI {params.rsi_period}", rsi(candles.close, params.rsi_period), pane="rsi"),),
+            (IndicatorPane("rsi", f"RSI {params.rsi_period}", levels=levels),),
+        )
 
     def warmup_candles(self, params: RsiReversionParams) -> int:
         return rsi_warmup_candles(params.rsi_period)

@@ -16,7 +16,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from tradebot.strategies.base import NO_TARGET, Decision, Signals, Target
+from tradebot.strategies.base import NO_TARGET, Decision, IndicatorLine, Indicators, Signals, Target
 from tradebot.strategies.bollinger import window_mean_m2
 from tradebot.strategies.candles import Candle, Candles
 from tradebot.strategies.parameters import IntParameter, ParameterSet
@@ -118,17 +118,24 @@ def decide(candle: Candle, state: SmaCrossState, params: SmaCrossParams) -> tupl
     return Decision(candle.ts, target, changed, seq, sma), SmaCrossState(window, target, seq, candle.ts)
 
 
+def sma_series(close: NDArray[np.float64], period: int) -> NDArray[np.float64]:
+    """The SMA of every window of ``period`` closes, aligned with them (NaN before index ``period - 1``)."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    sma = np.full(close.shape[0], np.nan)
+    if close.shape[0] >= period:
+        sma[period - 1 :] = window_mean_m2(close, period)[0]
+    return sma
+
+
 def sma_cross_signals(close: NDArray[np.float64], params: SmaCrossParams) -> Signals:
     """The vectorised face over an array of closes (finite and > 0)."""
     close = np.ascontiguousarray(close, dtype=np.float64)
     n = close.shape[0]
     start = params.sma_period - 1
-    sma = np.full(n, np.nan)
+    sma = sma_series(close, params.sma_period)
     target = np.full(n, NO_TARGET, dtype=np.int8)
     if n > start:
-        mean, _ = window_mean_m2(close, params.sma_period)
-        sma[start:] = mean
-        c = close[start:]
+        c, mean = close[start:], sma[start:]
         target[start:] = hold_through_ties(c > mean, c < mean, params.allow_short)
     return Signals(sma, target)
 
@@ -162,6 +169,12 @@ class SmaCross:
 
     def signals(self, candles: Candles, params: SmaCrossParams) -> Signals:
         return sma_cross_signals(candles.close, params)
+
+    def indicators(self, candles: Candles, params: SmaCrossParams) -> Indicators:
+        """What the dashboard draws: the SMA on the price (optional: a strategy without this method
+        is charted without indicators)."""
+        sma = sma_series(candles.close, params.sma_period)
+        return Indicators((IndicatorLine("sma", f"SMA {params.sma_period}", sma),))
 
     def warmup_candles(self, params: SmaCrossParams) -> int:
         """The window; the target can still depend on older candles (a tie keeps it), which a bot

@@ -7,8 +7,9 @@ import {
   createSeriesMarkers,
   LineSeries,
 } from "/static/vendor/lightweight-charts.standalone.production.mjs";
+import { h } from "./dom.js";
 
-const COLORS = { up: "#0ecb81", down: "#f6465d", ema: "#f0b90b", equity: "#3b82f6", text: "#848e9c", grid: "#1e2329", bg: "#161a1e" };
+const COLORS = { up: "#0ecb81", down: "#f6465d", equity: "#3b82f6", text: "#848e9c", grid: "#1e2329", bg: "#161a1e" };
 
 function baseChart(el, extra = {}) {
   return createChart(el, {
@@ -50,27 +51,93 @@ export function tradeLeg(trade) {
   return trade.side;
 }
 
-// Candles with the EMA and entry/exit markers for a bot's trades.
+// Colours of indicator lines, in the order a strategy lists them (the legend's .swatch.line-N match).
+const LINE_COLORS = ["#f0b90b", "#3b82f6", "#c084fc", "#22d3ee", "#f97316", "#a3e635"];
+const LEVEL_COLOR = "#5e6673";
+
+export function lineColor(i) {
+  return LINE_COLORS[i % LINE_COLORS.length];
+}
+
+// Candles with the strategy's indicators and entry/exit markers for a bot's (or a backtest's) trades.
+// Indicators are the API's {panes: [{name, label, levels}], lines: [{name, label, pane, values}]}: a
+// line in pane "price" shares the candles' scale; each other pane sits under the price, with dashed
+// lines at its levels. What the chart holds is written back to el.dataset.indicators (read from
+// the library: each line's pane index and points), so tests see what is drawn without pixels.
 export function priceChart(el) {
   const chart = baseChart(el);
   const candles = chart.addSeries(CandlestickSeries, {
     upColor: COLORS.up, downColor: COLORS.down, wickUpColor: COLORS.up, wickDownColor: COLORS.down, borderVisible: false,
   });
-  const ema = chart.addSeries(LineSeries, { color: COLORS.ema, lineWidth: 2, priceLineVisible: false, crosshairMarkerVisible: false });
   const markers = createSeriesMarkers(candles, []);
   let bars = [];
   let fitted = false;
+  let layout = null; // the panes and lines the series below were made for
+  let lines = new Map(); // line name -> series
+
+  function rebuild(indicators) {
+    for (const series of lines.values()) chart.removeSeries(series);
+    lines = new Map();
+    const paneIndex = new Map([["price", 0]]);
+    indicators.panes.forEach((p, i) => paneIndex.set(p.name, i + 1));
+    indicators.lines.forEach((line, i) => {
+      const series = chart.addSeries(LineSeries, {
+        color: lineColor(i), lineWidth: line.pane === "price" ? 2 : 1.5, priceLineVisible: false, lastValueVisible: true,
+        crosshairMarkerVisible: false, title: "",
+      }, paneIndex.get(line.pane) ?? 0);
+      lines.set(line.name, series);
+    });
+    // Levels on the first series of their pane; oscillator panes a third of the price pane's height.
+    for (const p of indicators.panes) {
+      const first = indicators.lines.find((line) => line.pane === p.name);
+      if (!first) continue;
+      for (const level of p.levels) {
+        lines.get(first.name).createPriceLine({ price: level, color: LEVEL_COLOR, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "" });
+      }
+    }
+    const panes = chart.panes();
+    for (let i = 1; i < panes.length; i++) panes[i].setStretchFactor(0.35);
+  }
+
+  function record(indicators) {
+    const drawn = { panes: chart.panes().length, lines: {} };
+    for (const line of indicators.lines) {
+      const series = lines.get(line.name);
+      const points = series.data().filter((p) => p.value !== undefined);
+      drawn.lines[line.name] = {
+        pane: series.getPane().paneIndex(), points: points.length,
+        last: points.length ? points[points.length - 1].value : null,
+        levels: series.priceLines().map((pl) => pl.options().price),
+      };
+    }
+    el.dataset.indicators = JSON.stringify(drawn);
+  }
+
   return {
-    setCandles(rows) {
-      bars = ascending(rows.map((c) => ({ time: toSeconds(c.time), open: c.open, high: c.high, low: c.low, close: c.close })));
+    // data: {candles: [{time, open, high, low, close}], indicators: {panes, lines}}
+    setData(data) {
+      const rows = data.candles;
+      const times = rows.map((c) => toSeconds(c.time));
+      bars = ascending(rows.map((c, i) => ({ time: times[i], open: c.open, high: c.high, low: c.low, close: c.close })));
       candles.setData(bars);
-      ema.setData(ascending(rows.map((c) => (c.ema === null ? { time: toSeconds(c.time) } : { time: toSeconds(c.time), value: c.ema }))));
+      const indicators = data.indicators || { panes: [], lines: [] };
+      const key = JSON.stringify([indicators.panes, indicators.lines.map((l) => [l.name, l.label, l.pane])]);
+      if (key !== layout) {
+        rebuild(indicators);
+        layout = key;
+      }
+      for (const line of indicators.lines) {
+        lines.get(line.name).setData(ascending(times.map((t, i) =>
+          (line.values[i] === null || line.values[i] === undefined ? { time: t } : { time: t, value: line.values[i] }))));
+      }
+      record(indicators);
       if (!fitted && bars.length) {
         chart.timeScale().fitContent();
         fitted = true;
       }
     },
-    // Each trade sits on the candle it happened in (or the newest one, when it came after it).
+    // Each trade sits on the candle it happened in (or the newest one, when it came after it);
+    // {created_at, side, price, client_order_id} like the API's trades, `text` to replace its label.
     setTrades(trades) {
       if (!bars.length) return markers.setMarkers([]);
       const out = [];
@@ -82,13 +149,26 @@ export function priceChart(el) {
         const buy = t.side === "buy";
         out.push({
           time: bar.time, position: buy ? "belowBar" : "aboveBar", color: buy ? COLORS.up : COLORS.down,
-          shape: buy ? "arrowUp" : "arrowDown", text: `${tradeLeg(t)} ${Number(t.price).toPrecision(6)}`,
+          shape: buy ? "arrowUp" : "arrowDown", text: t.text ?? `${tradeLeg(t)} ${Number(t.price).toPrecision(6)}`,
         });
       }
       markers.setMarkers(out.sort((a, b) => a.time - b.time));
     },
     chart,
   };
+}
+
+// The legend of a chart's indicators: a swatch per line in its colour, and each pane's levels.
+export function indicatorLegend(indicators) {
+  const panes = new Map((indicators.panes || []).map((p) => [p.name, p]));
+  return indicators.lines.map((line, i) => {
+    const pane = panes.get(line.pane);
+    const firstInPane = indicators.lines.find((l) => l.pane === line.pane) === line;
+    const where = firstInPane && pane && pane.levels.length ? ` (levels ${pane.levels.join(" / ")})` : "";
+    // A class per colour (css/app.css holds LINE_COLORS too): the page's CSP allows no inline style.
+    return h("span", { dataset: { line: line.name, pane: line.pane } },
+      h("i", { class: `swatch line-${i % LINE_COLORS.length}` }), `${line.label}${where}`);
+  });
 }
 
 // A backtest's equity curve, and its drawdown from the running peak (in %) under it.

@@ -99,14 +99,23 @@ export function clearErrors(form) {
   for (const el of form.querySelectorAll(".field.invalid")) el.classList.remove("invalid");
 }
 
+// The field an error names: its exact input ("parameters.rsi_period"), else the one named by its
+// last part (a backtest's "parameters.leverage" is the form's "leverage" input).
+function fieldFor(form, path) {
+  if (!path) return null;
+  const exact = form.querySelector(`.field[data-field="${CSS.escape(path)}"]`);
+  if (exact) return exact;
+  const name = path.split(".").pop();
+  return form.querySelector(`.field[data-field="${CSS.escape(name)}"]`);
+}
+
 // Render a problem: each errors[] entry next to its field, the rest (and the detail) at the top.
 export function showProblem(form, err) {
   clearErrors(form);
   const errors = err && err.errors ? err.errors : [];
   const unplaced = [];
   for (const e of errors) {
-    const name = String(e.field || "").split(".").pop();
-    const wrap = name ? form.querySelector(`.field[data-field="${CSS.escape(name)}"]`) : null;
+    const wrap = fieldFor(form, String(e.field || ""));
     if (wrap) {
       wrap.classList.add("invalid");
       wrap.append(h("small", { class: "field-error", role: "alert" }, e.message));

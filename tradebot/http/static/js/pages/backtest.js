@@ -1,9 +1,12 @@
-// One backtest: progress while it runs, then the metrics, equity and drawdown charts, and its trades.
+// One backtest: progress while it runs, then the metrics, the price chart with its strategy's
+// indicators and its round trips, the equity and drawdown charts, and its trades.
 import { api } from "../api.js";
-import { equityCharts } from "../charts.js";
+import { equityCharts, indicatorLegend, priceChart } from "../charts.js";
 import { amount, badge, h, mount, num, pct, price, signClass, signed, time } from "../dom.js";
 
 const POLL_MS = 1000;
+// The sizing keys among a backtest's parameters (shown on their own rows); the rest are the strategy's.
+const SIZING = new Set(["order_size_pct", "leverage", "allow_short", "stop_loss_pct", "take_profit_pct"]);
 
 export async function backtestPage(id) {
   document.title = `Backtest #${id} · tradebot`;
@@ -41,7 +44,44 @@ function stat(label, value, cls = "") {
   return h("div", { class: "stat" }, h("div", { class: "label" }, label), h("div", { class: `value ${cls}` }, value));
 }
 
+// Each round trip as two fills on the price chart, its entry and its exit: arrows without labels
+// (a backtest has many; the table below has their figures).
+function fills(trades) {
+  return trades.flatMap((t) => {
+    const entry = t.side === "short" ? "sell" : "buy";
+    const exit = entry === "buy" ? "sell" : "buy";
+    return [
+      { created_at: t.entry_time, side: entry, price: t.entry_price, text: "" },
+      { created_at: t.exit_time, side: exit, price: t.exit_price, text: "" },
+    ];
+  });
+}
+
+// The last candles of the period (the API sends at most 1000 here) with the indicators.
+async function loadPriceChart(bt, el, legend, note, trades) {
+  try {
+    const data = await api("GET", `/backtests/${bt.id}/candles?limit=1000`);
+    if (!data.candles.length) {
+      note.textContent = "The candles of this backtest are not cached.";
+      return;
+    }
+    el.classList.toggle("with-panes", data.indicators.panes.length > 0);
+    const chart = priceChart(el);
+    chart.setData(data);
+    chart.setTrades(fills(trades || []));
+    legend.replaceChildren(...indicatorLegend(data.indicators),
+      h("span", {}, h("i", { class: "swatch buy" }), "buy"), h("span", {}, h("i", { class: "swatch sell" }), "sell"));
+    const shown = data.candles.length;
+    note.textContent = bt.candles_count > shown ? `the last ${shown} of ${num(bt.candles_count, 0)} candles` : "";
+  } catch (err) {
+    note.textContent = `Candles unavailable: ${err.message}`;
+  }
+}
+
 function renderResult(body, bt) {
+  const priceEl = h("div", { class: "chart", id: "price-chart" });
+  const priceLegend = h("div", { class: "legend", id: "chart-legend" });
+  const priceNote = h("span", { class: "muted" });
   const equityEl = h("div", { class: "chart", id: "equity-chart" });
   const drawdownEl = h("div", { class: "chart small", id: "drawdown-chart" });
   const params = bt.parameters || {};
@@ -61,6 +101,10 @@ function renderResult(body, bt) {
     h("div", { class: "grid-main" },
       h("div", {},
         h("section", { class: "panel" },
+          h("div", { class: "chart-head" }, h("h2", {}, `${bt.symbol} · ${bt.timeframe}`), priceLegend,
+            h("div", { class: "spacer" }), priceNote),
+          priceEl),
+        h("section", { class: "panel" },
           h("div", { class: "chart-head" }, h("h2", {}, "Equity"),
             h("div", { class: "legend" }, h("span", {}, h("i", { class: "swatch equity" }), "balance + open PnL"))),
           equityEl),
@@ -69,7 +113,9 @@ function renderResult(body, bt) {
       h("aside", { class: "panel" }, h("h2", {}, "Parameters"),
         h("dl", { class: "kv" }, ...[
           ["Symbol", bt.symbol], ["Timeframe", bt.timeframe], ["From", time(bt.start_time)], ["To", time(bt.end_time)],
-          ["Strategy", bt.strategy || "ema_cross"], ["EMA period", params.ema_period], ["Order size", `${num(params.order_size_pct)}%`],
+          ["Strategy", bt.strategy],
+          ...Object.entries(params).filter(([k]) => !SIZING.has(k)).map(([k, x]) => [k, x]),
+          ["Order size", `${num(params.order_size_pct)}%`],
           ["Leverage", `${params.leverage ?? 1}×`], ["Shorts", params.allow_short ? "allowed" : "no"],
           ["Stop loss", params.stop_loss_pct ? `${num(params.stop_loss_pct)}%` : "—"],
           ["Take profit", params.take_profit_pct ? `${num(params.take_profit_pct)}%` : "—"],
@@ -79,6 +125,7 @@ function renderResult(body, bt) {
   const curve = (bt.equity_curve || []).filter(([, v]) => v !== null && v !== undefined);
   if (curve.length) equityCharts(equityEl, drawdownEl, curve);
   else equityEl.replaceChildren(h("div", { class: "empty" }, "No equity curve."));
+  loadPriceChart(bt, priceEl, priceLegend, priceNote, trades);
 }
 
 // The backtest's round trips, oldest first (the API lists at most the first 10,000).

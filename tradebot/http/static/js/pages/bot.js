@@ -1,6 +1,7 @@
-// One bot: live state from its status stream, price chart with the EMA and trade markers, trades, orders.
+// One bot: live state from its status stream, price chart with its strategy's indicators and trade
+// markers, trades, orders.
 import { api, statusStream } from "../api.js";
-import { priceChart, tradeLeg } from "../charts.js";
+import { indicatorLegend, priceChart, tradeLeg } from "../charts.js";
 import { amount, badge, h, mount, num, pageHead, price, signClass, signed, time } from "../dom.js";
 import { lifecycleButtons, positionCell } from "./bots.js";
 
@@ -30,6 +31,9 @@ export async function botPage(id) {
   const errorPanel = h("div", { class: "panel error-box", id: "bot-error", hidden: true });
   const chartEl = h("div", { class: "chart", id: "price-chart" });
   const chartNote = h("span", { class: "muted" });
+  const legend = h("div", { class: "legend", id: "chart-legend" });
+  const tradeKeys = [h("span", {}, h("i", { class: "swatch buy" }), "buy"), h("span", {}, h("i", { class: "swatch sell" }), "sell")];
+  legend.append(...tradeKeys);
   const tradesBody = h("tbody");
   const ordersBody = h("tbody");
   const settings = h("dl", { class: "kv" });
@@ -45,11 +49,7 @@ export async function botPage(id) {
       h("div", {},
         h("section", { class: "panel" },
           h("div", { class: "chart-head" }, h("h2", {}, `${bot.symbol} · ${bot.timeframe}`),
-            h("div", { class: "legend" },
-              h("span", {}, h("i", { class: "swatch ema" }), `EMA ${bot.ema_period}`),
-              h("span", {}, h("i", { class: "swatch buy" }), "buy"),
-              h("span", {}, h("i", { class: "swatch sell" }), "sell")),
-            h("div", { class: "spacer" }), chartNote),
+            legend, h("div", { class: "spacer" }), chartNote),
           chartEl),
         h("section", { class: "panel flush" }, h("h2", {}, "Trades"),
           h("div", { class: "table-wrap" }, h("table", { id: "trades-table" },
@@ -93,14 +93,15 @@ export async function botPage(id) {
 
   function renderSettings() {
     const rows = [
-      ["Symbol", bot.symbol], ["Timeframe", bot.timeframe], ["Strategy", bot.strategy], ["EMA period", bot.ema_period],
+      ["Symbol", bot.symbol], ["Timeframe", bot.timeframe], ["Strategy", bot.strategy],
+      ...Object.entries(bot.parameters || {}).map(([k, x]) => [k, x, k]), // every parameter, defaults included
       ["Leverage", `${bot.leverage}×`], ["Order size", `${num(bot.order_size_pct)}%`], ["Shorts", bot.allow_short ? "allowed" : "no"],
       ["Max trades / day", bot.max_daily_trades], ["Max daily loss", `${num(bot.max_daily_loss_pct)}%`],
       ["Stop loss", bot.stop_loss_pct === null ? "—" : `${num(bot.stop_loss_pct)}%`],
       ["Take profit", bot.take_profit_pct === null ? "—" : `${num(bot.take_profit_pct)}%`],
       ["Replica", state.replica_id || "—"], ["Created", time(bot.created_at)],
     ];
-    settings.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    settings.replaceChildren(...rows.flatMap(([k, v, param]) => [h("dt", {}, k), h("dd", param ? { dataset: { param } } : {}, v)]));
   }
 
   function tradeRow(t) {
@@ -136,7 +137,9 @@ export async function botPage(id) {
   async function loadCandles() {
     try {
       const data = await api("GET", `/bots/${bot.id}/candles?limit=300`);
-      chart.setCandles(data.candles);
+      chartEl.classList.toggle("with-panes", data.indicators.panes.length > 0);
+      chart.setData(data);
+      legend.replaceChildren(...indicatorLegend(data.indicators), ...tradeKeys);
       if (data.candles.length) {
         lastClose = data.candles[data.candles.length - 1].close;
         renderState();

@@ -1,8 +1,11 @@
-// Create or edit a bot. The API validates; its problem+json errors[] are shown next to each field.
+// Create or edit a bot. The strategy picker and its parameters come from GET /strategies (each
+// strategy's JSON Schema); the API validates, and its problem+json errors[] are shown next to each
+// field (a strategy parameter's as `parameters.<name>`).
 import { api, listAll, timeframes } from "../api.js";
 import { clearErrors, field, formValues, h, mount, pageHead, showProblem } from "../dom.js";
+import { strategies, strategyFields } from "../strategy_form.js";
 
-const INTS = new Set(["api_key_id", "ema_period", "leverage", "max_daily_trades"]);
+const INTS = new Set(["api_key_id", "leverage", "max_daily_trades"]);
 const FLOATS = new Set(["order_size_pct", "max_daily_loss_pct", "stop_loss_pct", "take_profit_pct"]);
 const NULLABLE = new Set(["stop_loss_pct", "take_profit_pct"]);
 
@@ -17,23 +20,31 @@ function coerce(name, raw) {
   return raw;
 }
 
-function settingsFrom(form) {
+function settingsFrom(form, strategy) {
   const out = {};
   for (const [name, raw] of Object.entries(formValues(form))) {
+    if (name.startsWith("parameters.")) continue; // the strategy's own, typed by its schema
     const v = coerce(name, raw);
     if (v !== undefined) out[name] = v;
   }
+  out.strategy = strategy.strategy();
+  out.parameters = strategy.values();
   return out;
 }
 
+function sameParameters(a, b) {
+  return Object.entries(a).every(([k, v]) => b && b[k] === v);
+}
+
 export async function botFormPage(id) {
-  const [keys, bot, markets, tfs] = await Promise.all([
+  const [keys, bot, markets, tfs, items] = await Promise.all([
     listAll("/api-keys"),
     id ? api("GET", `/bots/${id}`) : null,
     api("GET", "/markets?limit=500").then((p) => p.items).catch(() => []),
     timeframes().catch(() => null),
+    strategies(),
   ]);
-  const v = bot || { name: "", symbol: "BTC/USDT:USDT", strategy: "ema_cross", timeframe: "1m", ema_period: 20, leverage: 1,
+  const v = bot || { name: "", symbol: "BTC/USDT:USDT", strategy: "ema_cross", parameters: {}, timeframe: "1m", leverage: 1,
     order_size_pct: 10, allow_short: false, max_daily_trades: 50, max_daily_loss_pct: 5, stop_loss_pct: null, take_profit_pct: null,
     api_key_id: keys.length ? keys[0].id : "" };
   const val = (x) => (x === null || x === undefined ? "" : String(x));
@@ -41,14 +52,13 @@ export async function botFormPage(id) {
   const keySelect = h("select", { name: "api_key_id" },
     keys.map((k) => h("option", { value: k.id, selected: k.id === v.api_key_id }, `${k.label} (••••${k.api_key_hint})`)));
   const datalist = h("datalist", { id: "symbols" }, markets.map((m) => h("option", { value: m.symbol })));
+  const strategy = strategyFields(items, { strategy: v.strategy, parameters: v.parameters });
   const form = h("form", { class: "form", id: "bot-form", novalidate: true },
     h("div", { class: "form-grid" },
       field("Name", h("input", { name: "name", value: v.name, maxlength: 200, placeholder: "My BTC bot" })),
       field("Exchange key", keySelect, keys.length ? null : "Add an exchange key first"),
       field("Symbol", h("input", { name: "symbol", value: v.symbol, list: "symbols", spellcheck: "false" }), "BTC/USDT:USDT or BTCUSDT"),
-      field("Strategy", h("select", { name: "strategy" }, h("option", { value: "ema_cross" }, "EMA cross"))),
       field("Timeframe", h("select", { name: "timeframe" }, (tfs || [v.timeframe]).map((t) => h("option", { value: t, selected: t === v.timeframe }, t)))),
-      field("EMA period", h("input", { name: "ema_period", value: val(v.ema_period), inputmode: "numeric" }), "2 – 1000"),
       field("Leverage", h("input", { name: "leverage", value: val(v.leverage), inputmode: "numeric" })),
       field("Order size, % of balance", h("input", { name: "order_size_pct", value: val(v.order_size_pct), inputmode: "decimal" })),
       field("Max trades a day", h("input", { name: "max_daily_trades", value: val(v.max_daily_trades), inputmode: "numeric" })),
@@ -56,6 +66,9 @@ export async function botFormPage(id) {
       field("Stop loss, %", h("input", { name: "stop_loss_pct", value: val(v.stop_loss_pct), inputmode: "decimal", placeholder: "none" })),
       field("Take profit, %", h("input", { name: "take_profit_pct", value: val(v.take_profit_pct), inputmode: "decimal", placeholder: "none" })),
       field("Allow short positions", h("input", { name: "allow_short", type: "checkbox", checked: v.allow_short }))),
+    h("h2", { class: "form-section" }, "Strategy"),
+    strategy.picker,
+    strategy.parameters,
     datalist,
     h("div", { class: "form-actions" },
       h("button", { class: "btn", type: "submit" }, bot ? "Save changes" : "Create bot"),
@@ -64,13 +77,18 @@ export async function botFormPage(id) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
-    const settings = settingsFrom(form);
+    const settings = settingsFrom(form, strategy);
     try {
       let saved;
       if (bot) {
-        // Only what changed: symbol and key may change only while the bot is stopped.
+        // Only what changed: symbol and key may change only while the bot is stopped. PATCH merges
+        // parameters key by key, and a new strategy starts from its defaults plus those sent.
         const changes = {};
-        for (const [k, x] of Object.entries(settings)) if (x !== bot[k]) changes[k] = x;
+        for (const [k, x] of Object.entries(settings)) {
+          if (k === "parameters") {
+            if (settings.strategy !== bot.strategy || !sameParameters(x, bot.parameters)) changes.parameters = x;
+          } else if (x !== bot[k]) changes[k] = x;
+        }
         saved = Object.keys(changes).length ? await api("PATCH", `/bots/${bot.id}`, changes) : bot;
       } else {
         for (const name of NULLABLE) if (settings[name] === null) delete settings[name];

@@ -3,6 +3,7 @@
 // stream is down.
 import { api, listAll, userStatusStream } from "../api.js";
 import { amount, badge, h, mount, num, pageHead, price, signClass, signed } from "../dom.js";
+import { strategyLabel } from "../strategy_form.js";
 
 const POLL_MS = 5000;
 
@@ -78,7 +79,7 @@ export async function botsPage() {
     tr.replaceChildren(
       h("td", {}, h("span", { class: `live-dot${live ? " on" : ""}`, title: live ? "live" : "polling" }),
         h("a", { class: "bot-name", href: `/bots/${bot.id}` }, bot.name || `Bot #${bot.id}`)),
-      h("td", {}, h("span", {}, bot.symbol), " ", h("span", { class: "muted" }, `${bot.timeframe} · EMA ${bot.ema_period}`)),
+      h("td", {}, h("span", {}, bot.symbol), " ", h("span", { class: "muted" }, `${bot.timeframe} · ${strategyLabel(bot.strategy, bot.parameters)}`)),
       h("td", { dataset: { col: "status" } }, badge(state.status)),
       h("td", { dataset: { col: "position" } }, positionCell(state)),
       h("td", { class: "num", dataset: { col: "entry" } }, price(state.entry_price)),
