@@ -253,3 +253,24 @@ async def test_a_position_is_liquidated_when_the_mark_crosses_its_liquidation_pr
     # The liquidation cancelled the stop that lay beyond it.
     assert await protective_orders.open_orders(private_exchange, ETH) == []
     assert by_client_id(await sim.orders(account.api_key))["tb1-1s0"]["status"] == "canceled"
+
+
+async def test_the_random_walk_triggers_protective_orders_too(
+    private_exchange: Exchange, sim: SimControl, account: Credentials, candles: Candles
+) -> None:
+    await enter_long(private_exchange)
+    await protective_orders.place(private_exchange, spec(ProtectiveKind.TRAILING_STOP, rate=0.1))
+    await sim.set_mode("random_walk", candle_seconds=0.05)
+
+    async def flat() -> bool:
+        return await sim.positions(account.api_key) == {}
+
+    await eventually(flat, timeout=30, what="the trailing stop to fire on the walk")
+    await sim.set_mode("manual")
+    [listed] = [o for o in await sim.orders(account.api_key) if o["type"] == "trailing_stop_market"]
+    assert listed["status"] == "filled"
+    trades = await private_exchange.fetch_my_trades(ETH)
+    # The walk moves continuously: the fill is the trailing level less 10 bps, on the 0.01 tick.
+    level = Decimal(str(listed["stop_price"]))
+    expected = (level * Decimal("0.999")).quantize(Decimal("0.01"), rounding="ROUND_FLOOR")
+    assert trades[-1]["price"] == pytest.approx(float(expected), abs=0.01)

@@ -257,7 +257,9 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
     inv_lev = 1.0 / settings.leverage
     mmr = settings.maintenance_margin_rate
     liq_px = entry_px * (1.0 - side * inv_lev) / (1.0 - side * mmr)
-    if k:
+    # A 1x long cannot be liquidated (its liquidation price is 0): without stops there is nothing to find.
+    can_liquidate = settings.leverage > 1.0 or bool(k and int(side_i8.min()) < 0)
+    if k and (sl_pct is not None or tp_pct is not None or can_liquidate):
         _apply_stops(candles, starts, dirs, entry_bar, run_end, side, entry_px, sl_pct, tp_pct, liq_px,
                      exit_bar, reason, trigger_px)  # fmt: skip
     exit_px = trigger_px
