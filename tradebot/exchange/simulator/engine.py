@@ -1,7 +1,9 @@
 """Matching engine and accounts: pure state transitions, no I/O, no clock (callers pass `now_ms`).
 
 Money is `Decimal` throughout so that a hand-computed PnL or fee equals what the simulator reports, to
-the last digit. The model is Binance USD-M in one-way position mode with cross margin:
+the last digit. The model is Binance USD-M in one-way position mode; the available balance is
+accounted as with cross margin, while each position is liquidated on its own (isolated) margin,
+see `liquidation` and `conditional`:
 
 - a market order fills at once, in full, at the current price moved by `slippage_bps` against the
   taker (a buy pays more, a sell gets less), then put on the tick grid against the taker too (a buy
@@ -17,7 +19,11 @@ the last digit. The model is Binance USD-M in one-way position mode with cross m
   the remainder opens at the fill price;
 - opening exposure needs initial margin = notional / leverage, plus the order's fee, out of the
   available balance (wallet + unrealised PnL − margin of positions − margin of resting orders),
-  else -2019.
+  else -2019;
+- conditional order types (STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET) are refused here
+  with -4120, as Binance does: they go to the algo-order API (`conditional`), whose triggers come
+  back as market orders through `execute_triggered`; a liquidation closes a position through
+  `liquidate`.
 """
 
 from __future__ import annotations
@@ -97,7 +103,8 @@ class MatchingEngine:
         current = account.margin_type.get(market.symbol, "CROSSED")
         if current == wanted:
             raise Rejection(-4046, "No need to change margin type.")
-        # The simulator accounts everything as cross margin; the setting is remembered and reported only.
+        # The setting is remembered and reported only: the available balance is accounted as cross
+        # margin and every position liquidated on its own margin, whichever type was asked for.
         account.margin_type[market.symbol] = wanted
 
     def summary(self, account: Account, asset: str = SETTLEMENT_ASSET) -> AssetSummary:
