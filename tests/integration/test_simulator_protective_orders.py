@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pytest
 from ccxt.async_support.base.exchange import Exchange
 
@@ -16,6 +17,8 @@ from tests.timing import eventually
 from tradebot.exchange import errors, protective_orders
 from tradebot.exchange.protective_orders import ProtectiveKind, ProtectiveSpec, protective_client_id
 from tradebot.exchange.simulator import SimulatorConfig
+from tradebot.strategies.backtest import BacktestSettings, ExitReason, simulate
+from tradebot.strategies.candles import Candles as BacktestCandles
 
 pytest_plugins = ("tests.simulator_fixtures",)
 
@@ -274,3 +277,51 @@ async def test_the_random_walk_triggers_protective_orders_too(
     level = Decimal(str(listed["stop_price"]))
     expected = (level * Decimal("0.999")).quantize(Decimal("0.01"), rounding="ROUND_FLOOR")
     assert trades[-1]["price"] == pytest.approx(float(expected), abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("leverage", "stop_pct", "bar", "reason"),
+    [
+        (5, 1.0, (2000.0, 2005.0, 1950.0, 1960.0), "stop_loss"),  # through the stop inside the candle
+        (5, 1.0, (1900.0, 1910.0, 1890.0, 1905.0), "stop_loss"),  # opening beyond it: at the open
+        (20, 10.0, (2000.0, 2005.0, 1800.0, 1820.0), "liquidation"),  # the stop lies beyond liquidation
+    ],
+)
+async def test_the_backtest_exits_where_the_simulator_does(
+    private_exchange: Exchange,
+    sim: SimControl,
+    account: Credentials,
+    candles: Candles,
+    leverage: int,
+    stop_pct: float,
+    bar: tuple[float, float, float, float],
+    reason: str,
+) -> None:
+    """Same candles, same rule: the live stop (or liquidation) and the backtest's exit agree."""
+    entry = await enter_long(private_exchange, leverage=leverage)
+    stop_level, _ = protective_orders.protective_prices("long", entry, stop_pct, None)
+    assert stop_level is not None
+    stop_level = float(private_exchange.price_to_precision(ETH, stop_level))
+    await protective_orders.place(private_exchange, spec(ProtectiveKind.STOP_LOSS, stop=stop_level))
+    await candles.push(*bar)
+    assert await sim.positions(account.api_key) == {}
+    live_exit = (await private_exchange.fetch_my_trades(ETH))[-1]
+    live_balance = (await private_exchange.fetch_balance())["USDT"]["total"]
+
+    # The backtest: the long decided on the close at 2000 fills at the next open (2000) + 10 bps;
+    # 1.001 % of 10,000 at 20x (or 5x) buys the simulator's 1 ETH.
+    bars = [(2000.0, 2000.0, 2000.0, 2000.0), (2000.0, 2000.0, 2000.0, 2000.0), bar]
+    o, h, lo, c = (np.array(x) for x in zip(*bars, strict=True))
+    settings = BacktestSettings(
+        initial_balance=10_000.0, fee_rate=0.0004, slippage_bps=10.0, order_size_pct=2002.0 / 10_000 / leverage * 100,
+        leverage=float(leverage), stop_loss_pct=(1 - stop_level / entry) * 100, maintenance_margin_rate=0.005,
+    )  # fmt: skip
+    result = simulate(BacktestCandles.from_arrays(np.arange(3) * MINUTE_MS, o, h, lo, c),
+                      np.array([1, 1, 1], dtype=np.int8), settings)  # fmt: skip
+    t = result.trades
+    assert float(t.entry_price[0]) == pytest.approx(entry) and float(t.amount[0]) == pytest.approx(1.0)
+    assert ExitReason(int(t.exit_reason[0])).label == reason and int(t.exit_bar[0]) == 2
+    tick = 0.01  # the simulator prints fills on ETH's tick, rounded against the taker
+    backtest_exit = float(t.exit_price[0])
+    assert backtest_exit - tick - 1e-9 <= live_exit["price"] <= backtest_exit + 1e-9
+    assert result.final_balance == pytest.approx(live_balance, abs=tick)
