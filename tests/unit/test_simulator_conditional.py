@@ -208,3 +208,14 @@ def test_random_walk_steps_trigger_too() -> None:
     engine.prices["ETHUSDT"] = D(1985)
     reports = service.on_move("ETHUSDT", Move(D(1995), D(1985)), NOW)
     assert fills(reports) == [("sl", D("1988.01"))]  # the walk moves continuously: at the stop
+
+
+def test_at_most_ten_open_conditional_orders_per_symbol() -> None:
+    _, service, account = setup()
+    for i in range(10):
+        service.place(account, algo("STOP_MARKET", trigger="1900", cid=f"s{i}"), NOW)
+    with pytest.raises(Rejection) as full:
+        service.place(account, algo("STOP_MARKET", trigger="1900", cid="s10"), NOW)
+    assert full.value.code == -4045
+    service.cancel(account, None, "s0", NOW)
+    service.place(account, algo("STOP_MARKET", trigger="1900", cid="s11"), NOW)

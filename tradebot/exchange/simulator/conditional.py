@@ -51,6 +51,7 @@ from tradebot.exchange.simulator.engine import (
 )
 
 Report = ExecutionReport | AlgoReport
+MAX_OPEN_ALGO_ORDERS = 10  # per account and symbol: Binance's MAX_NUM_ALGO_ORDERS filter
 MIN_CALLBACK_RATE = Decimal("0.1")
 MAX_CALLBACK_RATE = Decimal("10")
 _TAKE_PROFIT = "TAKE_PROFIT_MARKET"
@@ -165,6 +166,9 @@ class AlgoService:
                 not self.engine.reuse_closed_client_ids or account.algo_orders[previous].is_open
             ):
                 raise Rejection(-4116, "ClientOrderId is duplicated.")
+        if sum(1 for _ in account.open_algo_orders(market.symbol)) >= MAX_OPEN_ALGO_ORDERS:
+            # A bot that re-places protection without cancelling the old orders meets this limit.
+            raise Rejection(-4045, "Reach max stop order limit.")
         current = self.engine.prices[market.symbol]
         trigger = activate = callback = ZERO
         if order_type == _TRAILING:

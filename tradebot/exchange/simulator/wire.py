@@ -20,6 +20,7 @@ from tradebot.exchange.simulator.accounts import (
     Position,
 )
 from tradebot.exchange.simulator.candles import Candle
+from tradebot.exchange.simulator.conditional import MAX_OPEN_ALGO_ORDERS
 from tradebot.exchange.simulator.engine import TIME_IN_FORCE, MatchingEngine
 from tradebot.exchange.simulator.liquidation import position_margin
 from tradebot.exchange.simulator.markets import MarketSpec, decimal_str, round_down, round_up
@@ -109,6 +110,7 @@ def _symbol_info(m: MarketSpec) -> Json:
             {"filterType": "LOT_SIZE", **lot},
             {"filterType": "MARKET_LOT_SIZE", **lot},
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": MAX_OPEN_ALGO_ORDERS},
             {"filterType": "MIN_NOTIONAL", "notional": s(m.min_notional)},
         ],
         "orderTypes": ORDER_TYPES,
