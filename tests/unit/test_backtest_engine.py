@@ -272,7 +272,8 @@ def test_single_candle_and_empty_trade_list() -> None:
 
 
 def test_ruin_stops_trading() -> None:
-    # 100 % x 10 leverage long, the price halves: the loss is 5x the balance; no later entries.
+    # 100 % x 10 leverage long, the price halves: liquidated on the way (at 100 × 0.9 / 0.996), the
+    # whole balance was its margin; no later entries.
     bars = [(100.0, 100.0, 100.0, 100.0), (100.0, 100.0, 50.0, 50.0), (50.0, 50.0, 50.0, 50.0)] + [
         (50.0, 60.0, 50.0, 60.0)
     ] * 3
@@ -280,7 +281,8 @@ def test_ruin_stops_trading() -> None:
     s = BacktestSettings(fee_rate=0.0, order_size_pct=100.0, leverage=10.0)
     sim = simulate(candles_of(bars), target, s)
     assert len(sim.trades) == 1
-    assert sim.final_balance == pytest.approx(10_000.0 - 1_000.0 * 50.0)
+    assert ExitReason(int(sim.trades.exit_reason[0])) is ExitReason.LIQUIDATION
+    assert sim.final_balance == 0.0
 
 
 def test_run_backtest_with_the_ema_strategy() -> None:
@@ -354,3 +356,52 @@ def test_invalid_target_codes_are_refused() -> None:
         simulate(CANDLES, np.array([L, 2, 2, 2, L, L, L, L, L], dtype=np.int8), SETTINGS)
     with pytest.raises(ValueError, match="shape"):
         simulate(CANDLES, np.array([L, L], dtype=np.int8), SETTINGS)
+
+
+def test_liquidation_loses_the_margin_and_the_entry_fee_and_never_more() -> None:
+    bars = [
+        (100.0, 100.0, 100.0, 100.0),
+        (100.0, 101.0, 99.0, 100.0),  # long entered at 100, 10x, all of the balance: margin 10,000
+        (99.0, 99.5, 80.0, 85.0),  # liquidation price 100 × 0.9 / 0.996 = 90.36…: reached inside
+        (85.0, 130.0, 85.0, 125.0),
+    ]
+    s = BacktestSettings(fee_rate=0.0004, order_size_pct=50.0, leverage=10.0, maintenance_margin_rate=0.004)
+    sim = simulate(candles_of(bars), np.array([L, L, L, L], dtype=np.int8), s)
+    t = sim.trades
+    assert len(t) == 1 and ExitReason(int(t.exit_reason[0])) is ExitReason.LIQUIDATION
+    assert int(t.exit_bar[0]) == 2
+    assert float(t.exit_price[0]) == pytest.approx(90.0)  # the bankruptcy price 100 × (1 − 1/10)
+    entry_fee = 0.0004 * 50_000.0
+    assert float(t.exit_fee[0]) == 0.0
+    assert float(t.pnl[0]) == pytest.approx(-5_000.0 - entry_fee)  # the margin: 50 % of 10,000
+    assert sim.final_balance == pytest.approx(10_000.0 - 5_000.0 - entry_fee)
+
+
+def test_a_stop_nearer_than_the_liquidation_price_exits_first() -> None:
+    bars = [(100.0, 100.0, 100.0, 100.0), (100.0, 101.0, 99.0, 100.0), (99.0, 99.5, 80.0, 85.0)]
+    s = BacktestSettings(fee_rate=0.0, order_size_pct=50.0, leverage=10.0, stop_loss_pct=5.0)
+    sim = simulate(candles_of(bars), np.array([L, L, L], dtype=np.int8), s)
+    assert ExitReason(int(sim.trades.exit_reason[0])) is ExitReason.STOP_LOSS
+    farther = dataclasses.replace(s, stop_loss_pct=15.0)  # beyond the liquidation price
+    sim = simulate(candles_of(bars), np.array([L, L, L], dtype=np.int8), farther)
+    assert ExitReason(int(sim.trades.exit_reason[0])) is ExitReason.LIQUIDATION
+
+
+def test_a_short_is_liquidated_on_the_way_up_and_a_1x_long_never() -> None:
+    bars = [(100.0, 100.0, 100.0, 100.0), (100.0, 101.0, 99.0, 100.0), (101.0, 150.0, 100.0, 140.0)]
+    short = simulate(candles_of(bars), np.array([S, S, S], dtype=np.int8), BacktestSettings(leverage=3.0))
+    assert ExitReason(int(short.trades.exit_reason[0])) is ExitReason.LIQUIDATION
+    assert float(short.trades.exit_price[0]) == pytest.approx(100.0 * (1 + 1 / 3))
+    crash = [(100.0, 100.0, 100.0, 100.0), (100.0, 101.0, 99.0, 100.0), (50.0, 50.0, 1.0, 2.0)]
+    long = simulate(candles_of(crash), np.array([L, L, L], dtype=np.int8), BacktestSettings(order_size_pct=100.0))
+    assert ExitReason(int(long.trades.exit_reason[0])) is ExitReason.END
+
+
+def test_no_backtest_ends_with_a_negative_balance() -> None:
+    """All of the balance at 125x with a 1 % fee: the entry fee alone exceeds it."""
+    bars = [(100.0, 100.0, 100.0, 100.0), (100.0, 101.0, 99.0, 100.0), (99.0, 99.5, 90.0, 95.0)] * 3
+    s = BacktestSettings(fee_rate=0.01, order_size_pct=100.0, leverage=125.0)
+    sim = simulate(candles_of(bars), np.array([L, F] * 4 + [L], dtype=np.int8), s)
+    assert sim.final_balance == 0.0 and len(sim.trades) == 1
+    assert float(sim.trades.pnl[0]) == -10_000.0
+    assert ExitReason(int(sim.trades.exit_reason[0])) is ExitReason.LIQUIDATION

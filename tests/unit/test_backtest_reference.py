@@ -54,12 +54,16 @@ def reference_backtest(
 
     def close_position(bar: int, price: float, reason: ExitReason) -> None:
         nonlocal balance, pos, ruined
-        fee = s.fee_rate * amount * price
+        # A liquidation closes at the bankruptcy price with no exit fee: it loses exactly the margin.
+        fee = 0.0 if reason is ExitReason.LIQUIDATION else s.fee_rate * amount * price
         gross = pos * amount * (price - entry)
         balance += gross - fee
+        pnl = gross - entry_fee - fee
+        if balance < 0:  # a trade never takes more than the balance it started with
+            pnl -= balance
+            balance = 0.0
         ruined = ruined or balance <= RUIN_FRACTION * trade_start
-        trades.append(RefTrade(entry_bar, bar, pos, entry, price, amount, gross - entry_fee - fee,
-                               entry_fee + fee, reason))  # fmt: skip
+        trades.append(RefTrade(entry_bar, bar, pos, entry, price, amount, pnl, entry_fee + fee, reason))
         pos = 0
 
     for t in range(n):
@@ -84,31 +88,48 @@ def reference_backtest(
         if pos != 0:
             bars_in_position += 1
             exit_reason = None
+            # Isolated margin: liquidated when the price reaches entry × (1 ∓ 1/L) / (1 ∓ mmr),
+            # closed at the bankruptcy price entry × (1 ∓ 1/L), without slippage.
+            lev, mmr = s.leverage, s.maintenance_margin_rate
             if pos > 0:
+                liq = entry * (1 - 1 / lev) / (1 - mmr)
                 stop = entry * (1 - s.stop_loss_pct / 100) if s.stop_loss_pct else None
                 take = entry * (1 + s.take_profit_pct / 100) if s.take_profit_pct else None
-                if stop is not None and o[t] <= stop:
+                if o[t] <= liq:
+                    exit_reason = ExitReason.LIQUIDATION
+                elif stop is not None and o[t] <= stop:
                     exit_reason, price = ExitReason.STOP_LOSS, o[t]
                 elif take is not None and o[t] >= take:
                     exit_reason, price = ExitReason.TAKE_PROFIT, o[t]
-                elif stop is not None and lo[t] <= stop:
+                elif stop is not None and lo[t] <= stop and stop >= liq:  # falling: the stop comes first
                     exit_reason, price = ExitReason.STOP_LOSS, stop
+                elif lo[t] <= liq:
+                    exit_reason = ExitReason.LIQUIDATION
                 elif take is not None and h[t] >= take:
                     exit_reason, price = ExitReason.TAKE_PROFIT, take
-                if exit_reason is not None:
+                if exit_reason is ExitReason.LIQUIDATION:
+                    close_position(t, entry * (1 - 1 / lev), exit_reason)
+                elif exit_reason is not None:
                     close_position(t, price * (1 - slip), exit_reason)
             else:
+                liq = entry * (1 + 1 / lev) / (1 + mmr)
                 stop = entry * (1 + s.stop_loss_pct / 100) if s.stop_loss_pct else None
                 take = entry * (1 - s.take_profit_pct / 100) if s.take_profit_pct else None
-                if stop is not None and o[t] >= stop:
+                if o[t] >= liq:
+                    exit_reason = ExitReason.LIQUIDATION
+                elif stop is not None and o[t] >= stop:
                     exit_reason, price = ExitReason.STOP_LOSS, o[t]
                 elif take is not None and o[t] <= take:
                     exit_reason, price = ExitReason.TAKE_PROFIT, o[t]
-                elif stop is not None and h[t] >= stop:
+                elif stop is not None and h[t] >= stop and stop <= liq:  # rising: the stop comes first
                     exit_reason, price = ExitReason.STOP_LOSS, stop
+                elif h[t] >= liq:
+                    exit_reason = ExitReason.LIQUIDATION
                 elif take is not None and lo[t] <= take:
                     exit_reason, price = ExitReason.TAKE_PROFIT, take
-                if exit_reason is not None:
+                if exit_reason is ExitReason.LIQUIDATION:
+                    close_position(t, entry * (1 + 1 / lev), exit_reason)
+                elif exit_reason is not None:
                     close_position(t, price * (1 + slip), exit_reason)
             if exit_reason is not None:
                 blocked_seq = seq[t - 1]
@@ -148,6 +169,7 @@ backtest_settings = st.builds(
     leverage=st.sampled_from([1.0, 3.0, 20.0, 125.0]),
     stop_loss_pct=st.sampled_from([None, 0.1, 1.0, 5.0, 50.0]),
     take_profit_pct=st.sampled_from([None, 0.1, 1.0, 5.0, 300.0]),
+    maintenance_margin_rate=st.sampled_from([0.0, 0.004, 0.1]),
 )
 
 
@@ -169,6 +191,7 @@ def assert_matches_reference(candles: Candles, target: np.ndarray, s: BacktestSe
     assert sim.bars_in_position == bars_in_position
     np.testing.assert_allclose(sim.equity, equity, rtol=1e-9, atol=1e-9 * s.initial_balance)
     assert sim.equity[-1] == sim.final_balance
+    assert sim.final_balance >= 0.0  # liquidation and the loss cap: never a negative balance
     assert math.isclose(sim.final_balance, equity[-1], rel_tol=1e-9, abs_tol=1e-9 * s.initial_balance)
 
 

@@ -104,7 +104,7 @@ class BacktestTrade(BaseModel):
     pnl: float | None
     fees: float | None
     balance_after: float | None
-    exit_reason: Literal["signal", "stop_loss", "take_profit", "end"]
+    exit_reason: Literal["signal", "stop_loss", "take_profit", "liquidation", "end"]
 
 
 class BacktestOut(BaseModel):

@@ -18,13 +18,27 @@ Accounting (USD-M futures style, one position at a time):
   open at or through the take-profit exits at the open; else ``low <= stop`` exits at ``stop``
   (when the bar also reaches ``take``, the stop is assumed first: conservative); else
   ``high >= take`` exits at ``take``. The exit is a market order, so slippage and fee apply.
-- Re-entry after a stop loss / take profit: the engine stays flat until the strategy's target next
-  *changes*; if it changes to LONG or SHORT, that new signal is executed as usual (next open). A
-  target that merely stays LONG after a stop never re-enters.
+- Liquidation (Binance's isolated-margin rule, one maintenance bracket): the position's margin is
+  ``entry_notional / leverage``; its liquidation price is ``entry * (1 - 1/leverage) / (1 - mmr)``
+  for a long and ``entry * (1 + 1/leverage) / (1 + mmr)`` for a short (``mmr`` =
+  ``maintenance_margin_rate``, 0.4 % by default, BTCUSDT's first bracket; a 1x long has liquidation
+  price 0 and is never liquidated). It is checked with the stops, on every bar held, the entry bar
+  included. For a long, in order: the open at or through the liquidation price liquidates at once;
+  the open through the stop or take profit exits there as above; then, as the price falls to the
+  low, it meets the higher of the stop and the liquidation price first (the stop when they are
+  equal); then the take profit. Mirrored for a short. A liquidation closes the position at its
+  bankruptcy price ``entry * (1 - 1/leverage)`` (long; ``1 + 1/leverage`` short) with no slippage
+  and no exit fee: the trade loses exactly its margin plus its entry fee. Its exit reason is
+  ``liquidation``.
+- A trade never takes more than the balance: if its loss and fees exceed the balance before it, the
+  balance after it is 0 (its pnl is minus that balance) and the run ends (see Ruin).
+- Re-entry after a stop loss / take profit / liquidation: the engine stays flat until the strategy's
+  target next *changes*; if it changes to LONG or SHORT, that new signal is executed as usual (next
+  open). A target that merely stays LONG after a stop never re-enters.
 - End: a position still open after the last bar is closed at the last close (fee charged, no
   slippage: it is a valuation, not a market order), exit reason ``end``.
-- Ruin: an entry is skipped when the cash balance is not positive (after a leveraged loss larger
-  than the balance); liquidation itself is not modelled.
+- Ruin: a trade leaving less than ``RUIN_FRACTION`` of the balance it started with (0 after a
+  loss capped at the balance) ends the run: no later entries.
 
 Equity is marked to market at every bar's close: ``cash + amount * (close - entry)`` for a long
 (mirrored for a short); its last point is the final balance, after the closing fee.
@@ -76,6 +90,7 @@ class BacktestSettings:
     leverage: float = 1.0
     stop_loss_pct: float | None = None
     take_profit_pct: float | None = None
+    maintenance_margin_rate: float = 0.004
 
     def __post_init__(self) -> None:
         raw = {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -84,6 +99,7 @@ class BacktestSettings:
         float_param(raw, "slippage_bps", ge=0.0, lt=1000.0)
         float_param(raw, "order_size_pct", gt=0.0, le=100.0)
         float_param(raw, "leverage", ge=1.0, le=125.0)
+        float_param(raw, "maintenance_margin_rate", ge=0.0, le=0.5)
         if self.stop_loss_pct is not None:
             float_param(raw, "stop_loss_pct", gt=0.0, lt=100.0)
         if self.take_profit_pct is not None:
@@ -238,14 +254,22 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
         trigger_px[-1] = c[n - 1]
 
     sl_pct, tp_pct = settings.stop_loss_pct, settings.take_profit_pct
-    if k and (sl_pct is not None or tp_pct is not None):
-        _apply_stops(candles, starts, dirs, entry_bar, run_end, side, entry_px, sl_pct, tp_pct,
+    inv_lev = 1.0 / settings.leverage
+    mmr = settings.maintenance_margin_rate
+    liq_px = entry_px * (1.0 - side * inv_lev) / (1.0 - side * mmr)
+    # A 1x long cannot be liquidated (its liquidation price is 0): without stops there is nothing to find.
+    can_liquidate = settings.leverage > 1.0 or bool(k and int(side_i8.min()) < 0)
+    if k and (sl_pct is not None or tp_pct is not None or can_liquidate):
+        _apply_stops(candles, starts, dirs, entry_bar, run_end, side, entry_px, sl_pct, tp_pct, liq_px,
                      exit_bar, reason, trigger_px)  # fmt: skip
     exit_px = trigger_px
     if slip:
         exit_px = trigger_px * (1.0 - side * slip)
         if k and reason[-1] == ExitReason.END:
             exit_px[-1] = trigger_px[-1]  # a valuation at the last close, not a market order
+    liquidated = reason == ExitReason.LIQUIDATION
+    if liquidated.any():
+        exit_px[liquidated] = entry_px[liquidated] * (1.0 - side[liquidated] * inv_lev)  # bankruptcy price
 
     # --- Balances: balance_after_i = balance_before_i * m_i.
     rel = exit_px / entry_px
@@ -254,11 +278,16 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
     m -= fee * (1.0 + rel)
     m *= phi
     m += 1.0
+    if liquidated.any():
+        m[liquidated] = 1.0 - phi * (inv_lev + fee)  # the margin and the entry fee; no exit fee
+    capped = m < 0.0  # the loss and fees exceed the balance: it ends at 0
+    m[capped] = 0.0
     ruined = np.flatnonzero(m <= RUIN_FRACTION)
     if ruined.size:  # the balance is gone after that trade: no later entries
         keep = int(ruined[0]) + 1
         entry_bar, exit_bar, side_i8, side = entry_bar[:keep], exit_bar[:keep], side_i8[:keep], side[:keep]
         entry_px, exit_px, reason, m = entry_px[:keep], exit_px[:keep], reason[:keep], m[:keep]
+        liquidated, capped = liquidated[:keep], capped[:keep]
         k = keep
     bal_after = np.cumprod(m)
     bal_after *= bal0
@@ -271,10 +300,12 @@ def simulate(candles: Candles, target: NDArray[np.int8], settings: BacktestSetti
     exit_notional = amount * exit_px
     entry_fee = fee * entry_notional
     exit_fee = fee * exit_notional
+    exit_fee[liquidated] = 0.0
     pnl = exit_notional - entry_notional
     pnl *= side
     pnl -= entry_fee
     pnl -= exit_fee
+    pnl[capped] = -bal_before[capped]
     final_balance = float(bal_after[-1]) if k else bal0
 
     trades = TradeLog(
@@ -319,11 +350,13 @@ def _apply_stops(
     entry_px: FloatArray,
     sl_pct: float | None,
     tp_pct: float | None,
+    liq: FloatArray,
     exit_bar: IntArray,
     reason: NDArray[np.int8],
     trigger_px: FloatArray,
 ) -> None:
-    """Finds each trade's first stop-loss / take-profit bar and rewrites its exit in place."""
+    """Finds each trade's first stop-loss / take-profit / liquidation bar and rewrites its exit in
+    place (a liquidation's trigger price is left for the caller: it exits at the bankruptcy price)."""
     n = len(candles)
     o, hi, lo = candles.open, candles.high, candles.low
     inf = np.inf
@@ -336,16 +369,18 @@ def _apply_stops(
         take = np.where(long, inf, -inf)
     else:
         take = entry_px * (1.0 + side * (tp_pct / 100.0))
+    # The adverse level met first: the stop or the liquidation price, whichever is nearer.
+    adverse = np.where(long, np.maximum(stop, liq), np.minimum(stop, liq))
     # Per-segment thresholds: a bar hits when low <= low_level or high >= high_level. For a long
-    # the low side is the stop and the high side the take-profit; for a short the other way round.
-    # Flat segments get levels no price reaches.
+    # the low side is the adverse level and the high side the take-profit; for a short the other
+    # way round. Flat segments get levels no price reaches.
     in_pos = dirs != 0
     seg_start = np.concatenate(([0], starts))
     levels = np.empty((seg_start.shape[0], 2))
     levels[:, 0] = -inf
     levels[:, 1] = inf
-    levels[1:][in_pos, 0] = np.where(long, stop, take)
-    levels[1:][in_pos, 1] = np.where(long, take, stop)
+    levels[1:][in_pos, 0] = np.where(long, adverse, take)
+    levels[1:][in_pos, 1] = np.where(long, take, adverse)
     found: list[IntArray] = []
     hit = np.empty(min(CHUNK, n), dtype=np.bool_)
     for a, b, i0, i1, lengths in _chunks_of_segments(seg_start, n):
@@ -367,14 +402,19 @@ def _apply_stops(
     idx = np.flatnonzero(stopped)
     k = first[idx]
     is_long = long[idx]
-    sl, tp = stop[idx], take[idx]
+    sl, tp, lq, adv = stop[idx], take[idx], liq[idx], adverse[idx]
     ok = o[k]
-    gap_sl = np.where(is_long, ok <= sl, ok >= sl)
-    gap_tp = np.where(is_long, ok >= tp, ok <= tp)
-    touch_sl = np.where(is_long, lo[k] <= sl, hi[k] >= sl)
-    by_sl = gap_sl | (~gap_tp & touch_sl)
+    gap_liq = np.where(is_long, ok <= lq, ok >= lq)
+    gap_sl = ~gap_liq & np.where(is_long, ok <= sl, ok >= sl)
+    gap_tp = ~gap_liq & ~gap_sl & np.where(is_long, ok >= tp, ok <= tp)
+    touch_adverse = ~gap_liq & ~gap_sl & ~gap_tp & np.where(is_long, lo[k] <= adv, hi[k] >= adv)
+    stop_first = np.where(is_long, sl >= lq, sl <= lq)
+    by_sl = gap_sl | (touch_adverse & stop_first)
+    by_liq = gap_liq | (touch_adverse & ~stop_first)
     exit_bar[idx] = k
-    reason[idx] = np.where(by_sl, ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT)
+    reason[idx] = np.where(
+        by_liq, ExitReason.LIQUIDATION, np.where(by_sl, ExitReason.STOP_LOSS, ExitReason.TAKE_PROFIT)
+    )
     trigger_px[idx] = np.where(gap_sl | gap_tp, ok, np.where(by_sl, sl, tp))
 
 

@@ -15,6 +15,7 @@ class ExitReason(IntEnum):
     STOP_LOSS = 1
     TAKE_PROFIT = 2
     END = 3  # a backtest's open position valued at the last close
+    LIQUIDATION = 4  # the mark price reached the position's liquidation price
 
     @property
     def label(self) -> str:

@@ -52,6 +52,10 @@ class Order:
     status: str = "NEW"
     executed_qty: Decimal = ZERO
     cum_quote: Decimal = ZERO
+    # Set on the market order a triggered conditional order becomes: Binance reports its trigger
+    # price (`sp`) and original type (`ot`, say STOP_MARKET) beside the MARKET type it fills as.
+    orig_type: str | None = None
+    stop_price: Decimal = ZERO
 
     @property
     def avg_price(self) -> Decimal:
@@ -60,6 +64,79 @@ class Order:
     @property
     def is_open(self) -> bool:
         return self.status in ("NEW", "PARTIALLY_FILLED")
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoRequest:
+    """The parameters of POST /fapi/v1/algoOrder (a conditional order), as the strings that came."""
+
+    algo_type: str | None
+    symbol: str | None
+    side: str | None
+    type: str | None
+    quantity: str | None = None
+    trigger_price: str | None = None
+    activate_price: str | None = None
+    callback_rate: str | None = None
+    working_type: str | None = None
+    time_in_force: str | None = None
+    reduce_only: str | None = None
+    close_position: str | None = None
+    client_algo_id: str | None = None
+
+
+# Binance's algo statuses: NEW waits for its trigger; TRIGGERING / TRIGGERED on the way to the
+# matching engine; FINISHED once the order it became is done; CANCELED, REJECTED, EXPIRED.
+ALGO_OPEN_STATUSES = ("NEW",)
+
+
+@dataclass(slots=True)
+class AlgoOrder:
+    """A conditional order held by the exchange until its trigger (Binance's algo service)."""
+
+    algo_id: int
+    client_algo_id: str
+    symbol: str
+    side: str
+    order_type: str  # STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET
+    quantity: Decimal  # 0 with close_position
+    trigger_price: Decimal  # 0 for a trailing stop (its level moves; see `trailing_level`)
+    reduce_only: bool
+    close_position: bool
+    time_in_force: str
+    working_type: str
+    create_time: int
+    update_time: int
+    activate_price: Decimal = ZERO  # trailing stop: starts trailing once the price reaches this
+    callback_rate: Decimal = ZERO  # trailing stop: percent back from the best price
+    activated: bool = False
+    best_price: Decimal = ZERO  # trailing stop: highest (SELL) or lowest (BUY) price since activation
+    status: str = "NEW"
+    trigger_time: int = 0
+    actual_order_id: int | None = None
+    executed_qty: Decimal = ZERO
+    avg_price: Decimal = ZERO
+    reject_reason: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ALGO_OPEN_STATUSES
+
+    @property
+    def trailing_level(self) -> Decimal:
+        """A trailing stop's current trigger price (0 until it is activated)."""
+        if not self.activated:
+            return ZERO
+        back = self.callback_rate / 100
+        return self.best_price * (1 - back) if self.side == "SELL" else self.best_price * (1 + back)
+
+
+@dataclass(frozen=True, slots=True)
+class AlgoReport:
+    """A conditional order's change, for the user-data stream (ALGO_UPDATE)."""
+
+    api_key: str
+    algo: AlgoOrder  # a snapshot, never the live object
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +177,8 @@ class AuditEntry:
     reject_code: int | None
     order_id: int | None
     received_at: int
+    stop_price: Decimal | None = None  # a conditional order's trigger price (None: none, or trailing)
+    algo: bool = False  # a POST /fapi/v1/algoOrder (order_id is then the algo id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +202,8 @@ class Account:
     positions: dict[str, Position] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
     order_ids_by_client_id: dict[str, int] = field(default_factory=dict)
+    algo_orders: dict[int, AlgoOrder] = field(default_factory=dict)
+    algo_ids_by_client_id: dict[str, int] = field(default_factory=dict)
     trades: list[Fill] = field(default_factory=list)
     audit: list[AuditEntry] = field(default_factory=list)
 
@@ -137,6 +218,9 @@ class Account:
 
     def open_orders(self, symbol: str | None = None) -> Iterator[Order]:
         return (o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol))
+
+    def open_algo_orders(self, symbol: str | None = None) -> Iterator[AlgoOrder]:
+        return (a for a in self.algo_orders.values() if a.is_open and (symbol is None or a.symbol == symbol))
 
 
 @dataclass(frozen=True, slots=True)

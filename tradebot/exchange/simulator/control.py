@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.exchange.simulator import wire
-from tradebot.exchange.simulator.accounts import Account
+from tradebot.exchange.simulator.accounts import Account, AuditEntry
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.candles import INTERVALS, Candle
 from tradebot.exchange.simulator.config import MODES, ConfigError, parse_account
@@ -172,15 +172,23 @@ def _iso(ms: int) -> str:
 
 @routes.get("/_sim/orders")
 async def list_orders(request: web.Request) -> web.Response:
-    """Every POST /fapi/v1/order that passed authentication, oldest first.
+    """Every POST /fapi/v1/order and /fapi/v1/algoOrder that passed authentication, oldest first.
 
     Requests refused before that (unknown key, bad signature, stale timestamp, an injected 503) are
-    absent: nothing proves they came from this key, and the engine never saw them.
+    absent: nothing proves they came from this key, and the engine never saw them. A conditional
+    order is listed with its `type` (`stop_market`, `take_profit_market`, `trailing_stop_market`)
+    and `stop_price` (its trigger; a trailing stop's moving level once activated), `order_id` is
+    its algo id, and its status is `new` while it waits, `filled` once the order it became filled,
+    else `canceled`, `rejected` (refused when triggered: `reject_code` stays null) or `expired`.
+    The market order a trigger becomes was no request and is not listed.
     """
     sim = request.app[SIMULATOR]
     account = _account_param(sim, request)
     out = []
     for entry in account.audit:
+        if entry.algo:
+            out.append(_algo_entry(account, entry))
+            continue
         # An accepted request reports its order's status now (a resting limit order may have filled
         # since); a rejected one reports "rejected" and Binance's code.
         order = account.orders.get(entry.order_id) if entry.order_id is not None else None
@@ -192,12 +200,46 @@ async def list_orders(request: web.Request) -> web.Response:
                 "side": entry.side.lower() if entry.side else None,
                 "type": entry.type.lower() if entry.type else None,
                 "amount": float(entry.amount) if entry.amount is not None else None,
+                "stop_price": None,
                 "status": order.status.lower() if order else "rejected",
                 "reject_code": entry.reject_code,
                 "received_at": _iso(entry.received_at),
             }
         )
     return web.json_response(out)
+
+
+_ALGO_STATUS = {
+    "NEW": "new",
+    "TRIGGERING": "triggered",
+    "TRIGGERED": "triggered",
+    "CANCELED": "canceled",
+    "REJECTED": "rejected",
+    "EXPIRED": "expired",
+}
+
+
+def _algo_entry(account: Account, entry: AuditEntry) -> dict[str, Any]:
+    algo = account.algo_orders.get(entry.order_id) if entry.order_id is not None else None
+    if algo is None:
+        status = "rejected"
+        stop_price = entry.stop_price
+    else:
+        finished = "filled" if algo.executed_qty > 0 else "expired"
+        status = finished if algo.status == "FINISHED" else _ALGO_STATUS[algo.status]
+        stop_price = algo.trigger_price or algo.trailing_level or None
+    return {
+        "client_order_id": algo.client_algo_id if algo else entry.client_order_id,
+        "order_id": entry.order_id,
+        "symbol": entry.symbol,
+        "side": entry.side.lower() if entry.side else None,
+        "type": entry.type.lower() if entry.type else None,
+        "amount": float(entry.amount) if entry.amount is not None else None,
+        "stop_price": float(stop_price) if stop_price is not None else None,
+        "status": status,
+        "reject_code": entry.reject_code,
+        "received_at": _iso(entry.received_at),
+    }
 
 
 @routes.get("/_sim/positions")

@@ -1,7 +1,9 @@
 """Matching engine and accounts: pure state transitions, no I/O, no clock (callers pass `now_ms`).
 
 Money is `Decimal` throughout so that a hand-computed PnL or fee equals what the simulator reports, to
-the last digit. The model is Binance USD-M in one-way position mode with cross margin:
+the last digit. The model is Binance USD-M in one-way position mode; the available balance is
+accounted as with cross margin, while each position is liquidated on its own (isolated) margin,
+see `liquidation` and `conditional`:
 
 - a market order fills at once, in full, at the current price moved by `slippage_bps` against the
   taker (a buy pays more, a sell gets less), then put on the tick grid against the taker too (a buy
@@ -17,7 +19,11 @@ the last digit. The model is Binance USD-M in one-way position mode with cross m
   the remainder opens at the fill price;
 - opening exposure needs initial margin = notional / leverage, plus the order's fee, out of the
   available balance (wallet + unrealised PnL − margin of positions − margin of resting orders),
-  else -2019.
+  else -2019;
+- conditional order types (STOP_MARKET, TAKE_PROFIT_MARKET, TRAILING_STOP_MARKET) are refused here
+  with -4120, as Binance does: they go to the algo-order API (`conditional`), whose triggers come
+  back as market orders through `execute_triggered`; a liquidation closes a position through
+  `liquidate`.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 
+from tradebot.exchange.simulator import liquidation
 from tradebot.exchange.simulator.accounts import (
     SETTLEMENT_ASSET,
     ZERO,
@@ -44,7 +51,11 @@ from tradebot.exchange.simulator.markets import MarketSpec, decimal_str, round_d
 
 # GTD (good till a date) is not simulated and stays refused with Binance's -1115.
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "GTX")
-_CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+# The conditional types served (by the algo-order API, see `conditional`); STOP and TAKE_PROFIT
+# (their limit variants) are not simulated.
+CONDITIONAL_TYPES = ("STOP_MARKET", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET")
+CLIENT_ORDER_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+_CLIENT_ORDER_ID = CLIENT_ORDER_ID
 
 
 class MatchingEngine:
@@ -92,7 +103,8 @@ class MatchingEngine:
         current = account.margin_type.get(market.symbol, "CROSSED")
         if current == wanted:
             raise Rejection(-4046, "No need to change margin type.")
-        # The simulator accounts everything as cross margin; the setting is remembered and reported only.
+        # The setting is remembered and reported only: the available balance is accounted as cross
+        # margin and every position liquidated on its own margin, whichever type was asked for.
         account.margin_type[market.symbol] = wanted
 
     def summary(self, account: Account, asset: str = SETTLEMENT_ASSET) -> AssetSummary:
@@ -139,25 +151,18 @@ class MatchingEngine:
         if side not in ("BUY", "SELL"):
             raise Rejection(-1117, "Invalid side.")
         order_type = _require(req.type, "type").upper()
+        if order_type in CONDITIONAL_TYPES:
+            # Binance moved conditional orders to its algo-order API (POST /fapi/v1/algoOrder).
+            raise Rejection(
+                -4120, "Order type not supported for this endpoint. Please use the Algo Order API endpoints instead."
+            )
         if order_type not in ("MARKET", "LIMIT"):
             raise Rejection(-1116, "Invalid orderType.")
-        qty = _parse_decimal(_require(req.quantity, "quantity"), "quantity")
-        if qty <= 0:
-            raise Rejection(-4003, "Quantity less than or equal to zero.")
-        if qty % market.step_size:
-            raise Rejection(-1111, "Precision is over the maximum defined for this asset.")
-        if qty < market.min_qty:
-            raise Rejection(-4003, f"Quantity less than minimum quantity {market.min_qty}.")
-        if qty > market.max_qty:
-            raise Rejection(-4005, "Quantity greater than max quantity.")
+        qty = parse_quantity(market, req.quantity)
         limit_price = ZERO
         time_in_force = "GTC"
         if order_type == "LIMIT":
-            limit_price = _parse_decimal(_require(req.price, "price"), "price")
-            if limit_price <= 0:
-                raise Rejection(-4001, "Price less than 0.")
-            if limit_price % market.tick_size:
-                raise Rejection(-1111, "Precision is over the maximum defined for this asset.")
+            limit_price = parse_price(market, req.price, "price")
             time_in_force = _require(req.time_in_force, "timeInForce").upper()
             if time_in_force not in TIME_IN_FORCE:
                 raise Rejection(-1115, "Invalid timeInForce.")
@@ -253,7 +258,15 @@ class MatchingEngine:
         return round_up(current * (1 + slip), tick) if side == "BUY" else round_down(current * (1 - slip), tick)
 
     def _fill(
-        self, account: Account, order: Order, qty: Decimal, price: Decimal, *, maker: bool, now_ms: int
+        self,
+        account: Account,
+        order: Order,
+        qty: Decimal,
+        price: Decimal,
+        *,
+        maker: bool,
+        now_ms: int,
+        fee_rate: Decimal | None = None,
     ) -> ExecutionReport:
         position = account.position(order.symbol)
         signed = qty if order.side == "BUY" else -qty
@@ -272,7 +285,7 @@ class MatchingEngine:
             position.entry_price = ZERO
         position.update_time = now_ms
 
-        commission = qty * price * self.fee_rate
+        commission = qty * price * (self.fee_rate if fee_rate is None else fee_rate)
         balance = account.balances.get(SETTLEMENT_ASSET, ZERO)
         account.balances[SETTLEMENT_ASSET] = balance + realized - commission
         account.update_time = now_ms
@@ -362,7 +375,128 @@ class MatchingEngine:
                 reports.append(self._fill(account, order, qty, order.price, maker=True, now_ms=now_ms))
         return reports
 
+    # ---- triggered orders and liquidations --------------------------------------------------------
+
+    def execute_triggered(
+        self,
+        account: Account,
+        *,
+        symbol: str,
+        side: str,
+        qty: Decimal | None,
+        level: Decimal,
+        reduce_only: bool,
+        client_order_id: str,
+        orig_type: str,
+        stop_price: Decimal,
+        now_ms: int,
+    ) -> list[ExecutionReport]:
+        """The market order a triggered conditional order becomes, filled at `level` moved by the
+        slippage against the taker and put on the tick grid (a trigger is a market order sent when the
+        price reached `level`). `qty` None closes the whole position (closePosition).
+
+        Raises Rejection (-2022 reduce-only, -2019 margin) when the matching engine would refuse it."""
+        market = self.markets[symbol]
+        position = account.position(symbol)
+        signed_side = 1 if side == "BUY" else -1
+        reduces = position.amount != 0 and (position.amount > 0) != (signed_side > 0)
+        if qty is None or reduce_only:
+            if not reduces:
+                raise Rejection(-2022, "ReduceOnly Order is rejected.")
+            qty = abs(position.amount) if qty is None else min(qty, abs(position.amount))
+        slip = self.slippage_bps / Decimal(10_000)
+        tick = market.tick_size
+        price = round_up(level * (1 + slip), tick) if side == "BUY" else round_down(level * (1 - slip), tick)
+        price = max(price, tick)
+        opening_qty = _opening_qty(position.amount, qty * signed_side)
+        if opening_qty > 0:
+            required = opening_qty * price / account.leverage_for(symbol) + qty * price * self.fee_rate
+            if required > self.summary(account).available_balance:
+                raise Rejection(-2019, "Margin is insufficient.")
+        order = self._new_order(
+            account, symbol, side, "MARKET", qty, reduce_only or qty is None, client_order_id, now_ms,
+            orig_type=orig_type, stop_price=stop_price,
+        )  # fmt: skip
+        return [
+            ExecutionReport(account.api_key, "NEW", replace(order), None),
+            self._fill(account, order, qty, price, maker=False, now_ms=now_ms),
+        ]
+
+    def liquidation_due(self, account: Account, symbol: str, low: Decimal, high: Decimal) -> bool:
+        """Did marks between `low` and `high` reach the liquidation price of the account's position?"""
+        position = account.positions.get(symbol)
+        if position is None or not position.amount:
+            return False
+        level = self.liquidation_price(account, position)
+        return liquidation.crossed(position.amount, level, low, high)
+
+    def liquidation_price(self, account: Account, position: Position) -> Decimal:
+        return liquidation.liquidation_price(
+            self.markets[position.symbol], position.amount, position.entry_price, account.leverage_for(position.symbol)
+        )
+
+    def liquidate(self, account: Account, symbol: str, now_ms: int) -> list[ExecutionReport]:
+        """Closes the position at its bankruptcy price, as Binance's liquidation engine does: open
+        orders of the symbol are cancelled first, the order's client id starts with "autoclose-" and
+        its type is LIQUIDATION; the position's margin is lost, no fee is added on top."""
+        reports = self.cancel_all_open_orders(account, symbol, now_ms)
+        position = account.position(symbol)
+        if not position.amount:
+            return reports
+        market = self.markets[symbol]
+        price = liquidation.bankruptcy_price(
+            market, position.amount, position.entry_price, account.leverage_for(symbol)
+        )
+        side = "SELL" if position.amount > 0 else "BUY"
+        qty = abs(position.amount)
+        client_order_id = f"autoclose-{now_ms}-{self._next_order_id}"
+        order = self._new_order(account, symbol, side, "LIQUIDATION", qty, True, client_order_id, now_ms)
+        order.time_in_force = "IOC"
+        reports.append(ExecutionReport(account.api_key, "NEW", replace(order), None))
+        reports.append(self._fill(account, order, qty, price, maker=False, now_ms=now_ms, fee_rate=ZERO))
+        return reports
+
+    def _new_order(
+        self,
+        account: Account,
+        symbol: str,
+        side: str,
+        order_type: str,
+        qty: Decimal,
+        reduce_only: bool,
+        client_order_id: str,
+        now_ms: int,
+        *,
+        orig_type: str | None = None,
+        stop_price: Decimal = ZERO,
+    ) -> Order:
+        order = Order(
+            order_id=self._next_order_id,
+            client_order_id=client_order_id,
+            symbol=symbol,
+            side=side,
+            type=order_type,
+            time_in_force="GTC",
+            orig_qty=qty,
+            price=ZERO,
+            reduce_only=reduce_only,
+            time=now_ms,
+            update_time=now_ms,
+            orig_type=orig_type,
+            stop_price=stop_price,
+        )
+        self._next_order_id += 1
+        account.orders[order.order_id] = order
+        # A triggered order carries its conditional order's client id; it never replaces the entry of an
+        # earlier regular order that had the same id.
+        account.order_ids_by_client_id.setdefault(client_order_id, order.order_id)
+        return order
+
     # ---- helpers --------------------------------------------------------------------------------
+
+    def market(self, symbol: str | None) -> MarketSpec:
+        """The market named by a request's `symbol` (-1102 missing, -1121 unknown)."""
+        return self._market(symbol)
 
     def _market(self, symbol: str | None) -> MarketSpec:
         market = self.markets.get(_require(symbol, "symbol").upper())
@@ -403,6 +537,34 @@ def _audit(req: OrderRequest, code: int | None, order_id: int | None, now_ms: in
         order_id=order_id,
         received_at=now_ms,
     )
+
+
+def parse_quantity(market: MarketSpec, value: str | None) -> Decimal:
+    """An order quantity checked against the market's lot filters, with Binance's codes."""
+    qty = _parse_decimal(_require(value, "quantity"), "quantity")
+    if qty <= 0:
+        raise Rejection(-4003, "Quantity less than or equal to zero.")
+    if qty % market.step_size:
+        raise Rejection(-1111, "Precision is over the maximum defined for this asset.")
+    if qty < market.min_qty:
+        raise Rejection(-4003, f"Quantity less than minimum quantity {market.min_qty}.")
+    if qty > market.max_qty:
+        raise Rejection(-4005, "Quantity greater than max quantity.")
+    return qty
+
+
+def parse_price(market: MarketSpec, value: str | None, name: str) -> Decimal:
+    """A price on the market's tick grid, with Binance's codes."""
+    price = _parse_decimal(_require(value, name), name)
+    if price <= 0:
+        raise Rejection(-4001, "Price less than 0.")
+    if price % market.tick_size:
+        raise Rejection(-1111, "Precision is over the maximum defined for this asset.")
+    return price
+
+
+def require(value: str | None, name: str) -> str:
+    return _require(value, name)
 
 
 def _require(value: str | None, name: str) -> str:

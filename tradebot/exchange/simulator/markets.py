@@ -2,8 +2,83 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """One of Binance's notional brackets: from `floor` (inclusive) to `cap`, at most
+    `max_leverage`, maintenance margin `notional × ratio − amount`.
+
+    `amount` (Binance's "cum", the maintenance amount) makes the margin continuous across bracket
+    edges: `amount_i = amount_{i-1} + floor_i × (ratio_i − ratio_{i-1})`; `brackets()` computes it."""
+
+    number: int
+    floor: Decimal
+    cap: Decimal
+    max_leverage: int
+    ratio: Decimal
+    amount: Decimal
+
+
+def brackets(rows: Sequence[tuple[int, int, int, str]]) -> tuple[Bracket, ...]:
+    """Brackets from `(floor, cap, max_leverage, ratio)` rows in notional order."""
+    out: list[Bracket] = []
+    amount = Decimal(0)
+    previous_ratio = Decimal(0)
+    for number, (floor, cap, leverage, ratio_text) in enumerate(rows, start=1):
+        ratio = Decimal(ratio_text)
+        amount += Decimal(floor) * (ratio - previous_ratio)
+        out.append(Bracket(number, Decimal(floor), Decimal(cap), leverage, ratio, amount))
+        previous_ratio = ratio
+    return tuple(out)
+
+
+# Binance's published USD-M brackets for the two markets simulated by name (BTCUSDT's as of 2025,
+# ETHUSDT's close to it) and a small-cap-like table for every other symbol.
+BTC_BRACKETS = brackets(
+    [
+        (0, 50_000, 125, "0.004"),
+        (50_000, 600_000, 100, "0.005"),
+        (600_000, 3_000_000, 75, "0.0065"),
+        (3_000_000, 12_000_000, 50, "0.01"),
+        (12_000_000, 70_000_000, 25, "0.02"),
+        (70_000_000, 100_000_000, 20, "0.025"),
+        (100_000_000, 230_000_000, 10, "0.05"),
+        (230_000_000, 480_000_000, 5, "0.1"),
+        (480_000_000, 600_000_000, 4, "0.125"),
+        (600_000_000, 800_000_000, 3, "0.15"),
+        (800_000_000, 1_200_000_000, 2, "0.25"),
+        (1_200_000_000, 1_800_000_000, 1, "0.5"),
+    ]
+)
+ETH_BRACKETS = brackets(
+    [
+        (0, 50_000, 100, "0.005"),
+        (50_000, 600_000, 75, "0.0065"),
+        (600_000, 3_000_000, 50, "0.01"),
+        (3_000_000, 12_000_000, 25, "0.02"),
+        (12_000_000, 50_000_000, 20, "0.025"),
+        (50_000_000, 65_000_000, 10, "0.05"),
+        (65_000_000, 150_000_000, 5, "0.1"),
+        (150_000_000, 320_000_000, 4, "0.125"),
+        (320_000_000, 400_000_000, 3, "0.15"),
+        (400_000_000, 530_000_000, 2, "0.25"),
+        (530_000_000, 800_000_000, 1, "0.5"),
+    ]
+)
+GENERIC_BRACKETS = brackets(
+    [
+        (0, 5_000, 50, "0.01"),
+        (5_000, 25_000, 20, "0.025"),
+        (25_000, 100_000, 10, "0.05"),
+        (100_000, 250_000, 5, "0.1"),
+        (250_000, 1_000_000, 2, "0.125"),
+        (1_000_000, 50_000_000, 1, "0.5"),
+    ]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +95,18 @@ class MarketSpec:
     min_notional: Decimal
     max_leverage: int
     initial_price: Decimal
-    maint_margin_ratio: Decimal = Decimal("0.004")
+    brackets: tuple[Bracket, ...] = field(default=GENERIC_BRACKETS)
+
+    def bracket_for(self, notional: Decimal) -> Bracket:
+        """The bracket a position of `notional` (absolute, in USDT) falls in; the last one beyond it."""
+        for bracket in self.brackets:
+            if notional < bracket.cap:
+                return bracket
+        return self.brackets[-1]
+
+    def maintenance_margin(self, notional: Decimal) -> Decimal:
+        bracket = self.bracket_for(abs(notional))
+        return max(abs(notional) * bracket.ratio - bracket.amount, Decimal(0))
 
     @property
     def price_precision(self) -> int:
@@ -72,6 +158,7 @@ _KNOWN: dict[str, MarketSpec] = {
         min_notional=Decimal("100"),
         max_leverage=125,
         initial_price=Decimal("60000"),
+        brackets=BTC_BRACKETS,
     ),
     "ETHUSDT": MarketSpec(
         symbol="ETHUSDT",
@@ -84,6 +171,7 @@ _KNOWN: dict[str, MarketSpec] = {
         min_notional=Decimal("20"),
         max_leverage=100,
         initial_price=Decimal("3000"),
+        brackets=ETH_BRACKETS,
     ),
 }
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.exchange.simulator import wire
-from tradebot.exchange.simulator.accounts import Account, OrderRequest, Rejection
+from tradebot.exchange.simulator.accounts import Account, AlgoRequest, OrderRequest, Rejection
 from tradebot.exchange.simulator.appkeys import SIMULATOR
 from tradebot.exchange.simulator.auth import API_KEY_HEADER, account_for_key, verify_signed
 from tradebot.exchange.simulator.candles import DEFAULT_KLINES_LIMIT, INTERVALS, MAX_KLINES_LIMIT
@@ -366,6 +366,68 @@ def cancel_all_open_orders(sim: Simulator, account: Account | None, params: Para
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
 
 
+# ---- conditional orders: the algo-order API (SIGNED) -------------------------------------------
+
+
+def new_algo_order(sim: Simulator, account: Account | None, params: Params) -> object:
+    request = AlgoRequest(
+        algo_type=params.get("algoType"),
+        symbol=params.get("symbol"),
+        side=params.get("side"),
+        type=params.get("type"),
+        quantity=params.get("quantity") or None,
+        trigger_price=params.get("triggerPrice") or None,
+        activate_price=params.get("activatePrice") or None,
+        callback_rate=params.get("callbackRate") or None,
+        working_type=params.get("workingType") or None,
+        time_in_force=params.get("timeInForce") or None,
+        reduce_only=params.get("reduceOnly") or None,
+        close_position=params.get("closePosition") or None,
+        client_algo_id=params.get("clientAlgoId") or None,
+    )
+    algo, reports = sim.algo.place(_account(account), request, sim.clock(), received_ms=wall_clock_ms())
+    sim.publish_reports(reports)
+    return wire.algo_order(algo)
+
+
+def query_algo_order(sim: Simulator, account: Account | None, params: Params) -> object:
+    return wire.algo_order(sim.algo.find(_account(account), params.get("algoId"), params.get("clientAlgoId")))
+
+
+def cancel_algo_order(sim: Simulator, account: Account | None, params: Params) -> object:
+    algo, reports = sim.algo.cancel(_account(account), params.get("algoId"), params.get("clientAlgoId"), sim.clock())
+    sim.publish_reports(reports)
+    return {"algoId": algo.algo_id, "clientAlgoId": algo.client_algo_id, "code": "200", "msg": "success"}
+
+
+def open_algo_orders(sim: Simulator, account: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params, required=False)
+    return [wire.algo_order(a) for a in _account(account).open_algo_orders(symbol)]
+
+
+def all_algo_orders(sim: Simulator, account: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params)
+    start, end = _int_param(params, "startTime"), _int_param(params, "endTime")
+    algo_id = _int_param(params, "algoId")
+    limit = max(1, min(_int_param(params, "limit") or 500, 1000))
+    orders = [
+        a
+        for a in _account(account).algo_orders.values()
+        if a.symbol == symbol
+        and (algo_id is None or a.algo_id >= algo_id)
+        and (start is None or a.create_time >= start)
+        and (end is None or a.create_time <= end)
+    ]
+    return [wire.algo_order(a) for a in orders[:limit]]
+
+
+def cancel_all_algo_orders(sim: Simulator, account: Account | None, params: Params) -> object:
+    symbol = _symbol(sim, params)
+    assert symbol is not None
+    sim.publish_reports(sim.algo.cancel_all(_account(account), symbol, sim.clock()))
+    return {"code": 200, "msg": "The operation of cancel all open order is done."}
+
+
 INCOME_TYPES = {"REALIZED_PNL", "COMMISSION", "FUNDING_FEE", "TRANSFER"}
 _WEEK_MS = 7 * 86_400_000
 
@@ -482,6 +544,12 @@ ROUTES: list[tuple[str, str, Security, Handler, Weight]] = [
     ("DELETE", "/fapi/v1/allOpenOrders", Security.SIGNED, cancel_all_open_orders, 1),
     ("GET", "/fapi/v1/openOrders", Security.SIGNED, open_orders, by_symbol(1, 40)),
     ("GET", "/fapi/v1/allOrders", Security.SIGNED, all_orders, 5),
+    ("POST", "/fapi/v1/algoOrder", Security.SIGNED, new_algo_order, 0),
+    ("GET", "/fapi/v1/algoOrder", Security.SIGNED, query_algo_order, 1),
+    ("DELETE", "/fapi/v1/algoOrder", Security.SIGNED, cancel_algo_order, 1),
+    ("GET", "/fapi/v1/openAlgoOrders", Security.SIGNED, open_algo_orders, by_symbol(1, 40)),
+    ("GET", "/fapi/v1/allAlgoOrders", Security.SIGNED, all_algo_orders, 5),
+    ("DELETE", "/fapi/v1/algoOpenOrders", Security.SIGNED, cancel_all_algo_orders, 1),
     ("GET", "/fapi/v1/userTrades", Security.SIGNED, user_trades, 5),
     ("GET", "/fapi/v1/income", Security.SIGNED, income_history, 30),
     ("POST", "/fapi/v1/listenKey", Security.USER_STREAM, new_listen_key, 1),

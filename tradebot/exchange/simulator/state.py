@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from tradebot.exchange.simulator import wire
-from tradebot.exchange.simulator.accounts import ExecutionReport
+from tradebot.exchange.simulator.accounts import AlgoReport
 from tradebot.exchange.simulator.candles import (
     BASE_INTERVAL,
     BASE_INTERVAL_MS,
@@ -26,6 +26,7 @@ from tradebot.exchange.simulator.candles import (
     RandomWalk,
     select_klines,
 )
+from tradebot.exchange.simulator.conditional import AlgoService, Move, Report
 from tradebot.exchange.simulator.config import Mode, SimulatorConfig
 from tradebot.exchange.simulator.engine import MatchingEngine
 from tradebot.exchange.simulator.markets import MarketSpec, market_spec
@@ -61,6 +62,7 @@ class Simulator:
             slippage_bps=config.slippage_bps,
             reuse_closed_client_ids=config.reuse_closed_client_ids,
         )
+        self.algo = AlgoService(self.engine)
         now = clock()
         for spec in config.accounts:
             self.engine.add_account(spec.api_key, spec.secret, spec.balances, now)
@@ -112,8 +114,10 @@ class Simulator:
             now = self.clock()
             self.hub.publish(stream, wire.kline_event(symbol, interval, candle, now))
             self._publish_continuous(symbol, interval, candle, now)
-            # Resting limit orders fill if the candle's range crossed them; its close is the new price.
-            self.publish_reports(self.engine.on_price(symbol, candle.close, now, candle.low, candle.high))
+            # Resting limit orders fill if the candle's range crossed them, conditional orders and
+            # liquidations trigger along its path; its close is the new price.
+            move = Move(self.engine.prices[symbol], candle.close, candle.open, candle.low, candle.high)
+            self.publish_reports(self._on_move(symbol, move, now))
             self._publish_trade(symbol, candle.close, candle.volume, now)
             count += 1
         self._publish_tickers(symbol)
@@ -210,11 +214,18 @@ class Simulator:
         # Only the move just made can fill resting orders: the forming candle's earlier range may predate
         # an order placed since.
         after = forming.close
-        reports = self.engine.on_price(symbol, after, now, min(before, after), max(before, after))
+        reports = self._on_move(symbol, Move(before, after), now)
         self._publish_walk_candle(symbol, forming, now)
         self._publish_trade(symbol, after, forming.volume - volume_before, now)
         self.publish_reports(reports)
         self._publish_tickers(symbol)
+
+    def _on_move(self, symbol: str, move: Move, now: int) -> list[Report]:
+        low = move.low if move.low is not None else min(move.start, move.close)
+        high = move.high if move.high is not None else max(move.start, move.close)
+        reports: list[Report] = list(self.engine.on_price(symbol, move.close, now, low, high))
+        reports += self.algo.on_move(symbol, move, now)
+        return reports
 
     def _publish_walk_candle(self, symbol: str, base: Candle, now: int) -> None:
         for interval in INTERVALS:
@@ -257,11 +268,15 @@ class Simulator:
 
     # ---- accounts and user data -----------------------------------------------------------------
 
-    def publish_reports(self, reports: Sequence[ExecutionReport]) -> None:
-        """Sends order (and, on fills, account) updates to the user-data streams of their accounts."""
+    def publish_reports(self, reports: Sequence[Report]) -> None:
+        """Sends order (and, on fills, account) updates to the user-data streams of their accounts:
+        ALGO_UPDATE for conditional orders, ORDER_TRADE_UPDATE (+ ACCOUNT_UPDATE on a fill) for the rest."""
         now = self.clock()
         for report in reports:
             listen_key = self.listen_key_of(report.api_key)
+            if isinstance(report, AlgoReport):
+                self.hub.publish_user(report.api_key, listen_key, wire.algo_update(report, now))
+                continue
             self.hub.publish_user(report.api_key, listen_key, wire.order_trade_update(report, now))
             if report.fill is not None:
                 account = self.engine.accounts[report.api_key]

@@ -12,17 +12,23 @@ from typing import Any
 from tradebot.exchange.simulator.accounts import (
     SETTLEMENT_ASSET,
     Account,
+    AlgoOrder,
+    AlgoReport,
     ExecutionReport,
     Fill,
     Order,
     Position,
 )
 from tradebot.exchange.simulator.candles import Candle
+from tradebot.exchange.simulator.conditional import MAX_OPEN_ALGO_ORDERS
 from tradebot.exchange.simulator.engine import TIME_IN_FORCE, MatchingEngine
+from tradebot.exchange.simulator.liquidation import position_margin
 from tradebot.exchange.simulator.markets import MarketSpec, decimal_str, round_down, round_up
 
 Json = dict[str, Any]
-ORDER_TYPES = ["LIMIT", "MARKET"]  # only what the engine matches; ccxt refuses others before sending
+# What the simulator serves (ccxt refuses others before sending); the conditional ones only at the
+# algo-order endpoints, as on Binance today.
+ORDER_TYPES = ["LIMIT", "MARKET", "STOP_MARKET", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"]
 _FAR_FUTURE_MS = 4133404800000  # Binance's deliveryDate for perpetuals (2100-12-25)
 
 
@@ -104,6 +110,7 @@ def _symbol_info(m: MarketSpec) -> Json:
             {"filterType": "LOT_SIZE", **lot},
             {"filterType": "MARKET_LOT_SIZE", **lot},
             {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": MAX_OPEN_ALGO_ORDERS},
             {"filterType": "MIN_NOTIONAL", "notional": s(m.min_notional)},
         ],
         "orderTypes": ORDER_TYPES,
@@ -112,19 +119,21 @@ def _symbol_info(m: MarketSpec) -> Json:
 
 
 def leverage_brackets(markets: Iterable[MarketSpec]) -> list[Json]:
-    # One bracket per symbol: the simulator does not lower the leverage cap as the position grows.
+    """Each market's notional brackets; the maintenance margin and liquidation price use them (the
+    leverage cap of a bracket is advertised, not enforced against a growing position)."""
     return [
         {
             "symbol": m.symbol,
             "brackets": [
                 {
-                    "bracket": 1,
-                    "initialLeverage": m.max_leverage,
-                    "notionalCap": 1_000_000_000,
-                    "notionalFloor": 0,
-                    "maintMarginRatio": float(m.maint_margin_ratio),
-                    "cum": 0.0,
+                    "bracket": b.number,
+                    "initialLeverage": b.max_leverage,
+                    "notionalCap": int(b.cap),
+                    "notionalFloor": int(b.floor),
+                    "maintMarginRatio": float(b.ratio),
+                    "cum": float(b.amount),
                 }
+                for b in m.brackets
             ],
         }
         for m in markets
@@ -247,10 +256,10 @@ def order(o: Order) -> Json:
         "closePosition": False,
         "side": o.side,
         "positionSide": "BOTH",
-        "stopPrice": "0",
+        "stopPrice": s(o.stop_price),
         "workingType": "CONTRACT_PRICE",
         "priceProtect": False,
-        "origType": o.type,
+        "origType": o.orig_type or o.type,
         "priceMatch": "NONE",
         "selfTradePreventionMode": "NONE",
         "goodTillDate": 0,
@@ -292,18 +301,18 @@ def _position_fields(engine: MatchingEngine, account: Account, p: Position) -> J
         "markPrice": s(mark),
         "unRealizedProfit": s(engine.unrealized_pnl(p)),
         "unrealizedProfit": s(engine.unrealized_pnl(p)),
-        "liquidationPrice": "0",
+        "liquidationPrice": s(engine.liquidation_price(account, p)),
         "leverage": str(account.leverage_for(p.symbol)),
         "maxNotionalValue": "1000000000",
         "marginType": "cross" if account.margin_type.get(p.symbol, "CROSSED") == "CROSSED" else "isolated",
         "isolated": False,
-        "isolatedMargin": "0",
-        "isolatedWallet": "0",
+        "isolatedMargin": s(position_margin(p.amount, p.entry_price, account.leverage_for(p.symbol))),
+        "isolatedWallet": s(position_margin(p.amount, p.entry_price, account.leverage_for(p.symbol))),
         "isAutoAddMargin": "false",
         "notional": s(notional),
         "marginAsset": SETTLEMENT_ASSET,
         "initialMargin": s(initial_margin),
-        "maintMargin": s(abs(notional) * market.maint_margin_ratio),
+        "maintMargin": s(market.maintenance_margin(notional)),
         "positionInitialMargin": s(initial_margin),
         "openOrderInitialMargin": "0",
         "adl": 0,
@@ -329,7 +338,7 @@ def _asset_fields(engine: MatchingEngine, account: Account, asset: str) -> Json:
     if asset == SETTLEMENT_ASSET:
         maint = sum(
             (
-                abs(p.amount) * engine.prices[p.symbol] * engine.markets[p.symbol].maint_margin_ratio
+                engine.markets[p.symbol].maintenance_margin(p.amount * engine.prices[p.symbol])
                 for p in account.positions.values()
             ),
             Decimal(0),
@@ -415,7 +424,7 @@ def order_trade_update(report: ExecutionReport, event_time: int) -> Json:
             "q": s(o.orig_qty),
             "p": s(o.price),
             "ap": s(o.avg_price),
-            "sp": "0",
+            "sp": s(o.stop_price),
             "x": report.execution_type,
             "X": o.status,
             "i": o.order_id,
@@ -431,7 +440,7 @@ def order_trade_update(report: ExecutionReport, event_time: int) -> Json:
             "m": f.maker if f else False,
             "R": o.reduce_only,
             "wt": "CONTRACT_PRICE",
-            "ot": o.type,
+            "ot": o.orig_type or o.type,
             "ps": "BOTH",
             "cp": False,
             "rp": s(f.realized_pnl) if f else "0",
@@ -443,6 +452,79 @@ def order_trade_update(report: ExecutionReport, event_time: int) -> Json:
             "gtd": 0,
         },
     }
+
+
+def algo_order(a: AlgoOrder) -> Json:
+    """A conditional order as the algo-order endpoints answer (POST, GET, open and all orders)."""
+    body: Json = {
+        "algoId": a.algo_id,
+        "clientAlgoId": a.client_algo_id,
+        "algoType": "CONDITIONAL",
+        "orderType": a.order_type,
+        "symbol": a.symbol,
+        "side": a.side,
+        "positionSide": "BOTH",
+        "timeInForce": a.time_in_force,
+        "quantity": s(a.quantity),
+        "algoStatus": a.status,
+        "triggerPrice": s(a.trigger_price),
+        "price": "0",
+        "icebergQuantity": None,
+        "selfTradePreventionMode": "NONE",
+        "workingType": a.working_type,
+        "priceMatch": "NONE",
+        "closePosition": a.close_position,
+        "priceProtect": False,
+        "reduceOnly": a.reduce_only,
+        "createTime": a.create_time,
+        "updateTime": a.update_time,
+        "triggerTime": a.trigger_time,
+        "goodTillDate": 0,
+        "actualOrderId": str(a.actual_order_id) if a.actual_order_id is not None else "",
+        "executedQty": s(a.executed_qty),
+        "avgPrice": s(a.avg_price),
+    }
+    if a.order_type == "TRAILING_STOP_MARKET":
+        body["activatePrice"] = s(a.activate_price)
+        body["callbackRate"] = s(a.callback_rate)
+    return body
+
+
+def algo_update(report: AlgoReport, event_time: int) -> Json:
+    """ALGO_UPDATE: Binance names its times the other way round here (T event, E transaction)."""
+    a = report.algo
+    payload: Json = {
+        "caid": a.client_algo_id,
+        "aid": a.algo_id,
+        "at": "CONDITIONAL",
+        "o": a.order_type,
+        "s": a.symbol,
+        "S": a.side,
+        "ps": "BOTH",
+        "f": a.time_in_force,
+        "q": s(a.quantity),
+        "X": a.status,
+        "ai": str(a.actual_order_id) if a.actual_order_id is not None else "",
+        "ap": s(a.avg_price),
+        "aq": s(a.executed_qty),
+        "act": "MARKET" if a.actual_order_id is not None else "0",
+        "tp": s(a.trigger_price or a.trailing_level),
+        "p": "0",
+        "V": "NONE",
+        "wt": a.working_type,
+        "pm": "NONE",
+        "cp": a.close_position,
+        "pP": False,
+        "R": a.reduce_only,
+        "tt": a.trigger_time,
+        "gtd": 0,
+    }
+    if a.reject_reason:
+        payload["rm"] = a.reject_reason
+    if a.order_type == "TRAILING_STOP_MARKET":
+        payload["AP"] = s(a.activate_price)
+        payload["cr"] = s(a.callback_rate)
+    return {"e": "ALGO_UPDATE", "T": event_time, "E": a.update_time, "o": payload}
 
 
 def account_update(engine: MatchingEngine, account: Account, symbol: str, event_time: int) -> Json:
