@@ -9,6 +9,7 @@ tests can see "recorded before sent" from the account's side.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -39,6 +40,9 @@ class MemoryAccount:
     fail_next: ExchangeError | None = None  # the answer to the next placement
     fill_on_failure: bool = False  # the failed placement reached the account all the same
     fees: dict[str, float] = field(default_factory=dict)  # exchange order id -> fee, once readable
+    # When set, a placement has reached the account and waits for this before it is answered.
+    answer_gate: asyncio.Event | None = None
+    received: asyncio.Event = field(default_factory=asyncio.Event)  # set by every placement
 
     async def place_market_order(
         self, client_order_id: str, symbol: str, side: str, amount: float, *, reduce_only: bool
@@ -46,6 +50,9 @@ class MemoryAccount:
         recorded = await self.pool.fetchval(
             "SELECT count(*) FROM orders WHERE client_order_id = $1", client_order_id)
         self.placements.append(Placement(client_order_id, side, amount, reduce_only, recorded == 1))
+        self.received.set()
+        if self.answer_gate is not None:
+            await self.answer_gate.wait()
         if client_order_id in self.orders:
             raise Rejected("duplicate client order id", code="-4116")
         failure, self.fail_next = self.fail_next, None

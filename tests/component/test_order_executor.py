@@ -112,6 +112,22 @@ async def test_an_order_is_recorded_before_it_is_sent_and_settled_in_one_go(rig:
     assert rig.published.kinds() == ["trade", "state"]
 
 
+async def test_a_cancellation_while_an_order_is_on_its_way_settles_it_first(rig: Rig) -> None:
+    # A hand-over cancels a bot that is slow to stop; an order already sent cannot be called back,
+    # so its fill is recorded before the cancellation goes on (else the books miss an exchange fill
+    # until some later owner reconciles: the chaos audit saw exactly that after a graceful stop).
+    rig.account.answer_gate = asyncio.Event()
+    placing = asyncio.create_task(rig.executor.place(_open(), BOOK, _state))
+    await rig.account.received.wait()
+    placing.cancel()
+    await asyncio.sleep(0)
+    rig.account.answer_gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await placing
+    [order] = await rig.orders()
+    assert order["status"] == "filled" and len(await rig.trades()) == 1
+
+
 async def test_a_replayed_decision_is_settled_by_its_client_id_and_never_sent_again(rig: Rig) -> None:
     book = await rig.executor.place(_open(), BOOK, _state)
     again = await rig.executor.place(_open(), book, _state)

@@ -43,6 +43,10 @@ from tradebot.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
+# How long an order already sent may take to settle after its bot was cancelled (a hand-over that
+# timed out): above an exchange request's usual answer time, below the lease TTL's order of magnitude.
+IN_FLIGHT_GRACE_S = 5.0
+
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 # The actor's strategy fields, read only when a fill is written with them (reading them supersedes
 # the batch writer's pending snapshot).
@@ -122,6 +126,26 @@ class OrderExecutor:
             raise FencedOut(f"bot {bot.bot_id}: lease lapsed before sending {cid}")
         self._crash_points.hit("before_send")
         self._counters.orders_sent += 1
+        settling = asyncio.ensure_future(self._send_and_settle(order_id, cid, request, book, state))
+        try:
+            return await asyncio.shield(settling)
+        except asyncio.CancelledError:
+            # An order on its way cannot be called back: settle it (for a bounded time) before the
+            # cancellation goes on, so a hand-over never leaves an exchange fill missing from the
+            # books until some later owner reconciles it.
+            try:
+                await asyncio.wait([settling], timeout=IN_FLIGHT_GRACE_S)
+            finally:
+                if settling.done():
+                    if not settling.cancelled() and settling.exception() is not None:
+                        log.warning("order on its way when cancelled did not settle: %s", settling.exception(),
+                                    extra={"bot_id": bot.bot_id, "client_order_id": cid})
+                else:
+                    settling.cancel()
+            raise
+
+    async def _send_and_settle(self, order_id: int, cid: str, request: OrderRequest, book: Book,
+                               state: StateFields) -> Book:
         try:
             fill = await self.account.place_market_order(cid, request.symbol, request.side, request.amount,
                                                          reduce_only=request.reduce_only)
