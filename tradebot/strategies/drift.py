@@ -195,8 +195,8 @@ def compare(expected: Sequence[Fill], actual: Sequence[Fill], fee_rate: float) -
     expected_fees = actual_fees = expected_net = live_net = notional = 0.0
     fees_unknown = 0
     for i, exp in enumerate(expected):
-        j = partner.get(i)
-        act = actual[j] if j is not None else None
+        k = partner.get(i)
+        act = actual[k] if k is not None else None
         amount = act.amount if act is not None else exp.amount
         exp_fee = fee_rate * amount * exp.price
         expected_fees += exp_fee
