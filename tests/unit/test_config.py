@@ -25,6 +25,8 @@ from tradebot.config import ConfigError, Settings, load_settings, resolve_secret
         ("TRADEBOT_RENEW_INTERVAL_MS", "4000", "TRADEBOT_RENEW_INTERVAL_MS must be at most half"),
         ("TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR", "30",
          "TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR must be more than TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_ADDRESS"),
+        ("TRADEBOT_DRIFT_WARN_GAP_BPS", "-1", "TRADEBOT_DRIFT_WARN_GAP_BPS: Input should be greater than or equal to 0"),
+        ("TRADEBOT_DRIFT_RUN_AT_HOUR", "24", "TRADEBOT_DRIFT_RUN_AT_HOUR: Input should be less than or equal to 23"),
     ],
 )
 def test_invalid_variable_names_itself(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:

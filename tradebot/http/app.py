@@ -24,6 +24,7 @@ from tradebot.http import (
     bots_app,
     cluster_routes,
     dashboard_routes,
+    drift_routes,
     markets_routes,
     ops_routes,
     portfolio_routes,
@@ -59,6 +60,7 @@ def all_routes() -> RouteTable:
     table.extend(sse_user_routes.routes)
     table.extend(trade_routes.routes)
     table.extend(stats_routes.routes)
+    table.extend(drift_routes.routes)
     table.extend(portfolio_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
