@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     drift_fee_rate: float = Field(default=0.0004, ge=0, lt=0.1)
     drift_window_hours: int = Field(default=24, ge=1, le=24 * 31)
     drift_run_at_hour: int = Field(default=1, ge=0, le=23)
+    # TRADEBOT_DRIFT_NIGHTLY: whether the leader runs the nightly reports; unset means on, except
+    # with TRADEBOT_ENV=test, where a job reading klines on its own would disturb tests that count
+    # or fail the simulator's requests (a test that wants it sets it).
+    drift_nightly: bool | None = None
 
     @field_validator("jwt_secret")
     @classmethod
@@ -204,6 +208,10 @@ class Settings(BaseSettings):
     @property
     def admin_email_set(self) -> frozenset[str]:
         return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
+
+    @property
+    def drift_nightly_enabled(self) -> bool:
+        return self.drift_nightly if self.drift_nightly is not None else self.env != "test"
 
     @property
     def trusted_proxy_list(self) -> list[str]:

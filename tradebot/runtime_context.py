@@ -140,9 +140,9 @@ def runtime_context(
 def _drift_reports(app: web.Application, cluster: ClusterCoordinator | None, clock: Clock) -> BackgroundTasks:
     """The nightly drift reports, run by whichever replica leads (none without a cluster)."""
     tasks = BackgroundTasks("drift-reports")  # a crash is logged loudly; trading is not affected
-    if cluster is None or DRIFT not in app:
-        return tasks
     settings = app[SETTINGS]
+    if cluster is None or DRIFT not in app or not settings.drift_nightly_enabled:
+        return tasks
     job = DriftJob(app[DB], app[DRIFT], is_leader=lambda: cluster.is_leader, clock=clock,
                    replica_id=app[REPLICA_ID],
                    schedule=DriftSchedule(run_at_hour=settings.drift_run_at_hour,

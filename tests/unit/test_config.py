@@ -117,3 +117,20 @@ def test_hardening_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TRADEBOT_HEADER_READ_TIMEOUT_S", "0")
     with pytest.raises(ConfigError, match="TRADEBOT_HEADER_READ_TIMEOUT_S"):
         load_settings()
+
+
+def test_drift_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRADEBOT_DRIFT_WARN_GAP_BPS", "TRADEBOT_DRIFT_NIGHTLY", "TRADEBOT_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = load_settings()
+    assert (defaults.drift_warn_gap_bps, defaults.drift_fee_rate, defaults.drift_window_hours) == (50.0, 0.0004, 24)
+    assert defaults.drift_nightly_enabled  # on by default, off by default in tests, as asked otherwise
+    assert not Settings.model_validate({"env": "test"}).drift_nightly_enabled
+    assert Settings.model_validate({"env": "test", "drift_nightly": True}).drift_nightly_enabled
+    monkeypatch.setenv("TRADEBOT_DRIFT_NIGHTLY", "false")
+    monkeypatch.setenv("TRADEBOT_DRIFT_WARN_GAP_BPS", "12.5")
+    got = load_settings()
+    assert not got.drift_nightly_enabled and got.drift_warn_gap_bps == 12.5
+    monkeypatch.setenv("TRADEBOT_DRIFT_NIGHTLY", "sometimes")
+    with pytest.raises(ConfigError, match="TRADEBOT_DRIFT_NIGHTLY"):
+        load_settings()
