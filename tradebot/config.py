@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     drift_fee_rate: float = Field(default=0.0004, ge=0, lt=0.1)
     drift_window_hours: int = Field(default=24, ge=1, le=24 * 31)
     drift_run_at_hour: int = Field(default=1, ge=0, le=23)
+    # The longest window one GET /bots/{id}/drift replays, in candles: the request waits for the
+    # download (50,000 1m candles are ~35 days and 50 klines pages; cached afterwards).
+    drift_max_candles: int = Field(default=50_000, ge=1, le=2_000_000)
     # TRADEBOT_DRIFT_NIGHTLY: whether the leader runs the nightly reports; unset means on, except
     # with TRADEBOT_ENV=test, where a job reading klines on its own would disturb tests that count
     # or fail the simulator's requests (a test that wants it sets it).

@@ -62,7 +62,7 @@ class DriftUnavailable(BacktestError):
 class DriftConfig:
     fee_rate: float = 0.0004
     warn_gap_bps: float = 50.0
-    max_candles: int = 2_000_000
+    max_candles: int = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,8 @@ class DriftService:
 
     async def store_nightly(self, bot_id: int, until: dt.datetime, hours: int) -> DriftReport | None:
         """The report over the ``hours`` before ``until`` for any (not deleted) bot, stored as its last
-        report, with its state's drift warning set or cleared; None when the bot is gone."""
+        report, with its state's drift warning set or cleared; None when the bot is gone. The window
+        is the operator's (TRADEBOT_DRIFT_WINDOW_HOURS), not a request's: max_candles does not apply."""
         row = await self._pool.fetchrow("SELECT * FROM bot_configs WHERE id = $1 AND deleted_at IS NULL", bot_id)
         if row is None:
             return None

@@ -139,7 +139,7 @@ async def backtests_context(app: web.Application) -> AsyncIterator[None]:
     # Drift reports replay a bot's candles through the same loader (and candle cache).
     app[DRIFT] = DriftService(app[DB], loader, DriftConfig(fee_rate=settings.drift_fee_rate,
                                                            warn_gap_bps=settings.drift_warn_gap_bps,
-                                                           max_candles=settings.backtest_max_candles))
+                                                           max_candles=settings.drift_max_candles))
     try:
         yield
     finally:
