@@ -150,23 +150,21 @@ def replay_fills(candles: Candles, sim: Simulation, since: int, until: int) -> l
     candle, an exit before the entry it makes room for). A signal fill at bar ``b``'s open was
     decided at bar ``b - 1``; a stop loss or take profit fires inside its bar, which decides it; a
     position still open at the end is a valuation, not a fill, and is left out."""
-    ts = candles.ts
+    ts = candles.ts.tolist()
     t = sim.trades
+    # Plain lists: indexing numpy arrays element by element costs more than the whole engine run.
+    columns = zip(t.side.tolist(), t.amount.tolist(), t.entry_bar.tolist(), t.exit_bar.tolist(),
+                  t.entry_price.tolist(), t.exit_price.tolist(), t.entry_fee.tolist(), t.exit_fee.tolist(),
+                  t.exit_reason.tolist(), strict=True)
     out: list[tuple[int, int, Fill]] = []
-    for i in range(len(t)):
-        side = int(t.side[i])
-        amount = float(t.amount[i])
-        entry_at = int(ts[int(t.entry_bar[i]) - 1])
-        out.append((entry_at, 1, Fill(entry_at, "buy" if side > 0 else "sell", float(t.entry_price[i]), amount,
-                                      float(t.entry_fee[i]))))
-        reason = int(t.exit_reason[i])
+    for side, amount, entry_bar, exit_bar, entry_px, exit_px, entry_fee, exit_fee, reason in columns:
+        entry_at = ts[entry_bar - 1]
+        out.append((entry_at, 1, Fill(entry_at, "buy" if side > 0 else "sell", entry_px, amount, entry_fee)))
         if reason == ExitReason.END:
             continue
-        exit_bar = int(t.exit_bar[i])
-        exit_at = int(ts[exit_bar - 1 if reason == ExitReason.SIGNAL else exit_bar])
-        gross = side * (float(t.exit_price[i]) - float(t.entry_price[i])) * amount
-        out.append((exit_at, 0, Fill(exit_at, "sell" if side > 0 else "buy", float(t.exit_price[i]), amount,
-                                     float(t.exit_fee[i]), gross)))
+        exit_at = ts[exit_bar - 1 if reason == ExitReason.SIGNAL else exit_bar]
+        out.append((exit_at, 0, Fill(exit_at, "sell" if side > 0 else "buy", exit_px, amount, exit_fee,
+                                     side * (exit_px - entry_px) * amount)))
     out.sort(key=lambda item: (item[0], item[1]))
     return [fill for at, _, fill in out if since <= at < until]
 
