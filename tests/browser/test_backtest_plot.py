@@ -13,14 +13,19 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, _missing, screenshot
 from tests.unit.test_backtest_command import parse, write_csv
+from tests.unit.test_backtest_plot import install_indicators
 from tradebot.backtests import command
 
 
-def test_the_plot_renders_offline_without_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_plot_renders_offline_without_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     reason = _missing()
     if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
+
+    install_indicators(monkeypatch)  # a line over the candles and one in a pane of its own
 
     out = tmp_path / "plot.html"
     csv = write_csv(tmp_path / "c.csv", n=600)
@@ -50,7 +55,9 @@ def test_the_plot_renders_offline_without_errors(tmp_path: Path, capsys: pytest.
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.goto(out.as_uri())
                 page.wait_for_function("document.body.dataset.rendered === 'true'", timeout=30_000)
-                canvases = page.eval_on_selector_all(".chart canvas", "els => els.length")
+                # Each chart draws on canvases of its own: price, the indicator's pane, equity, drawdown.
+                canvases = [page.eval_on_selector_all(f"#{c} canvas", "els => els.length")
+                            for c in ("price", "pane-osc", "equity", "drawdown")]
                 shown = page.inner_text("#summary")
                 screenshot(page, "backtest-plot")
             finally:
@@ -59,4 +66,4 @@ def test_the_plot_renders_offline_without_errors(tmp_path: Path, capsys: pytest.
         shutil.rmtree(user_data, ignore_errors=True)
     assert errors == []
     assert requests == [out.as_uri()]
-    assert canvases >= 3 and "trades" in shown and "max drawdown" in shown
+    assert all(canvases) and "trades" in shown and "max drawdown" in shown

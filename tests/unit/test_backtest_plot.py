@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -84,17 +84,52 @@ def test_the_plot_holds_the_backtest_and_loads_nothing(tmp_path: Path, capsys: p
     assert data["summary"]["final_balance"] == printed["final_balance"] and data["symbol"] == "BTC/USDT:USDT"
 
 
-class WithIndicators:
-    """ema_cross offering its EMA through `indicators` (the optional Strategy method)."""
+@dataclass(frozen=True)
+class Line:
+    name: str
+    label: str
+    values: Any
+    pane: str = "price"
 
-    def __init__(self) -> None:
+
+@dataclass(frozen=True)
+class Pane:
+    name: str
+    label: str
+    levels: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Shown:
+    lines: tuple[Line, ...]
+    panes: tuple[Pane, ...]
+
+
+class WithIndicators:
+    """ema_cross offering indicators through the optional Strategy method: as an object of lines
+    and panes, or (``as_mapping``) as a plain mapping of name to values."""
+
+    def __init__(self, *, as_mapping: bool = False) -> None:
         self._inner = get_strategy("ema_cross")
+        self._as_mapping = as_mapping
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def indicators(self, candles: Candles, params: Any) -> Mapping[str, Any]:
-        return {"EMA": ema(candles.close, params.ema_period), "not per candle": np.zeros(3)}
+    def indicators(self, candles: Candles, params: Any) -> Any:
+        line = ema(candles.close, params.ema_period)
+        if self._as_mapping:
+            return {"EMA": line, "not per candle": np.zeros(3)}
+        spread = candles.close - line
+        return Shown(
+            (Line("ema", f"EMA {params.ema_period}", line), Line("spread", "close - EMA", spread, "osc"),
+             Line("lost", "in no pane", spread, "nowhere")),
+            (Pane("osc", "spread", (0.0,)),),
+        )
+
+
+def install_indicators(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> None:
+    monkeypatch.setattr(plot, "get_strategy", lambda name: WithIndicators(**kwargs))
 
 
 def test_indicators_are_drawn_when_the_strategy_offers_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,12 +137,20 @@ def test_indicators_are_drawn_when_the_strategy_offers_them(tmp_path: Path, monk
     params = {"ema_period": 20, "allow_short": False}
     result = run_backtest(candles, BacktestSettings(), strategy="ema_cross", params=params, timeframe="1h")
     plain = plot.plot_data(candles, result, strategy="ema_cross", params=params, symbol=None)
-    assert plain["indicators"] == {}  # ema_cross offers none here: nothing is drawn
-    monkeypatch.setattr(plot, "get_strategy", lambda name: WithIndicators())
+    if not hasattr(get_strategy("ema_cross"), "indicators"):
+        assert plain["indicators"] == {"lines": [], "panes": []}  # none offered: nothing is drawn
+    install_indicators(monkeypatch)
     data = plot.plot_data(candles, result, strategy="ema_cross", params=params, symbol=None)
-    assert list(data["indicators"]) == ["EMA"]
-    values = data["indicators"]["EMA"]
+    lines = data["indicators"]["lines"]
+    assert [(x["name"], x["label"], x["pane"]) for x in lines] == [("ema", "EMA 20", "price"),
+                                                                   ("spread", "close - EMA", "osc")]
+    assert data["indicators"]["panes"] == [{"name": "osc", "label": "spread", "levels": [0.0]}]
+    values = lines[0]["values"]
     assert values[:19] == [None] * 19 and values[19] == pytest.approx(float(np.mean(candles.close[:20])))
+    install_indicators(monkeypatch, as_mapping=True)
+    data = plot.plot_data(candles, result, strategy="ema_cross", params=params, symbol=None)
+    assert [(x["name"], x["pane"]) for x in data["indicators"]["lines"]] == [("EMA", "price")]
+    assert data["indicators"]["lines"][0]["values"] == values
 
 
 def test_a_plot_that_cannot_be_written_is_one_line_and_status_2(

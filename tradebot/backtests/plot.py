@@ -8,8 +8,9 @@ tradebot/http/static/vendor/README.md) is inlined, and so is the data, as JSON i
 network and works from a file:// URL. The library is an ES module: its closing ``export{…}`` is
 turned into a local object, so page and library are one inline module script.
 
-Indicators: a strategy that offers ``indicators(candles, params)`` (a mapping of name to one value
-per candle, NaN while undefined) gets them drawn over the candles; one that does not gets none.
+Indicators: a strategy that offers ``indicators(candles, params)`` gets its lines drawn (one value
+per candle, NaN while undefined): over the candles, or in panes of their own with their fixed
+levels (an oscillator's scale is not the price's); one that does not gets none.
 """
 
 from __future__ import annotations
@@ -54,19 +55,34 @@ def _finite(values: Any) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
-def _indicators(candles: Candles, strategy: str, params: Mapping[str, Any]) -> dict[str, list[float | None]]:
+PRICE_PANE: Final = "price"  # the pane of the candles (a strategy's lines name it or a pane of their own)
+
+
+def _indicators(candles: Candles, strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The strategy's indicator lines and extra panes, as ``{"lines": [{name, label, pane, values}],
+    "panes": [{name, label, levels}]}``. Read by shape, not by type (the optional method may return
+    an object with ``lines`` and ``panes``, or a plain mapping of name to values for the price pane),
+    so a plugin of either kind, or one without the method, plots."""
     impl = get_strategy(strategy)
     offer = getattr(impl, "indicators", None)
-    if not callable(offer):
-        return {}
-    found = offer(candles, impl.parse_params(params))
-    out: dict[str, list[float | None]] = {}
-    if isinstance(found, Mapping):
-        for name, values in found.items():
+    lines: list[dict[str, Any]] = []
+    panes: list[dict[str, Any]] = []
+    if callable(offer):
+        found = offer(candles, impl.parse_params(params))
+        if isinstance(found, Mapping):
+            raw_lines = [(str(name), str(name), values, PRICE_PANE) for name, values in found.items()]
+        else:
+            raw_lines = [(str(line.name), str(getattr(line, "label", line.name)), line.values,
+                          str(getattr(line, "pane", PRICE_PANE))) for line in getattr(found, "lines", ())]
+            panes = [{"name": str(pane.name), "label": str(getattr(pane, "label", pane.name)),
+                      "levels": [float(v) for v in getattr(pane, "levels", ())]}
+                     for pane in getattr(found, "panes", ())]
+        known = {PRICE_PANE, *(pane["name"] for pane in panes)}
+        for name, label, values, pane in raw_lines:
             arr = np.asarray(values, dtype=np.float64)
-            if arr.shape == (len(candles),):  # one value per candle, or it cannot be drawn against them
-                out[str(name)] = _finite(arr)
-    return out
+            if arr.shape == (len(candles),) and pane in known:  # one value per candle, on a pane drawn
+                lines.append({"name": name, "label": label, "pane": pane, "values": _finite(arr)})
+    return {"lines": lines, "panes": panes}
 
 
 def plot_data(
@@ -143,7 +159,7 @@ _PAGE: Final = """<!doctype html>
   .pair { display: flex; }
   .chart { position: relative; margin: 0 8px; }
   .chart h2 { position: absolute; z-index: 2; left: 8px; top: 2px; margin: 0; font-size: 11px; color: #848e9c; font-weight: normal; }
-  #price { height: 55vh; } #equity { height: 20vh; } #drawdown { height: 15vh; }
+  #price { height: 55vh; } #equity { height: 20vh; } #drawdown { height: 15vh; } .pane { height: 15vh; }
   footer { padding: 6px 16px; color: #848e9c; font-size: 11px; }
   footer a { color: #848e9c; }
 </style>
@@ -151,6 +167,7 @@ _PAGE: Final = """<!doctype html>
 <body>
 <header><h1>{{title}}</h1><dl id="summary"></dl></header>
 <div class="chart" id="price"><h2>price</h2></div>
+<div id="panes"></div>
 <div class="chart" id="equity"><h2>equity</h2></div>
 <div class="chart" id="drawdown"><h2>drawdown %</h2></div>
 <footer>Charts by <a href="https://www.tradingview.com/">TradingView</a> Lightweight Charts™ (Apache-2.0), inlined.</footer>
@@ -184,13 +201,29 @@ function chart(id) {
     rightPriceScale: { borderColor: "#2b3139", minimumWidth: 80 },
   });
 }
-const series = (values) => data.ts.flatMap((t, i) => values[i] === null ? [] : [{ time: sec(t), value: values[i] }]);
+// Every chart gets a point per candle (an undefined value is the library's "whitespace" point), so
+// the charts' logical ranges are the same candles and the time axes can be linked through them.
+const series = (values) => data.ts.map((t, i) => values[i] === null ? { time: sec(t) } : { time: sec(t), value: values[i] });
 const price = chart("price");
 const candles = price.addSeries(CandlestickSeries, { upColor: C.up, downColor: C.down, wickUpColor: C.up, wickDownColor: C.down, borderVisible: false });
 candles.setData(data.ts.map((t, i) => ({ time: sec(t), open: data.open[i], high: data.high[i], low: data.low[i], close: data.close[i] })));
-Object.entries(data.indicators).forEach(([name, values], k) => {
-  const line = price.addSeries(LineSeries, { color: LINES[k % LINES.length], lineWidth: 2, title: name, priceLineVisible: false, lastValueVisible: false });
-  line.setData(series(values));
+const paneCharts = {};
+for (const pane of data.indicators.panes) {
+  const el = document.createElement("div");
+  el.className = "chart pane"; el.id = `pane-${pane.name}`;
+  const h = document.createElement("h2"); h.textContent = pane.label;
+  el.append(h); document.getElementById("panes").append(el);
+  paneCharts[pane.name] = { chart: chart(el.id), levels: pane.levels, drawn: false };
+}
+data.indicators.lines.forEach((ind, k) => {
+  const target = ind.pane === "price" ? price : paneCharts[ind.pane].chart;
+  const line = target.addSeries(LineSeries, { color: LINES[k % LINES.length], lineWidth: 2, title: ind.label, priceLineVisible: false, lastValueVisible: false });
+  line.setData(series(ind.values));
+  const pane = paneCharts[ind.pane];
+  if (pane && !pane.drawn) {  // a pane's fixed levels (oversold, overbought, zero), once
+    for (const level of pane.levels) line.createPriceLine({ price: level, color: C.text, lineWidth: 1, lineStyle: 2, axisLabelVisible: true, title: "" });
+    pane.drawn = true;
+  }
 });
 const markers = [];
 const labelled = data.trades.length <= 40;  // past that, labels hide the candles: arrows and dots only
@@ -209,7 +242,7 @@ const drawdown = chart("drawdown");
 drawdown.addSeries(AreaSeries, { lineColor: C.dd, topColor: "rgba(246,70,93,0.05)", bottomColor: "rgba(246,70,93,0.4)",
                                  lineWidth: 1, priceLineVisible: false, invertFilledArea: true }).setData(series(data.drawdown_pct));
 // One time axis for the three charts: scrolling or zooming any of them moves the others.
-const charts = [price, equity, drawdown];
+const charts = [price, ...Object.values(paneCharts).map((p) => p.chart), equity, drawdown];
 let syncing = false;
 for (const c of charts) {
   c.timeScale().subscribeVisibleLogicalRangeChange((range) => {
