@@ -27,11 +27,11 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Final
 
 import numpy as np
 
+from tradebot.statuses import DriftLineStatus as LineStatus
 from tradebot.strategies.backtest import Simulation
 from tradebot.strategies.candles import Candles
 from tradebot.strategies.exit_reason import ExitReason
@@ -39,12 +39,6 @@ from tradebot.strategies.exit_reason import ExitReason
 __all__ = ["DriftLine", "DriftReport", "DriftSummary", "Fill", "LineStatus", "compare", "gap_warning", "replay_fills"]
 
 BPS: Final = 1e4
-
-
-class LineStatus(StrEnum):
-    MATCHED = "matched"
-    MISSING = "missing"  # expected by the replay, not done by the bot
-    EXTRA = "extra"  # done by the bot, not expected by the replay
 
 
 @dataclass(frozen=True, slots=True)
