@@ -110,6 +110,22 @@ class Settings(BaseSettings):
     backtest_heartbeat_s: float = Field(default=15.0, gt=0, le=600)
     backtest_stale_after_s: float = Field(default=120.0, gt=0, le=86_400)
 
+    # Drift reports (TRADEBOT_DRIFT_*): a bot's live fills against a replay of its own candles. A
+    # PnL gap beyond warn_gap_bps of the traded notional in the leader's nightly report (over the
+    # last window_hours, run after run_at_hour UTC) is a warning in the bot's state. fee_rate is the
+    # fee the replay charges a live bot (a paper bot's own paper_fee_rate wins); Binance's taker fee.
+    drift_warn_gap_bps: float = Field(default=50.0, ge=0, le=10_000)
+    drift_fee_rate: float = Field(default=0.0004, ge=0, lt=0.1)
+    drift_window_hours: int = Field(default=24, ge=1, le=24 * 31)
+    drift_run_at_hour: int = Field(default=1, ge=0, le=23)
+    # The longest window one GET /bots/{id}/drift replays, in candles: the request waits for the
+    # download (50,000 1m candles are ~35 days and 50 klines pages; cached afterwards).
+    drift_max_candles: int = Field(default=50_000, ge=1, le=2_000_000)
+    # TRADEBOT_DRIFT_NIGHTLY: whether the leader runs the nightly reports; unset means on, except
+    # with TRADEBOT_ENV=test, where a job reading klines on its own would disturb tests that count
+    # or fail the simulator's requests (a test that wants it sets it).
+    drift_nightly: bool | None = None
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_long_enough(cls, v: str | None) -> str | None:
@@ -195,6 +211,10 @@ class Settings(BaseSettings):
     @property
     def admin_email_set(self) -> frozenset[str]:
         return frozenset(e.strip().lower() for e in self.admin_emails.split(",") if e.strip())
+
+    @property
+    def drift_nightly_enabled(self) -> bool:
+        return self.drift_nightly if self.drift_nightly is not None else self.env != "test"
 
     @property
     def trusted_proxy_list(self) -> list[str]:

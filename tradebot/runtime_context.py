@@ -22,6 +22,7 @@ from tradebot.http.appkeys import (
     BOT_EVENTS,
     CLUSTER,
     DB,
+    DRIFT,
     HTTP_METRICS,
     MARKET_DATA,
     REDIS,
@@ -37,6 +38,7 @@ from tradebot.runtime.bot_runtime import Assignment, BotRuntime, RuntimeTiming, 
 from tradebot.runtime.clock import Clock, SystemClock
 from tradebot.runtime.cluster import ClusterCoordinator, ClusterTiming, ReplicaInfo
 from tradebot.runtime.cluster.metrics import ClusterCollector
+from tradebot.runtime.drift_job import DriftJob, DriftSchedule
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import CrashPoints
 from tradebot.runtime.history_cache import HistoryCache
@@ -45,6 +47,7 @@ from tradebot.runtime.live_account import AccountPool
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
 from tradebot.runtime.state_writer import StateWriter
+from tradebot.runtime.supervised import BackgroundTasks
 from tradebot.security.secrets_box import SecretBox
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,7 @@ def runtime_context(
             cluster_metrics = ClusterCollector(cluster)
             app[HTTP_METRICS].registry.register(cluster_metrics)
             await cluster.start()  # membership known before the first reconcile
+        drift_tasks = _drift_reports(app, cluster, the_clock)
         collector = RuntimeCollector(runtime, hub, counters)
         registry = app[HTTP_METRICS].registry
         registry.register(collector)
@@ -110,6 +114,7 @@ def runtime_context(
             yield
         finally:
             registry.unregister(collector)
+            await drift_tasks.close()
             try:
                 if cluster is not None:
                     app[HTTP_METRICS].registry.unregister(cluster_metrics)
@@ -130,6 +135,20 @@ def runtime_context(
                                                   "clients_ms": round((time.perf_counter() - hub_closed) * 1000)})
 
     return ctx
+
+
+def _drift_reports(app: web.Application, cluster: ClusterCoordinator | None, clock: Clock) -> BackgroundTasks:
+    """The nightly drift reports, run by whichever replica leads (none without a cluster)."""
+    tasks = BackgroundTasks("drift-reports")  # a crash is logged loudly; trading is not affected
+    settings = app[SETTINGS]
+    if cluster is None or DRIFT not in app or not settings.drift_nightly_enabled:
+        return tasks
+    job = DriftJob(app[DB], app[DRIFT], is_leader=lambda: cluster.is_leader, clock=clock,
+                   replica_id=app[REPLICA_ID],
+                   schedule=DriftSchedule(run_at_hour=settings.drift_run_at_hour,
+                                          window_hours=settings.drift_window_hours))
+    tasks.spawn("drift-reports", job.loop())
+    return tasks
 
 
 def _coordinator(app: web.Application, clock: Clock) -> ClusterCoordinator:

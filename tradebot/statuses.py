@@ -91,3 +91,12 @@ class BacktestStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+
+
+class DriftLineStatus(StrEnum):
+    """A fill in a drift report (tradebot.strategies.drift): in both the backtest replay and the
+    bot's trades, only in the replay (a signal the bot did not act on), or only in the bot's trades."""
+
+    MATCHED = "matched"
+    MISSING = "missing"
+    EXTRA = "extra"

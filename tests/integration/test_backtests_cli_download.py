@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 from collections.abc import Awaitable, Callable
 from contextlib import redirect_stderr, redirect_stdout
@@ -27,12 +28,19 @@ def simulator_config() -> SimulatorConfig:
     return SimulatorConfig(port=0, mode="manual", history_candles=10)
 
 
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal, as a person's would."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def run_cli(argv: list[str], *, tty: bool = False) -> tuple[int, str, str]:
     """command.run in-process: its exit status, stdout (--json writes to sys.stdout.buffer) and stderr."""
     parser = argparse.ArgumentParser()
     command.configure_parser(parser)
     args = parser.parse_args(argv)
-    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), Terminal() if tty else io.StringIO()
     with redirect_stdout(out), redirect_stderr(err):
         code = command.run(args)
     out.flush()
@@ -45,14 +53,30 @@ def cli(
 ) -> Callable[[list[str]], Awaitable[tuple[int, str, str]]]:
     monkeypatch.setenv("TRADEBOT_EXCHANGE_URL", simulator.base_url)
 
-    async def call(argv: list[str]) -> tuple[int, str, str]:
+    async def call(argv: list[str], tty: bool = False) -> tuple[int, str, str]:
         # The command runs its own event loop (asyncio.run): it gets a thread of its own.
-        return await asyncio.to_thread(run_cli, argv)
+        return await asyncio.to_thread(functools.partial(run_cli, argv, tty=tty))
 
     return call
 
 
-Cli = Callable[[list[str]], Awaitable[tuple[int, str, str]]]
+Cli = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+async def test_a_download_shows_a_progress_bar_on_a_terminal_only(cli: Cli, sim: SimControl) -> None:
+    await sim.push_klines("BTCUSDT", "1m", walk_candles(2300, seed=7))
+    argv = ["--symbol", "BTCUSDT", "--timeframe", "1m", "--start", iso(T0), "--end", iso(T0 + 2300 * MINUTE_MS),
+            "--ema-period", "15"]
+    code, out, err = await cli(argv, tty=True)
+    assert code == 0, err
+    # Redrawn in place page by page (1,000 candles a page), ending on a full bar and a newline.
+    frames = err.split("\r")[1:]
+    assert len(frames) == 3 and frames[0].startswith("downloading BTCUSDT 1m [") and "1,000/2,300" in frames[0]
+    assert frames[-1].endswith("100%  2,300/2,300 candles\n") and "final balance" in out
+    code, out, err = await cli([*argv, "--json"], tty=True)  # a script's output: quiet
+    assert code == 0 and err == "" and orjson.loads(out)["candles_count"] == 2300
+    code, out, err = await cli(argv, tty=False)  # a pipe or a log file: quiet
+    assert code == 0 and err == "" and "final balance" in out
 
 
 async def test_download_mode_matches_the_csv_mode(cli: Cli, sim: SimControl, tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ from tradebot.config import ConfigError, Settings, load_settings, resolve_secret
         ("TRADEBOT_RENEW_INTERVAL_MS", "4000", "TRADEBOT_RENEW_INTERVAL_MS must be at most half"),
         ("TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR", "30",
          "TRADEBOT_AUTH_LOGIN_ACCOUNT_CEILING_PER_HOUR must be more than TRADEBOT_AUTH_LOGIN_PER_ACCOUNT_ADDRESS"),
+        ("TRADEBOT_DRIFT_WARN_GAP_BPS", "-1", "TRADEBOT_DRIFT_WARN_GAP_BPS: Input should be greater than or equal to 0"),
+        ("TRADEBOT_DRIFT_RUN_AT_HOUR", "24", "TRADEBOT_DRIFT_RUN_AT_HOUR: Input should be less than or equal to 23"),
     ],
 )
 def test_invalid_variable_names_itself(monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str) -> None:
@@ -114,4 +116,21 @@ def test_hardening_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert got.admin_email_set == {"ops@example.com", "second@example.com"}
     monkeypatch.setenv("TRADEBOT_HEADER_READ_TIMEOUT_S", "0")
     with pytest.raises(ConfigError, match="TRADEBOT_HEADER_READ_TIMEOUT_S"):
+        load_settings()
+
+
+def test_drift_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRADEBOT_DRIFT_WARN_GAP_BPS", "TRADEBOT_DRIFT_NIGHTLY", "TRADEBOT_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    defaults = load_settings()
+    assert (defaults.drift_warn_gap_bps, defaults.drift_fee_rate, defaults.drift_window_hours) == (50.0, 0.0004, 24)
+    assert defaults.drift_nightly_enabled  # on by default, off by default in tests, as asked otherwise
+    assert not Settings.model_validate({"env": "test"}).drift_nightly_enabled
+    assert Settings.model_validate({"env": "test", "drift_nightly": True}).drift_nightly_enabled
+    monkeypatch.setenv("TRADEBOT_DRIFT_NIGHTLY", "false")
+    monkeypatch.setenv("TRADEBOT_DRIFT_WARN_GAP_BPS", "12.5")
+    got = load_settings()
+    assert not got.drift_nightly_enabled and got.drift_warn_gap_bps == 12.5
+    monkeypatch.setenv("TRADEBOT_DRIFT_NIGHTLY", "sometimes")
+    with pytest.raises(ConfigError, match="TRADEBOT_DRIFT_NIGHTLY"):
         load_settings()

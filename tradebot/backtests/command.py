@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from tradebot.backtests.candle_csv import load_candles_csv
+from tradebot.backtests.plot import write_plot
 from tradebot.strategies.backtest import BacktestSettings
 from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy, strategy_names
 from tradebot.strategies.candles import CandleDataError, Candles
@@ -108,6 +109,12 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         "--take-profit-pct", type=float, default=None, metavar="X", help="take profit, percent of entry price"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--plot",
+        metavar="FILE.html",
+        default=None,
+        help="also write one self-contained HTML page: candles, indicators, entries and exits, equity, drawdown",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,6 +150,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--{e.field.replace('_', '-')}: {e.message}")
     except (CandleDataError, UnknownStrategyError) as e:
         return _fail(str(e))
+    if args.plot is not None:
+        try:
+            write_plot(args.plot, candles, result, strategy=strategy, params=params, symbol=args.symbol)
+        except OSError as e:
+            return _fail(f"--plot: cannot write {args.plot}: {e.strerror or e}")
     if args.json:
         out: dict[str, Any] = {"symbol": args.symbol, **result_to_dict(result)}
         sys.stdout.buffer.write(orjson.dumps(out, option=orjson.OPT_APPEND_NEWLINE))

@@ -3,7 +3,8 @@
 The same loader as the API's backtests (closed candles only, paginated klines, gaps reported), with
 an in-memory store instead of PostgreSQL: the command works on a laptop with nothing but network
 access to the exchange (``TRADEBOT_EXCHANGE_URL`` points it at the simulator). Progress goes to
-stderr as a one-line bar when stderr is a terminal; stdout stays the report (or the JSON).
+stderr as a one-line bar when stderr is a terminal and the output is not ``--json``; stdout stays
+the report (or the JSON).
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from tradebot.exchange.ccxt_factory import build_client
 from tradebot.exchange.errors import ExchangeError, translated
 from tradebot.strategies import CandleDataError, Candles, ParameterError
 
-__all__ = ["MemoryCandleStore", "ProgressBar", "candles_from_args", "download_history", "history_from_args"]
+__all__ = [
+    "MemoryCandleStore",
+    "ProgressBar",
+    "candles_from_args",
+    "download_history",
+    "history_from_args",
+    "progress_bar",
+]
 
 
 class MemoryCandleStore:
@@ -80,6 +88,14 @@ class ProgressBar:
             self.stream.flush()
 
 
+def progress_bar(args: argparse.Namespace, stream: TextIO) -> ProgressBar | None:
+    """A bar for a person watching a terminal; none for a script (``--json``, or ``stream`` not a
+    TTY: a log file or a pipe would keep every redraw)."""
+    if getattr(args, "json", False) or not stream.isatty():
+        return None
+    return ProgressBar(f"{args.symbol} {args.timeframe}", stream)
+
+
 def _time(text: str, option: str) -> int:
     try:
         value = dt.datetime.fromisoformat(text)
@@ -99,7 +115,7 @@ def history_from_args(args: argparse.Namespace) -> tuple[History, str]:
     start, end = _time(args.start, "start"), _time(args.end, "end")
     if start >= end:
         raise ParameterError("end", "must be after --start")
-    progress = ProgressBar(f"{args.symbol} {args.timeframe}", sys.stderr) if sys.stderr.isatty() else None
+    progress = progress_bar(args, sys.stderr)
     try:
         return asyncio.run(
             download_history(

@@ -18,7 +18,7 @@ def _num(value: Any) -> float | None:
 
 STATE_COLUMNS = (
     "status, in_position, position_side, position_size, entry_price, daily_pnl, daily_trades_count, "
-    "last_error_message, last_run_at, last_updated_at, replica_id"
+    "last_error_message, last_run_at, last_updated_at, replica_id, drift_warning"
 )
 
 
@@ -35,6 +35,8 @@ def state_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_run_at": row["last_run_at"],
         "last_updated_at": row["last_updated_at"],
         "replica_id": row["replica_id"],
+        # Set by the leader's nightly drift report when live PnL strays from the backtest's.
+        "drift_warning": row["drift_warning"],
     }
 
 
@@ -92,6 +94,7 @@ def state_or_stopped_view(row: Mapping[str, Any]) -> dict[str, Any]:
             "last_run_at": None,
             "last_updated_at": None,
             "replica_id": None,
+            "drift_warning": None,
         }
     return state_view(row)
 

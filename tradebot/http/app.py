@@ -25,6 +25,7 @@ from tradebot.http import (
     chart_routes,
     cluster_routes,
     dashboard_routes,
+    drift_routes,
     markets_routes,
     ops_routes,
     portfolio_routes,
@@ -60,6 +61,7 @@ def all_routes() -> RouteTable:
     table.extend(sse_user_routes.routes)
     table.extend(trade_routes.routes)
     table.extend(stats_routes.routes)
+    table.extend(drift_routes.routes)
     table.extend(portfolio_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)

@@ -16,6 +16,7 @@ from aiohttp import web
 from tradebot.accounts.api_keys import ApiKeyService
 from tradebot.accounts.service import AccountService
 from tradebot.accounts.session_cache import SessionCache
+from tradebot.backtests.drift import DriftService
 from tradebot.backtests.runner import BacktestRunner
 from tradebot.backtests.service import BacktestService
 from tradebot.bots.models import SymbolResolver
@@ -80,6 +81,7 @@ STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
 # Backtests (http.backtest_routes) and markets (http.markets_routes)
 BACKTESTS = web.AppKey("backtests", BacktestService)
 BACKTEST_RUNNER = web.AppKey("backtest_runner", BacktestRunner)
+DRIFT = web.AppKey("drift", DriftService)  # bots' drift reports, over the backtests' history loader
 MARKET_CACHE = web.AppKey("market_cache", MarketCache)
 
 # The bot runtime (tradebot.runtime_context)

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from tradebot.backtests.candle_cache import CandleCache
+from tradebot.backtests.drift import DriftConfig, DriftService
 from tradebot.backtests.errors import MarketsUnavailable
 from tradebot.backtests.history import HistoryLoader
 from tradebot.backtests.metrics import BacktestCollector
@@ -18,7 +19,16 @@ from tradebot.backtests.service import BacktestService
 from tradebot.bots.models import Market
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import ExchangeError
-from tradebot.http.appkeys import BACKTEST_RUNNER, BACKTESTS, DB, HTTP_METRICS, MARKET_CACHE, PRINCIPAL, SETTINGS
+from tradebot.http.appkeys import (
+    BACKTEST_RUNNER,
+    BACKTESTS,
+    DB,
+    DRIFT,
+    HTTP_METRICS,
+    MARKET_CACHE,
+    PRINCIPAL,
+    SETTINGS,
+)
 from tradebot.http.backtest_schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
@@ -126,6 +136,10 @@ async def backtests_context(app: web.Application) -> AsyncIterator[None]:
     app[HTTP_METRICS].registry.register(collector)
     app[BACKTESTS] = BacktestService(repo, runner, _AppMarkets(app), max_candles=settings.backtest_max_candles,
                                      max_live_per_user=settings.backtest_max_live_per_user)
+    # Drift reports replay a bot's candles through the same loader (and candle cache).
+    app[DRIFT] = DriftService(app[DB], loader, DriftConfig(fee_rate=settings.drift_fee_rate,
+                                                           warn_gap_bps=settings.drift_warn_gap_bps,
+                                                           max_candles=settings.drift_max_candles))
     try:
         yield
     finally:

@@ -137,6 +137,8 @@ class StateOut(BaseModel):
     last_run_at: dt.datetime | None
     last_updated_at: dt.datetime | None
     replica_id: str | None
+    # The leader's nightly drift report found live PnL beyond TRADEBOT_DRIFT_WARN_GAP_BPS of the backtest's.
+    drift_warning: str | None = None
 
 
 class FiguresOut(BaseModel):

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from tradebot.accounts import errors as accounts
+from tradebot.backtests import drift
 from tradebot.backtests import errors as backtests
 from tradebot.bots import errors as bots
 from tradebot.http.problems import (
@@ -82,6 +83,9 @@ DOMAIN_PROBLEMS: Mapping[type[Exception], ToProblem] = MappingProxyType({
     backtests.BacktestQueueFull: _unavailable("too many backtests queued on this server; try again shortly", 10),
     backtests.TooManyBacktests: lambda e: Problem(429, f"{e}; wait for one to finish", headers={"Retry-After": "10"}),
     backtests.MarketsUnavailable: _MARKETS_UNAVAILABLE,
+    drift.InvalidDriftWindow: _fields,
+    drift.DriftUnavailable: _unavailable("the exchange's candles for this window cannot be read right now; "
+                                         "try again shortly", 10),
     backtests.BacktestError: _refused,
 })  # fmt: skip
 

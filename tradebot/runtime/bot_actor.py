@@ -282,6 +282,11 @@ class BotActor:
                                        seq, f"close_{position.side}:{step.reason}"))
 
     async def _place(self, request: OrderRequest) -> None:
+        # The candle the strategy decided on last is the one this order answers (the drift report
+        # pairs it with the backtest's fill of the same decision).
+        strategy = self.feed.strategy
+        if strategy is not None:
+            request = replace(request, candle_time=strategy.last_candle_ts)
         self.book = await self._executor().place(request, self.book, self._strategy_fields)
 
     async def _pause(self, pause: Pause) -> None:

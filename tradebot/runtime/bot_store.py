@@ -203,14 +203,15 @@ class NewOrder:
     intent: str
     signal_seq: int
     fence: int
+    candle_time: int | None = None  # open time (ms) of the deciding candle, for the drift report
 
 
 async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
     """Record the intent before sending; None if this client order id was recorded already."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         """INSERT INTO orders (bot_id, user_id, client_order_id, symbol, side, amount, reduce_only, intent,
-                               signal_seq, fence_token)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                               signal_seq, fence_token, candle_time)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
            ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
         order.bot_id,
         order.user_id,
@@ -222,6 +223,7 @@ async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
         order.intent,
         order.signal_seq,
         order.fence,
+        order.candle_time,
     )
 
 

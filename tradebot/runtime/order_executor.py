@@ -66,6 +66,7 @@ class OrderRequest:
     leg: Leg
     seq: int  # the signal this order serves: with bot, fence and leg it makes the client order id
     intent: str
+    candle_time: int | None = None  # open time (ms) of the candle whose close decided it
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ class OrderExecutor:
         bot = self._bot
         cid = client_order_id(bot.bot_id, bot.fence, request.seq, request.leg)
         order = NewOrder(bot.bot_id, bot.user_id, cid, request.symbol, request.side, request.amount,
-                         request.reduce_only, request.intent, request.seq, bot.fence)
+                         request.reduce_only, request.intent, request.seq, bot.fence, request.candle_time)
         async with self._fenced() as conn:
             order_id = await bot_store.insert_order(conn, order)
         if order_id is None:
