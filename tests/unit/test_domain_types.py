@@ -28,7 +28,7 @@ from tradebot.strategies.candles import Candle as Bar
 
 def test_one_exit_reason_for_backtest_and_live() -> None:
     assert risk.ExitReason is ExitReason
-    assert [r.label for r in ExitReason] == ["signal", "stop_loss", "take_profit", "end"]
+    assert [r.label for r in ExitReason] == ["signal", "stop_loss", "take_profit", "end", "liquidation"]
     for r in ExitReason:
         assert ExitReason(r.value) is r and ExitReason.from_label(r.label) is r
     with pytest.raises(ValueError, match="unknown exit reason"):
