@@ -82,8 +82,8 @@ class Accounts(Protocol):
 LastClose = Callable[[], float | None]
 
 
-class BotAccounts(Protocol):
-    """The account a bot's run trades on, chosen by its mode: live on its API key, or paper.
+class BotAccounts(Accounts, Protocol):
+    """The account a bot's run trades on, chosen by its mode: live on its API key (`get`), or paper.
 
     A keyless live bot raises InvalidCredentials (the bot then goes to status error)."""
 

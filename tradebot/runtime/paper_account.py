@@ -254,6 +254,9 @@ class ChosenAccounts:
             raise InvalidCredentials("the bot has no API key; set api_key_id and start it again")
         return await self._live.get(config.api_key_id)
 
+    async def get(self, api_key_id: int) -> Account:
+        return await self._live.get(api_key_id)
+
 
 class CachedPublicMarkets:
     """`PublicMarkets` from the replica's market cache (or any symbol resolver) and the hub's
