@@ -116,6 +116,18 @@ async def test_a_paper_bot_trades_exactly_as_the_backtest_and_never_calls_a_priv
     assert state is not None and float(state["paper_free_balance"]) == pytest.approx(balance, rel=1e-12)
     assert all(o["paper"] for o in await pool.fetch("SELECT paper FROM orders WHERE bot_id = $1", bot))
 
+    # Equity follows the last close: the balance plus the open position's PnL there.
+    account = await pool.fetchrow("SELECT * FROM paper_accounts WHERE bot_id = $1", bot)
+    assert account is not None and account["position_side"] is not None
+    sign = 1.0 if account["position_side"] == "long" else -1.0
+    marked = balance + sign * (CLOSES[-1] - float(account["entry_price"])) * float(account["position_size"])
+
+    async def marked_at_last_close() -> bool:
+        equity = await pool.fetchval("SELECT paper_equity FROM bot_state WHERE bot_id = $1", bot)
+        return equity is not None and float(equity) == pytest.approx(marked, rel=1e-9)
+
+    await eventually(marked_at_last_close, what="equity marked at the last close")
+
     requested = await sim.requests()
     assert not set(requested) & PRIVATE, requested
     r = await runtime_client.get("/healthz")
