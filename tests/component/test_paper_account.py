@@ -78,9 +78,7 @@ class PaperRig:
 @pytest.fixture
 async def rig(pool: asyncpg.Pool) -> PaperRig:
     bot, user = await _paper_bot(pool)
-    r = PaperRig(pool, bot, user)
-    await r.account.open()
-    return r
+    return PaperRig(pool, bot, user)
 
 
 def _holds(p: Position, side: str, size: float, entry: float) -> bool:
@@ -101,7 +99,7 @@ def _close(position: Position, seq: int) -> OrderRequest:
 
 
 async def test_a_paper_round_trip_fills_at_the_close_with_slippage_and_pays_fees_from_the_balance(rig: PaperRig) -> None:
-    assert float((await rig.state())["paper_free_balance"]) == 1000.0  # shown from the first run on
+    assert await rig.account.free_balance() == 1000.0  # the starting balance until the first fill
     book = await rig.executor.place(_open(1, "buy", 2.0), BOOK, _state)
     buy = 100.0 * 1.001
     assert _holds(book.position, "long", 2.0, buy)

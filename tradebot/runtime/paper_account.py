@@ -90,13 +90,6 @@ class PaperAccount:
         self._last_close = last_close
         self._timeframe = timeframe
 
-    async def open(self) -> None:
-        """Create the virtual account with its starting balance if it has none yet, and show its
-        balance in the bot's state (fenced, like every write of this bot)."""
-        async with bot_store.fenced(self._pool, self._bot_id, self._fence) as conn:
-            row = await self._account_row(conn)
-            await self._show(conn, row["balance"], _position(row), self._last_close())
-
     # ------------------------------------------------------------------ orders
 
     async def place_market_order(
@@ -114,7 +107,7 @@ class PaperAccount:
             )
             if known is not None:
                 return _fill(known)  # placed before (a replay): the same order, never a second one
-            row = await self._account_row(conn, lock=True)
+            row = await self._account_row(conn)
             balance = float(row["balance"])
             position = _position(row)
             if reduce_only:
@@ -185,14 +178,13 @@ class PaperAccount:
 
     # ------------------------------------------------------------------ plumbing
 
-    async def _account_row(self, conn: asyncpg.Connection, *, lock: bool = False) -> asyncpg.Record:
+    async def _account_row(self, conn: asyncpg.Connection) -> asyncpg.Record:
+        """The account row, created with the starting balance on the first fill (inside `fenced`)."""
         await conn.execute(
             "INSERT INTO paper_accounts (bot_id, balance) VALUES ($1, $2) ON CONFLICT (bot_id) DO NOTHING",
             self._bot_id, _dec(self.terms.start_balance),
         )
-        row = await conn.fetchrow(
-            f"SELECT * FROM paper_accounts WHERE bot_id = $1{' FOR UPDATE' if lock else ''}", self._bot_id
-        )
+        row = await conn.fetchrow("SELECT * FROM paper_accounts WHERE bot_id = $1 FOR UPDATE", self._bot_id)
         assert row is not None
         return row
 
@@ -243,13 +235,14 @@ class ChosenAccounts:
 
     async def for_bot(self, config: BotConfig, fence: int, last_close: LastClose) -> Account:
         if config.paper:
-            account = PaperAccount(
+            # Nothing to open: the account's row is written with its first fill (its starting
+            # balance is the bot's setting until then, and the API shows it), so a paper bot starts
+            # with no more work than a live one.
+            return PaperAccount(
                 self._pool, config.id, fence,
                 PaperTerms(config.paper_balance, config.paper_fee_rate, config.paper_slippage_bps),
                 self._markets, last_close, config.timeframe,
             )
-            await account.open()
-            return account
         if config.api_key_id is None:
             raise InvalidCredentials("the bot has no API key; set api_key_id and start it again")
         return await self._live.get(config.api_key_id)
