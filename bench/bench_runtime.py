@@ -347,6 +347,7 @@ async def main() -> None:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--paper-bots", type=int, default=1000, help="paper and live bots in the side-by-side run")
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--paper-runs", type=int, default=3, help="alternating runs of each in the side-by-side run")
     args = parser.parse_args()
     import logging
 
@@ -374,18 +375,27 @@ async def main() -> None:
     if not args.skip_paper:
         n = args.paper_bots
         symbols = max(1, min(args.symbols, n // 10))
-        live = await bench_scale(n, symbols)
-        paper = await bench_scale(n, symbols, paper=True)
-        for what, key, scale, unit in (("one round of closed candles, per bot", "round_s", 1e6 / n, "µs"),
-                                       ("starting, per bot", "start_s", 1e3 / n, "ms")):
-            lv = statistics.median(live[key]) if isinstance(live[key], list) else live[key]
-            pv = statistics.median(paper[key]) if isinstance(paper[key], list) else paper[key]
-            rows.append(f"| {n:,} paper bots vs {n:,} live bots on {symbols} symbols: {what} | "
-                        f"paper {pv * scale:.1f} {unit}, live {lv * scale:.1f} {unit} |")
-        rows.append(f"| {n:,} paper vs live bots: resident memory per idle bot | paper "
-                    f"{paper['per_bot_bytes'] / 1024:.1f} KiB, live {live['per_bot_bytes'] / 1024:.1f} KiB |")
-        rows.append(f"| {n:,} paper vs live bots: event-loop lag during the rounds | paper p99 "
-                    f"{pct(paper['lag_ms'], 0.99):.1f} ms, live p99 {pct(live['lag_ms'], 0.99):.1f} ms |")
+        # Alternating runs (live, paper, paper, live, ...): a shared machine's load drifts, and the
+        # second of two runs would otherwise carry it alone. Medians over the runs.
+        runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        for i in range(args.paper_runs):
+            for paper in ((False, True) if i % 2 == 0 else (True, False)):
+                runs[paper].append(await bench_scale(n, symbols, paper=paper))
+
+        def med(paper: bool, key: str) -> float:
+            values = [v for run in runs[paper] for v in (run[key] if isinstance(run[key], list) else [run[key]])]
+            return float(statistics.median(values))
+
+        label = f"{n:,} paper bots vs {n:,} live bots on {symbols} symbols ({args.paper_runs} alternating runs each)"
+        rows.append(f"| {label}: one round of closed candles, per bot | paper {med(True, 'round_s') * 1e6 / n:.1f} µs, "
+                    f"live {med(False, 'round_s') * 1e6 / n:.1f} µs |")
+        rows.append(f"| {label}: starting, per bot | paper {med(True, 'start_s') * 1e3 / n:.1f} ms, "
+                    f"live {med(False, 'start_s') * 1e3 / n:.1f} ms |")
+        rows.append(f"| {label}: resident memory per idle bot | paper {med(True, 'per_bot_bytes') / 1024:.1f} KiB, "
+                    f"live {med(False, 'per_bot_bytes') / 1024:.1f} KiB |")
+        lags = {p: [x for run in runs[p] for x in run["lag_ms"]] for p in (True, False)}
+        rows.append(f"| {label}: event-loop lag during the rounds | paper p99 {pct(lags[True], 0.99):.1f} ms, "
+                    f"live p99 {pct(lags[False], 0.99):.1f} ms |")
     print(f"\n## Runtime ({os.cpu_count()} cores, Python {sys.version.split()[0]})\n")
     print("| measure | result |\n|---|---|")
     print("\n".join(rows))
