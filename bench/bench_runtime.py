@@ -7,8 +7,10 @@ B. Scale: 10,000 running bots on 100 symbols in one replica (real PostgreSQL and
    exchange account used while starting is in memory, since no orders are placed): the time for
    one round of closed candles to reach a decision in every actor, resident memory per idle bot,
    and event-loop lag (p99) during the round.
+C. Paper beside live: the same scale run with 1,000 paper bots (each on its virtual account in
+   PostgreSQL, runtime/paper_account.py) and with 1,000 live bots, the per-bot figures side by side.
 
-    .venv/bin/python bench/bench_runtime.py [--bots 10000] [--symbols 100] [--candles 1000]
+    .venv/bin/python bench/bench_runtime.py [--bots 10000] [--symbols 100] [--candles 1000] [--paper-bots 1000]
 """
 
 from __future__ import annotations
@@ -39,13 +41,15 @@ from tradebot import db
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
 from tradebot.http.appkeys import MARKET_DATA, RUNTIME
+from tradebot.runtime.account import LastClose
 from tradebot.runtime.bot_actor import ActorContext
 from tradebot.runtime.bot_runtime import BotRuntime, RuntimeTiming
-from tradebot.runtime.bot_store import FLAT, Position
+from tradebot.runtime.bot_store import FLAT, BotConfig, Position
 from tradebot.runtime.candles import Candle
 from tradebot.runtime.clock import SystemClock
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.leases import LeaseManager
+from tradebot.runtime.paper_account import ChosenAccounts
 from tradebot.runtime.risk import MarketLimits
 from tradebot.runtime.state_writer import StateWriter
 from tradebot.runtime_context import runtime_context
@@ -188,6 +192,9 @@ class MemoryAccount:
     async def find_order(self, client_order_id: str, symbol: str) -> None:
         return None
 
+    def expected_fill_price(self, side: str, price: float) -> float:
+        return price
+
 
 class MemoryAccounts:
     def __init__(self) -> None:
@@ -195,6 +202,19 @@ class MemoryAccounts:
 
     async def get(self, api_key_id: int) -> Any:
         return self.account
+
+    async def for_bot(self, config: BotConfig, fence: int, last_close: LastClose) -> Any:
+        return self.account
+
+
+class BenchMarkets:
+    """The public market data a paper account reads (the market cache's limits)."""
+
+    async def market_limits(self, symbol: str) -> MarketLimits:
+        return MarketLimits(0.001, 0.001, 5.0, 50)
+
+    async def last_close(self, symbol: str, timeframe: str) -> float | None:
+        return 100.0
 
 
 class FanOut:
@@ -228,7 +248,8 @@ class FanOut:
             await asyncio.sleep(0)
 
 
-async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
+async def bench_scale(bots: int, symbols: int, *, paper: bool = False) -> dict[str, Any]:
+    """`paper`: every bot is a paper bot (no key) on its own virtual account in PostgreSQL."""
     database_url = await fresh_database("tradebot_bench")
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     prefix = f"bench-{secrets.token_hex(3)}"
@@ -236,16 +257,18 @@ async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
     redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         user = await pool.fetchval("INSERT INTO users (email, password_hash) VALUES ('s@example.com', 'x') RETURNING id")
-        # One key per bot: a key may run one bot per symbol (they would share a position).
+        # One key per bot: a key may run one bot per symbol (they would share a position). Paper
+        # bots need none.
         keys = await pool.fetch(
             """INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
                SELECT $1, 'k' || g, 'binanceusdm', 'x', 'y', 'xxxx' FROM generate_series(1, $2) g RETURNING id""",
-            user, bots)
+            user, 0 if paper else bots)
         names = [f"S{i:03d}/USDT:USDT" for i in range(symbols)]
         await pool.executemany(
-            """INSERT INTO bot_configs (user_id, api_key_id, symbol, timeframe, ema_period, is_active)
-               VALUES ($1, $2, $3, '1m', 3, true)""",
-            [(user, keys[i]["id"], names[i % symbols]) for i in range(bots)])
+            """INSERT INTO bot_configs (user_id, api_key_id, symbol, timeframe, ema_period, is_active, mode)
+               VALUES ($1, $2, $3, '1m', 3, true, $4)""",
+            [(user, None if paper else keys[i]["id"], names[i % symbols], "paper" if paper else "live")
+             for i in range(bots)])
         await pool.execute("INSERT INTO bot_state (bot_id, status, leverage_applied) "
                            "SELECT id, 'starting', 1 FROM bot_configs")
         # EMA(3): alpha = 0.5 is exact in binary, so a constant close equals its EMA exactly and no
@@ -253,9 +276,10 @@ async def bench_scale(bots: int, symbols: int) -> dict[str, Any]:
         fan = FanOut(warm=30)
         events = BotEvents(redis, prefix)
         clock = SystemClock()
-        # MemoryAccounts stands in for the exchange AccountPool (a concrete class, not a Protocol).
-        ctx = ActorContext(pool, events, fan, MemoryAccounts(), clock, "bench",  # type: ignore[arg-type]
-                           state_writer=StateWriter(pool))
+        # MemoryAccounts stands in for the exchange AccountPool; paper bots get the runtime's own
+        # paper accounts (PostgreSQL rows), exactly as a replica builds them.
+        accounts = ChosenAccounts(pool, MemoryAccounts(), BenchMarkets()) if paper else MemoryAccounts()
+        ctx = ActorContext(pool, events, fan, accounts, clock, "bench", state_writer=StateWriter(pool))
         leases = LeaseManager(redis, prefix, "bench", clock, ttl_ms=30_000, renew_interval_ms=5_000)
         runtime = BotRuntime(ctx=ctx, redis=redis, prefix=prefix, leases=leases, clock=clock,
                              timing=RuntimeTiming(reconcile_interval_s=1.0, renew_interval_s=5.0, tick_interval_s=60))
@@ -321,6 +345,9 @@ async def main() -> None:
     parser.add_argument("--spacing", type=float, default=0.4, help="seconds between candles in the latency run")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--paper-bots", type=int, default=1000, help="paper and live bots in the side-by-side run")
+    parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--paper-runs", type=int, default=3, help="alternating runs of each in the side-by-side run")
     args = parser.parse_args()
     import logging
 
@@ -345,6 +372,30 @@ async def main() -> None:
         rows.append(f"| one reconcile pass over {args.bots:,} running bots (runs every second) | "
                     f"median {statistics.median(sc['reconcile_s']) * 1000:.0f} ms |")
         rows.append(f"| starting {args.bots:,} bots (lease, claim, load, warm-up, subscribe) | {sc['start_s']:.1f} s |")
+    if not args.skip_paper:
+        n = args.paper_bots
+        symbols = max(1, min(args.symbols, n // 10))
+        # Alternating runs (live, paper, paper, live, ...): a shared machine's load drifts, and the
+        # second of two runs would otherwise carry it alone. Medians over the runs.
+        runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        for i in range(args.paper_runs):
+            for paper in ((False, True) if i % 2 == 0 else (True, False)):
+                runs[paper].append(await bench_scale(n, symbols, paper=paper))
+
+        def med(paper: bool, key: str) -> float:
+            values = [v for run in runs[paper] for v in (run[key] if isinstance(run[key], list) else [run[key]])]
+            return float(statistics.median(values))
+
+        label = f"{n:,} paper bots vs {n:,} live bots on {symbols} symbols ({args.paper_runs} alternating runs each)"
+        rows.append(f"| {label}: one round of closed candles, per bot | paper {med(True, 'round_s') * 1e6 / n:.1f} µs, "
+                    f"live {med(False, 'round_s') * 1e6 / n:.1f} µs |")
+        rows.append(f"| {label}: starting, per bot | paper {med(True, 'start_s') * 1e3 / n:.1f} ms, "
+                    f"live {med(False, 'start_s') * 1e3 / n:.1f} ms |")
+        rows.append(f"| {label}: resident memory per idle bot | paper {med(True, 'per_bot_bytes') / 1024:.1f} KiB, "
+                    f"live {med(False, 'per_bot_bytes') / 1024:.1f} KiB |")
+        lags = {p: [x for run in runs[p] for x in run["lag_ms"]] for p in (True, False)}
+        rows.append(f"| {label}: event-loop lag during the rounds | paper p99 {pct(lags[True], 0.99):.1f} ms, "
+                    f"live p99 {pct(lags[False], 0.99):.1f} ms |")
     print(f"\n## Runtime ({os.cpu_count()} cores, Python {sys.version.split()[0]})\n")
     print("| measure | result |\n|---|---|")
     print("\n".join(rows))

@@ -65,7 +65,7 @@ class Api:
         body = {"label": "simulator", "exchange": "binanceusdm", "api_key": api_key, "secret_key": secret}
         return int(self.call("POST", "/api-keys", body, expect=201)["id"])
 
-    def create_bot(self, key_id: int, **settings: Any) -> int:
+    def create_bot(self, key_id: int | None, **settings: Any) -> int:
         body = {"api_key_id": key_id, "symbol": "BTCUSDT", "strategy": "ema_cross", "timeframe": "1m",
                 "ema_period": 5, "leverage": 2, "order_size_pct": 50, "allow_short": True, **settings}
         return int(self.call("POST", "/bots", body, expect=201)["id"])

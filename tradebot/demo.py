@@ -4,8 +4,9 @@
   DATABASE_URL is set, the demo uses its own database, `tradebot_demo`, recreated on every run, so
   it never touches real data and always starts clean.
 - The exchange simulator runs in the same process in random-walk mode with short candles.
-- A demo user, a simulator API key and a running bot are created through the product's own HTTP
-  API, exactly as a user would; then the URL, the login and three curl commands are printed.
+- A demo user, a simulator API key, a running bot on it and a paper bot beside it (the same
+  strategy on a virtual account: no key, nothing sent to the exchange) are created through the
+  product's own HTTP API, exactly as a user would; then the URL, the login and curl commands are printed.
 Ctrl-C (or SIGTERM) stops everything cleanly.
 """
 
@@ -42,8 +43,8 @@ async def run_demo(settings: Settings, *, host: str, port: int) -> None:
         settings = settings.model_copy(update={"exchange_url": simulator.base_url, "public_url": f"http://{host}:{port}"})
 
         async def on_started(url: str) -> None:
-            bot_id = await _create_demo_account(url, simulator.base_url, password)
-            _announce(url, simulator.base_url, password, bot_id)
+            bot_id, paper_id = await _create_demo_account(url, simulator.base_url, password)
+            _announce(url, simulator.base_url, password, bot_id, paper_id)
 
         await serve(settings, host=host, port=port, migrate=True, on_started=on_started,
                     before_migrate=_fresh_demo_database if not settings.database_url else None)
@@ -64,7 +65,8 @@ async def _fresh_demo_database(database_url: str) -> None:
     log.info("demo database recreated", extra={"database": redact_url(database_url)})
 
 
-async def _create_demo_account(url: str, simulator_url: str, password: str) -> int:
+async def _create_demo_account(url: str, simulator_url: str, password: str) -> tuple[int, int]:
+    """The live bot's id and the paper bot's."""
     api = f"{url}/api/v1"
     api_key, secret = f"demo-{secrets.token_hex(8)}", secrets.token_hex(32)
     async with aiohttp.ClientSession() as http:
@@ -85,7 +87,15 @@ async def _create_demo_account(url: str, simulator_url: str, password: str) -> i
             headers=auth,
         )
         await _call(http, "POST", f"{api}/bots/{bot['id']}/start", None, headers=auth)
-        return int(bot["id"])
+        paper = await _call(
+            http, "POST", f"{api}/bots",
+            {"name": "BTC EMA(10) paper", "mode": "paper", "paper_balance": 10_000, "symbol": "BTCUSDT",
+             "strategy": "ema_cross", "timeframe": "1m", "ema_period": 10, "leverage": 3, "order_size_pct": 20,
+             "allow_short": True},
+            headers=auth,
+        )
+        await _call(http, "POST", f"{api}/bots/{paper['id']}/start", None, headers=auth)
+        return int(bot["id"]), int(paper["id"])
 
 
 async def _call(http: aiohttp.ClientSession, method: str, url: str, body: object,
@@ -97,7 +107,7 @@ async def _call(http: aiohttp.ClientSession, method: str, url: str, body: object
         return payload
 
 
-def _announce(url: str, simulator_url: str, password: str, bot_id: int) -> None:
+def _announce(url: str, simulator_url: str, password: str, bot_id: int, paper_id: int) -> None:
     api = f"{url}/api/v1"
     login = f'{{"email":"{DEMO_EMAIL}","password":"{password}"}}'
     print(
@@ -109,11 +119,14 @@ tradebot demo is running at {url}
   demo login          {DEMO_EMAIL}  /  {password}
   exchange simulator  {simulator_url}  (random walk, a 1m candle closes every {CANDLE_SECONDS:g} s)
 
-A bot (id {bot_id}) trades BTC/USDT:USDT on the simulator. Try:
+A bot (id {bot_id}) trades BTC/USDT:USDT on the simulator; beside it a paper bot (id {paper_id}) runs the
+same strategy on a virtual 10,000 USDT account (no key, nothing sent to the exchange). Try:
 
   TOKEN=$(curl -s -X POST {api}/auth/login -H 'Content-Type: application/json' \\
           -d '{login}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -s {api}/bots/{bot_id}/state -H "Authorization: Bearer $TOKEN"
+  curl -s {api}/bots/{paper_id}/state -H "Authorization: Bearer $TOKEN"   # paper_balance, equity
+  curl -s "{api}/trades?paper=true" -H "Authorization: Bearer $TOKEN"
   curl -N "{api}/bots/{bot_id}/status-stream?access_token=$TOKEN"
 
 Press Ctrl-C to stop.

@@ -12,18 +12,21 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
 
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
+from tradebot.exchange.errors import translated
+from tradebot.exchange.markets import MarketInfo, market_info
 from tradebot.http.appkeys import (
     BOT_EVENTS,
     CLUSTER,
     DB,
     DRIFT,
     HTTP_METRICS,
+    MARKET_CACHE,
     MARKET_DATA,
     REDIS,
     REPLICA_ID,
@@ -46,6 +49,7 @@ from tradebot.runtime.leases import LeaseManager
 from tradebot.runtime.live_account import AccountPool
 from tradebot.runtime.market_data_hub import MarketDataHub
 from tradebot.runtime.metrics import RuntimeCollector, RuntimeCounters
+from tradebot.runtime.paper_account import CachedPublicMarkets, ChosenAccounts
 from tradebot.runtime.state_writer import StateWriter
 from tradebot.runtime.supervised import BackgroundTasks
 from tradebot.security.secrets_box import SecretBox
@@ -72,7 +76,12 @@ def runtime_context(
         counters = RuntimeCounters()
         factory = ExchangeClientFactory(settings.exchange_url)
         hub = MarketDataHub(base_url=settings.exchange_url)
-        accounts = AccountPool(app[DB], SecretBox(app[SECRETS].fernet_keys), factory)
+        live_accounts = AccountPool(app[DB], SecretBox(app[SECRETS].fernet_keys), factory)
+        # Paper bots read public market data only: the replica's market cache when it has one (an
+        # app that serves markets), else the markets of a public client of the hub's exchange.
+        markets = app.get(MARKET_CACHE)
+        resolve = markets.resolve_symbol if markets is not None else _public_markets(factory)
+        accounts = ChosenAccounts(app[DB], live_accounts, CachedPublicMarkets(resolve, hub.fetch_closed_history))
         leases = LeaseManager(
             app[REDIS],
             settings.redis_prefix,
@@ -165,3 +174,16 @@ def _coordinator(app: web.Application, clock: Clock) -> ClusterCoordinator:
                            renew_interval_ms=settings.renew_interval_ms)
     return ClusterCoordinator(redis=app[REDIS], prefix=settings.redis_prefix, info=info, clock=clock, bots=bots,
                               timing=timing)
+
+
+def _public_markets(factory: ExchangeClientFactory) -> Callable[[str], Awaitable[MarketInfo | None]]:
+    """A symbol resolver on a public ccxt client (an app without the market cache)."""
+
+    async def resolve(symbol: str) -> MarketInfo | None:
+        client = factory.public_client("binanceusdm")
+        with translated():
+            markets = await client.load_markets()
+        market = markets.get(symbol)
+        return None if market is None else market_info(market, "futures")
+
+    return resolve

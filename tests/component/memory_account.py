@@ -74,6 +74,9 @@ class MemoryAccount:
     async def free_balance(self, asset: str = "USDT") -> float:
         return self.balance
 
+    def expected_fill_price(self, side: str, price: float) -> float:
+        return price
+
     async def market_limits(self, symbol: str) -> MarketLimits:
         return MarketLimits(amount_step=0.001, min_amount=0.001)
 

@@ -1,4 +1,5 @@
-"""`tradebot demo` as a user runs it: it prints the login, and the bot it created runs and answers."""
+"""`tradebot demo` as a user runs it: it prints the login, and the bots it created (a live one and
+a paper one beside it) run and answer."""
 
 from __future__ import annotations
 
@@ -46,17 +47,22 @@ def test_demo_starts_a_running_bot_and_stops_cleanly(database_url: str, redis_ur
         with urllib.request.urlopen(request, timeout=10) as r:
             token = json.load(r)["access_token"]
 
-        # The demo's bot is the demo user's only bot; its id depends on what the database saw before.
+        # The demo's bots are the demo user's only bots; their ids depend on what the database saw before.
         req = urllib.request.Request(f"{base}/bots", headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(req, timeout=10) as r:
-            bot_id = json.load(r)["items"][0]["id"]
+            bots = json.load(r)["items"]
+        assert sorted(b["mode"] for b in bots) == ["live", "paper"]
+        paper = next(b for b in bots if b["mode"] == "paper")
+        assert paper["api_key_id"] is None and str(paper["id"]) in text
 
-        def running() -> bool:
+        def state(bot_id: int) -> dict[str, object]:
             req = urllib.request.Request(f"{base}/bots/{bot_id}/state", headers={"Authorization": f"Bearer {token}"})
             with urllib.request.urlopen(req, timeout=5) as r:
-                return bool(json.load(r)["status"] == "running")
+                return dict(json.load(r))
 
-        wait_until(running, 30, "the demo bot to run")
+        wait_until(lambda: all(state(b["id"])["status"] == "running" for b in bots), 30, "the demo bots to run")
+        paper_state = state(paper["id"])  # a virtual account (it may have traded already)
+        assert isinstance(paper_state["paper_balance"], float) and isinstance(paper_state["equity"], float)
         assert http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=15) == 0

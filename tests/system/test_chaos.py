@@ -39,6 +39,7 @@ from typing import Any
 import pytest
 
 from tests.api_client import Api, request
+from tests.paper_audit import audit_paper_bots
 from tests.processes import http_get, wait_until
 from tests.simulator_process import SimulatorProcess, simulator_process
 from tests.system.stack import REPO, PrivatePostgres, PrivateRedis, Replicas, sql, try_sql
@@ -46,6 +47,8 @@ from tests.system.stack import REPO, PrivatePostgres, PrivateRedis, Replicas, sq
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 BOTS = int(os.environ.get("TRADEBOT_CHAOS_BOTS", "50"))
+# Paper bots beside the live ones go through every fault too; their books are audited as well.
+PAPER_BOTS = int(os.environ.get("TRADEBOT_CHAOS_PAPER_BOTS", "4"))
 LEASE_TTL_MS = 5000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RECOVERY_TIMEOUT_S = 60.0
@@ -61,6 +64,7 @@ class Chaos:
     sim: SimulatorProcess
     replicas: Replicas
     accounts: dict[int, tuple[str, str]] = field(default_factory=dict)  # bot → (exchange api key, symbol)
+    paper: list[int] = field(default_factory=list)  # paper bots: no key, no exchange account
     log: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -73,7 +77,7 @@ class Chaos:
 
     def states(self) -> dict[int, tuple[str, int, str | None]] | None:
         rows = try_sql(self.pg.url, "SELECT bot_id, status, coalesce(last_candle_time, 0), replica_id FROM bot_state "
-                                    "WHERE bot_id = ANY(%s)", list(self.accounts))
+                                    "WHERE bot_id = ANY(%s)", self.bots())
         return None if rows is None else {int(b): (str(s), int(t), r) for b, s, t, r in rows}
 
     def recovered(self, after: dict[int, int]) -> Callable[[], bool]:
@@ -82,10 +86,13 @@ class Chaos:
         def check() -> bool:
             states = self.states()
             live = {n for n, node in self.replicas.nodes.items() if node.alive()}
-            return states is not None and len(states) == len(self.accounts) and all(
+            return states is not None and len(states) == len(self.bots()) and all(
                 s == "running" and t > after.get(b, 0) and r in live for b, (s, t, r) in states.items())
 
         return check
+
+    def bots(self) -> list[int]:
+        return [*self.accounts, *self.paper]
 
     def candles_now(self) -> dict[int, int]:
         states = self.states()
@@ -207,10 +214,14 @@ def _run(chaos: Chaos) -> None:
         bot = api.create_bot(api.add_key(api_key, secret), symbol=symbol, ema_period=2, order_size_pct=20,
                              leverage=2, max_daily_trades=100_000, max_daily_loss_pct=100)
         chaos.accounts[bot] = (api_key, symbol)
-    for bot in chaos.accounts:
+    for i in range(PAPER_BOTS):
+        chaos.paper.append(api.create_bot(None, symbol=SYMBOLS[i % len(SYMBOLS)], mode="paper", ema_period=2,
+                                          order_size_pct=20, leverage=2, max_daily_trades=100_000,
+                                          max_daily_loss_pct=100))
+    for bot in chaos.bots():
         api.start(bot)
-    took = wait_until(chaos.recovered({}), 90, f"all {BOTS} bots to run and decide", interval=0.25)
-    chaos.note(f"{BOTS} bots running on r1+r2 after {took:.1f}s ({chaos.summary()})")
+    took = wait_until(chaos.recovered({}), 90, f"all {BOTS} + {PAPER_BOTS} bots to run and decide", interval=0.25)
+    chaos.note(f"{BOTS} bots and {PAPER_BOTS} paper bots running on r1+r2 after {took:.1f}s ({chaos.summary()})")
     chaos.pace(8)
 
     chaos.fault("kill -9 r1", lambda: chaos.kill_replica("r1"))
@@ -252,8 +263,11 @@ def _audit(chaos: Chaos) -> None:
     url = chaos.pg.url
     accepted_total = 0
     by_fence: dict[tuple[int, int], list[datetime]] = {}
+    paper_ids = {f"tb{bot}-" for bot in chaos.paper}
     for bot, (api_key, symbol) in chaos.accounts.items():
         orders = chaos.sim.orders(api_key)
+        stray = [o for o in orders if any(o["client_order_id"].startswith(p) for p in paper_ids)]
+        assert not stray, f"a paper bot's order reached the exchange: {stray}"
         accepted = [o for o in orders if o["status"] != "rejected"]
         accepted_total += len(accepted)
         ids = Counter(o["client_order_id"] for o in accepted)
@@ -278,13 +292,17 @@ def _audit(chaos: Chaos) -> None:
         else:
             assert position.get("side") == side and float(position["amount"]) == pytest.approx(float(size)), \
                 (bot, position, side, size)
-    ownerships, overlap = _check_ownership(url, list(chaos.accounts), by_fence)
+    ownerships, overlap = _check_ownership(url, chaos.bots(), by_fence)
+    paper_fills = audit_paper_bots(lambda query, *args: sql(url, query, *args), chaos.paper)
     trades = sql(url, "SELECT count(*) FROM trades")[0][0]
     chaos.note(f"AUDIT: {accepted_total} orders accepted by the exchange, none twice, each with its row and "
                f"one trade ({trades} trades); {BOTS} positions equal the exchange's; {ownerships} ownerships, "
                f"fences increasing, released_at at most {overlap.total_seconds() * 1000:.1f} ms after the "
-               "successor's acquired_at (bookkeeping after a hand-over), no order outside its fence's ownership")
+               "successor's acquired_at (bookkeeping after a hand-over), no order outside its fence's ownership; "
+               f"{PAPER_BOTS} paper bots: {paper_fills} virtual fills, none twice, each settled once, every "
+               "virtual account equal to its trades and its bot's position, none on the exchange")
     assert accepted_total > BOTS, "the bots hardly traded: the test proved little"
+    assert paper_fills > PAPER_BOTS, "the paper bots hardly traded: the test proved little"
 
 
 def _check_ownership(url: str, bots: list[int],

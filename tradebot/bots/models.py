@@ -22,6 +22,10 @@ SETTING_FIELDS: tuple[str, ...] = (
     "max_daily_loss_pct",
     "stop_loss_pct",
     "take_profit_pct",
+    "mode",
+    "paper_balance",
+    "paper_fee_rate",
+    "paper_slippage_bps",
 )
 
 # bot_configs allows up to 125 (Binance's highest); a market without a stated maximum gets this.
@@ -48,6 +52,11 @@ class BotSettings:
     max_daily_loss_pct: float = 5.0
     stop_loss_pct: float | None = None
     take_profit_pct: float | None = None
+    # Paper trading (CONTRACT.md): a paper bot trades a virtual account and needs no API key.
+    mode: str = "live"
+    paper_balance: float = 10_000.0
+    paper_fee_rate: float = 0.0004
+    paper_slippage_bps: float = 1.0
 
 
 class Market(Protocol):

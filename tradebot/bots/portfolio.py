@@ -73,17 +73,16 @@ class PortfolioService:
     async def open_positions(self, user_id: int) -> list[Position]:
         rows = await self._pool.fetch(
             """
-            SELECT c.id, c.name, c.api_key_id, c.symbol, s.position_side, s.position_size, s.entry_price
+            SELECT c.id, c.name, c.api_key_id, c.symbol, c.mode, s.position_side, s.position_size, s.entry_price
               FROM bot_configs c JOIN bot_state s ON s.bot_id = c.id
              WHERE c.user_id = $1 AND c.deleted_at IS NULL AND s.in_position
              ORDER BY c.id
             """,
             user_id,
         )
-        # Every bot is live until paper trading adds a mode to bot_configs.
         return [
             Position(r["id"], r["name"], r["api_key_id"], r["symbol"], r["position_side"],
-                     float(r["position_size"]), _float(r["entry_price"]), paper=False)
+                     float(r["position_size"]), _float(r["entry_price"]), paper=r["mode"] == "paper")
             for r in rows
         ]
 

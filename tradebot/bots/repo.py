@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import Enum
 from typing import Any
 
@@ -65,7 +66,7 @@ class BotsRepo:
         The user's row is locked first, so concurrent creates for one user count one after another
         and cannot together pass the cap.
         """
-        values = [getattr(settings, name) for name in SETTING_FIELDS]
+        values = [_column_value(name, getattr(settings, name)) for name in SETTING_FIELDS]
         placeholders = ", ".join(f"${i}" for i in range(2, len(values) + 2))
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
@@ -81,6 +82,7 @@ class BotsRepo:
                 *values,
             )
             await conn.execute("INSERT INTO bot_state (bot_id) VALUES ($1)", bot_id)
+            await _show_paper_account(conn, bot_id)
             row = await conn.fetchrow(f"{_BOT_SELECT} WHERE {_OWNED}", bot_id, user_id)
         assert row is not None
         return row
@@ -103,18 +105,28 @@ class BotsRepo:
     async def update_if_unchanged(
         self, user_id: int, bot_id: int, changes: Mapping[str, Any], seen_updated_at: dt.datetime
     ) -> bool:
-        """Apply `changes` unless the row changed since it was read (the caller then re-reads, re-checks)."""
+        """Apply `changes` unless the row changed since it was read (the caller then re-reads, re-checks).
+
+        A new `paper_balance` (the service allows it only on a stopped, flat bot) resets the virtual
+        account: it starts again from that balance on the next run."""
         names = [name for name in changes if name in SETTING_FIELDS]
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=4))
-        status = await self._pool.execute(
-            f"UPDATE bot_configs c SET {sets + ', ' if sets else ''}updated_at = now() "
-            f"WHERE {_OWNED} AND c.updated_at = $3",
-            bot_id,
-            user_id,
-            seen_updated_at,
-            *(changes[name] for name in names),
-        )
-        return bool(status == "UPDATE 1")
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                f"UPDATE bot_configs c SET {sets + ', ' if sets else ''}updated_at = now() "
+                f"WHERE {_OWNED} AND c.updated_at = $3",
+                bot_id,
+                user_id,
+                seen_updated_at,
+                *(_column_value(name, changes[name]) for name in names),
+            )
+            if status != "UPDATE 1":
+                return False
+            if "paper_balance" in changes:
+                await conn.execute("DELETE FROM paper_accounts WHERE bot_id = $1 AND position_side IS NULL", bot_id)
+            if changes.keys() & {"mode", "paper_balance"}:
+                await _show_paper_account(conn, bot_id)
+            return True
 
     async def start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None]:
         try:
@@ -130,6 +142,26 @@ class BotsRepo:
     async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None] | None:
         """The outcome, or None when the bot's key was changed between locking it and activating."""
         async with self._pool.acquire() as conn, conn.transaction():
+            mode = await conn.fetchval(f"SELECT c.mode FROM bot_configs c WHERE {_OWNED}", bot_id, user_id)
+            if mode == "paper":
+                # A paper bot trades no exchange account: no key to lock, and the one-bot-per-key-
+                # and-market rule does not apply. The conditional UPDATE is the arbiter again.
+                started = await conn.fetchval(
+                    f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
+                    f"WHERE {_OWNED} AND NOT c.is_active AND c.mode = 'paper' RETURNING c.id",
+                    bot_id,
+                    user_id,
+                )
+                if started is None:
+                    row = await conn.fetchrow(
+                        f"SELECT c.is_active, c.mode FROM bot_configs c WHERE {_OWNED}", bot_id, user_id
+                    )
+                    if row is None:
+                        return StartOutcome.NOT_FOUND, None
+                    if row["is_active"]:
+                        return StartOutcome.ALREADY_ACTIVE, None
+                    return None  # switched to live meanwhile: start it as a live bot
+                return StartOutcome.STARTED, await _starting(conn, bot_id)
             # The key row is share-locked before the bot is activated on it, so a key delete either
             # commits first (the bot is then keyless and does not start) or waits and sees the active
             # bot (OwnedApiKeys.delete). The key is locked before the bot row, the order the delete's
@@ -160,13 +192,7 @@ class BotsRepo:
                 if row["api_key_id"] is not None and row["api_key_id"] != key_id:
                     return None  # an edit changed the key after it was locked: start again on the new one
                 return StartOutcome.NO_API_KEY, None
-            state = await conn.fetchrow(
-                "INSERT INTO bot_state (bot_id, status) VALUES ($1, 'starting') "
-                "ON CONFLICT (bot_id) DO UPDATE SET status = 'starting', last_error_message = NULL, "
-                "pause_reason = NULL, stop_close_position = false, last_updated_at = now() "
-                f"{_STATE_RETURNING}",
-                bot_id,
-            )
+            state = await _starting(conn, bot_id)
         return StartOutcome.STARTED, state
 
     async def stop(self, user_id: int, bot_id: int, *, close_position: bool) -> StateChange | None:
@@ -276,8 +302,39 @@ async def _stop(
     return StateChange(state, was_active)
 
 
+async def _starting(conn: asyncpg.Connection, bot_id: int) -> asyncpg.Record:
+    state = await conn.fetchrow(
+        "INSERT INTO bot_state (bot_id, status) VALUES ($1, 'starting') "
+        "ON CONFLICT (bot_id) DO UPDATE SET status = 'starting', last_error_message = NULL, "
+        "pause_reason = NULL, stop_close_position = false, last_updated_at = now() "
+        f"{_STATE_RETURNING}",
+        bot_id,
+    )
+    assert state is not None
+    return state
+
+
+async def _show_paper_account(conn: asyncpg.Connection, bot_id: int) -> None:
+    """The state's `paper_balance` and `equity`: the virtual account's balance (its starting balance
+    before its first run), or null for a live bot."""
+    await conn.execute(
+        """UPDATE bot_state s SET paper_free_balance = v.balance, paper_equity = v.balance
+           FROM (SELECT CASE WHEN c.mode = 'paper' THEN coalesce(a.balance, c.paper_balance) END AS balance
+                   FROM bot_configs c LEFT JOIN paper_accounts a ON a.bot_id = c.id WHERE c.id = $1) AS v
+           WHERE s.bot_id = $1""",
+        bot_id,
+    )
+
+
+def _column_value(name: str, value: Any) -> Any:
+    # numeric column: a Decimal of the float's shortest repr keeps the value the user sent.
+    return Decimal(repr(float(value))) if name == "paper_balance" else value
+
+
 def settings_of(row: Mapping[str, Any]) -> BotSettings:
-    return BotSettings(**{name: row[name] for name in SETTING_FIELDS})
+    values = {name: row[name] for name in SETTING_FIELDS}
+    values["paper_balance"] = float(values["paper_balance"])
+    return BotSettings(**values)
 
 
 def key_of_trade(row: Mapping[str, Any]) -> tuple[dt.datetime, int]:

@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 
 # Settings a running bot cannot take over: its open position lives on the old market and key, and
 # its strategy state was built by the old strategy (a switch would act on a state it never built).
-_FIXED_WHILE_RUNNING = ("symbol", "api_key_id", "strategy")
+# A paper bot's mode and virtual balance belong to its run too (CONTRACT.md "Paper trading").
+_FIXED_WHILE_RUNNING = ("symbol", "api_key_id", "strategy", "mode", "paper_balance")
+# Changing these on a stopped bot that holds a position would abandon it: a live position left on
+# the exchange, or a virtual one whose balance is reset under it.
+_FLAT_ONLY = ("mode", "paper_balance")
 _STRATEGY_FIELDS = frozenset({"strategy", "parameters", "ema_period"})
 # Optimistic PATCH: re-read and re-check this many times when another write lands in between.
 _UPDATE_ATTEMPTS = 5
@@ -132,6 +136,9 @@ class BotService:
                 fixed = [name for name in _FIXED_WHILE_RUNNING if name in diff]
                 if fixed:
                     raise BotIsRunning(f"stop the bot before changing {', '.join(fixed)}")
+            flat_only = [name for name in _FLAT_ONLY if name in diff]
+            if flat_only and row["in_position"]:
+                raise BotIsRunning(f"close the bot's position before changing {', '.join(flat_only)}")
             if await self._repo.update_if_unchanged(user_id, bot_id, diff, row["updated_at"]):
                 break
         else:
@@ -151,9 +158,10 @@ class BotService:
             else:
                 ema_period = ema_period_of(settings.strategy, parameters)
                 settings = dataclasses.replace(settings, parameters=parameters, ema_period=ema_period)
-        if "api_key_id" in changed:
+        if changed & {"api_key_id", "mode"}:
             if settings.api_key_id is None:
-                errors.append(("api_key_id", "an api key is required"))
+                if settings.mode != "paper":  # a paper bot trades no exchange account
+                    errors.append(("api_key_id", "an api key is required (paper bots need none)"))
             elif not await self._repo.api_key_owned(user_id, settings.api_key_id):
                 errors.append(("api_key_id", "no such api key"))
         if changed & {"symbol", "leverage"}:

@@ -18,7 +18,7 @@ def _num(value: Any) -> float | None:
 
 STATE_COLUMNS = (
     "status, in_position, position_side, position_size, entry_price, daily_pnl, daily_trades_count, "
-    "last_error_message, last_run_at, last_updated_at, replica_id, drift_warning"
+    "last_error_message, last_run_at, last_updated_at, replica_id, drift_warning, paper_free_balance, paper_equity"
 )
 
 
@@ -35,6 +35,9 @@ def state_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_run_at": row["last_run_at"],
         "last_updated_at": row["last_updated_at"],
         "replica_id": row["replica_id"],
+        # A paper bot's virtual account (null for live bots): free balance, and equity at the last close.
+        "paper_balance": _num(row["paper_free_balance"]),
+        "equity": _num(row["paper_equity"]),
         # Set by the leader's nightly drift report when live PnL strays from the backtest's.
         "drift_warning": row["drift_warning"],
     }
@@ -94,6 +97,8 @@ def state_or_stopped_view(row: Mapping[str, Any]) -> dict[str, Any]:
             "last_run_at": None,
             "last_updated_at": None,
             "replica_id": None,
+            "paper_balance": None,
+            "equity": None,
             "drift_warning": None,
         }
     return state_view(row)
@@ -106,7 +111,7 @@ BOT_FIELDS = ("id", *SETTING_FIELDS, "is_active", "created_at", "updated_at")
 def bot_view(row: Mapping[str, Any], lifetime: BotLifetime = EMPTY_LIFETIME) -> dict[str, Any]:
     """A bot's settings and flags plus its `state` and lifetime `stats`, from a row holding
     bot_configs and STATE_COLUMNS."""
-    out = {name: row[name] for name in BOT_FIELDS}
+    out = {name: _num(row[name]) if name == "paper_balance" else row[name] for name in BOT_FIELDS}
     out["state"] = state_or_stopped_view(row)
     out["stats"] = lifetime.view()
     return out

@@ -25,6 +25,10 @@ Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"
 
 _ID = Field(ge=1, lt=2**63)
 
+Mode = Literal["live", "paper"]
+_PAPER_BALANCE = "a paper bot's starting free balance (quote currency); a new one resets a stopped, flat paper bot"
+_PAPER_SLIPPAGE = "a paper fill's slippage: buys at close × (1 + bps/10⁴), sells at close × (1 − bps/10⁴)"
+
 READ_ONLY_FIELDS = ("id", "user_id", "is_active", "state", "stats", "created_at", "updated_at")
 
 
@@ -49,7 +53,7 @@ class BotCreate(_SettingsBody):
     """Bot settings; `symbol` may be the exchange's id (BTCUSDT) and is stored in ccxt's unified form."""
 
     name: str = Field(default="", max_length=100)
-    api_key_id: int = _ID
+    api_key_id: int | None = Field(default=None, ge=1, lt=2**63, description="required for live bots; paper bots need none")
     symbol: str = Field(min_length=1, max_length=64)
     strategy: str = Field(default="ema_cross", min_length=1, max_length=64, description="a name from GET /strategies")
     parameters: dict[str, Any] = Field(
@@ -64,6 +68,10 @@ class BotCreate(_SettingsBody):
     max_daily_loss_pct: float = Field(default=5.0, gt=0, le=100)
     stop_loss_pct: float | None = Field(default=None, gt=0, lt=100)
     take_profit_pct: float | None = Field(default=None, gt=0, le=1000)
+    mode: Mode = "live"
+    paper_balance: float = Field(default=10_000.0, gt=0, le=1e15, description=_PAPER_BALANCE)
+    paper_fee_rate: float = Field(default=0.0004, ge=0, lt=0.1, description="a paper fill's fee: this × notional")
+    paper_slippage_bps: float = Field(default=1.0, ge=0, lt=1000, description=_PAPER_SLIPPAGE)
 
     def to_settings(self) -> BotSettings:
         return BotSettings(**self.model_dump())
@@ -91,6 +99,10 @@ class BotUpdate(_SettingsBody):
     max_daily_loss_pct: float | None = Field(default=None, gt=0, le=100)
     stop_loss_pct: float | None = Field(default=None, gt=0, lt=100)
     take_profit_pct: float | None = Field(default=None, gt=0, le=1000)
+    mode: Mode | None = None
+    paper_balance: float | None = Field(default=None, gt=0, le=1e15, description=_PAPER_BALANCE)
+    paper_fee_rate: float | None = Field(default=None, ge=0, lt=0.1)
+    paper_slippage_bps: float | None = Field(default=None, ge=0, lt=1000)
 
     @field_validator(
         "name",
@@ -105,6 +117,10 @@ class BotUpdate(_SettingsBody):
         "allow_short",
         "max_daily_trades",
         "max_daily_loss_pct",
+        "mode",
+        "paper_balance",
+        "paper_fee_rate",
+        "paper_slippage_bps",
     )
     @classmethod
     def _not_null(cls, v: Any) -> Any:
@@ -137,6 +153,8 @@ class StateOut(BaseModel):
     last_run_at: dt.datetime | None
     last_updated_at: dt.datetime | None
     replica_id: str | None
+    paper_balance: float | None = Field(description="a paper bot's free balance after realised PnL and fees; null for live bots")
+    equity: float | None = Field(description="a paper bot's balance plus unrealised PnL at the last close; null for live bots")
     # The leader's nightly drift report found live PnL beyond TRADEBOT_DRIFT_WARN_GAP_BPS of the backtest's.
     drift_warning: str | None = None
 
@@ -181,6 +199,10 @@ class BotOut(BaseModel):
     max_daily_loss_pct: float
     stop_loss_pct: float | None
     take_profit_pct: float | None
+    mode: Mode
+    paper_balance: float
+    paper_fee_rate: float
+    paper_slippage_bps: float
     is_active: bool
     created_at: dt.datetime
     updated_at: dt.datetime

@@ -12,10 +12,12 @@ InsufficientBalance (stop the bot), and `OutcomeUnknown` below.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from tradebot.exchange.errors import ExchangeError
+from tradebot.runtime.bot_store import BotConfig
 from tradebot.runtime.positions import Position
 from tradebot.runtime.risk import MarketLimits
 
@@ -52,6 +54,12 @@ class Account(Protocol):
 
     async def free_balance(self, asset: str = "USDT") -> float: ...
 
+    def expected_fill_price(self, side: str, price: float) -> float:
+        """What a market order decided at `price` is expected to fill at, which orders are sized
+        on: the price itself on the exchange (its slippage is not known in advance), the fill
+        model's price on paper (so paper sizes exactly as the backtest does)."""
+        ...
+
     async def market_limits(self, symbol: str) -> MarketLimits: ...
 
     async def set_leverage(self, symbol: str, leverage: int) -> None: ...
@@ -68,3 +76,15 @@ class Accounts(Protocol):
     """Accounts by API key id (the live pool holds one ccxt private client per key)."""
 
     async def get(self, api_key_id: int) -> Account: ...
+
+
+# The close of the last candle the bot decided on (None before any): a paper fill's price.
+LastClose = Callable[[], float | None]
+
+
+class BotAccounts(Accounts, Protocol):
+    """The account a bot's run trades on, chosen by its mode: live on its API key (`get`), or paper.
+
+    A keyless live bot raises InvalidCredentials (the bot then goes to status error)."""
+
+    async def for_bot(self, config: BotConfig, fence: int, last_close: LastClose) -> Account: ...

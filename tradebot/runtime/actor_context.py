@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from tradebot.runtime.account import Accounts
+from tradebot.runtime.account import BotAccounts
 from tradebot.runtime.clock import Clock
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.faults import NO_CRASHES, CrashPoints
@@ -41,7 +41,7 @@ class ActorContext:
     pool: asyncpg.Pool
     events: BotEvents
     market_data: MarketData
-    accounts: Accounts
+    accounts: BotAccounts  # live (by API key) or paper, by the bot's mode
     clock: Clock
     replica_id: str
     crash_points: CrashPoints = NO_CRASHES

@@ -125,10 +125,9 @@ class BotActor:
         self.book = Book(bot_store.position_from_row(row),
                          DailyTally(row["daily_date"], float(row["daily_pnl"]), int(row["daily_trades_count"])))
         self.pause_reason = row["pause_reason"]
-        if config.api_key_id is None:
-            raise BotFailed("the bot has no API key; set api_key_id and start it again")
         try:
-            account = await self.ctx.accounts.get(config.api_key_id)
+            # Live on the bot's key or paper by its mode; the rest of the run cannot tell which.
+            account = await self.ctx.accounts.for_bot(config, self.lease.fence, lambda: self.feed.last_close)
         except InvalidCredentials as e:
             raise BotFailed(str(e)) from e
         self.executor = OrderExecutor(
@@ -269,11 +268,12 @@ class BotActor:
         account = self._account()
         market = await account.market_limits(config.symbol)
         free = await account.free_balance()
-        sizing = position_size(free, config.order_size_pct, config.leverage, price, market)
+        side = "buy" if step.side == "long" else "sell"
+        sizing = position_size(free, config.order_size_pct, config.leverage, account.expected_fill_price(side, price),
+                               market)
         if sizing.amount <= 0:
             await self._save({"last_error_message": f"no order: {sizing.reason}", **self._strategy_fields()})
             return
-        side = "buy" if step.side == "long" else "sell"
         await self._place(OrderRequest(config.symbol, side, sizing.amount, False, Leg.OPEN, seq, f"open_{step.side}"))
 
     async def _close(self, step: Close, seq: int) -> None:

@@ -49,19 +49,30 @@ class BotConfig:
     take_profit_pct: float | None
     is_active: bool
     deleted: bool
+    # Paper trading (migration 0009): a paper bot trades a virtual account (runtime/paper_account.py).
+    mode: str = "live"
+    paper_balance: float = 10_000.0
+    paper_fee_rate: float = 0.0004
+    paper_slippage_bps: float = 1.0
+
+    @property
+    def paper(self) -> bool:
+        return self.mode == "paper"
 
 
 _CONFIG_COLUMNS = (
     "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.parameters, c.timeframe, c.ema_period, "
     "c.leverage, "
     "c.order_size_pct, c.allow_short, c.max_daily_trades, c.max_daily_loss_pct, c.stop_loss_pct, "
-    "c.take_profit_pct, c.is_active, c.deleted_at IS NOT NULL AS deleted"
+    "c.take_profit_pct, c.is_active, c.deleted_at IS NOT NULL AS deleted, c.mode, c.paper_balance, c.paper_fee_rate, "
+    "c.paper_slippage_bps"
 )
 
 
 def _config(row: Mapping[str, Any]) -> BotConfig:
     values = {k: row[k] for k in BotConfig.__slots__}
     values["ema_period"] = values["ema_period"] or 0
+    values["paper_balance"] = float(values["paper_balance"])
     return BotConfig(**values)
 
 
@@ -151,7 +162,7 @@ _STATE_FIELDS = frozenset(
     {
         "status", "in_position", "position_side", "position_size", "entry_price", "daily_pnl", "daily_trades_count",
         "daily_date", "pause_reason", "last_error_message", "last_run_at", "replica_id", "strategy_state",
-        "signal_seq", "last_candle_time", "stop_close_position", "leverage_applied",
+        "signal_seq", "last_candle_time", "stop_close_position", "leverage_applied", "paper_free_balance", "paper_equity",
     }
 )
 
@@ -207,11 +218,13 @@ class NewOrder:
 
 
 async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
-    """Record the intent before sending; None if this client order id was recorded already."""
+    """Record the intent before sending; None if this client order id was recorded already. The
+    `paper` flag comes from the bot's mode (fixed while it runs), so the executor need not know it."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         """INSERT INTO orders (bot_id, user_id, client_order_id, symbol, side, amount, reduce_only, intent,
-                               signal_seq, fence_token, candle_time)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                               signal_seq, fence_token, candle_time, paper)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                   (SELECT c.mode = 'paper' FROM bot_configs c WHERE c.id = $1))
            ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
         order.bot_id,
         order.user_id,
@@ -287,8 +300,8 @@ async def insert_trade(
     A fee of None is stored as unknown (NULL), to be filled in by `set_trade_fee`."""
     return await conn.fetchrow(
         """INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, realized_pnl,
-                               client_order_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                               client_order_id, paper)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT o.paper FROM orders o WHERE o.id = $3))
            ON CONFLICT (order_id) DO NOTHING
            RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id,
                      created_at""",

@@ -108,6 +108,9 @@ class LiveAccount:
         balance = await self._retrying(self._client.fetch_balance)
         return float((balance.get("free") or {}).get(asset) or 0.0)
 
+    def expected_fill_price(self, side: str, price: float) -> float:
+        return price  # the exchange's slippage is not known before the fill
+
     async def position(self, symbol: str) -> Position:
         """The exchange's position; raises rather than ever reading a failed report as flat."""
         await self._markets()

@@ -24,9 +24,15 @@ CHUNK = 1000
 _FLUSH = """
 UPDATE bot_state AS s
 SET strategy_state = v.state, signal_seq = v.seq, last_candle_time = v.candle, last_run_at = v.run_at,
-    last_updated_at = now()
-FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[], $4::bigint[], $5::bigint[], $6::timestamptz[])
-     AS v(bot_id, fence, state, seq, candle, run_at)
+    last_updated_at = now(),
+    -- A paper bot's equity follows the last close: its balance plus the open position's PnL there.
+    paper_equity = CASE WHEN s.paper_free_balance IS NULL OR v.mark IS NULL THEN s.paper_equity
+                        WHEN NOT s.in_position OR s.entry_price IS NULL THEN s.paper_free_balance
+                        ELSE s.paper_free_balance + (v.mark - s.entry_price) * s.position_size
+                             * CASE s.position_side WHEN 'long' THEN 1 ELSE -1 END END
+FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[], $4::bigint[], $5::bigint[], $6::timestamptz[],
+            $7::float8[])
+     AS v(bot_id, fence, state, seq, candle, run_at, mark)
 WHERE s.bot_id = v.bot_id AND s.fence_token = v.fence
 """
 
@@ -38,6 +44,7 @@ class Snapshot:
     signal_seq: int
     last_candle_time: int | None
     last_run_at: datetime
+    mark_price: float | None = None  # the last close (a paper bot's equity is marked at it)
 
 
 class StateWriter:
@@ -93,5 +100,6 @@ class StateWriter:
             [r.signal_seq for r in rows],
             [r.last_candle_time for r in rows],
             [r.last_run_at for r in rows],
+            [r.mark_price for r in rows],
         )
         return int(result.split()[-1]) if result else 0

@@ -147,7 +147,7 @@ class StrategyFeed:
             return False
         self._state_writer.put(self._lease.bot_id, Snapshot(
             self._lease.fence, self._saved_state(config, stopped_out_seq), self.strategy.seq,
-            self.strategy.last_candle_ts, datetime.now(UTC),
+            self.strategy.last_candle_ts, datetime.now(UTC), self.last_close,
         ))
         return True
 
