@@ -34,12 +34,10 @@ class BotConfig:
     exchange: str
     symbol: str
     strategy: str
-    # Every parameter of the strategy (bot_configs.parameters, migration 0008): what the actor will read.
+    # Every parameter of the strategy (bot_configs.parameters, migration 0008), resolved by the
+    # actor through the strategy registry.
     parameters: Mapping[str, Any]
     timeframe: str
-    # Transitional mirror of parameters["ema_period"] for ema_cross, which the actor reads today; 0
-    # for other strategies, which the API refuses to start until the actor reads `parameters`.
-    ema_period: int
     leverage: int
     order_size_pct: float
     allow_short: bool
@@ -52,17 +50,14 @@ class BotConfig:
 
 
 _CONFIG_COLUMNS = (
-    "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.parameters, c.timeframe, c.ema_period, "
-    "c.leverage, "
+    "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.parameters, c.timeframe, c.leverage, "
     "c.order_size_pct, c.allow_short, c.max_daily_trades, c.max_daily_loss_pct, c.stop_loss_pct, "
     "c.take_profit_pct, c.is_active, c.deleted_at IS NOT NULL AS deleted"
 )
 
 
 def _config(row: Mapping[str, Any]) -> BotConfig:
-    values = {k: row[k] for k in BotConfig.__slots__}
-    values["ema_period"] = values["ema_period"] or 0
-    return BotConfig(**values)
+    return BotConfig(**{k: row[k] for k in BotConfig.__slots__})
 
 
 async def load_config(pool: asyncpg.Pool, bot_id: int) -> BotConfig | None:
