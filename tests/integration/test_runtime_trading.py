@@ -153,7 +153,7 @@ async def test_bot_trades_where_the_backtest_trades(
     assert accepted == [o["client_order_id"] for o in orders]
 
     async def fees_known() -> bool:  # a fill's fee may come from a later lookup
-        return await pool.fetchval("SELECT count(*) FROM trades WHERE bot_id = $1 AND fee IS NULL", bot) == 0
+        return bool(await pool.fetchval("SELECT count(*) FROM trades WHERE bot_id = $1 AND fee IS NULL", bot) == 0)
 
     await eventually(fees_known, timeout=60.0, what="every fee to be known")
     trades = await pool.fetch("SELECT * FROM trades WHERE bot_id = $1 ORDER BY id", bot)
