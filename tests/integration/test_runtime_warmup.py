@@ -197,3 +197,22 @@ async def test_a_bot_resumes_the_state_it_saved_before_the_registry(
     stored = await pool.fetchval("SELECT strategy_state FROM bot_state WHERE bot_id = $1", bot)
     assert stored["strategy"] == "ema_cross" and stored["seq"] == 3  # saved in today's form from now on
     assert stored["parameters"] == {"ema_period": 3, "allow_short": False}
+
+
+async def test_a_bot_whose_strategy_this_replica_lacks_goes_to_error_saying_so(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader,
+) -> None:
+    """A plugin installed where the bot was created but not on the replica that takes it: the bot
+    must not trade on some other strategy, nor crash-loop; it stops in `error` naming the strategy."""
+    await sim.push_klines("BTCUSDT", "1m", candle_rows([100.0 + i for i in range(10)]))
+    bot = await create_bot(pool, trader.user_id, trader.key_id, strategy="not_installed_here", ema_period=None,
+                           parameters={"period": 5})
+    runtime.poke()
+
+    async def failed() -> bool:
+        return await bot_status(pool, bot) == "error"
+
+    await eventually(failed, what="the bot to go to error")
+    message = await pool.fetchval("SELECT last_error_message FROM bot_state WHERE bot_id = $1", bot)
+    assert "not_installed_here" in message and "not installed" in message
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE bot_id = $1", bot) == 0
