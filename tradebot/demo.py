@@ -82,7 +82,7 @@ async def _create_demo_account(url: str, simulator_url: str, password: str) -> t
                           headers=auth)
         bot = await _call(
             http, "POST", f"{api}/bots",
-            {"name": "BTC EMA(10) demo", "api_key_id": key["id"], "symbol": "BTCUSDT", "strategy": "ema_cross",
+            {"name": "BTC EMA(10) demo", "api_key_id": key["id"], "symbol": "BTCUSDT",
              "timeframe": "1m", "ema_period": 10, "leverage": 3, "order_size_pct": 20, "allow_short": True},
             headers=auth,
         )

@@ -291,7 +291,8 @@ async def test_shutdown_hands_over_with_the_latest_state_and_no_lease_left(
     state = await _state(pool, bot)
     # Status untouched for the next owner; the indicator state is the one after the last candle.
     assert state["status"] == "running"
-    assert state["last_candle_time"] == rows[-1][0] and state["strategy_state"]["ema_cross"]["ema"]["count"] == 4
+    assert state["last_candle_time"] == rows[-1][0] and state["strategy_state"]["strategy"] == "ema_cross"
+    assert state["strategy_state"]["state"]["ema"]["count"] == 4
     ownership = await pool.fetch("SELECT released_at FROM bot_ownership WHERE bot_id = $1", bot)
     assert ownership and all(o["released_at"] is not None for o in ownership)
     assert await redis_client.exists(runtime.leases.lease_key(bot)) == 0

@@ -7,7 +7,9 @@ sending it, and end with the same position as the exchange.
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -16,18 +18,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.integration.runtime_helpers import (
-    MINUTE,
     START_MS,
     candle_rows,
     push_and_wait,
 )
 from tests.runtime_fixtures import Trader, manual_simulator, start_bot
 from tests.simulator_helpers import SimControl
+from tests.timing import eventually
 from tradebot.exchange.simulator import SimulatorConfig
 from tradebot.runtime.bot_runtime import BotRuntime
+from tradebot.runtime.risk import floor_to_step
+from tradebot.strategies import BacktestSettings, ExitReason, get_strategy, simulate, strategy_names
 from tradebot.strategies.base import NO_TARGET, Target
 from tradebot.strategies.candles import Candles
-from tradebot.strategies.ema_cross import EmaCrossParams, ema_cross_signals
 
 
 @pytest.fixture
@@ -38,23 +41,41 @@ def simulator_config() -> SimulatorConfig:
 CLOSES = [100.0, 100.0, 100.0, 100.0, 100.0, 104.0, 108.0, 103.0, 96.0, 92.0, 95.0, 101.0, 107.0, 109.0,
           100.0, 94.0, 93.0]
 
+# Two superposed waves after a flat start: every built-in changes its target 9 to 18 times on it
+# with the parameters below (checked by the test itself: at least four trades each).
+WAVES = [round(100 + 8 * math.sin(i / 3.0) + 3 * math.sin(i / 1.3) + 0.05 * i, 1) if i >= 6 else 100.0
+         for i in range(90)]
+LIVE_PARAMS: dict[str, dict[str, Any]] = {
+    "ema_cross": {"ema_period": 5},
+    "ema_crossover": {"fast_period": 3, "slow_period": 8},
+    "macd_cross": {"fast_period": 3, "slow_period": 8, "signal_period": 3},
+    "rsi_reversion": {"rsi_period": 5, "oversold": 35, "overbought": 65, "exit_level": 50},
+    "bollinger_reversion": {"bb_period": 10, "bb_std": 1.2},
+}
+ORDER_SIZE_PCT, LEVERAGE = 50.0, 2
+STEP = 0.001  # the simulator's BTCUSDT lot step
+
+
+def _candles(closes: list[float], start_ms: int = START_MS) -> Candles:
+    """The candles `candle_rows` pushes (open = previous close), as the backtest reads them."""
+    rows = candle_rows(closes, start_ms)
+    return Candles.from_arrays(*(np.array([r[k] for r in rows]) for k in range(6)))
+
 
 async def _orders(pool: asyncpg.Pool, bot_id: int) -> list[asyncpg.Record]:
     return list(await pool.fetch("SELECT * FROM orders WHERE bot_id = $1 ORDER BY id", bot_id))
 
 
-def _expected_orders(closes: list[float], period: int, allow_short: bool) -> list[tuple[int, str, str]]:
+def _expected_orders(
+    closes: list[float], strategy: str, parameters: dict[str, Any], allow_short: bool
+) -> list[tuple[int, str, str]]:
     """(signal seq, side, leg) of every order the backtest's target changes imply."""
-    n = len(closes)
-    candles = Candles.from_arrays(
-        ts=np.arange(n, dtype=np.int64) * MINUTE + START_MS,
-        open=np.array(closes), high=np.array(closes) + 1, low=np.array(closes) - 1, close=np.array(closes),
-    )
-    signals = ema_cross_signals(candles.close, EmaCrossParams(period, allow_short))
+    impl = get_strategy(strategy)
+    signals = impl.signals(_candles(closes), impl.parse_params({**parameters, "allow_short": allow_short}))
     seq = signals.seq()
     out: list[tuple[int, str, str]] = []
     held = Target.FLAT
-    for t in range(n):
+    for t in range(len(closes)):
         code = int(signals.target[t])
         if code == NO_TARGET or Target(code) == held:
             continue
@@ -67,21 +88,57 @@ def _expected_orders(closes: list[float], period: int, allow_short: bool) -> lis
     return out
 
 
+def _backtest_fills(closes: list[float], strategy: str, parameters: dict[str, Any]) -> list[tuple[str, float, float, float]]:
+    """(side, price, amount, fee) of every fill the backtest of the same candles makes, with the
+    simulator's fee and the bot's sizing. The backtest fills a target at the next candle's open; one
+    more candle opening at the last close carries out what the live bot does after the last one."""
+    impl = get_strategy(strategy)
+    candles = _candles([*closes, closes[-1]])
+    signals = impl.signals(candles, impl.parse_params({**parameters, "allow_short": True}))
+    target = signals.target.copy()
+    target[-1] = target[-2]  # the extra candle decides nothing new
+    settings = BacktestSettings(initial_balance=10_000.0, fee_rate=0.0004, slippage_bps=0.0,
+                                order_size_pct=ORDER_SIZE_PCT, leverage=float(LEVERAGE))
+    log = simulate(candles, target, settings).trades
+    fills: list[tuple[int, int, str, float, float, float]] = []
+    for k in range(len(log)):
+        side = int(log.side[k])
+        amount = float(log.amount[k])
+        fills.append((int(log.entry_bar[k]), 1, "buy" if side > 0 else "sell", float(log.entry_price[k]), amount,
+                      float(log.entry_fee[k])))
+        if ExitReason(int(log.exit_reason[k])) is not ExitReason.END:
+            fills.append((int(log.exit_bar[k]), 0, "sell" if side > 0 else "buy", float(log.exit_price[k]), amount,
+                          float(log.exit_fee[k])))
+    fills.sort(key=lambda f: (f[0], f[1]))  # at one open, a reversal closes before it opens
+    return [f[2:] for f in fills]
+
+
+def test_every_builtin_strategy_is_traded_live_below() -> None:
+    assert sorted(LIVE_PARAMS) == strategy_names()  # no plugin is installed in the test process
+
+
+@pytest.mark.parametrize("strategy", sorted(LIVE_PARAMS))
 async def test_bot_trades_where_the_backtest_trades(
     runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader, runtime_client: TestClient[web.Request, web.Application],
+    strategy: str,
 ) -> None:
     client = runtime_client
     account = trader.creds
-    bot = await start_bot(pool, runtime, trader, ema_period=5, allow_short=True)
+    parameters = LIVE_PARAMS[strategy]
+    shorthand = {"ema_period": parameters["ema_period"]} if strategy == "ema_cross" else {"ema_period": None}
+    bot = await start_bot(pool, runtime, trader, strategy=strategy, parameters=parameters, **shorthand,
+                          allow_short=True, order_size_pct=ORDER_SIZE_PCT, leverage=LEVERAGE,
+                          max_daily_loss_pct=100.0, max_daily_trades=1000)  # the backtest has no daily limits
 
     latencies = []
-    rows = candle_rows(CLOSES)
+    rows = candle_rows(WAVES)
     for i, row in enumerate(rows):
         sent = time.monotonic()
         await push_and_wait(runtime, sim, bot, row, what=f"a decision on candle {i}")
         latencies.append(time.monotonic() - sent)
 
-    expected = _expected_orders(CLOSES, 5, True)
+    expected = _expected_orders(WAVES, strategy, parameters, True)
+    assert len(expected) >= 4
     orders = await _orders(pool, bot)
     got = [(o["signal_seq"], o["side"], o["client_order_id"][-1]) for o in orders]
     assert got == expected
@@ -95,6 +152,33 @@ async def test_bot_trades_where_the_backtest_trades(
     accepted = [a["client_order_id"] for a in audit if a["status"] != "rejected"]
     assert accepted == [o["client_order_id"] for o in orders]
 
+    async def fees_known() -> bool:  # a fill's fee may come from a later lookup
+        return bool(await pool.fetchval("SELECT count(*) FROM trades WHERE bot_id = $1 AND fee IS NULL", bot) == 0)
+
+    await eventually(fees_known, timeout=60.0, what="every fee to be known")
+    trades = await pool.fetch("SELECT * FROM trades WHERE bot_id = $1 ORDER BY id", bot)
+
+    # Each fill is the backtest's: side, price and fee rule exactly; the size follows the
+    # backtest's rule on the account's balance at the time, rounded down to the lot step (the
+    # backtest does not round, so its balance drifts from the account's by a fraction of a step's
+    # PnL per trade: the sizes agree to 1e-4).
+    fills = _backtest_fills(WAVES, strategy, parameters)
+    assert [t["side"] for t in trades] == [f[0] for f in fills]
+    balance = 10_000.0
+    held = 0.0
+    for t, (_, price, amount, fee) in zip(trades, fills, strict=True):
+        live_price, live_amount, live_fee = float(t["price"]), float(t["amount"]), float(t["fee"])
+        assert live_price == pytest.approx(price, rel=1e-12)
+        assert live_fee == pytest.approx(0.0004 * live_amount * live_price, rel=1e-9)
+        assert live_amount == pytest.approx(amount, rel=1e-4) and live_fee == pytest.approx(fee, rel=1e-4)
+        if held == 0.0:  # an entry: sized on the balance after every earlier fill
+            assert live_amount == floor_to_step(balance * ORDER_SIZE_PCT / 100 * LEVERAGE / live_price, STEP)
+            held = live_amount
+        else:  # an exit closes the whole position
+            assert live_amount == held
+            held = 0.0
+        balance += float(t["realized_pnl"] or 0) - live_fee
+
     # The database's position is the exchange's.
     state = await pool.fetchrow("SELECT * FROM bot_state WHERE bot_id = $1", bot)
     positions = await sim.positions(account.api_key)
@@ -105,6 +189,7 @@ async def test_bot_trades_where_the_backtest_trades(
     else:
         assert sim_pos is None or float(sim_pos["amount"]) == 0
     assert state["daily_trades_count"] == len(orders)
+    assert state["strategy_state"]["strategy"] == strategy
 
     # The same trades reached the event stream, in order, each after its state change.
     events = await runtime.ctx.events.replay(bot, None)
@@ -116,11 +201,9 @@ async def test_bot_trades_where_the_backtest_trades(
     # And /metrics counts them.
     text = await (await client.get("/metrics")).text()
     assert f"tradebot_orders_total{{outcome=\"filled\"}} {float(len(orders))}" in text
-    assert "tradebot_bots_running 1.0" in text and f"tradebot_bot_decisions_total {float(len(CLOSES))}" in text
-    print(f"decision latency after push: median {sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms")
-
-
+    assert "tradebot_bots_running 1.0" in text and f"tradebot_bot_decisions_total {float(len(WAVES))}" in text
+    print(f"{strategy}: {len(orders)} orders; decision latency after push: median "
+          f"{sorted(latencies)[len(latencies) // 2] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
 
 
 @pytest.mark.parametrize("allow_short", [False, True])
@@ -150,6 +233,6 @@ async def test_a_monthly_bot_trades_where_the_backtest_trades(
         await push_and_wait(runtime, sim, bot, row, interval="1M", what=f"a decision on monthly candle {i}")
     orders = await _orders(pool, bot)
     got = [(o["signal_seq"], o["side"], o["client_order_id"][-1]) for o in orders]
-    assert got == _expected_orders(CLOSES, 5, True)
+    assert got == _expected_orders(CLOSES, "ema_cross", {"ema_period": 5}, True)
     actor = runtime.supervisor.actor(bot)
     assert actor is not None and actor.decisions == len(CLOSES)

@@ -154,3 +154,65 @@ async def test_a_fresh_bot_decides_every_later_candle_like_the_full_history_back
         if actor.strategy.target is not expected:
             mismatches.append((t, actor.strategy.target, expected))
     assert mismatches == []
+
+
+async def test_a_bot_resumes_the_state_it_saved_before_the_registry(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader,
+) -> None:
+    """Before the actor resolved strategies through the registry it saved ``{"ema_cross": state,
+    "timeframe", "stopped_out_seq"}``. A bot running across the upgrade resumes that state: its
+    signal numbers go on from the saved ones (a fresh warm-up over the exchange's candles would
+    restart them, and a client order id would then repeat)."""
+    # What the previous owner decided on: up then down (target long, then flat: seq 2).
+    before = candle_rows([100.0 + i for i in range(15)] + [114.0 - 2 * i for i in range(1, 16)])
+    params = EmaCrossParams(ema_period=3, allow_short=False)
+    state = EmaCrossState.start(params)
+    for r in before:
+        _, state = decide(StrategyCandle(int(r[0]), *r[1:]), state, params)
+    assert (state.target, state.seq) == (Target.FLAT, 2)
+    saved = {"ema_cross": state.to_dict(), "timeframe": "1m", "stopped_out_seq": None}
+    # The exchange's candles: the same open times, then rising on (a fresh warm-up: long, seq 1).
+    rows = candle_rows([100.0 + i for i in range(40)])
+    await sim.push_klines("BTCUSDT", "1m", rows)
+    bot = await create_bot(pool, trader.user_id, trader.key_id, active=False, ema_period=3, allow_short=False)
+    await pool.execute("UPDATE bot_state SET strategy_state = $2, last_candle_time = $3, signal_seq = 2 "
+                       "WHERE bot_id = $1", bot, saved, state.last_candle_ts)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE bot_configs SET is_active = true WHERE id = $1", bot)
+        await conn.execute("UPDATE bot_state SET status = 'starting' WHERE bot_id = $1", bot)
+    runtime.poke()
+
+    async def long_opened() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) FROM orders WHERE bot_id = $1", bot) == 1)
+
+    await eventually(long_opened, what="the resumed bot to follow its target")
+    actor = runtime.supervisor.actor(bot)
+    assert actor is not None and actor.strategy is not None
+    # Resumed at candle 30 (count 30 + the 10 after it); the 31st candle (102 rising past the
+    # saved EMA) turned it long: seq 3.
+    assert actor.strategy.ema.count == 40 and actor.strategy.last_candle_ts == int(rows[-1][0])
+    assert actor.feed.progress is not None and actor.feed.progress.target is Target.LONG
+    order = await pool.fetchrow("SELECT * FROM orders WHERE bot_id = $1", bot)
+    assert order["side"] == "buy" and order["signal_seq"] == actor.feed.progress.seq == 3
+    stored = await pool.fetchval("SELECT strategy_state FROM bot_state WHERE bot_id = $1", bot)
+    assert stored["strategy"] == "ema_cross" and stored["seq"] == 3  # saved in today's form from now on
+    assert stored["parameters"] == {"ema_period": 3, "allow_short": False}
+
+
+async def test_a_bot_whose_strategy_this_replica_lacks_goes_to_error_saying_so(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader,
+) -> None:
+    """A plugin installed where the bot was created but not on the replica that takes it: the bot
+    must not trade on some other strategy, nor crash-loop; it stops in `error` naming the strategy."""
+    await sim.push_klines("BTCUSDT", "1m", candle_rows([100.0 + i for i in range(10)]))
+    bot = await create_bot(pool, trader.user_id, trader.key_id, strategy="not_installed_here", ema_period=None,
+                           parameters={"period": 5})
+    runtime.poke()
+
+    async def failed() -> bool:
+        return await bot_status(pool, bot) == "error"
+
+    await eventually(failed, what="the bot to go to error")
+    message = await pool.fetchval("SELECT last_error_message FROM bot_state WHERE bot_id = $1", bot)
+    assert "not_installed_here" in message and "not installed" in message
+    assert await pool.fetchval("SELECT count(*) FROM orders WHERE bot_id = $1", bot) == 0

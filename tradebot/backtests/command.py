@@ -18,9 +18,9 @@ from tradebot.backtests.plot import write_plot
 from tradebot.strategies.backtest import BacktestSettings
 from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy, strategy_names
 from tradebot.strategies.candles import CandleDataError, Candles
-from tradebot.strategies.ema_cross import DEFAULT_EMA_PERIOD, MAX_EMA_PERIOD, MIN_EMA_PERIOD
 from tradebot.strategies.render import format_report, result_to_dict
 from tradebot.strategies.report import run_backtest
+from tradebot.strategies.selection import DEFAULT_STRATEGY, SHORTHAND, shorthand_parameters
 from tradebot.timeframes import MONTH, TIMEFRAMES, candle_open, spacing_matches
 
 __all__ = ["configure_parser", "run"]
@@ -32,7 +32,7 @@ _DEFAULTS = BacktestSettings()
 def configure_parser(p: argparse.ArgumentParser) -> None:
     """Adds the ``backtest`` options to ``p``."""
     p.description = (
-        "Backtest the EMA cross strategy on a CSV of candles "
+        "Backtest a strategy on a CSV of candles (or the exchange's klines) "
         "(columns timestamp,open,high,low,close,volume; timestamp in ms or ISO 8601 UTC)."
     )
     source = p.add_mutually_exclusive_group(required=True)
@@ -49,9 +49,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--strategy",
-        default="ema_cross",
+        default=DEFAULT_STRATEGY,
         metavar="NAME",
-        help=f"strategy, one of {', '.join(strategy_names())} (default ema_cross)",
+        help=f"strategy, one of {', '.join(strategy_names())} (default {DEFAULT_STRATEGY})",
     )
     p.add_argument(
         "--param",
@@ -65,8 +65,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"shorthand for --param ema_period=N of ema_cross, {MIN_EMA_PERIOD}-{MAX_EMA_PERIOD} "
-        f"(default {DEFAULT_EMA_PERIOD})",
+        help=_shorthand_help(),
     )
     p.add_argument(
         "--initial-balance",
@@ -103,7 +102,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
         metavar="L",
         help=f"leverage, 1-125 (default {_DEFAULTS.leverage:g})",
     )
-    p.add_argument("--allow-short", action="store_true", help="go short when the close is below the EMA")
+    p.add_argument("--allow-short", action="store_true", help="go short when the strategy's target is short")
     p.add_argument("--stop-loss-pct", type=float, default=None, metavar="X", help="stop loss, percent of entry price")
     p.add_argument(
         "--take-profit-pct", type=float, default=None, metavar="X", help="take profit, percent of entry price"
@@ -164,7 +163,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-_SHORTHANDS = ("ema_period",)
+_SHORTHANDS = (SHORTHAND[1],)
+
+
+def _shorthand_help() -> str:
+    """--ema-period's help, with the range and default its strategy declares."""
+    strategy, key = SHORTHAND
+    prop = get_strategy(strategy).parameters_schema()["properties"][key]
+    return (
+        f"shorthand for --param {key}=N of {strategy}, {prop['minimum']}-{prop['maximum']} "
+        f"(default {prop['default']})"
+    )
 
 
 def param_value(text: str) -> Any:
@@ -186,11 +195,7 @@ def strategy_params(strategy: str, pairs: list[str], ema_period: int | None) -> 
         if not sep or not name.strip():
             raise ParameterError("param", f"expected NAME=VALUE, got {pair!r}")
         params[name.strip()] = param_value(text)
-    if ema_period is not None:
-        if strategy != "ema_cross":
-            raise ParameterError("ema_period", f"is a parameter of ema_cross, not of {strategy}")
-        params.setdefault("ema_period", ema_period)
-    return params
+    return shorthand_parameters(strategy, params, ema_period)
 
 
 def _fail(message: str) -> int:

@@ -43,6 +43,7 @@ from tradebot.strategies import (
     split_parameters,
 )
 from tradebot.strategies.render import iso_time
+from tradebot.strategies.selection import DEFAULT_STRATEGY
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def compute_result(
     params: Mapping[str, Any],
     timeframe: str,
     max_trades: int,
-    strategy: str = "ema_cross",
+    strategy: str = DEFAULT_STRATEGY,
 ) -> dict[str, Any]:
     """The engine run and its JSON rendering: CPU work, called in the thread pool."""
     try:

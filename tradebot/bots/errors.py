@@ -37,10 +37,6 @@ class BotIsRunning(BotError):
         self.detail = detail
 
 
-class StrategyNotLive(BotIsRunning):
-    """The bot's strategy cannot trade live yet (a 409 like the other refusals to start)."""
-
-
 class InvalidBotSettings(BotError):
     """Settings that are well-formed but not acceptable (unknown symbol, someone else's key...)."""
 

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tradebot.strategies.selection import DEFAULT_STRATEGY
+
 # The columns of bot_configs a user may set, in the order the API shows them.
 SETTING_FIELDS: tuple[str, ...] = (
     "name",
@@ -43,7 +45,7 @@ class BotSettings:
     # fills both from the registry (tradebot.strategies.selection).
     ema_period: int | None = None
     name: str = ""
-    strategy: str = "ema_cross"
+    strategy: str = DEFAULT_STRATEGY
     parameters: Mapping[str, Any] = field(default_factory=dict)
     leverage: int = 1
     order_size_pct: float = 10.0

@@ -26,14 +26,13 @@ from tradebot.bots.errors import (
     BotLimitReached,
     BotNotFound,
     InvalidBotSettings,
-    StrategyNotLive,
 )
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SETTING_FIELDS, BotEventSink, BotSettings, SymbolResolver
 from tradebot.bots.repo import BotsRepo, StartOutcome, settings_of
 from tradebot.bots.stats import EMPTY_LIFETIME, StatsGroup, TradeFilter, TradeStats
 from tradebot.bots.views import bot_view, order_view, state_or_stopped_view, state_view, trade_view
 from tradebot.strategies import ParameterError
-from tradebot.strategies.selection import ema_period_of, resolve_parameters, runs_live
+from tradebot.strategies.selection import ema_period_of, resolve_parameters
 
 log = logging.getLogger(__name__)
 
@@ -180,13 +179,6 @@ class BotService:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self, user_id: int, bot_id: int) -> None:
-        row = await self._repo.get(user_id, bot_id)
-        if row is not None and not row["is_active"] and not runs_live(row["strategy"]):
-            # Never a silent fallback to another strategy: the actor runs only these so far.
-            raise StrategyNotLive(
-                f"live trading of strategy {row['strategy']!r} is not available yet; "
-                "backtest it, or switch the bot to a strategy that runs live"
-            )
         outcome, state = await self._repo.start(user_id, bot_id)
         if outcome is StartOutcome.NOT_FOUND:
             raise BotNotFound

@@ -19,6 +19,7 @@ from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, BotSettings
 from tradebot.bots.stats import TradeFilter
 from tradebot.http.pagination import Page, PageQuery
 from tradebot.http.times import accepted_time
+from tradebot.strategies.selection import DEFAULT_STRATEGY
 from tradebot.timeframes import Timeframe
 
 Status = Literal["stopped", "starting", "running", "paused", "stopping", "error"]
@@ -55,7 +56,7 @@ class BotCreate(_SettingsBody):
     name: str = Field(default="", max_length=100)
     api_key_id: int | None = Field(default=None, ge=1, lt=2**63, description="required for live bots; paper bots need none")
     symbol: str = Field(min_length=1, max_length=64)
-    strategy: str = Field(default="ema_cross", min_length=1, max_length=64, description="a name from GET /strategies")
+    strategy: str = Field(default=DEFAULT_STRATEGY, min_length=1, max_length=64, description="a name from GET /strategies")
     parameters: dict[str, Any] = Field(
         default_factory=dict, description="the strategy's parameters (GET /strategies); omitted ones take defaults"
     )

@@ -52,7 +52,7 @@ from tradebot.runtime.positions import closing_side
 from tradebot.runtime.risk import ExitReason, RiskLimits, position_size
 from tradebot.runtime.strategy_feed import StrategyFeed
 from tradebot.statuses import LIVE_STATUSES, BotStatus
-from tradebot.strategies.ema_cross import EmaCrossParams, EmaCrossState
+from tradebot.strategies.base import ParameterError, UnknownStrategyError
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +73,13 @@ class BotActor:
         self.decisions = 0
 
     @property
-    def strategy(self) -> EmaCrossState | None:
+    def strategy(self) -> Any:
+        """The strategy's own live state (its type is the strategy's; None until warmed up)."""
         return self.feed.strategy
 
     @property
-    def params(self) -> EmaCrossParams | None:
+    def params(self) -> Any:
+        """The strategy's parsed parameters (None until warmed up)."""
         return self.feed.params
 
     # ------------------------------------------------------------------ lifecycle
@@ -179,7 +181,7 @@ class BotActor:
             return
         await self._save({"status": BotStatus.STOPPING})
         if stop.close_position and not self.book.position.flat:
-            seq = self.feed.strategy.seq if self.feed.strategy else 0
+            seq = self.feed.progress.seq if self.feed.progress else 0
             await self._close(Close(Leg.MANUAL, "closed on stop"), seq)
         await self._save({"status": BotStatus.STOPPED, "stop_close_position": False, **self._strategy_fields()})
         log.info("bot stopped", extra={"bot_id": self.bot_id, "reason": stop.reason})
@@ -233,11 +235,11 @@ class BotActor:
         as trading on an older decision would be a round trip (two fees, slippage) for nothing."""
         if not self.feed.caught_up():
             return  # the main loop decides on them, then comes back here
-        strategy = self.feed.strategy
-        if self.feed.end_catch_up() and self.status == BotStatus.RUNNING and strategy is not None \
+        progress = self.feed.progress
+        if self.feed.end_catch_up() and self.status == BotStatus.RUNNING and progress is not None \
                 and self.feed.last_close is not None:
-            steps = follow(self.book, strategy.target, strategy.seq, self._limits(), paused=False)
-            await self._carry_out(steps, strategy.seq, self.feed.last_close)
+            steps = follow(self.book, progress.target, progress.seq, self._limits(), paused=False)
+            await self._carry_out(steps, progress.seq, self.feed.last_close)
 
     # ------------------------------------------------------------------ carrying out a decision
 
@@ -322,8 +324,8 @@ class BotActor:
             await self._warm_up(None)
             await self.feed.subscribe(config)
             rewarmed = True
-        elif (config.ema_period, config.allow_short) != (old.ema_period, old.allow_short):
-            # A new period changes the indicator from its seed on: recompute it over history.
+        elif (config.strategy, config.parameters, config.allow_short) != (old.strategy, old.parameters, old.allow_short):
+            # New parameters change the indicators from their seeds on: recompute them over history.
             await self._warm_up(None)
             rewarmed = True
         if config.leverage != old.leverage:
@@ -343,7 +345,14 @@ class BotActor:
         return RiskLimits(c.max_daily_trades, c.max_daily_loss_pct, c.stop_loss_pct, c.take_profit_pct)
 
     async def _warm_up(self, saved: dict[str, Any] | None, *, shared: bool = False) -> None:
-        stopped_out_seq = await self.feed.warm_up(self._config(), saved, shared=shared)
+        config = self._config()
+        try:
+            stopped_out_seq = await self.feed.warm_up(config, saved, shared=shared)
+        except UnknownStrategyError as e:
+            # A plugin installed on the replica that took the bot but not on this one.
+            raise BotFailed(f"strategy {config.strategy!r} is not installed on this replica: {e}") from e
+        except ParameterError as e:
+            raise BotFailed(f"strategy {config.strategy!r} refuses the bot's parameters: {e}") from e
         self.book = replace(self.book, stopped_out_seq=stopped_out_seq)
 
     def _strategy_fields(self) -> dict[str, Any]:

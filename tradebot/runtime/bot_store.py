@@ -34,12 +34,10 @@ class BotConfig:
     exchange: str
     symbol: str
     strategy: str
-    # Every parameter of the strategy (bot_configs.parameters, migration 0008): what the actor will read.
+    # Every parameter of the strategy (bot_configs.parameters, migration 0008), resolved by the
+    # actor through the strategy registry.
     parameters: Mapping[str, Any]
     timeframe: str
-    # Transitional mirror of parameters["ema_period"] for ema_cross, which the actor reads today; 0
-    # for other strategies, which the API refuses to start until the actor reads `parameters`.
-    ema_period: int
     leverage: int
     order_size_pct: float
     allow_short: bool
@@ -61,8 +59,7 @@ class BotConfig:
 
 
 _CONFIG_COLUMNS = (
-    "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.parameters, c.timeframe, c.ema_period, "
-    "c.leverage, "
+    "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.parameters, c.timeframe, c.leverage, "
     "c.order_size_pct, c.allow_short, c.max_daily_trades, c.max_daily_loss_pct, c.stop_loss_pct, "
     "c.take_profit_pct, c.is_active, c.deleted_at IS NOT NULL AS deleted, c.mode, c.paper_balance, c.paper_fee_rate, "
     "c.paper_slippage_bps"
@@ -71,7 +68,6 @@ _CONFIG_COLUMNS = (
 
 def _config(row: Mapping[str, Any]) -> BotConfig:
     values = {k: row[k] for k in BotConfig.__slots__}
-    values["ema_period"] = values["ema_period"] or 0
     values["paper_balance"] = float(values["paper_balance"])
     return BotConfig(**values)
 

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 from tradebot.runtime.bot_store import BotConfig
 from tradebot.runtime.candles import Candle, CandleSink
 from tradebot.runtime.history_cache import HistoryCache
+from tradebot.runtime.live_strategy import LiveStrategy, Progress
 from tradebot.runtime.mailbox import Mailbox
 from tradebot.runtime.state_writer import Snapshot, StateWriter
 from tradebot.strategies.base import Decision
 from tradebot.strategies.candles import Candle as StrategyCandle
-from tradebot.strategies.ema_cross import EMA_CROSS, EmaCrossParams, EmaCrossState, decide
 from tradebot.timeframes import candles_between, next_open
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Fenced(Protocol):
 class StrategyFeed:
     # One per running bot, thousands per replica: slots keep an idle bot small.
     __slots__ = ("_history", "_lease", "_mailbox", "_market_data", "_state_writer", "_subscription",
-                 "catching_up", "follow_when_caught_up", "last_close", "params", "strategy")
+                 "catching_up", "follow_when_caught_up", "last_close", "live")
 
     def __init__(
         self, market_data: MarketData, history: HistoryCache | None, state_writer: StateWriter | None,
@@ -73,43 +73,49 @@ class StrategyFeed:
         self._mailbox = mailbox
         self._lease = lease
         self._subscription: Any = None
-        self.params: EmaCrossParams | None = None
-        self.strategy: EmaCrossState | None = None
+        self.live: LiveStrategy | None = None  # None until warmed up
         self.last_close: float | None = None
         self.catching_up = False
         self.follow_when_caught_up = False
 
     # ------------------------------------------------------------------ strategy state
 
+    @property
+    def strategy(self) -> Any:
+        """The strategy's own live state (None until warmed up)."""
+        return None if self.live is None else self.live.state
+
+    @property
+    def params(self) -> Any:
+        """The strategy's parsed parameters (None until warmed up)."""
+        return None if self.live is None else self.live.params
+
+    @property
+    def progress(self) -> Progress | None:
+        return None if self.live is None else self.live.progress
+
     async def warm_up(self, config: BotConfig, saved: dict[str, Any] | None, *, shared: bool = False) -> int | None:
         """Restore the saved strategy state and catch up from it, or rebuild it from closed history;
         returns the saved stop-out signal, if the saved state is still valid.
 
-        Parameters and state are replaced together at the end, so a reader never sees new
-        parameters with an indicator computed for the old ones.
+        The strategy comes from the registry (`config.strategy`); one this replica does not have, or
+        whose stored parameters it refuses, raises (UnknownStrategyError, ParameterError). The state
+        is replaced at the end, so a reader never sees new parameters with an indicator computed for
+        the old ones.
         """
-        params = EmaCrossParams(ema_period=config.ema_period, allow_short=config.allow_short)
-        state: EmaCrossState | None = None
+        live = LiveStrategy.fresh(config.strategy, config.parameters, config.allow_short)
         stopped_out_seq: int | None = None
-        if saved:
-            try:
-                state = EmaCrossState.from_dict(saved.get("ema_cross", {}))
-                if state.ema.period != config.ema_period or saved.get("timeframe") != config.timeframe:
-                    state = None
-                else:
-                    stopped_out_seq = saved.get("stopped_out_seq")
-            except (ValueError, TypeError, AttributeError):
-                state = None
-        if state is None:
-            state = EmaCrossState.start(params)
+        restored = live.restored(saved, config.timeframe) if saved else None
+        if restored is None:
             since = None
         else:
-            since = next_open(config.timeframe, state.last_candle_ts or 0)
+            live, stopped_out_seq = restored.live, restored.stopped_out_seq
+            since = next_open(config.timeframe, live.progress.last_candle_ts or 0)
         # A shared read may be a few seconds old: fine before subscribing (the subscription starts
         # after the last candle seen), not while already subscribed (a reconfiguration). It serves a
         # saved state too when it reaches back to that state's next candle: bots taken over together
         # (a failover, a restart) then cost one read per market instead of one each.
-        warmup = EMA_CROSS.warmup_candles(params)
+        warmup = live.warmup_candles()
         history: list[Candle] | None = None
         if shared and self._history is not None:
             latest = await self._history.latest(config.symbol, config.timeframe, warmup)
@@ -122,53 +128,50 @@ class StrategyFeed:
                 config.symbol, config.timeframe, since, warmup if since is None else GAP_READ_CANDLES
             )
         for candle in history:
-            if state.last_candle_ts is None or candle.open_time > state.last_candle_ts:
-                _, state = decide(_strategy_candle(candle), state, params)
+            last = live.progress.last_candle_ts
+            if last is None or candle.open_time > last:
+                _, live = live.decide(_strategy_candle(candle))
             self.last_close = candle.close
-        self.params, self.strategy = params, state
+        self.live = live
         return stopped_out_seq
 
     def strategy_fields(self, config: BotConfig, stopped_out_seq: int | None) -> dict[str, Any]:
         """The strategy state for a synchronous save; a batched snapshot still pending is older."""
-        if self.strategy is None:
+        if self.live is None:
             return {}
         if self._state_writer is not None:
             self._state_writer.discard(self._lease.bot_id)
         return {
-            "strategy_state": self._saved_state(config, stopped_out_seq),
-            "signal_seq": self.strategy.seq,
-            "last_candle_time": self.strategy.last_candle_ts,
+            "strategy_state": self.live.saved(config.timeframe, stopped_out_seq),
+            "signal_seq": self.live.progress.seq,
+            "last_candle_time": self.live.progress.last_candle_ts,
         }
 
     def snapshot(self, config: BotConfig, stopped_out_seq: int | None) -> bool:
         """Hand the indicator state to the batch writer (written within a second, fenced); False
         when there is no batch writer (or no state yet) to hand it to."""
-        if self._state_writer is None or self.strategy is None:
+        if self._state_writer is None or self.live is None:
             return False
+        progress = self.live.progress
         self._state_writer.put(self._lease.bot_id, Snapshot(
-            self._lease.fence, self._saved_state(config, stopped_out_seq), self.strategy.seq,
-            self.strategy.last_candle_ts, datetime.now(UTC), self.last_close,
+            self._lease.fence, self.live.saved(config.timeframe, stopped_out_seq), progress.seq,
+            progress.last_candle_ts, datetime.now(UTC), self.last_close,
         ))
         return True
-
-    def _saved_state(self, config: BotConfig, stopped_out_seq: int | None) -> dict[str, Any]:
-        assert self.strategy is not None
-        return {"ema_cross": self.strategy.to_dict(), "timeframe": config.timeframe,
-                "stopped_out_seq": stopped_out_seq}
 
     # ------------------------------------------------------------------ candles
 
     def is_next(self, candle: Candle, config: BotConfig) -> bool:
-        assert self.strategy is not None
+        assert self.live is not None
         if candle.symbol != config.symbol or candle.timeframe != config.timeframe or not candle.closed:
             return False  # a leftover from before a reconfiguration
-        last = self.strategy.last_candle_ts
+        last = self.live.progress.last_candle_ts
         return last is None or candle.open_time > last  # else already decided on (a replay)
 
     async def backfill_before(self, candle: Candle, config: BotConfig) -> None:
         """Decide on the candles we missed (without trading on stale prices) before this one."""
-        assert self.strategy is not None and self.params is not None
-        last = self.strategy.last_candle_ts
+        assert self.live is not None
+        last = self.live.progress.last_candle_ts
         if last is None:
             return
         since, until = next_open(config.timeframe, last), candle.open_time
@@ -179,13 +182,14 @@ class StrategyFeed:
         for c in missed:
             if c.open_time >= until:
                 break
-            if self.strategy.last_candle_ts is None or c.open_time > self.strategy.last_candle_ts:
-                _, self.strategy = decide(_strategy_candle(c), self.strategy, self.params)
+            done = self.live.progress.last_candle_ts
+            if done is None or c.open_time > done:
+                _, self.live = self.live.decide(_strategy_candle(c))
         log.info("backfilled missed candles", extra={"bot_id": self._lease.bot_id, "since": since, "until": until})
 
     def decide(self, candle: Candle) -> Decision:
-        assert self.strategy is not None and self.params is not None
-        decision, self.strategy = decide(_strategy_candle(candle), self.strategy, self.params)
+        assert self.live is not None
+        decision, self.live = self.live.decide(_strategy_candle(candle))
         self.last_close = candle.close
         return decision
 
@@ -199,10 +203,10 @@ class StrategyFeed:
         """No closed candle newer than the last one decided on is queued or held by the stream."""
         if self._mailbox.queued_candles:
             return False
-        if self._subscription is None or self.strategy is None:
+        if self._subscription is None or self.live is None:
             return True
         newest = self._market_data.newest_closed(self._subscription)
-        last = self.strategy.last_candle_ts
+        last = self.live.progress.last_candle_ts
         return not (newest is not None and (last is None or newest > last))
 
     def end_catch_up(self) -> bool:
@@ -219,7 +223,7 @@ class StrategyFeed:
         With no history at all the subscription starts from the beginning of time, which costs
         nothing (there is nothing) and closes the gap between the warm-up read and the subscription.
         """
-        last = self.strategy.last_candle_ts if self.strategy else None
+        last = self.live.progress.last_candle_ts if self.live else None
         self._subscription = self._market_data.subscribe(
             config.symbol, config.timeframe, self._mailbox, after=last if last is not None else 0
         )

@@ -1,9 +1,10 @@
 """A bot's choice of strategy and parameters, checked against the registry (CONTRACT.md, Bots and
 Strategies), so the bots package resolves names without knowing any particular strategy.
 
-``ema_period`` is the one shorthand: a bot setting standing for ``parameters.ema_period`` of
-``ema_cross``. Until the live actor reads ``parameters``, bot_configs.ema_period mirrors it
-(migration 0008) and only the strategies in :data:`LIVE_STRATEGIES` may be started.
+``ema_period`` is the one shorthand: a bot (or backtest) setting standing for
+``parameters.ema_period`` of ``ema_cross``; bot_configs.ema_period mirrors it for the API's echo
+and for SQL written before migration 0008. :data:`DEFAULT_STRATEGY` is what a bot or backtest that
+names none runs, so no module outside this package needs to name a strategy.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any, Final
 
 from tradebot.strategies.base import ParameterError, UnknownStrategyError, get_strategy
 
-__all__ = ["LIVE_STRATEGIES", "SHORTHAND", "ema_period_of", "resolve_parameters", "runs_live"]
+__all__ = ["DEFAULT_STRATEGY", "SHORTHAND", "ema_period_of", "resolve_parameters", "shorthand_parameters"]
+
+DEFAULT_STRATEGY: Final = "ema_cross"
+"""The strategy of a bot or backtest that names none (CONTRACT.md's first built-in)."""
 
 SHORTHAND: Final = ("ema_cross", "ema_period")
 """(strategy, parameter) that the ``ema_period`` bot setting stands for."""
-
-LIVE_STRATEGIES: Final = frozenset({"ema_cross"})
-"""Strategies the live actor runs today (it still reads bot_configs.ema_period)."""
 
 
 def resolve_parameters(
@@ -57,5 +58,13 @@ def ema_period_of(strategy: str, parameters: Mapping[str, Any]) -> int | None:
     return int(parameters[key]) if strategy == name else None
 
 
-def runs_live(strategy: str) -> bool:
-    return strategy in LIVE_STRATEGIES
+def shorthand_parameters(strategy: str, raw: Mapping[str, Any], ema_period: int | None) -> dict[str, Any]:
+    """``raw`` with the ``ema_period`` shorthand folded in (an explicit ``raw`` value wins); raises
+    ``ParameterError`` naming ``ema_period`` when ``strategy`` is not the one it belongs to."""
+    params = dict(raw)
+    if ema_period is not None:
+        name, key = SHORTHAND
+        if strategy != name:
+            raise ParameterError("ema_period", f"is a parameter of {name}, not of {strategy}")
+        params.setdefault(key, ema_period)
+    return params
