@@ -179,3 +179,17 @@ async def test_a_paper_bot_resumes_after_a_stop_with_its_balance_and_position(
     assert float(final["balance"]) == pytest.approx(
         10_000 + sum(float(t["realized_pnl"]) - float(t["fee"]) for t in trades), rel=1e-12)
     assert int(await pool.fetchval("SELECT count(DISTINCT fence_token) FROM orders WHERE bot_id = $1", bot)) == 2
+
+
+async def test_a_paper_bot_keeps_the_daily_limits(runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl) -> None:
+    user = await create_user(pool)
+    bot = await _paper_bot(pool, user, paper_balance=Decimal(10_000), max_daily_trades=2)
+    await _running(pool, runtime, bot)
+    for row in candle_rows(CLOSES):
+        await push_and_wait(runtime, sim, bot, row)
+    state = await pool.fetchrow("SELECT status, pause_reason, daily_trades_count, in_position FROM bot_state "
+                                "WHERE bot_id = $1", bot)
+    assert state is not None and (state["status"], state["pause_reason"]) == ("paused", "daily_trades")
+    # The day's two trades (long, then the reversal's close, never blocked); the short entry is refused.
+    sides = [r["side"] for r in await pool.fetch("SELECT side FROM trades WHERE bot_id = $1 ORDER BY id", bot)]
+    assert sides == ["buy", "sell"] and not state["in_position"]

@@ -142,26 +142,6 @@ class BotsRepo:
     async def _start(self, user_id: int, bot_id: int) -> tuple[StartOutcome, asyncpg.Record | None] | None:
         """The outcome, or None when the bot's key was changed between locking it and activating."""
         async with self._pool.acquire() as conn, conn.transaction():
-            mode = await conn.fetchval(f"SELECT c.mode FROM bot_configs c WHERE {_OWNED}", bot_id, user_id)
-            if mode == "paper":
-                # A paper bot trades no exchange account: no key to lock, and the one-bot-per-key-
-                # and-market rule does not apply. The conditional UPDATE is the arbiter again.
-                started = await conn.fetchval(
-                    f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
-                    f"WHERE {_OWNED} AND NOT c.is_active AND c.mode = 'paper' RETURNING c.id",
-                    bot_id,
-                    user_id,
-                )
-                if started is None:
-                    row = await conn.fetchrow(
-                        f"SELECT c.is_active, c.mode FROM bot_configs c WHERE {_OWNED}", bot_id, user_id
-                    )
-                    if row is None:
-                        return StartOutcome.NOT_FOUND, None
-                    if row["is_active"]:
-                        return StartOutcome.ALREADY_ACTIVE, None
-                    return None  # switched to live meanwhile: start it as a live bot
-                return StartOutcome.STARTED, await _starting(conn, bot_id)
             # The key row is share-locked before the bot is activated on it, so a key delete either
             # commits first (the bot is then keyless and does not start) or waits and sees the active
             # bot (OwnedApiKeys.delete). The key is locked before the bot row, the order the delete's
@@ -172,6 +152,18 @@ class BotsRepo:
                 bot_id,
                 user_id,
             )
+            if key_id is None:
+                # A keyless paper bot: no exchange account to lock (a paper bot with a key takes the
+                # path below; the one-bot-per-key-and-market index leaves paper bots out).
+                started = await conn.fetchval(
+                    f"UPDATE bot_configs c SET is_active = true, updated_at = now() "
+                    f"WHERE {_OWNED} AND NOT c.is_active AND c.mode = 'paper' AND c.api_key_id IS NULL "
+                    "RETURNING c.id",
+                    bot_id,
+                    user_id,
+                )
+                if started is not None:
+                    return StartOutcome.STARTED, await _starting(conn, bot_id)
             # The conditional UPDATE is the arbiter: of two concurrent starts exactly one wins. It
             # starts the bot only on the key just locked.
             started = await conn.fetchval(
@@ -183,7 +175,7 @@ class BotsRepo:
             )
             if started is None:
                 row = await conn.fetchrow(
-                    f"SELECT c.is_active, c.api_key_id FROM bot_configs c WHERE {_OWNED}", bot_id, user_id
+                    f"SELECT c.is_active, c.api_key_id, c.mode FROM bot_configs c WHERE {_OWNED}", bot_id, user_id
                 )
                 if row is None:
                     return StartOutcome.NOT_FOUND, None
@@ -191,6 +183,8 @@ class BotsRepo:
                     return StartOutcome.ALREADY_ACTIVE, None
                 if row["api_key_id"] is not None and row["api_key_id"] != key_id:
                     return None  # an edit changed the key after it was locked: start again on the new one
+                if row["mode"] == "paper" and key_id is not None:
+                    return None  # a paper bot whose key went meanwhile: start it again, keyless
                 return StartOutcome.NO_API_KEY, None
             state = await _starting(conn, bot_id)
         return StartOutcome.STARTED, state
