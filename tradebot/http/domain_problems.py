@@ -25,13 +25,14 @@ from tradebot.http.problems import (
     unauthorized,
     validation_problem,
 )
+from tradebot.optimizations import errors as optimizations
 from tradebot.security.password_policy import WeakPassword
 from tradebot.security.rate_limit import retry_after_header
 
 ToProblem = Callable[[Any], Problem]
 
 
-def _fields(error: bots.InvalidBotSettings | backtests.InvalidBacktest) -> Problem:
+def _fields(error: bots.InvalidBotSettings | backtests.InvalidBacktest | optimizations.InvalidOptimization) -> Problem:
     return validation_problem([FieldError(f, m) for f, m in error.errors])
 
 
@@ -83,6 +84,12 @@ DOMAIN_PROBLEMS: Mapping[type[Exception], ToProblem] = MappingProxyType({
     backtests.TooManyBacktests: lambda e: Problem(429, f"{e}; wait for one to finish", headers={"Retry-After": "10"}),
     backtests.MarketsUnavailable: _MARKETS_UNAVAILABLE,
     backtests.BacktestError: _refused,
+    # optimisations
+    optimizations.OptimizationNotFound: lambda _: not_found("optimization"),
+    optimizations.InvalidOptimization: _fields,
+    optimizations.TooManyOptimizations: lambda e: Problem(429, f"{e}; wait for one to finish or cancel one",
+                                                          headers={"Retry-After": "10"}),
+    optimizations.OptimizationError: _refused,
 })  # fmt: skip
 
 
