@@ -129,23 +129,24 @@ class OptimizationsRepo:
     async def claim(self, replica_id: str, lease: dt.timedelta) -> Chunk | None:
         """One chunk nobody holds (pending, or its lease lapsed) of a live optimisation, leased to
         ``replica_id`` with a new fencing token; None when there is none."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE optimization_chunks ch SET status = 'running', lease_owner = $1, "
-                "lease_token = ch.lease_token + 1, leased_until = now() + $2::interval, attempts = ch.attempts + 1 "
-                "WHERE ch.id = (SELECT c.id FROM optimization_chunks c JOIN optimizations o ON o.id = c.optimization_id "
-                "  WHERE c.status <> 'done' AND (c.status = 'pending' OR c.leased_until < now()) "
-                f"  AND o.{_LIVE} ORDER BY c.id FOR UPDATE OF c SKIP LOCKED LIMIT 1) "
-                "RETURNING ch.id, ch.optimization_id, ch.first_trial, ch.trials, ch.lease_token, ch.attempts",
-                replica_id, lease,
-            )  # fmt: skip
-            if row is None:
-                return None
-            await conn.execute(
-                "UPDATE optimizations SET status = 'running', started_at = coalesce(started_at, now()), "
-                "updated_at = now() WHERE id = $1 AND status = 'pending'", row["optimization_id"],
-            )  # fmt: skip
-            return _chunk(row)
+        # The chunk alone is locked here: every other transaction takes the optimisation's row
+        # before its chunks, so taking them the other way round would deadlock with a cancel.
+        row = await self._pool.fetchrow(
+            "UPDATE optimization_chunks ch SET status = 'running', lease_owner = $1, "
+            "lease_token = ch.lease_token + 1, leased_until = now() + $2::interval, attempts = ch.attempts + 1 "
+            "WHERE ch.id = (SELECT c.id FROM optimization_chunks c JOIN optimizations o ON o.id = c.optimization_id "
+            "  WHERE c.status <> 'done' AND (c.status = 'pending' OR c.leased_until < now()) "
+            f"  AND o.{_LIVE} ORDER BY c.id FOR UPDATE OF c SKIP LOCKED LIMIT 1) "
+            "RETURNING ch.id, ch.optimization_id, ch.first_trial, ch.trials, ch.lease_token, ch.attempts",
+            replica_id, lease,
+        )  # fmt: skip
+        if row is None:
+            return None
+        await self._pool.execute(
+            "UPDATE optimizations SET status = 'running', started_at = coalesce(started_at, now()), "
+            "updated_at = now() WHERE id = $1 AND status = 'pending'", row["optimization_id"],
+        )  # fmt: skip
+        return _chunk(row)
 
     async def renew(self, chunk: Chunk, lease: dt.timedelta) -> bool:
         """Extends the chunk's lease; False when it is no longer this claim's."""
