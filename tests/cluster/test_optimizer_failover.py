@@ -77,4 +77,5 @@ def test_a_killed_replicas_chunk_is_run_again_and_every_trial_once(cluster: Clus
         by = cluster.sql("SELECT DISTINCT replica_id FROM optimization_trials WHERE chunk_id = %s", chunk_id)
         assert by == [("r2",)]
     code, body = cluster.api("GET", f"/api/v1/optimizations/{opt_id}", url=cluster.nodes["r2"].url)
+    assert code == 200
     assert body["progress"] == {"done": TRIALS, "total": TRIALS} and len(body["trials"]) == TRIALS

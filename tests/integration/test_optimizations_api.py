@@ -112,8 +112,8 @@ async def test_grid_trials_equal_the_backtest_api(oc: Client, pushed: list[list[
     assert scores == sorted(scores, reverse=True) and opt["best"] == opt["trials"][0]
     split = BARS - int(BARS * 0.3)
     assert opt["candles_count"] == BARS
-    window = {k: dt.datetime.fromisoformat(v) for k, v in opt["train_window"].items()}
-    assert window == {"start_time": dt.datetime.fromtimestamp(T0 / 1000, dt.UTC),
+    train = {k: dt.datetime.fromisoformat(v) for k, v in opt["train_window"].items()}
+    assert train == {"start_time": dt.datetime.fromtimestamp(T0 / 1000, dt.UTC),
                       "end_time": dt.datetime.fromtimestamp((T0 + split * MINUTE_MS) / 1000, dt.UTC)}  # fmt: skip
     for trial in opt["trials"]:
         for window, figures in (("train_window", trial["train"]), ("test_window", trial["test"])):
