@@ -68,7 +68,37 @@ def rss_bytes() -> int:
 # ---------------------------------------------------------------------------------------------- A
 
 
-async def bench_latency(candles: int, spacing: float) -> dict[str, Any]:
+class SweepLoad:
+    """An optimisation worker's load beside the bots: grid sweeps of ema_cross on 1M bars in a
+    thread of this process (as a replica's worker runs them), over and over until stopped."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sweep-load", daemon=True)
+        self.trials = 0
+
+    def _run(self) -> None:
+        from bench.bench_backtest import synthetic
+        from tradebot.strategies.sweep import sweep
+
+        candles = synthetic(1_000_000)
+        trials = [{"ema_period": p} for p in range(10, 90, 10)]  # one chunk of 8
+        while not self._stop.is_set():
+            sweep(candles, "ema_cross", trials, timeframe="1m", initial_balance=10_000.0)
+            self.trials += len(trials)
+
+    def __enter__(self) -> SweepLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def bench_latency(candles: int, spacing: float, during_sweep: bool = False) -> dict[str, Any]:
     from tests.simulator_process import simulator_process  # the same helper the tests use
 
     database_url = await fresh_database("tradebot_bench")
@@ -90,7 +120,13 @@ async def bench_latency(candles: int, spacing: float) -> dict[str, Any]:
             server = TestServer(app)
             await server.start_server()
             try:
-                return await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+                if not during_sweep:
+                    return await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+                with SweepLoad() as load:
+                    started = time.monotonic()
+                    out = await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+                    out["sweep_trials_per_s"] = load.trials / (time.monotonic() - started)
+                    return out
             finally:
                 await server.close()
     finally:
@@ -321,6 +357,8 @@ async def main() -> None:
     parser.add_argument("--spacing", type=float, default=0.4, help="seconds between candles in the latency run")
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--during-sweep", action="store_true",
+                        help="also measure decision latency while an optimisation sweep runs in a worker thread")
     args = parser.parse_args()
     import logging
 
@@ -334,6 +372,12 @@ async def main() -> None:
                     f"median {statistics.median(d):.1f} ms, p99 {pct(d, 0.99):.1f} ms |")
         rows.append(f"| hub delivery alone: final kline sent → subscriber has it ({len(h)} candles) | "
                     f"median {statistics.median(h):.1f} ms, p99 {pct(h, 0.99):.1f} ms |")
+        if args.during_sweep:
+            sw = await bench_latency(args.candles, args.spacing, during_sweep=True)
+            d = sw["decision_ms"]
+            rows.append(f"| the same decision latency while an optimisation worker sweeps ema_cross on 1M bars in "
+                        f"a thread ({sw['sweep_trials_per_s']:.0f} trials/s) | median {statistics.median(d):.1f} ms, "
+                        f"p99 {pct(d, 0.99):.1f} ms |")
     if not args.skip_scale:
         sc = await bench_scale(args.bots, args.symbols)
         rows.append(f"| {args.bots:,} bots on {args.symbols} symbols: one round of closed candles to a decision in "
