@@ -211,3 +211,5 @@ async def test_progress_stream_ends_with_the_final_status(oc: Client, pushed: li
     events = [block for block in text.split("\r\n\r\n") if "event: progress" in block]
     assert events, text
     assert '"status":"done"' in events[-1] and '"done":14' in events[-1]
+    metrics = await (await oc.get("/metrics")).text()
+    assert 'tradebot_optimizer_chunks_total{outcome="done"} 2.0' in metrics  # 14 trials: chunks of 8 and 6

@@ -14,6 +14,7 @@ from aiohttp_sse import EventSourceResponse, sse_response
 from tradebot.http.appkeys import (
     BACKTEST_RUNNER,
     DB,
+    HTTP_METRICS,
     OPTIMIZATION_WORKERS,
     OPTIMIZATIONS,
     PRINCIPAL,
@@ -36,7 +37,7 @@ from tradebot.http.sse_frames import encode_user_frame
 from tradebot.http.sse_routes import open_stream, relay, write
 from tradebot.optimizations.repository import OptimizationsRepo
 from tradebot.optimizations.service import OptimizationService
-from tradebot.runtime.optimization_worker import OptimizationWorkers, WorkerConfig
+from tradebot.runtime.optimization_worker import OptimizationWorkers, OptimizationWorkersCollector, WorkerConfig
 from tradebot.statuses import LIVE_OPTIMIZATION_STATUSES, OptimizationStatus
 
 routes = RouteTable()
@@ -168,6 +169,8 @@ async def optimizations_context(app: web.Application) -> AsyncIterator[None]:
     )
     await workers.start()
     app[OPTIMIZATION_WORKERS] = workers
+    collector = OptimizationWorkersCollector(workers)
+    app[HTTP_METRICS].registry.register(collector)
     app[OPTIMIZATIONS] = OptimizationService(
         repo, AppMarkets(app), max_candles=settings.backtest_max_candles,
         max_live_per_user=settings.optimizer_max_live_per_user, max_trials=settings.optimizer_max_trials,
@@ -176,4 +179,5 @@ async def optimizations_context(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        app[HTTP_METRICS].registry.unregister(collector)
         await workers.close()

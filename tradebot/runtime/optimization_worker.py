@@ -21,10 +21,13 @@ import collections
 import datetime as dt
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from tradebot.backtests.errors import HistoryUnavailable
 from tradebot.backtests.history import HistoryLoader
@@ -231,3 +234,19 @@ class OptimizationWorkers:
                     await self._repo.fail(opt_id, str(e))
         except Exception:
             log.exception("could not check for stalled optimizations")
+
+
+class OptimizationWorkersCollector(Collector):
+    """The workers' figures on the app's Prometheus registry, read when /metrics is scraped."""
+
+    def __init__(self, workers: OptimizationWorkers) -> None:
+        self._workers = workers
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("tradebot_optimizer_busy_workers", "Optimisation workers evaluating a chunk now",
+                                value=self._workers.busy)  # fmt: skip
+        chunks = CounterMetricFamily("tradebot_optimizer_chunks", "Chunks this replica's workers ended, by outcome",
+                                     labels=["outcome"])  # fmt: skip
+        for outcome in ("chunks", "lease_lost", "failed", "crashed"):
+            chunks.add_metric(["done" if outcome == "chunks" else outcome], self._workers.outcomes[outcome])
+        yield chunks
