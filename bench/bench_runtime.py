@@ -70,7 +70,10 @@ def rss_bytes() -> int:
 
 def _sweep_forever(stop: Any, done: Any) -> None:
     from bench.bench_backtest import synthetic
+    from tradebot.runtime.optimization_worker import child_start
     from tradebot.strategies.sweep import sweep
+
+    child_start()  # as the worker pool's processes start (lower priority, plugins)
 
     candles = synthetic(1_000_000)
     trials = [{"ema_period": p} for p in range(10, 90, 10)]  # one chunk of 8

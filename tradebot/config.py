@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     backtest_stale_after_s: float = Field(default=120.0, gt=0, le=86_400)
 
     # Optimisations (TRADEBOT_OPTIMIZER_*): workers per replica taking chunks of trials (each one
-    # thread of numpy; 0 runs none here, the other replicas do the work); a chunk's lease, renewed
+    # process of the pool; 0 runs none here, the other replicas do the work); a chunk's lease, renewed
     # every third of it while computing (a killed replica's chunks are re-run once it lapses); how
     # often an idle worker looks for chunks; one user's pending plus running optimisations, and the
     # most trials one may ask for. The candle range limit is backtest_max_candles.

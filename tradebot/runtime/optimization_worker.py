@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import logging
 import multiprocessing
+import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from tradebot.strategies.plugins import load_plugins
 log = logging.getLogger(__name__)
 
 CANDLE_CACHE_SIZE: Final = 2  # optimisations whose candles a replica keeps in memory
+CHILD_NICENESS: Final = 10  # added to a pool process's nice value (batch work yields to the bots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,11 @@ class WorkerConfig:
     max_attempts: int = 3
 
 
-def _child_start() -> None:
-    """A pool process's start: the strategies a replica knows, plugins included."""
+def child_start() -> None:
+    """A pool process's start: a lower CPU priority, so that on a busy machine the scheduler runs
+    the replica's event loop (the bots' decisions) first and sweeps with what is left; then the
+    strategies a replica knows, plugins included."""
+    os.nice(CHILD_NICENESS)
     load_plugins()
 
 
@@ -98,7 +103,7 @@ class OptimizationWorkers:
         # mid-use; a spawned one imports tradebot afresh, plugins included, like a replica starting.
         self._executor = ProcessPoolExecutor(max_workers=self._config.workers,
                                              mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_child_start)  # fmt: skip
+                                             initializer=child_start)  # fmt: skip
         for i in range(self._config.workers):
             self._tasks.spawn(f"optimization-worker-{i}", self._loop())
 
