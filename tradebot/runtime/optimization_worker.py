@@ -48,7 +48,7 @@ from tradebot.strategies.plugins import load_plugins
 log = logging.getLogger(__name__)
 
 CANDLE_CACHE_SIZE: Final = 2  # optimisations whose candles a replica keeps in memory
-CHILD_NICENESS: Final = 10  # added to a pool process's nice value (batch work yields to the bots)
+CHILD_NICENESS: Final = 19  # added to a pool process's nice value (batch work yields to the bots)
 
 
 @dataclass(frozen=True, slots=True)
