@@ -159,7 +159,8 @@ async def test_another_users_optimization_is_404(oc: Client, pushed: list[list[f
     assert (await r.json())["items"] == []
     r = await oc.get("/api/v1/optimizations", headers=owner)
     assert [o["id"] for o in (await r.json())["items"]] == [opt_id]
-    await oc.get("/api/v1/optimizations/999999999", headers=owner)
+    await problem(await oc.get("/api/v1/optimizations/999999999", headers=owner), 404)
+    await problem(await oc.get("/api/v1/optimizations/abc", headers=owner), 404)
 
 
 async def test_bad_requests_name_the_field(oc: Client, pushed: list[list[float]]) -> None:
