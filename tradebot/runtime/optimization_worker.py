@@ -135,7 +135,7 @@ class OptimizationWorkers:
                 continue
             if loop.time() >= next_stall_check:
                 next_stall_check = loop.time() + self._config.lease_s
-                await self._resume_stalled()
+                await self.resume_stalled()
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self._config.poll_s)
@@ -247,7 +247,10 @@ class OptimizationWorkers:
         if await self._repo.add_round(opt_id, done, chunked(trials, first=done), len(trials)):
             self._wake.set()
 
-    async def _resume_stalled(self) -> None:
+    async def resume_stalled(self) -> None:
+        """Adds the next round of every tpe run whose round was never added (its worker died
+        between finishing the last chunk and asking for more). Every idle worker calls it once a
+        lease."""
         try:
             stalled = await self._repo.stalled_rounds(self._lease)
             for opt_id in stalled:
