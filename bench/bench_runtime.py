@@ -72,7 +72,49 @@ def rss_bytes() -> int:
 # ---------------------------------------------------------------------------------------------- A
 
 
-async def bench_latency(candles: int, spacing: float) -> dict[str, Any]:
+def _sweep_forever(stop: Any, done: Any) -> None:
+    from bench.bench_backtest import synthetic
+    from tradebot.runtime.optimization_worker import child_start
+    from tradebot.strategies.sweep import sweep
+
+    child_start()  # as the worker pool's processes start (lower priority, plugins)
+
+    candles = synthetic(1_000_000)
+    trials = [{"ema_period": p} for p in range(10, 90, 10)]  # one chunk of 8
+    while not stop.is_set():
+        sweep(candles, "ema_cross", trials, timeframe="1m", initial_balance=10_000.0)
+        with done.get_lock():
+            done.value += len(trials)
+
+
+class SweepLoad:
+    """An optimisation worker's load beside the bots: grid sweeps of ema_cross on 1M bars, over and
+    over until stopped, in a spawned child process as a replica's worker pool runs them."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._stop = ctx.Event()
+        self._done = ctx.Value("q", 0)
+        self._proc = ctx.Process(target=_sweep_forever, args=(self._stop, self._done), name="sweep-load")
+
+    @property
+    def trials(self) -> int:
+        return int(self._done.value)
+
+    def __enter__(self) -> SweepLoad:
+        self._proc.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._proc.join(timeout=30)
+        if self._proc.is_alive():
+            self._proc.terminate()
+
+
+async def bench_latency(candles: int, spacing: float, during_sweep: bool = False) -> dict[str, Any]:
     from tests.simulator_process import simulator_process  # the same helper the tests use
 
     database_url = await fresh_database("tradebot_bench")
@@ -94,7 +136,13 @@ async def bench_latency(candles: int, spacing: float) -> dict[str, Any]:
             server = TestServer(app)
             await server.start_server()
             try:
-                return await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+                if not during_sweep:
+                    return await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+                with SweepLoad() as load:
+                    started = time.monotonic()
+                    out = await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+                    out["sweep_trials_per_s"] = load.trials / (time.monotonic() - started)
+                    return out
             finally:
                 await server.close()
     finally:
@@ -348,6 +396,8 @@ async def main() -> None:
     parser.add_argument("--paper-bots", type=int, default=1000, help="paper and live bots in the side-by-side run")
     parser.add_argument("--skip-paper", action="store_true")
     parser.add_argument("--paper-runs", type=int, default=3, help="alternating runs of each in the side-by-side run")
+    parser.add_argument("--during-sweep", action="store_true",
+                        help="also measure decision latency while an optimisation sweep runs in a worker thread")
     args = parser.parse_args()
     import logging
 
@@ -361,6 +411,12 @@ async def main() -> None:
                     f"median {statistics.median(d):.1f} ms, p99 {pct(d, 0.99):.1f} ms |")
         rows.append(f"| hub delivery alone: final kline sent → subscriber has it ({len(h)} candles) | "
                     f"median {statistics.median(h):.1f} ms, p99 {pct(h, 0.99):.1f} ms |")
+        if args.during_sweep:
+            sw = await bench_latency(args.candles, args.spacing, during_sweep=True)
+            d = sw["decision_ms"]
+            rows.append(f"| the same decision latency while an optimisation worker sweeps ema_cross on 1M bars in "
+                        f"its child process ({sw['sweep_trials_per_s']:.0f} trials/s) | median {statistics.median(d):.1f} ms, "
+                        f"p99 {pct(d, 0.99):.1f} ms |")
     if not args.skip_scale:
         sc = await bench_scale(args.bots, args.symbols)
         rows.append(f"| {args.bots:,} bots on {args.symbols} symbols: one round of closed candles to a decision in "

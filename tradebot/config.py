@@ -126,6 +126,17 @@ class Settings(BaseSettings):
     # or fail the simulator's requests (a test that wants it sets it).
     drift_nightly: bool | None = None
 
+    # Optimisations (TRADEBOT_OPTIMIZER_*): workers per replica taking chunks of trials (each one
+    # process of the pool; 0 runs none here, the other replicas do the work); a chunk's lease, renewed
+    # every third of it while computing (a killed replica's chunks are re-run once it lapses); how
+    # often an idle worker looks for chunks; one user's pending plus running optimisations, and the
+    # most trials one may ask for. The candle range limit is backtest_max_candles.
+    optimizer_workers: int = Field(default=1, ge=0, le=64)
+    optimizer_lease_s: float = Field(default=15.0, gt=0, le=600)
+    optimizer_poll_s: float = Field(default=1.0, gt=0, le=60)
+    optimizer_max_live_per_user: int = Field(default=4, ge=1, le=1000)
+    optimizer_max_trials: int = Field(default=10_000, ge=1, le=1_000_000)
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_long_enough(cls, v: str | None) -> str | None:

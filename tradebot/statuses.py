@@ -100,3 +100,19 @@ class DriftLineStatus(StrEnum):
     MATCHED = "matched"
     MISSING = "missing"
     EXTRA = "extra"
+
+
+class OptimizationStatus(StrEnum):
+    """An optimisation's life: pending (queued) → running (a worker took a chunk) → done | failed;
+    cancelled by DELETE from pending or running."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+LIVE_OPTIMIZATION_STATUSES: frozenset[OptimizationStatus] = frozenset(
+    {OptimizationStatus.PENDING, OptimizationStatus.RUNNING}
+)

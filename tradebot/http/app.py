@@ -28,6 +28,7 @@ from tradebot.http import (
     drift_routes,
     markets_routes,
     ops_routes,
+    optimization_routes,
     portfolio_routes,
     sse_routes,
     sse_user_routes,
@@ -65,6 +66,7 @@ def all_routes() -> RouteTable:
     table.extend(portfolio_routes.routes)
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
+    table.extend(optimization_routes.routes)
     table.extend(strategy_routes.routes)
     table.extend(chart_routes.routes)
     table.extend(cluster_routes.routes)
@@ -104,6 +106,7 @@ def create_app(
     bots_app.install(app)  # BOT_EVENTS, the bots service, SSE streams closed on shutdown
     app.cleanup_ctx.append(portfolio_routes.portfolio_context)  # exchange reads for GET /portfolio
     app.cleanup_ctx.append(backtest_routes.backtests_context)  # backtest jobs; failed as interrupted on close
+    app.cleanup_ctx.append(optimization_routes.optimizations_context)  # chunk workers; after backtests (its loader)
     if settings.exchange_url or settings.env != "test":  # MARKET_CACHE; test apps without a simulator skip it
         app.cleanup_ctx.append(markets_routes.market_cache_ctx)
     for ctx in extra_contexts or []:

@@ -28,11 +28,13 @@ from tradebot.http.open_streams import OpenStreams
 from tradebot.http.routing import Operation
 from tradebot.http.stream_registry import StreamRegistry
 from tradebot.http.stream_slots import StreamSlots
+from tradebot.optimizations.service import OptimizationService
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.cluster import ClusterCoordinator
 from tradebot.runtime.events import BotEvents
 from tradebot.runtime.health import RuntimeHealth
 from tradebot.runtime.market_data_hub import MarketDataHub
+from tradebot.runtime.optimization_worker import OptimizationWorkers
 from tradebot.security.passwords import PasswordHasher
 
 
@@ -83,6 +85,10 @@ BACKTESTS = web.AppKey("backtests", BacktestService)
 BACKTEST_RUNNER = web.AppKey("backtest_runner", BacktestRunner)
 DRIFT = web.AppKey("drift", DriftService)  # bots' drift reports, over the backtests' history loader
 MARKET_CACHE = web.AppKey("market_cache", MarketCache)
+
+# Optimisations (http.optimization_routes): the service, and this replica's chunk workers
+OPTIMIZATIONS = web.AppKey("optimizations", OptimizationService)
+OPTIMIZATION_WORKERS = web.AppKey("optimization_workers", OptimizationWorkers)
 
 # The bot runtime (tradebot.runtime_context)
 RUNTIME = web.AppKey("runtime", BotRuntime)

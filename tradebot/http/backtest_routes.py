@@ -99,7 +99,7 @@ async def get_backtest(request: web.Request) -> web.Response:
     return json_response(backtest)
 
 
-class _AppMarkets:
+class AppMarkets:
     """Symbols from the replica's market cache, looked up per call (its context may start later)."""
 
     def __init__(self, app: web.Application) -> None:
@@ -134,7 +134,7 @@ async def backtests_context(app: web.Application) -> AsyncIterator[None]:
     app[BACKTEST_RUNNER] = runner
     collector = BacktestCollector(runner)
     app[HTTP_METRICS].registry.register(collector)
-    app[BACKTESTS] = BacktestService(repo, runner, _AppMarkets(app), max_candles=settings.backtest_max_candles,
+    app[BACKTESTS] = BacktestService(repo, runner, AppMarkets(app), max_candles=settings.backtest_max_candles,
                                      max_live_per_user=settings.backtest_max_live_per_user)
     # Drift reports replay a bot's candles through the same loader (and candle cache).
     app[DRIFT] = DriftService(app[DB], loader, DriftConfig(fee_rate=settings.drift_fee_rate,

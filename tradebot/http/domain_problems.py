@@ -26,13 +26,14 @@ from tradebot.http.problems import (
     unauthorized,
     validation_problem,
 )
+from tradebot.optimizations import errors as optimizations
 from tradebot.security.password_policy import WeakPassword
 from tradebot.security.rate_limit import retry_after_header
 
 ToProblem = Callable[[Any], Problem]
 
 
-def _fields(error: bots.InvalidBotSettings | backtests.InvalidBacktest) -> Problem:
+def _fields(error: bots.InvalidBotSettings | backtests.InvalidBacktest | optimizations.InvalidOptimization) -> Problem:
     return validation_problem([FieldError(f, m) for f, m in error.errors])
 
 
@@ -86,6 +87,12 @@ DOMAIN_PROBLEMS: Mapping[type[Exception], ToProblem] = MappingProxyType({
     drift.DriftUnavailable: _unavailable("the exchange's candles for this window cannot be read right now; "
                                          "try again shortly", 10),
     backtests.BacktestError: _refused,
+    # optimisations
+    optimizations.OptimizationNotFound: lambda _: not_found("optimization"),
+    optimizations.InvalidOptimization: _fields,
+    optimizations.TooManyOptimizations: lambda e: Problem(429, f"{e}; wait for one to finish or cancel one",
+                                                          headers={"Retry-After": "10"}),
+    optimizations.OptimizationError: _refused,
 })  # fmt: skip
 
 

@@ -31,7 +31,7 @@ and a one-ulp difference would flip a decision between the live bot and its back
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -45,6 +45,7 @@ __all__ = [
     "EmaTables",
     "default_block_len",
     "ema",
+    "ema_rows",
     "ema_tables",
 ]
 
@@ -207,6 +208,89 @@ def _ema_after_seed(
         o += x[start + 1 :]
         if on_chunk is not None:
             on_chunk(offset + start, offset + n)
+
+
+def ema_rows(values: NDArray[Any], periods: Sequence[int]) -> FloatArray:
+    """The EMAs of ``values`` for many periods at once: row ``i`` equals ``ema(values, periods[i])``
+    bit for bit (a parameter sweep's indicators as one 2-D array).
+
+    Rows with the same block length (every period above 5) are computed together: the same
+    elementwise operations in the same order as :func:`ema`, on a ``(rows, blocks, block_len)``
+    array per chunk, and the once-per-block carry step runs once for all rows, so the Python work
+    per block is shared by the whole sweep. Each row's blocks start right after its own seed, so a
+    row reads the input from its own offset (rows past the input's end compute padding that is
+    never written out).
+    """
+    x = np.ascontiguousarray(values, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"EMA input must be one-dimensional, got shape {x.shape}")
+    for period in periods:
+        _check_period(period)
+    n = x.shape[0]
+    out = np.full((len(periods), n), np.nan)
+    groups: dict[int, list[int]] = {}
+    for row, period in enumerate(periods):
+        if n >= period:
+            groups.setdefault(default_block_len(int(period)), []).append(row)
+    for blen, rows in groups.items():
+        _ema_rows_after_seed(x, [int(periods[r]) for r in rows], blen, out, rows)
+    return out
+
+
+def _ema_rows_after_seed(x: FloatArray, periods: list[int], blen: int, out: FloatArray, rows: list[int]) -> None:
+    n = x.shape[0]
+    count_rows = len(periods)
+    tables = [ema_tables(p, blen) for p in periods]
+    w = np.stack([t.w for t in tables])[:, None, :]
+    g = np.stack([t.g for t in tables])[:, None, :]
+    g_last = np.array([float(t.g[-1]) for t in tables])
+    seed_at = np.array([p - 1 for p in periods], dtype=np.int64)
+    carry = np.empty(count_rows)
+    for i, (row, period) in enumerate(zip(rows, periods, strict=True)):
+        ref = float(x[0])  # as ema(): deviations from the first input, summed left to right
+        seed = ref + float(np.cumsum(x[:period] - ref)[-1]) / period
+        out[row, period - 1] = seed
+        carry[i] = seed - float(x[period - 1])
+    # Element k (0-based) after a row's seed is input index seed_at + 1 + k; the longest row runs
+    # from the smallest period.
+    length = n - 1 - int(seed_at.min())
+    blocks_per_chunk = max(1, _CHUNK_ELEMENTS // blen)
+    step = blocks_per_chunk * blen
+    row_len = n - 1 - seed_at  # elements after each row's seed
+    carries = np.empty((count_rows, blocks_per_chunk))
+    diff = np.subtract(x[1:], x[:-1])  # the same subtraction ema() makes, once for every row
+    cur = np.empty((count_rows, step))
+    o_buf = np.empty((count_rows, step))
+    for lo in range(0, length, step):
+        hi = min(length, lo + step)
+        count = -(-(hi - lo) // blen)  # the last block of the input may be partial
+        width = count * blen
+        c = cur[:, :width]
+        flat = o_buf[:, :width]
+        valid = np.clip(row_len - lo, 0, hi - lo)
+        for i in range(count_rows):
+            v = int(valid[i])
+            start = int(seed_at[i]) + 1 + lo
+            c[i, :v] = x[start : start + v]
+            c[i, v:] = x[-1]
+            flat[i, :v] = diff[start - 1 : start - 1 + v]
+            flat[i, v:] = 0.0
+        o = flat.reshape(count_rows, count, blen)
+        o *= w
+        np.cumsum(o, axis=2, out=o)
+        chunk_carries = carries[:, :count]
+        block_sums = o[:, :, -1]
+        for b in range(count):
+            chunk_carries[:, b] = carry
+            carry = g_last * (carry - block_sums[:, b])
+        np.subtract(chunk_carries[:, :, None], o, out=o)
+        o *= g
+        o += c.reshape(count_rows, count, blen)
+        for i, row in enumerate(rows):
+            v = int(valid[i])
+            if v > 0:
+                start = int(seed_at[i]) + 1 + lo
+                out[row, start : start + v] = flat[i, :v]
 
 
 @dataclass(frozen=True, slots=True)

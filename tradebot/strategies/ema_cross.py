@@ -12,7 +12,7 @@ agree on every candle, ties included.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,7 +32,7 @@ from tradebot.strategies.base import (
     register,
 )
 from tradebot.strategies.candles import Candle, Candles
-from tradebot.strategies.ema import EmaState, ema
+from tradebot.strategies.ema import EmaState, ema, ema_rows
 from tradebot.strategies.parameters import IntParameter, ParameterSet
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "StaleCandleError",
     "decide",
     "ema_cross_signals",
+    "ema_cross_signals_batch",
     "ema_warmup_candles",
     "warm_up",
 ]
@@ -213,6 +214,25 @@ def ema_cross_signals(close: NDArray[np.float64], params: EmaCrossParams) -> Sig
     return Signals(values, target)
 
 
+def ema_cross_signals_batch(close: NDArray[np.float64], params: Sequence[EmaCrossParams]) -> list[Signals]:
+    """:func:`ema_cross_signals` for many parameter sets at once (a sweep): the EMAs of every
+    period as one 2-D array (:func:`ema_rows`, bit-identical rows), then each row's targets decided
+    by the same rule, so every result equals the single run's exactly."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    n = close.shape[0]
+    periods = sorted({p.ema_period for p in params})
+    rows = ema_rows(close, periods)
+    row_of = {period: i for i, period in enumerate(periods)}
+    out = []
+    for p in params:
+        values = rows[row_of[p.ema_period]]
+        target = np.full(n, NO_TARGET, dtype=np.int8)
+        if n >= p.ema_period:
+            _ChunkDecider(close, values, target, p.allow_short)(p.ema_period - 1, n)
+        out.append(Signals(values, target))
+    return out
+
+
 class _ChunkDecider:
     """Decides the targets of each chunk as soon as its EMA values are final (still in cache).
 
@@ -296,6 +316,10 @@ class EmaCross:
     def indicators(self, candles: Candles, params: EmaCrossParams) -> Indicators:
         values = ema(candles.close, params.ema_period)
         return Indicators((IndicatorLine("ema", f"EMA {params.ema_period}", values),))
+
+    def signals_batch(self, candles: Candles, params: Sequence[EmaCrossParams]) -> list[Signals]:
+        """Many parameter sets' signals at once, each equal to :meth:`signals` (sweeps)."""
+        return ema_cross_signals_batch(candles.close, params)
 
     def warmup_candles(self, params: EmaCrossParams) -> int:
         return ema_warmup_candles(params.ema_period)

@@ -11,7 +11,7 @@ market gives two EMAs exactly equal to the price: no trade.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,7 +29,7 @@ from tradebot.strategies.base import (
     register,
 )
 from tradebot.strategies.candles import Candle, Candles
-from tradebot.strategies.ema import EmaState, ema
+from tradebot.strategies.ema import EmaState, ema, ema_rows
 from tradebot.strategies.ema_cross import ema_warmup_candles
 from tradebot.strategies.parameters import IntParameter, ParameterSet
 from tradebot.strategies.targets import (
@@ -50,6 +50,7 @@ __all__ = [
     "EmaCrossoverState",
     "ema_crossover_indicators",
     "ema_crossover_signals",
+    "ema_crossover_signals_batch",
 ]
 
 NAME: Final = "ema_crossover"
@@ -173,13 +174,27 @@ def ema_crossover_indicators(close: NDArray[np.float64], params: EmaCrossoverPar
 def ema_crossover_signals(close: NDArray[np.float64], params: EmaCrossoverParams) -> Signals:
     """The vectorised face over an array of closes (finite and > 0)."""
     ind = ema_crossover_indicators(close, params)
-    n = ind.slow.shape[0]
+    return _decide(ind.fast, ind.slow, params)
+
+
+def _decide(fast: NDArray[np.float64], slow: NDArray[np.float64], params: EmaCrossoverParams) -> Signals:
+    n = slow.shape[0]
     target = np.full(n, NO_TARGET, dtype=np.int8)
     start = params.slow_period - 1
     if n > start:
-        f, s = ind.fast[start:], ind.slow[start:]
+        f, s = fast[start:], slow[start:]
         target[start:] = hold_through_ties(f > s, f < s, params.allow_short)
-    return Signals(ind.slow, target)
+    return Signals(slow, target)
+
+
+def ema_crossover_signals_batch(close: NDArray[np.float64], params: Sequence[EmaCrossoverParams]) -> list[Signals]:
+    """:func:`ema_crossover_signals` for many parameter sets: the EMA of every period any of them
+    names as one 2-D array (bit-identical rows, :func:`ema_rows`), each pair then compared."""
+    close = np.ascontiguousarray(close, dtype=np.float64)
+    periods = sorted({p.fast_period for p in params} | {p.slow_period for p in params})
+    rows = ema_rows(close, periods)
+    row_of = {period: i for i, period in enumerate(periods)}
+    return [_decide(rows[row_of[p.fast_period]], rows[row_of[p.slow_period]], p) for p in params]
 
 
 class EmaCrossover:
@@ -222,6 +237,10 @@ class EmaCrossover:
                 IndicatorLine("slow", f"EMA {params.slow_period}", ind.slow),
             )
         )
+
+    def signals_batch(self, candles: Candles, params: Sequence[EmaCrossoverParams]) -> list[Signals]:
+        """Many parameter sets' signals at once, each equal to :meth:`signals` (sweeps)."""
+        return ema_crossover_signals_batch(candles.close, params)
 
     def warmup_candles(self, params: EmaCrossoverParams) -> int:
         """Enough for both EMAs' seeds to weigh less than 1e-12 (see ``ema_warmup_candles``)."""

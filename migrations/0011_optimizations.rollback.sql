@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS optimization_trials;
+DROP TABLE IF EXISTS optimization_chunks;
+DROP TABLE IF EXISTS optimizations;
