@@ -269,9 +269,11 @@ class BotsRepo:
 async def _stop(
     conn: asyncpg.Connection, user_id: int, bot_id: int, *, close_position: bool
 ) -> StateChange | None:
+    # NO KEY UPDATE: the owner recording a fill holds the state row and then key-share locks this
+    # row (the trade's foreign key); a full FOR UPDATE here would deadlock with it.
     row = await conn.fetchrow(
         f"SELECT c.is_active, s.status FROM bot_configs c LEFT JOIN bot_state s ON s.bot_id = c.id "
-        f"WHERE {_OWNED} FOR UPDATE OF c",
+        f"WHERE {_OWNED} FOR NO KEY UPDATE OF c",
         bot_id,
         user_id,
     )
