@@ -141,16 +141,11 @@ async def release_ownership(pool: asyncpg.Pool, bot_id: int, fence: int) -> None
     )
 
 
-async def release_ownerships(pool: asyncpg.Pool, leases: list[tuple[int, int]]) -> None:
-    """End many ownerships (bot, fence) in one statement (a replica shutting down)."""
-    if not leases:
-        return
+async def release_replica_ownerships(pool: asyncpg.Pool, replica_id: str) -> None:
+    """End every ownership `replica_id` still has open, in one statement (a replica shutting down
+    after its bots stopped: also those whose take or exit the shutdown cut short)."""
     await pool.execute(
-        """UPDATE bot_ownership o SET released_at = now()
-           FROM unnest($1::bigint[], $2::bigint[]) AS v(bot_id, fence)
-           WHERE o.bot_id = v.bot_id AND o.fence_token = v.fence AND o.released_at IS NULL""",
-        [b for b, _ in leases],
-        [f for _, f in leases],
+        "UPDATE bot_ownership SET released_at = now() WHERE replica_id = $1 AND released_at IS NULL", replica_id
     )
 
 
