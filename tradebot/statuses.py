@@ -91,3 +91,11 @@ class BacktestStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery or a mail in the notification outbox (CONTRACT.md "Webhooks")."""
+
+    PENDING = "pending"  # stored, not yet sent, or waiting for its next attempt
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt allowed has been made

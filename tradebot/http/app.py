@@ -25,6 +25,7 @@ from tradebot.http import (
     cluster_routes,
     dashboard_routes,
     markets_routes,
+    notification_routes,
     ops_routes,
     portfolio_routes,
     sse_routes,
@@ -32,11 +33,13 @@ from tradebot.http import (
     stats_routes,
     strategy_routes,
     trade_routes,
+    webhook_routes,
 )
 from tradebot.http.accounts_app import accounts_context
 from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SESSION_CACHE, SETTINGS
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.middlewares import authentication, problems, request_context
+from tradebot.http.notifications_app import notifications_context
 from tradebot.http.routing import RouteTable
 from tradebot.http.static_files import add_static_dir
 
@@ -63,6 +66,8 @@ def all_routes() -> RouteTable:
     table.extend(markets_routes.routes)
     table.extend(backtest_routes.routes)
     table.extend(strategy_routes.routes)
+    table.extend(webhook_routes.routes)
+    table.extend(notification_routes.routes)
     table.extend(dashboard_routes.routes)
     table.extend(cluster_routes.routes)
     table.extend(admin_routes.routes)
@@ -101,6 +106,7 @@ def create_app(
     bots_app.install(app)  # BOT_EVENTS, the bots service, SSE streams closed on shutdown
     app.cleanup_ctx.append(portfolio_routes.portfolio_context)  # exchange reads for GET /portfolio
     app.cleanup_ctx.append(backtest_routes.backtests_context)  # backtest jobs; failed as interrupted on close
+    app.cleanup_ctx.append(notifications_context)  # webhooks, preferences, the outbox's delivery worker
     if settings.exchange_url or settings.env != "test":  # MARKET_CACHE; test apps without a simulator skip it
         app.cleanup_ctx.append(markets_routes.market_cache_ctx)
     for ctx in extra_contexts or []:

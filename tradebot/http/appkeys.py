@@ -27,6 +27,9 @@ from tradebot.http.open_streams import OpenStreams
 from tradebot.http.routing import Operation
 from tradebot.http.stream_registry import StreamRegistry
 from tradebot.http.stream_slots import StreamSlots
+from tradebot.notifications.delivery_worker import DeliveryWorker
+from tradebot.notifications.preferences import PreferenceStore
+from tradebot.notifications.webhooks import WebhookService
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.cluster import ClusterCoordinator
 from tradebot.runtime.events import BotEvents
@@ -86,6 +89,11 @@ MARKET_CACHE = web.AppKey("market_cache", MarketCache)
 RUNTIME = web.AppKey("runtime", BotRuntime)
 MARKET_DATA = web.AppKey("market_data", MarketDataHub)
 CLUSTER = web.AppKey("cluster", ClusterCoordinator)
+
+# Webhooks, notification preferences and this replica's delivery worker (http.notifications_app)
+WEBHOOKS = web.AppKey("webhooks", WebhookService)
+NOTIFICATION_PREFERENCES = web.AppKey("notification_preferences", PreferenceStore)
+DELIVERY_WORKER = web.AppKey("delivery_worker", DeliveryWorker)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
