@@ -34,9 +34,9 @@ CREATE TABLE notification_events (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
--- One per event and webhook; its id is the dedup id receivers see. Per webhook, ids grow in commit
--- order (the enqueuing transaction holds the webhook's row lock until it commits), which is the
--- order deliveries are sent in.
+-- One per event and webhook; its id is the dedup id receivers see, and the order deliveries of a
+-- webhook are sent in (one bot's events are written under its state-row lock, so its ids grow in
+-- commit order).
 CREATE TABLE webhook_deliveries (
     id                bigserial PRIMARY KEY,
     webhook_id        bigint NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,

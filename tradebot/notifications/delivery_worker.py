@@ -3,8 +3,8 @@
 Webhooks. A batch belongs to one webhook. The worker finds the webhooks whose oldest pending
 delivery (the head) is due, and for each takes the head's row lock with `FOR UPDATE SKIP LOCKED`:
 whoever holds a webhook's head owns the webhook until it commits, so two replicas never send one
-webhook's deliveries side by side and each webhook's are sent one at a time in id order (commit
-order, see `outbox`). The batch then locks the pending rows after the head, sends them in order,
+webhook's deliveries side by side and each webhook's are sent one at a time in id order (see
+`outbox` for why that is the order its events happened in). The batch then locks the pending rows after the head, sends them in order,
 and records every attempt in one statement before committing. It stops at the first failure: a
 delivery waiting for its retry holds the webhook's later ones back until it is delivered or
 failed (CONTRACT.md). The locks are held while sending, so a replica killed with -9 simply drops

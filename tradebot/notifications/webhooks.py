@@ -138,9 +138,9 @@ class WebhookService:
     async def ping(self, user_id: int, webhook_id: int) -> int:
         """Queue a `ping` event for this webhook alone; returns its delivery id."""
         async with self._pool.acquire() as conn, conn.transaction():
-            # The webhook's row lock orders this delivery after those already committed (outbox).
+            # KEY SHARE: a concurrent delete waits for this insert instead of failing it.
             hook = await conn.fetchrow(
-                "SELECT id, created_at FROM webhooks WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE",
+                "SELECT id FROM webhooks WHERE id = $1 AND user_id = $2 FOR KEY SHARE",
                 webhook_id, user_id,
             )
             if hook is None:
