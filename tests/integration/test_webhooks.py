@@ -126,6 +126,8 @@ async def test_a_ping_is_posted_signed_with_the_contracts_headers_and_body(
     await hooks_client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=bearer(token))
     await wait_delivered(hooks_client, token, hook["id"], 2)
     assert [r.signature_ok for r in receiver.received("ping")] == [True, False]
+    metrics = await (await hooks_client.get("/metrics")).text()
+    assert 'tradebot_webhook_attempts_total{outcome="delivered"} 2.0' in metrics
 
 
 async def test_trades_and_states_of_the_users_bots_arrive_in_order_with_one_id_per_event_and_webhook(

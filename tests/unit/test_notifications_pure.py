@@ -57,7 +57,7 @@ def test_the_policy_refuses_names_and_literals_before_any_lookup() -> None:
 
 
 @pytest.mark.parametrize("url", ["ftp://x.example/", "http:///path", "x.example/hook", "http://x.example:99999/",
-                                 "http://x.example/a b", "http://" + "a" * 2050 + ".example/"])
+                                 "http://x.example/a b", "http://x.example/\x00", "http://x.example/\x7f", "http://" + "a" * 2050 + ".example/"])
 def test_only_http_urls_with_a_host_are_taken(url: str) -> None:
     with pytest.raises(UnsafeUrl):
         parse_url(url)

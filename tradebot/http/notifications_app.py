@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from tradebot.http.appkeys import DB, DELIVERY_WORKER, NOTIFICATION_PREFERENCES, SETTINGS, WEBHOOKS
+from tradebot.http.appkeys import DB, DELIVERY_WORKER, HTTP_METRICS, NOTIFICATION_PREFERENCES, SETTINGS, WEBHOOKS
 from tradebot.notifications.delivery_worker import DeliveryWorker, WebhookSender, WorkerTiming
 from tradebot.notifications.preferences import PreferenceStore
 from tradebot.notifications.ssrf import AddressPolicy, GuardedResolver
@@ -53,11 +55,39 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
 
     tasks = BackgroundTasks("notifications", on_crash=restart)
     loops = {"notifications-webhooks": worker.run_webhooks, "notifications-mail": worker.run_mail}
+    collector = DeliveryCollector(worker, tasks)
+    app[HTTP_METRICS].registry.register(collector)
     if settings.notifications_enabled:
         for name, run in loops.items():
             tasks.spawn(name, run())
     try:
         yield
     finally:
+        app[HTTP_METRICS].registry.unregister(collector)
         await tasks.close()
         await worker.sender.close()
+
+
+class DeliveryCollector(Collector):
+    """What this replica's delivery worker did: deliveries, failed attempts, mails, loop crashes."""
+
+    def __init__(self, worker: DeliveryWorker, tasks: BackgroundTasks) -> None:
+        self._worker = worker
+        self._tasks = tasks
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._worker.counters
+        attempts = CounterMetricFamily("tradebot_webhook_attempts", "Webhook delivery attempts by outcome",
+                                       labels=["outcome"])
+        attempts.add_metric(["delivered"], c.delivered)
+        attempts.add_metric(["failed"], c.failed_attempts)
+        yield attempts
+        mails = CounterMetricFamily("tradebot_notification_mails", "Notification mails by outcome", labels=["outcome"])
+        mails.add_metric(["sent"], c.mails_sent)
+        mails.add_metric(["failed"], c.mail_failures)
+        yield mails
+        crashes = CounterMetricFamily("tradebot_notification_loop_crashes", "Delivery loops that crashed",
+                                      labels=["task"])
+        for name, count in sorted(self._tasks.crashes.items()):
+            crashes.add_metric([name], count)
+        yield crashes

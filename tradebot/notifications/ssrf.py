@@ -61,8 +61,8 @@ def parse_url(url: str) -> tuple[str, str, int]:
     host = parts.hostname
     if not host:
         raise UnsafeUrl("must name a host")
-    if any(c.isspace() for c in url):
-        raise UnsafeUrl("must not contain whitespace")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise UnsafeUrl("must not contain spaces or control characters")
     return parts.scheme, host, port or (443 if parts.scheme == "https" else 80)
 
 
@@ -128,7 +128,7 @@ class GuardedResolver(AbstractResolver):
             await self.resolve(host, port, socket.AF_UNSPEC)
         except BlockedAddress as e:
             raise UnsafeUrl(str(e)) from None
-        except OSError as e:
+        except (OSError, ValueError) as e:  # ValueError: a name IDNA cannot encode
             raise UnsafeUrl(f"{host} does not resolve") from e
 
     async def close(self) -> None:
