@@ -54,6 +54,9 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, id) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_log ON webhook_deliveries (webhook_id, id DESC);
 CREATE INDEX webhook_deliveries_event ON webhook_deliveries (event_id);
+-- The delivery log is kept for TRADEBOT_NOTIFICATIONS_KEEP_DAYS; these find what is older.
+CREATE INDEX webhook_deliveries_done ON webhook_deliveries (created_at) WHERE status <> 'pending';
+CREATE INDEX notification_events_created_at ON notification_events (created_at);
 
 -- Mail for a bot gone to error or paused by a daily limit (user preference, on by default).
 CREATE TABLE mail_deliveries (
@@ -70,3 +73,4 @@ CREATE TABLE mail_deliveries (
 );
 CREATE INDEX mail_deliveries_pending ON mail_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX mail_deliveries_event ON mail_deliveries (event_id);
+CREATE INDEX mail_deliveries_done ON mail_deliveries (created_at) WHERE status <> 'pending';

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     webhook_allow_private: bool | None = None
     notifications_poll_s: float = Field(default=0.1, gt=0, le=60)
     notifications_enabled: bool = True
+    # Delivered and failed deliveries (the log GET /webhooks/{id}/deliveries shows) are kept this long.
+    notifications_keep_days: float = Field(default=30.0, gt=0, le=3650)
 
     @field_validator("jwt_secret")
     @classmethod

@@ -25,7 +25,7 @@ from tests.timing import eventually
 from tests.webhook_receiver import Receiver
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
-from tradebot.http.appkeys import DB
+from tradebot.http.appkeys import DB, DELIVERY_WORKER
 
 
 @pytest.fixture
@@ -250,3 +250,21 @@ async def test_a_bot_going_to_error_is_an_error_event_once(hooks_client: Client,
     [got] = receiver.received("errors")
     assert got.event == "error" and got.body["data"]["status"] == "error"
     assert got.body["data"]["last_error_message"] == "the exchange refused the API key"
+
+
+async def test_the_delivery_log_keeps_pending_rows_and_drops_finished_ones_past_the_kept_days(
+    hooks_client: Client, receiver: Receiver
+) -> None:
+    _, token = await user_token(hooks_client)
+    hook = await add_webhook(hooks_client, token, receiver.url("old"))
+    receiver.fail_next = 10**6  # nothing goes through: the last one stays pending
+    ids = [(await (await hooks_client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=bearer(token))).json())
+           ["delivery_id"] for _ in range(3)]
+    pool = hooks_client.app[DB]
+    await pool.execute("UPDATE webhook_deliveries SET status = 'delivered' WHERE id = $1", ids[0])
+    await pool.execute("UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1", ids[1])
+    await pool.execute("UPDATE webhook_deliveries SET created_at = now() - interval '31 days'")
+    await pool.execute("UPDATE notification_events SET created_at = now() - interval '31 days'")
+    assert await hooks_client.app[DELIVERY_WORKER].prune() == 2
+    assert [d["id"] for d in await deliveries(hooks_client, token, hook["id"])] == [ids[2]]
+    assert await pool.fetchval("SELECT count(*) FROM notification_events") == 1

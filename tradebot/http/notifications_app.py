@@ -37,7 +37,8 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
         WebhookSender(resolver),
         make_mailer(settings.smtp_url, settings.outbox_dir or settings.data_dir / "outbox"),
         settings.public_url,
-        WorkerTiming(poll_s=settings.notifications_poll_s, retry_s=settings.webhook_retry_s),
+        WorkerTiming(poll_s=settings.notifications_poll_s, retry_s=settings.webhook_retry_s,
+                     keep_days=settings.notifications_keep_days),
     )
     app[DELIVERY_WORKER] = worker
     loop = asyncio.get_running_loop()
@@ -54,7 +55,8 @@ async def notifications_context(app: web.Application) -> AsyncIterator[None]:
         loop.call_later(RESTART_DELAY_S, again)
 
     tasks = BackgroundTasks("notifications", on_crash=restart)
-    loops = {"notifications-webhooks": worker.run_webhooks, "notifications-mail": worker.run_mail}
+    loops = {"notifications-webhooks": worker.run_webhooks, "notifications-mail": worker.run_mail,
+             "notifications-pruning": worker.run_pruning}
     collector = DeliveryCollector(worker, tasks)
     app[HTTP_METRICS].registry.register(collector)
     if settings.notifications_enabled:

@@ -112,6 +112,36 @@ WHERE m.id = v.id
 """
 
 
+# Retention: delivered and failed rows older than the kept days go, a bounded batch at a time, and
+# then the events no delivery refers to any more. Any replica may run it; SKIP LOCKED keeps two apart.
+_PRUNE = """
+WITH hooks AS (
+    DELETE FROM webhook_deliveries WHERE id IN (
+        SELECT id FROM webhook_deliveries
+        WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING event_id
+), mails AS (
+    DELETE FROM mail_deliveries WHERE id IN (
+        SELECT id FROM mail_deliveries
+        WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING event_id
+)
+SELECT (SELECT count(*) FROM hooks) + (SELECT count(*) FROM mails)
+"""
+
+_PRUNE_EVENTS = """
+DELETE FROM notification_events e WHERE e.id IN (
+    SELECT id FROM notification_events
+    WHERE created_at < now() - make_interval(days => $1)
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = notification_events.id)
+      AND NOT EXISTS (SELECT 1 FROM mail_deliveries m WHERE m.event_id = notification_events.id)
+    LIMIT $2 FOR UPDATE SKIP LOCKED)
+"""
+PRUNE_BATCH = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
     ok: bool
@@ -190,6 +220,8 @@ class WorkerTiming:
     retry_s: float = 10.0  # TRADEBOT_WEBHOOK_RETRY_S: the first retry's delay, doubling after
     concurrency: int = 4  # webhooks sent to side by side by one replica (each holds a connection)
     mail_batch: int = 20
+    keep_days: float = 30.0  # TRADEBOT_NOTIFICATIONS_KEEP_DAYS: the delivery log's length
+    prune_every_s: float = 60.0
 
 
 @dataclass
@@ -215,6 +247,20 @@ class DeliveryWorker:
 
     async def run_mail(self) -> None:
         await self._loop("mail deliveries", self.mail_due)
+
+    async def run_pruning(self) -> None:
+        async def prune_then_wait() -> int:
+            await self.prune()
+            await asyncio.sleep(self.timing.prune_every_s)
+            return 1
+
+        await self._loop("notification log pruning", prune_then_wait)
+
+    async def prune(self) -> int:
+        """Delete one batch of old delivered/failed rows, then the events left without deliveries."""
+        removed = int(await self.pool.fetchval(_PRUNE, self.timing.keep_days, PRUNE_BATCH))
+        await self.pool.execute(_PRUNE_EVENTS, self.timing.keep_days, PRUNE_BATCH)
+        return removed
 
     async def _loop(self, what: str, step: Callable[[], Awaitable[int]]) -> None:
         errors = Retrier(Backoff(base=0.5, cap=10.0), rng=self.rng)
