@@ -62,17 +62,22 @@ WHERE hooks.webhook_id IS NOT NULL AND h.next_attempt_at <= now()
 LIMIT $1
 """
 
-_LOCK_HEAD = """
-SELECT webhook_id FROM webhook_deliveries
-WHERE id = $1 AND status = 'pending' AND next_attempt_at <= now()
-FOR UPDATE SKIP LOCKED
-"""
-
-_BATCH = """
-SELECT d.id, d.attempts, e.event, e.bot_id, e.data, e.created_at
-FROM webhook_deliveries d JOIN notification_events e ON e.id = d.event_id
-WHERE d.webhook_id = $1 AND d.status = 'pending' AND d.id >= $2
-ORDER BY d.id LIMIT $3
+# One statement: take the head's lock (or nothing: another replica has the webhook), then lock and
+# read the pending rows from the head on, with the webhook's URL and secret. The event's data comes
+# as JSON text and is spliced into the body as it is (no decode and re-encode per attempt).
+_CLAIM = """
+WITH head AS (
+    SELECT webhook_id FROM webhook_deliveries
+    WHERE id = $1 AND status = 'pending' AND next_attempt_at <= now()
+    FOR UPDATE SKIP LOCKED
+)
+SELECT d.id, d.attempts, e.event, e.bot_id, e.data::text AS data, e.created_at, w.url, w.secret
+FROM head
+JOIN webhook_deliveries d ON d.webhook_id = head.webhook_id
+JOIN notification_events e ON e.id = d.event_id
+JOIN webhooks w ON w.id = d.webhook_id
+WHERE d.status = 'pending' AND d.id >= $1
+ORDER BY d.id LIMIT $2
 FOR UPDATE OF d
 """
 
@@ -157,10 +162,11 @@ class DeliveryCounters:
     mail_failures: int = 0
 
 
-def delivery_body(delivery_id: int, event: str, created_at: Any, bot_id: int | None, data: Any) -> bytes:
-    """The POSTed JSON: the same bytes on every attempt of a delivery (the signature's t changes)."""
-    return jsonutil.dumps({"id": delivery_id, "event": event, "created_at": created_at, "bot_id": bot_id,
-                           "data": data})
+def delivery_body(delivery_id: int, event: str, created_at: Any, bot_id: int | None, data_json: str) -> bytes:
+    """The POSTed JSON: the same bytes on every attempt of a delivery (the signature's t changes).
+    `data_json` is the event's data as stored (JSON text), spliced in unchanged."""
+    head = jsonutil.dumps({"id": delivery_id, "event": event, "created_at": created_at, "bot_id": bot_id})
+    return head[:-1] + b',"data":' + data_json.encode() + b"}"
 
 
 class WebhookSender:
@@ -293,14 +299,10 @@ class DeliveryWorker:
 
     async def _deliver_batch(self, head: int) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
-            webhook_id = await conn.fetchval(_LOCK_HEAD, head)
-            if webhook_id is None:
-                return 0  # another replica has it, or it was sent meanwhile
-            hook = await conn.fetchrow("SELECT url, secret FROM webhooks WHERE id = $1", webhook_id)
-            rows = await conn.fetch(_BATCH, webhook_id, head, BATCH)
-            if hook is None or not rows:
-                return 0
-            attempts = await self._send_in_order(hook["url"], hook["secret"], rows)
+            rows = await conn.fetch(_CLAIM, head, BATCH)
+            if not rows:
+                return 0  # another replica has the webhook, or the head was sent meanwhile
+            attempts = await self._send_in_order(rows[0]["url"], rows[0]["secret"], rows)
             await conn.execute(
                 _RECORD,
                 [rows[i]["id"] for i in range(len(attempts))],
@@ -315,7 +317,7 @@ class DeliveryWorker:
             else:
                 self.counters.failed_attempts += 1
                 log.info("webhook delivery failed; retried later",
-                         extra={"webhook_id": webhook_id, "error": a.error, "status_code": a.status_code})
+                         extra={"head_delivery_id": head, "error": a.error, "status_code": a.status_code})
         return len(attempts)
 
     async def _send_in_order(self, url: str, secret: str, rows: Sequence[asyncpg.Record]) -> list[Attempt]:
