@@ -12,6 +12,8 @@ from aiohttp.test_utils import TestClient
 from pytest_aiohttp import AiohttpClient
 
 from tests.integration.auth_helpers import Client, bearer, problem, user_token
+from tests.integration.bots_helpers import MARKETS, new_user
+from tests.integration.bots_helpers import create_bot as create_api_bot
 from tests.integration.runtime_helpers import create_bot
 from tests.integration.webhook_helpers import (
     add_webhook,
@@ -25,7 +27,7 @@ from tests.timing import eventually
 from tests.webhook_receiver import Receiver
 from tradebot.config import Secrets, Settings
 from tradebot.http.app import create_app
-from tradebot.http.appkeys import DB, DELIVERY_WORKER
+from tradebot.http.appkeys import DB, DELIVERY_WORKER, SYMBOLS
 
 
 @pytest.fixture
@@ -268,3 +270,23 @@ async def test_the_delivery_log_keeps_pending_rows_and_drops_finished_ones_past_
     assert await hooks_client.app[DELIVERY_WORKER].prune() == 2
     assert [d["id"] for d in await deliveries(hooks_client, token, hook["id"])] == [ids[2]]
     assert await pool.fetchval("SELECT count(*) FROM notification_events") == 1
+
+
+async def test_starting_and_stopping_a_bot_over_the_api_are_state_events(
+    aiohttp_client: AiohttpClient, settings: Settings, test_secrets: Secrets, clean_db: str, redis_url: str,
+    receiver: Receiver,
+) -> None:
+    fast = settings.model_copy(update={"notifications_poll_s": 0.02})
+    app = create_app(fast, test_secrets, database_url=clean_db, redis_url=redis_url, replica_id="test-replica")
+    app[SYMBOLS] = MARKETS
+    client = await aiohttp_client(app)
+    user = await new_user(client)
+    hook = await add_webhook(client, user.token, receiver.url("api"), events=["state"])
+    receiver.secrets["api"] = hook["secret"]
+    bot = await create_api_bot(client, user)
+    assert (await client.post(f"/api/v1/bots/{bot['id']}/start", headers=user.headers)).status == 202
+    assert (await client.post(f"/api/v1/bots/{bot['id']}/stop", headers=user.headers)).status == 202
+    await wait_delivered(client, user.token, hook["id"], 2)
+    got = receiver.received("api")
+    assert [r.body["data"]["status"] for r in got] == ["starting", "stopping"]
+    assert all(r.signature_ok and r.body["bot_id"] == bot["id"] for r in got)
