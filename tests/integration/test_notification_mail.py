@@ -60,6 +60,8 @@ async def test_a_bot_gone_to_error_or_paused_by_a_daily_limit_is_mailed_once(
     assert outbox is not None
     email, _, bot, fence = await _user_and_bot(mail_client)
     pool = mail_client.app[DB]
+    await set_status(pool, bot, fence, "starting")
+    await set_status(pool, bot, fence, "paused", "daily loss limit of 5% reached")  # a paused bot resumed: no mail
     await set_status(pool, bot, fence, "running")
     await set_status(pool, bot, fence, "paused", "daily loss limit of 5% reached")
     await set_status(pool, bot, fence, "paused", "daily loss limit of 5% reached")  # unchanged: no second mail
@@ -97,6 +99,7 @@ async def test_preferences_default_to_everything_and_turn_mail_off(mail_client: 
     assert await (await mail_client.get(PREFS, headers=bearer(token))).json() == {"webhook": ["trade", "error"],
                                                                                   "mail": ["error"]}
     pool = mail_client.app[DB]
+    await set_status(pool, bot, fence, "running")
     await set_status(pool, bot, fence, "paused", "daily trade limit reached")
     assert await pool.fetchval("SELECT count(*) FROM mail_deliveries") == 0  # paused is off: nothing queued
     await mail_client.put(PREFS, json={"mail": []}, headers=bearer(token))

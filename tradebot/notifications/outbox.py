@@ -77,13 +77,14 @@ async def record_bot_change(conn: asyncpg.Connection, bot_id: int, event: str, d
                             *, previous_status: str | None = None) -> None:
     """The hook: a `trade` or `state` event of a bot, inside the transaction that wrote it.
 
-    A state whose status just became `error` is also an `error` event (and a mail); one that just
-    became `paused` (only a daily limit pauses a bot) is a mail. `previous_status` is the status
-    before this write; a status written again unchanged is no transition.
+    A state whose status just became `error` is also an `error` event (and a mail); one that went
+    from `running` to `paused` (only a daily limit pauses a bot) is a mail. A paused bot that a
+    restart or a failover resumes goes starting → paused: nothing new happened, so nothing is
+    mailed. `previous_status` is the status before this write; a status written again unchanged is
+    no transition.
     """
     status = data.get("status") if event == Event.STATE else None
-    moved = status is not None and status != previous_status
-    await record(conn, bot_id, Event(event), data,
-                 mail=Event.PAUSED if moved and status == BotStatus.PAUSED else None)
-    if moved and status == BotStatus.ERROR:
+    paused = status == BotStatus.PAUSED and previous_status == BotStatus.RUNNING
+    await record(conn, bot_id, Event(event), data, mail=Event.PAUSED if paused else None)
+    if status == BotStatus.ERROR and previous_status != BotStatus.ERROR:
         await record(conn, bot_id, Event.ERROR, data, mail=Event.ERROR)
