@@ -121,6 +121,8 @@ async def main() -> None:
     parser.add_argument("--bots", type=int, default=20)
     parser.add_argument("--events", default="trade", help="comma-separated events the webhook takes")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--drain", action="store_true",
+                        help="queue rate x seconds trades first, then time the worker alone draining them")
     parser.add_argument("--baseline", action="store_true",
                         help="the same writers with no webhook: the write path's own ceiling on this machine")
     args = parser.parse_args()
@@ -151,6 +153,17 @@ async def main() -> None:
         worker = DeliveryWorker(pool, WebhookSender(GuardedResolver(AddressPolicy(allow_private=True))),
                                 OutboxMailer(Path(os.devnull).parent / "tmp"), "http://127.0.0.1",
                                 WorkerTiming(poll_s=0.05, concurrency=args.concurrency))
+        if args.drain:
+            queued = sum(await asyncio.gather(*(writer(pool, user, b, 1e9, args.rate * args.seconds / args.bots / 1e9,
+                                                       time.monotonic(), []) for b in bots)))
+            began = time.perf_counter()
+            while await worker.deliver_due():
+                pass
+            took = time.perf_counter() - began
+            await worker.sender.close()
+            print(f"## bench_webhooks --drain: {worker.counters.delivered} of {queued} queued deliveries of one webhook "
+                  f"sent in order by the worker alone in {took:.2f} s: {worker.counters.delivered / took:,.0f} per s")
+            return
         task = asyncio.create_task(worker.run_webhooks(), name="bench-webhooks")
         t0 = time.monotonic() + 0.2
         late: list[float] = []
