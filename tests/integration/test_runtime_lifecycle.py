@@ -260,6 +260,9 @@ async def test_insufficient_balance_stops_the_bot_with_a_readable_message(
     assert not await pool.fetchval("SELECT is_active FROM bot_configs WHERE id = $1", bot)
     order = await pool.fetchrow("SELECT status FROM orders WHERE bot_id = $1", bot)
     assert order["status"] == "rejected"
+    # the failure is mailed to the owner (queued with the status change), once
+    mails = await pool.fetch("SELECT kind, user_id FROM mail_deliveries")
+    assert [(m["kind"], m["user_id"]) for m in mails] == [("error", trader.user_id)]
 
 
 async def test_invalid_key_stops_the_bot_with_a_readable_message(

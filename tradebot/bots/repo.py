@@ -18,7 +18,8 @@ import asyncpg
 
 from tradebot.bots.models import SETTING_FIELDS, BotSettings
 from tradebot.bots.stats import TradeFilter
-from tradebot.bots.views import ORDER_COLUMNS, STATE_COLUMNS, TRADE_COLUMNS
+from tradebot.bots.views import ORDER_COLUMNS, STATE_COLUMNS, TRADE_COLUMNS, state_view
+from tradebot.notifications import outbox
 
 _CONFIG_COLUMNS = ", ".join(
     f"c.{name}" for name in ("id", *SETTING_FIELDS, "is_active", "created_at", "updated_at")
@@ -187,6 +188,7 @@ class BotsRepo:
                     return None  # a paper bot whose key went meanwhile: start it again, keyless
                 return StartOutcome.NO_API_KEY, None
             state = await _starting(conn, bot_id)
+            await outbox.record_bot_change(conn, bot_id, "state", state_view(state))
         return StartOutcome.STARTED, state
 
     async def stop(self, user_id: int, bot_id: int, *, close_position: bool) -> StateChange | None:
@@ -295,6 +297,7 @@ async def _stop(
         close_position and not settled,
     )
     assert state is not None
+    await outbox.record_bot_change(conn, bot_id, "state", state_view(state), previous_status=row["status"])
     return StateChange(state, was_active)
 
 
