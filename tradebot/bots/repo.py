@@ -188,7 +188,6 @@ class BotsRepo:
                     return None  # a paper bot whose key went meanwhile: start it again, keyless
                 return StartOutcome.NO_API_KEY, None
             state = await _starting(conn, bot_id)
-            await outbox.record_bot_change(conn, bot_id, "state", state_view(state))
         return StartOutcome.STARTED, state
 
     async def stop(self, user_id: int, bot_id: int, *, close_position: bool) -> StateChange | None:
@@ -310,6 +309,7 @@ async def _starting(conn: asyncpg.Connection, bot_id: int) -> asyncpg.Record:
         bot_id,
     )
     assert state is not None
+    await outbox.record_bot_change(conn, bot_id, "state", state_view(state))
     return state
 
 
