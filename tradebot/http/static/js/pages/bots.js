@@ -2,7 +2,7 @@
 // few connections per host, so one stream per bot left most rows without it); polled only while that
 // stream is down.
 import { api, listAll, userStatusStream } from "../api.js";
-import { amount, badge, h, mount, num, pageHead, price, signClass, signed } from "../dom.js";
+import { amount, badge, h, mount, num, pageHead, paperBadge, price, signClass, signed } from "../dom.js";
 import { strategyLabel } from "../strategy_form.js";
 
 const POLL_MS = 5000;
@@ -78,7 +78,7 @@ export async function botsPage() {
     const errorCell = h("td", { class: "error-box", dataset: { col: "error" } }, state.last_error_message || "");
     tr.replaceChildren(
       h("td", {}, h("span", { class: `live-dot${live ? " on" : ""}`, title: live ? "live" : "polling" }),
-        h("a", { class: "bot-name", href: `/bots/${bot.id}` }, bot.name || `Bot #${bot.id}`)),
+        h("a", { class: "bot-name", href: `/bots/${bot.id}` }, bot.name || `Bot #${bot.id}`), " ", paperBadge(bot.mode === "paper")),
       h("td", {}, h("span", {}, bot.symbol), " ", h("span", { class: "muted" }, `${bot.timeframe} · ${strategyLabel(bot.strategy, bot.parameters)}`)),
       h("td", { dataset: { col: "status" } }, badge(state.status)),
       h("td", { dataset: { col: "position" } }, positionCell(state)),
