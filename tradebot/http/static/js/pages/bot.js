@@ -98,6 +98,10 @@ export async function botPage(id) {
 
   // Marked to the last closed candle: an estimate between decisions, not the exchange's figure.
   function unrealized() {
+    // A paper bot's own figure: its equity is marked to the close it last decided on.
+    if (state.in_position && state.equity !== null && state.paper_balance !== null && state.equity !== undefined) {
+      return state.equity - state.paper_balance;
+    }
     if (!state.in_position || state.entry_price === null || lastClose === null) return null;
     const sign = state.position_side === "short" ? -1 : 1;
     return sign * (lastClose - state.entry_price) * state.position_size;
