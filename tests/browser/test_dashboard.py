@@ -103,7 +103,12 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     # A live bot (the form's default is paper): creating it is confirmed, naming the key that will trade.
     page.select_option("select[name=mode]", "live")
     confirmations: list[str] = []
-    page.once("dialog", lambda dialog: (confirmations.append(dialog.message), dialog.accept()))
+
+    def accept(dialog: Any) -> None:
+        confirmations.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
     page.click("#bot-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/bots/\d+$"))
     assert len(confirmations) == 1 and "Simulator" in confirmations[0]

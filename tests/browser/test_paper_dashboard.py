@@ -64,7 +64,7 @@ def test_paper_bot_through_the_form_and_going_live(stack: Stack, page: Any) -> N
                      shown_number(page, '#bot-stats [data-col="equity"]'))
         except ValueError:
             return False
-        return abs(shown[0] - state["paper_balance"]) < 0.006 and abs(shown[1] - state["equity"]) < 0.006
+        return bool(abs(shown[0] - state["paper_balance"]) < 0.006 and abs(shown[1] - state["equity"]) < 0.006)
 
     wait_until(page_matches_state, 20, "the page's paper balance and equity to equal the state's")
     assert api.state(bot_id)["paper_balance"] < 5000  # the fee came out of it
