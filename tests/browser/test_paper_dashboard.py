@@ -1,6 +1,6 @@
 """Paper trading in the dashboard, in headless Chromium: a new bot is paper by default and needs no key,
 its PAPER badge shows on the bot, its trades, its orders and the bots list, its paper balance and equity
-read back equal to the state API's, and going live is an edit of the stopped bot whose confirmation
+read back equal to the state API's, its drift report on its page equals GET /bots/{id}/drift, and going live is an edit of the stopped bot whose confirmation
 names the key that will trade (dismissed: nothing changes)."""
 
 from __future__ import annotations
@@ -75,6 +75,20 @@ def test_paper_bot_through_the_form_and_going_live(stack: Stack, page: Any) -> N
     row.locator(".badge.paper", has_text="PAPER").wait_for()
     row.locator("[data-action=stop-close]").click()
     row.locator(".badge.stopped").wait_for(timeout=30_000)
+
+    # The drift report on the bot's page: none stored yet, then a fresh one equal to the API's.
+    page.goto(f"/bots/{bot_id}")
+    page.locator("#drift-report", has_text="No nightly report yet.").wait_for()
+    page.click("[data-action=drift]")
+    page.locator('#drift-summary [data-col="matched"]').wait_for(timeout=60_000)
+    report = api.call("GET", f"/bots/{bot_id}/drift", expect=200)
+    summary = report["summary"]
+    assert summary["actual_fills"] == 2  # the entry and the closing fill
+    for col, key in (("matched", "matched"), ("missing", "missing_signals"), ("extra", "extra_signals")):
+        assert shown_number(page, f'#drift-summary [data-col="{col}"]') == summary[key], col
+    assert abs(shown_number(page, '#drift-summary [data-col="pnl-gap"]') - summary["pnl_gap"]) < 0.006
+    assert page.locator("#drift-table tbody tr[data-status]").count() == len(report["trades"])
+    screenshot(page, "34-drift")
 
     # Going live: an edit of the stopped bot, confirmed with the key's name.
     add_key(page, stack, label="Real money")
