@@ -73,6 +73,8 @@ def test_paper_bot_through_the_form_and_going_live(stack: Stack, page: Any) -> N
     page.goto("/bots")
     row = page.locator(f'#bots-table tr[data-bot-id="{bot_id}"]')
     row.locator(".badge.paper", has_text="PAPER").wait_for()
+    wait_until(lambda: abs(float(row.locator('[data-col="equity"]').inner_text().replace(",", ""))
+                           - api.state(bot_id)["equity"]) < 0.006, 20, "the list's equity to be the state's")
     row.locator("[data-action=stop-close]").click()
     row.locator(".badge.stopped").wait_for(timeout=30_000)
 

@@ -54,7 +54,8 @@ export async function botsPage() {
           h("thead", {}, h("tr", {},
             h("th", {}, "Bot"), h("th", {}, "Market"), h("th", {}, "Status"), h("th", {}, "Position"),
             h("th", { class: "num" }, "Entry price"), h("th", { class: "num" }, "Daily PnL"),
-            h("th", { class: "num" }, "Daily trades"), h("th", {}, "Last error"), h("th", { class: "num" }, ""))),
+            h("th", { class: "num" }, "Daily trades"), h("th", { class: "num" }, "Paper equity"), h("th", {}, "Last error"),
+            h("th", { class: "num" }, ""))),
           tbody))));
 
   function renderSummary() {
@@ -85,6 +86,7 @@ export async function botsPage() {
       h("td", { class: "num", dataset: { col: "entry" } }, price(state.entry_price)),
       h("td", { class: `num ${signClass(state.daily_pnl)}`, dataset: { col: "pnl" } }, signed(state.daily_pnl)),
       h("td", { class: "num", dataset: { col: "trades" } }, num(state.daily_trades_count, 0)),
+      h("td", { class: "num", dataset: { col: "equity" } }, bot.mode === "paper" ? num(state.equity) : ""),
       errorCell,
       h("td", { class: "num" }, h("div", { class: "actions" },
         ...lifecycleButtons(bot, state.status, () => refresh(), (err) => { errorCell.textContent = err.message; }),
@@ -115,7 +117,7 @@ export async function botsPage() {
     tbody.replaceChildren();
     renderSummary();
     if (!list.length) {
-      tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No bots yet. ", h("a", { href: "/bots/new" }, "Create your first bot"), ".")));
+      tbody.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No bots yet. ", h("a", { href: "/bots/new" }, "Create your first bot"), ".")));
     }
     for (const bot of list) {
       const known = bots.get(bot.id);
