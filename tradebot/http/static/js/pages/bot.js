@@ -99,7 +99,7 @@ export async function botPage(id) {
   // Marked to the last closed candle: an estimate between decisions, not the exchange's figure.
   function unrealized() {
     // A paper bot's own figure: its equity is marked to the close it last decided on.
-    if (state.in_position && state.equity !== null && state.paper_balance !== null && state.equity !== undefined) {
+    if (state.in_position && state.equity != null && state.paper_balance != null) {
       return state.equity - state.paper_balance;
     }
     if (!state.in_position || state.entry_price === null || lastClose === null) return null;
@@ -204,6 +204,7 @@ export async function botPage(id) {
     try {
       bot = await api("GET", `/bots/${bot.id}`);
       renderSettings();
+      modeSlot.replaceChildren(...[paperBadge(bot.mode === "paper")].filter(Boolean));
     } catch { /* shown on the next successful refresh */ }
   }, 30000);
   addEventListener("pagehide", () => source.close());

@@ -42,7 +42,7 @@ function sameParameters(a, b) {
   return Object.entries(a).every(([k, v]) => b && b[k] === v);
 }
 
-export function keyName(key) {
+function keyName(key) {
   return `${key.label} (••••${key.api_key_hint})`;
 }
 
@@ -155,7 +155,7 @@ function confirmGoLive(bot, changes, keys) {
   const id = changes.api_key_id ?? bot.api_key_id;
   if (id === null || id === undefined) return true;
   return confirm(`Go live with "${bot.name || `Bot #${bot.id}`}"? From its next start it places real orders on the exchange `
-    + `with the API key ${keyLabel(keys, id)}. Its paper balance and paper trades stay in the history.`);
+    + `with the API key ${keyLabel(keys, id)}. Its paper trades stay in the history.`);
 }
 
 function confirmLive(settings, keys) {
