@@ -124,11 +124,12 @@ async def test_a_new_replica_fails_jobs_abandoned_by_a_dead_one(make_client: App
 
 
 async def test_heartbeats_keep_a_long_job_alive_across_replicas(make_client: AppFactory, sim: SimControl) -> None:
-    fast = {"backtest_heartbeat_s": 0.1, "backtest_stale_after_s": 0.6}
+    # Stale after 15 missed heartbeats (6 were too few on a loaded machine: the job was swept).
+    fast = {"backtest_heartbeat_s": 0.1, "backtest_stale_after_s": 1.5}
     worker = await make_client("a", **fast)
     await make_client("b", **fast)  # another replica sweeping the same table every 0.1 s
     await sim.push_klines("BTCUSDT", "1m", walk_candles(2500))
-    await sim.faults(latency_ms=500)  # three pages: about 1.5 s of running, well past stale_after
+    await sim.faults(latency_ms=1000)  # three pages: about 3 s of running, well past stale_after
     _, token = await user_token(worker)
     headers = bearer(token)
     done = await settled(worker, headers, await submit(worker, headers, end_time=iso(T0 + 2500 * MINUTE_MS)))
