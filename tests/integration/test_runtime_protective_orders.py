@@ -118,3 +118,20 @@ async def test_the_strategy_exit_cancels_the_protection_first(
     assert await sim.positions(trader.creds.api_key) == {}
     reasons = await pool.fetch("SELECT reason FROM trades WHERE bot_id = $1 ORDER BY id", bot)
     assert [r["reason"] for r in reasons] == ["signal", "signal"]
+
+
+async def test_a_trailing_stop_is_placed_with_its_callback_rate(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader
+) -> None:
+    bot = await start_bot(pool, runtime, trader, trailing_stop_pct=1.5, allow_short=False)
+    await _push_all(runtime, sim, bot, UP)
+    rows = await _orders(pool, bot)
+    assert [(o["type"], o["status"], o["callback_rate"]) for o in rows[1:]] == [("trailing_stop_market", "open", 1.5)]
+    listed = _by_cid(await sim.orders(trader.creds.api_key))
+    assert listed[rows[1]["client_order_id"]]["type"] == "trailing_stop_market"
+    # Up to 110 then back below 110 × (1 − 1.5%): the trailing stop fires on the exchange.
+    await push_and_wait(runtime, sim, bot, [START_MS + 6 * MINUTE, 104.0, 110.0, 103.9, 109.0, 10.0])
+    await push_and_wait(runtime, sim, bot, [START_MS + 7 * MINUTE, 109.0, 109.5, 107.0, 108.0, 10.0])
+    assert await sim.positions(trader.creds.api_key) == {}
+    reasons = await pool.fetch("SELECT reason FROM trades WHERE bot_id = $1 ORDER BY id", bot)
+    assert [r["reason"] for r in reasons] == ["signal", "trailing_stop"]
