@@ -129,7 +129,7 @@ class BotRef:
 class OrderExecutor:
     # One per running bot, thousands per replica: slots keep an idle bot small.
     __slots__ = ("_bot", "_counters", "_crash_points", "_fee_days", "_fee_task", "_fees", "_fees_unknown",
-                 "_pool", "_publish", "account", "unprotected")
+                 "_holds_protection", "_pool", "_publish", "account", "unprotected")
 
     def __init__(
         self,
@@ -154,6 +154,9 @@ class OrderExecutor:
         # Why the position's protection is not confirmed on the account (None: it is, or none is
         # needed): the bot takes no new entries while this is set (fail closed).
         self.unprotected: str | None = None
+        # Whether the account may hold protective orders of this bot (only this executor writes its
+        # rows, fenced): False spares a flat or unprotected bot the query at every candle.
+        self._holds_protection = True
 
     # ------------------------------------------------------------------ orders
 
@@ -311,6 +314,7 @@ class OrderExecutor:
             ))
         if order_id is None:
             raise ProtectionUnconfirmed(f"protective order {cid} was recorded twice")
+        self._holds_protection = True
         if not bot.lease_valid():
             raise FencedOut(f"bot {bot.bot_id}: lease lapsed before sending {cid}")
         self._counters.orders_sent += 1
@@ -359,8 +363,12 @@ class OrderExecutor:
         """Ask the account about each protective order it may hold (at each candle and on start:
         the seam where the user-data stream will tell instead). A triggered one is recorded; once
         the position is flat, the others are cancelled."""
+        if not self._holds_protection:
+            return book
         fired = False
-        for row in await bot_store.protective_orders(self._pool, self._bot.bot_id):
+        rows = await bot_store.protective_orders(self._pool, self._bot.bot_id)
+        self._holds_protection = bool(rows)
+        for row in rows:
             cid = row["client_order_id"]
             try:
                 found = await self.account.find_protective(cid, row["symbol"])
@@ -379,6 +387,8 @@ class OrderExecutor:
                                                  int(row["signal_seq"]), found, book, state)
         if fired and book.position.flat:
             book = await self._cancel_protection(book, state)
+        elif fired or rows:
+            self._holds_protection = bool(await bot_store.protective_orders(self._pool, self._bot.bot_id))
         return book
 
     async def cancel_protection(self, book: Book, state: StateFields) -> Book:
@@ -392,8 +402,11 @@ class OrderExecutor:
     async def _cancel_protection(self, book: Book, state: StateFields) -> Book:
         """Cancel every protective order the account may hold (the strategy exits, the settings
         change, the position went flat); one that fired meanwhile is recorded instead."""
+        if not self._holds_protection:
+            return book
         for row in await bot_store.protective_orders(self._pool, self._bot.bot_id):
             book = await self._cancel_one(row, book, state)
+        self._holds_protection = False
         return book
 
     async def _cancel_one(self, row: asyncpg.Record, book: Book, state: StateFields) -> Book:
