@@ -26,7 +26,7 @@ public (the market cache and the hub's kline streams).
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -199,7 +199,7 @@ class PaperAccount:
                 self._bot_id,
             )
             for row in rows:
-                reference = _trigger(row, candle)
+                reference = trigger_price(row, candle)
                 if row["kind"] == ProtectiveKind.TRAILING_STOP.value:
                     best = _best(row, candle)
                     await conn.execute("UPDATE paper_protective_orders SET best_price = $2 WHERE id = $1",
@@ -297,7 +297,7 @@ def _fill_id(exchange_order_id: str) -> int | None:
     return int(number) if prefix == "paper" and number.isdigit() else None
 
 
-def _trigger(row: asyncpg.Record, candle: CandleRange) -> float | None:
+def trigger_price(row: Mapping[str, Any], candle: CandleRange) -> float | None:
     """The price a protective order fills at before slippage on this candle, None if it does not fire."""
     sell = row["side"] == "sell"  # protects a long
     if row["kind"] == ProtectiveKind.TRAILING_STOP.value:
@@ -320,7 +320,7 @@ def _trigger(row: asyncpg.Record, candle: CandleRange) -> float | None:
     return level if candle.high >= level else None
 
 
-def _best(row: asyncpg.Record, candle: CandleRange) -> float:
+def _best(row: Mapping[str, Any], candle: CandleRange) -> float:
     best = float(row["best_price"] or candle.open)
     return max(best, candle.high) if row["side"] == "sell" else min(best, candle.low)
 
