@@ -260,6 +260,9 @@ class MemoryAccount:
     async def find_protective(self, client_order_id: str, symbol: str) -> None:
         return None
 
+    async def open_protective(self, symbol: str) -> set[str]:
+        return set()
+
     async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
         return False
 

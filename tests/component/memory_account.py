@@ -105,6 +105,9 @@ class MemoryAccount:
         entry = self.protective.get(client_order_id)
         return None if entry is None else entry[1]
 
+    async def open_protective(self, symbol: str) -> set[str]:
+        return {cid for cid, (_, held) in self.protective.items() if held.is_open}
+
     async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
         entry = self.protective.get(client_order_id)
         if entry is None or not entry[1].is_open:

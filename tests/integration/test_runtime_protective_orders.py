@@ -104,12 +104,12 @@ async def test_a_settings_change_re_places_the_protection(
     assert listed[f"tb{bot}-{seq}t0"]["stop_price"] == pytest.approx(price * 1.04, abs=0.1)
 
 
-async def test_the_strategy_exit_cancels_the_protection_first(
+async def test_the_strategy_exit_cancels_the_protection(
     runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader
 ) -> None:
     bot = await start_bot(pool, runtime, trader, stop_loss_pct=10.0, take_profit_pct=10.0, allow_short=False)
     await _push_all(runtime, sim, bot, UP)
-    # Below the EMA: the strategy exits at market; the stop and take profit are cancelled.
+    # Below the EMA: the strategy exits at market, then the stop and take profit are cancelled.
     await push_and_wait(runtime, sim, bot, [START_MS + 6 * MINUTE, 104.0, 104.5, 98.0, 98.5, 10.0])
     rows = await _orders(pool, bot)
     assert [(o["type"], o["status"]) for o in rows] == [

@@ -238,6 +238,9 @@ class TradeOut(BaseModel):
     realized_pnl: float
     paper: bool
     client_order_id: str
+    # Why the position changed: the strategy's signal, a protective order that fired, a manual
+    # command, a liquidation.
+    reason: Literal["signal", "stop_loss", "take_profit", "trailing_stop", "manual", "liquidation"]
     created_at: dt.datetime
 
 
@@ -256,6 +259,9 @@ class OrderOut(BaseModel):
     amount: float
     status: str
     paper: bool
+    # "market", or a protective order's "stop_market" / "take_profit_market" / "trailing_stop_market"
+    type: str
+    stop_price: float | None  # a protective order's trigger (null for market orders and trailing stops)
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -108,6 +108,11 @@ class Account(Protocol):
         """The protective order with this client id in any status; None only when there is none."""
         ...
 
+    async def open_protective(self, symbol: str) -> set[str]:
+        """The client ids of every protective order waiting on `symbol` (one request: the poll at
+        each candle asks `find_protective` only about those missing from it)."""
+        ...
+
     async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
         """True if this cancelled it; False if it was no longer open (triggered, cancelled) or unknown."""
         ...

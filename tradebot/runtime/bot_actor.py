@@ -316,15 +316,15 @@ class BotActor:
         await self._protect()  # right after the entry fills
 
     async def _close(self, step: Close, seq: int) -> None:
-        # The protective orders go first: left alone they could fire on the next position; one
-        # that fired meanwhile is recorded, and then there is nothing left to close.
-        self.book = await self._executor().cancel_protection(self.book, self._strategy_fields)
         position = self.book.position
-        if position.flat:
-            return
         intent = f"close_{position.side}:{step.reason}"
         await self._place(OrderRequest(self._config().symbol, closing_side(position), position.size, True, step.leg,
                                        seq, intent, reason=trade_reason(intent)))
+        # The protective orders are cancelled right after the close, before anything else is sent
+        # (left alone they could fire on a later position of the same side): the close goes out
+        # first, as they are reduce-only and cannot open or grow a position meanwhile. One that
+        # fired first is recorded here (the close was then refused as not reducing).
+        self.book = await self._executor().cancel_protection(self.book, self._strategy_fields)
 
     async def _place(self, request: OrderRequest) -> None:
         # The candle the strategy decided on last is the one this order answers (the drift report

@@ -206,6 +206,14 @@ class LiveAccount:
             raise OutcomeUnknown(f"cannot tell whether protective order {client_order_id} exists: {e}") from e
         return None if order is None else _protective(order)
 
+    async def open_protective(self, symbol: str) -> set[str]:
+        await self._markets()
+        try:
+            orders = await self._retrying(lambda: protective_orders.open_orders(self._client, symbol))
+        except (Retryable, NotServed) as e:
+            raise OutcomeUnknown(f"cannot list the protective orders on {symbol}: {e}") from e
+        return {o.client_order_id for o in orders}
+
     async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
         await self._markets()
         return await self._retrying(lambda: protective_orders.cancel(self._client, symbol, client_order_id))

@@ -365,11 +365,21 @@ class OrderExecutor:
         the position is flat, the others are cancelled."""
         if not self._holds_protection:
             return book
-        fired = False
         rows = await bot_store.protective_orders(self._pool, self._bot.bot_id)
-        self._holds_protection = bool(rows)
+        if not rows:
+            self._holds_protection = False
+            return book
+        try:
+            waiting = await self.account.open_protective(rows[0]["symbol"])
+        except OutcomeUnknown as e:
+            raise ProtectionUnconfirmed(f"cannot list the protective orders: {e}") from e
+        fired = False
+        changed = False
         for row in rows:
             cid = row["client_order_id"]
+            if row["status"] == "open" and cid in waiting:
+                continue  # still waiting on the account: nothing to ask
+            changed = True
             try:
                 found = await self.account.find_protective(cid, row["symbol"])
             except OutcomeUnknown as e:
@@ -387,7 +397,7 @@ class OrderExecutor:
                                                  int(row["signal_seq"]), found, book, state)
         if fired and book.position.flat:
             book = await self._cancel_protection(book, state)
-        elif fired or rows:
+        elif changed:
             self._holds_protection = bool(await bot_store.protective_orders(self._pool, self._bot.bot_id))
         return book
 

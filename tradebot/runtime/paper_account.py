@@ -178,6 +178,12 @@ class PaperAccount:
                                   float(row["fill_price"]), float(row["fill_fee"]), stop)
         return ProtectiveFill(f"paper-protective-{row['id']}", str(row["status"]), 0.0, None, None, stop)
 
+    async def open_protective(self, symbol: str) -> set[str]:
+        rows = await self._pool.fetch(
+            "SELECT client_order_id FROM paper_protective_orders WHERE bot_id = $1 AND status = 'open'", self._bot_id
+        )
+        return {str(r["client_order_id"]) for r in rows}
+
     async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
         async with bot_store.fenced(self._pool, self._bot_id, self._fence) as conn:
             done = await conn.execute(
