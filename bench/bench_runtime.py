@@ -163,7 +163,7 @@ async def _latency_run(app: Any, database_url: str, sim: Any, api_key: str, secr
         user, box.encrypt(api_key), box.encrypt(secret))
     # With protective orders: every position holds a stop loss and a take profit on the exchange,
     # wide enough (50 %) that the candles below never trigger them; each decision then polls them,
-    # cancels them before the reversal's close and places the new position's after its entry.
+    # cancels them after the reversal's close and places the new position's after its entry.
     stops = 50.0 if protective else None
     bot = await pool.fetchval(
         """INSERT INTO bot_configs (user_id, api_key_id, symbol, timeframe, ema_period, leverage, order_size_pct,
@@ -440,7 +440,7 @@ async def main() -> None:
             pr = await bench_latency(args.candles, args.spacing, protective=True)
             d = pr["decision_ms"]
             rows.append(f"| the same decision latency with protective orders placed (stop loss and take profit on "
-                        f"the exchange: polled, cancelled before each reversal, placed after each entry) | "
+                        f"the exchange: polled in one listing, cancelled after each close, placed after each entry) | "
                         f"median {statistics.median(d):.1f} ms, p99 {pct(d, 0.99):.1f} ms |")
         if args.during_sweep:
             sw = await bench_latency(args.candles, args.spacing, during_sweep=True)
