@@ -28,8 +28,8 @@ async def test_protective_orders_roll_back_and_forward(scratch_url: str) -> None
     try:
         user = await conn.fetchval("INSERT INTO users (email, password_hash) VALUES ('m13@example.com', 'h') "
                                    "RETURNING id")
-        bot = await conn.fetchval("INSERT INTO bot_configs (user_id, symbol, timeframe, trailing_stop_pct) "
-                                  "VALUES ($1, 'BTC/USDT:USDT', '1m', 1.5) RETURNING id", user)
+        bot = await conn.fetchval("INSERT INTO bot_configs (user_id, symbol, timeframe, ema_period, trailing_stop_pct) "
+                                  "VALUES ($1, 'BTC/USDT:USDT', '1m', 20, 1.5) RETURNING id", user)
         market = await conn.fetchval(
             "INSERT INTO orders (bot_id, user_id, client_order_id, symbol, side, amount, intent, signal_seq, "
             "fence_token) VALUES ($1, $2, 'tb1-1-1o', 'BTC/USDT:USDT', 'buy', 1, 'open_long', 1, 1) RETURNING id",
