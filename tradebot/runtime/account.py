@@ -118,8 +118,8 @@ class Account(Protocol):
         ...
 
     async def observe_candle(self, symbol: str, candle: CandleRange) -> None:
-        """A closed candle the bot is about to decide on: a paper account triggers its protective
-        orders on its range here; the exchange sees prices itself (nothing to do)."""
+        """A closed candle the bot is about to decide on, while it holds protective orders: a paper
+        account triggers them on its range here; the exchange sees prices itself (nothing to do)."""
         ...
 
 

@@ -252,8 +252,8 @@ class BotActor:
         the book changed."""
         executor = self._executor()
         before = self.book
-        await executor.account.observe_candle(self._config().symbol, CandleRange(candle.open, candle.high, candle.low))
-        self.book = await executor.settle_protection(self.book, self._strategy_fields)
+        self.book = await executor.settle_protection(self.book, self._strategy_fields,
+                                                     CandleRange(candle.open, candle.high, candle.low))
         if executor.unprotected is not None:
             await self._protect()
         return self.book is not before

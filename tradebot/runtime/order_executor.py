@@ -37,7 +37,7 @@ from tradebot.exchange.protective_orders import (
     protective_prices,
 )
 from tradebot.runtime import bot_store
-from tradebot.runtime.account import Account, Fill, OutcomeUnknown, ProtectiveFill
+from tradebot.runtime.account import Account, CandleRange, Fill, OutcomeUnknown, ProtectiveFill
 from tradebot.runtime.bot_store import FencedOut, NewOrder, NewProtectiveOrder
 from tradebot.runtime.client_order_id import Leg, client_order_id
 from tradebot.runtime.faults import NO_CRASHES, CrashPoints
@@ -352,14 +352,15 @@ class OrderExecutor:
                                    Decimal(repr(found.stop_price)))
         return book
 
-    async def settle_protection(self, book: Book, state: StateFields) -> Book:
-        """`_settle_protection`, failing closed like `protect`."""
+    async def settle_protection(self, book: Book, state: StateFields, candle: CandleRange | None = None) -> Book:
+        """`_settle_protection`, failing closed like `protect`. With the candle about to be decided
+        on, the account sees it first (a paper account triggers its orders on its range)."""
         try:
-            return await self._settle_protection(book, state)
+            return await self._settle_protection(book, state, candle)
         except ProtectionUnconfirmed as e:
             return await self._unprotected(book, str(e))
 
-    async def _settle_protection(self, book: Book, state: StateFields) -> Book:
+    async def _settle_protection(self, book: Book, state: StateFields, candle: CandleRange | None = None) -> Book:
         """Ask the account about each protective order it may hold (at each candle and on start:
         the seam where the user-data stream will tell instead). A triggered one is recorded; once
         the position is flat, the others are cancelled."""
@@ -369,6 +370,8 @@ class OrderExecutor:
         if not rows:
             self._holds_protection = False
             return book
+        if candle is not None:
+            await self.account.observe_candle(rows[0]["symbol"], candle)
         try:
             waiting = await self.account.open_protective(rows[0]["symbol"])
         except OutcomeUnknown as e:
