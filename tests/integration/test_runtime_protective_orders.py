@@ -135,3 +135,33 @@ async def test_a_trailing_stop_is_placed_with_its_callback_rate(
     assert await sim.positions(trader.creds.api_key) == {}
     reasons = await pool.fetch("SELECT reason FROM trades WHERE bot_id = $1 ORDER BY id", bot)
     assert [r["reason"] for r in reasons] == ["signal", "trailing_stop"]
+
+
+async def test_a_position_whose_protection_cannot_be_placed_takes_no_new_entries(
+    runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, trader: Trader
+) -> None:
+    await sim.faults(missing_endpoints=["/fapi/v1/algoOrder"])  # the exchange serves no conditional orders
+    bot = await start_bot(pool, runtime, trader, stop_loss_pct=5.0, allow_short=True)
+    await _push_all(runtime, sim, bot, UP)
+    state = await pool.fetchrow("SELECT * FROM bot_state WHERE bot_id = $1", bot)
+    assert state["position_side"] == "long"
+    assert state["last_error_message"].startswith("position not protected, no new entries: the stop loss order")
+    # Below the EMA (above the stop): the reversal's close goes out (risk-reducing), its short entry
+    # does not. (A candle through the stop would exit at its close: the bot's own check stands in
+    # while the exchange holds no stop.)
+    await push_and_wait(runtime, sim, bot, [START_MS + 6 * MINUTE, 104.0, 104.5, 100.5, 101.0, 10.0])
+    market = [o["intent"] for o in await _orders(pool, bot) if o["type"] == "market"]
+    assert market == ["open_long", "close_long:signal"]
+    assert await sim.positions(trader.creds.api_key) == {}
+    # Served again: the next fresh signal enters, protected.
+    await sim.faults(missing_endpoints=[])
+    await push_and_wait(runtime, sim, bot, [START_MS + 7 * MINUTE, 102.0, 106.5, 101.5, 106.0, 10.0])
+
+    async def protected_again() -> bool:
+        rows = await _orders(pool, bot)
+        return [o["intent"] for o in rows if o["type"] == "market"][-1] == "open_long" and \
+            rows[-1]["type"] == "stop_market" and rows[-1]["status"] == "open"
+
+    await eventually(protected_again, what="a new entry with its stop loss")
+    state = await pool.fetchrow("SELECT last_error_message FROM bot_state WHERE bot_id = $1", bot)
+    assert state["last_error_message"] is None or "not protected" not in state["last_error_message"]

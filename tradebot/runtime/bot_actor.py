@@ -261,7 +261,7 @@ class BotActor:
     async def _protect(self) -> None:
         executor = self._executor()
         if self.book.position.flat:
-            executor.unprotected = None
+            await executor.protection_confirmed()
             return
         self.book = await executor.protect(self._config().symbol, self.book, self._protection(), self._strategy_fields)
 

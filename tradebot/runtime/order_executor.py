@@ -267,8 +267,14 @@ class OrderExecutor:
             book = await self._protect(symbol, book, protection, state)
         except ProtectionUnconfirmed as e:
             return await self._unprotected(book, str(e))
-        self.unprotected = None
+        await self.protection_confirmed()
         return book
+
+    async def protection_confirmed(self) -> None:
+        """The position is protected (or flat): entries may go on, and the state's note goes."""
+        if self.unprotected is not None:
+            self.unprotected = None
+            await self._note(None)
 
     async def _unprotected(self, book: Book, reason: str) -> Book:
         self.unprotected = f"position not protected, no new entries: {reason}"
@@ -328,6 +334,14 @@ class OrderExecutor:
             await self._reject(order_id, e)
             raise ProtectionUnconfirmed(f"the exchange refused the {kind.value.replace('_', ' ')} order: "
                                         f"{readable(e)}") from e
+        except InvalidCredentials:
+            raise  # the bot stops with a readable message, as for any order
+        except ExchangeError as e:
+            # Not served, or some answer that says nothing definite: the next check asks by id.
+            async with self._fenced() as conn:
+                await bot_store.mark_order(conn, order_id, status="unknown", error_message=readable(e)[:500])
+            raise ProtectionUnconfirmed(f"the {kind.value.replace('_', ' ')} order could not be placed: "
+                                        f"{readable(e)}") from e
         log.info("protective order placed", extra={"bot_id": bot.bot_id, "client_order_id": cid,
                                                    "kind": kind.value, "stop_price": placed.stop_price})
         return await self._settle_protective(order_id, cid, symbol, spec.order_side, kind, entry_seq, placed,
@@ -374,8 +388,10 @@ class OrderExecutor:
             await self.account.observe_candle(rows[0]["symbol"], candle)
         try:
             waiting = await self.account.open_protective(rows[0]["symbol"])
-        except OutcomeUnknown as e:
-            raise ProtectionUnconfirmed(f"cannot list the protective orders: {e}") from e
+        except InvalidCredentials:
+            raise
+        except ExchangeError as e:  # OutcomeUnknown included
+            raise ProtectionUnconfirmed(f"cannot list the protective orders: {readable(e)}") from e
         fired = False
         changed = False
         for row in rows:
@@ -385,8 +401,10 @@ class OrderExecutor:
             changed = True
             try:
                 found = await self.account.find_protective(cid, row["symbol"])
-            except OutcomeUnknown as e:
-                raise ProtectionUnconfirmed(f"cannot tell the state of protective order {cid}: {e}") from e
+            except InvalidCredentials:
+                raise
+            except ExchangeError as e:  # OutcomeUnknown included
+                raise ProtectionUnconfirmed(f"cannot tell the state of protective order {cid}: {readable(e)}") from e
             if found is None:
                 async with self._fenced() as conn:
                     await bot_store.mark_order(conn, row["id"], status="expired",
@@ -423,6 +441,16 @@ class OrderExecutor:
         return book
 
     async def _cancel_one(self, row: asyncpg.Record, book: Book, state: StateFields) -> Book:
+        cid, symbol = row["client_order_id"], row["symbol"]
+        try:
+            return await self._cancel_or_settle(row, book, state)
+        except InvalidCredentials:
+            raise
+        except ExchangeError as e:  # OutcomeUnknown included
+            raise ProtectionUnconfirmed(f"protective order {cid} on {symbol} could not be cancelled: "
+                                        f"{readable(e)}") from e
+
+    async def _cancel_or_settle(self, row: asyncpg.Record, book: Book, state: StateFields) -> Book:
         cid, symbol = row["client_order_id"], row["symbol"]
         if await self.account.cancel_protective(cid, symbol):
             async with self._fenced() as conn:
@@ -536,7 +564,7 @@ class OrderExecutor:
     def _fenced(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return bot_store.fenced(self._pool, self._bot.bot_id, self._bot.fence)
 
-    async def _note(self, message: str) -> None:
+    async def _note(self, message: str | None) -> None:
         await self._write({"last_error_message": message})
 
     async def _write(self, fields: Mapping[str, Any]) -> None:
