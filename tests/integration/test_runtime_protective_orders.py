@@ -159,8 +159,8 @@ async def test_a_position_whose_protection_cannot_be_placed_takes_no_new_entries
 
     async def protected_again() -> bool:
         rows = await _orders(pool, bot)
-        return [o["intent"] for o in rows if o["type"] == "market"][-1] == "open_long" and \
-            rows[-1]["type"] == "stop_market" and rows[-1]["status"] == "open"
+        entered = [o["intent"] for o in rows if o["type"] == "market"][-1] == "open_long"
+        return bool(entered and (rows[-1]["type"], rows[-1]["status"]) == ("stop_market", "open"))
 
     await eventually(protected_again, what="a new entry with its stop loss")
     state = await pool.fetchrow("SELECT last_error_message FROM bot_state WHERE bot_id = $1", bot)
