@@ -3,6 +3,7 @@
 A. Decision latency: the simulator (its own process) closes a candle; how long until the bot's
    order request reaches the simulator. Next to it, in the same run, the hub's delivery time of the
    same candles to a plain subscriber (the floor the decision sits on).
+   The same latency with protective orders placed (stop loss and take profit held by the exchange).
 B. Scale: 10,000 running bots on 100 symbols in one replica (real PostgreSQL and Redis; the
    exchange account used while starting is in memory, since no orders are placed): the time for
    one round of closed candles to reach a decision in every actor, resident memory per idle bot,
@@ -10,7 +11,7 @@ B. Scale: 10,000 running bots on 100 symbols in one replica (real PostgreSQL and
 C. Paper beside live: the same scale run with 1,000 paper bots (each on its virtual account in
    PostgreSQL, runtime/paper_account.py) and with 1,000 live bots, the per-bot figures side by side.
 
-    .venv/bin/python bench/bench_runtime.py [--bots 10000] [--symbols 100] [--candles 1000] [--paper-bots 1000]
+    .venv/bin/python bench/bench_runtime.py [--bots 10000] [--symbols 100] [--candles 1000] [--paper-bots 1000] [--skip-protective]
 """
 
 from __future__ import annotations
@@ -114,7 +115,8 @@ class SweepLoad:
             self._proc.terminate()
 
 
-async def bench_latency(candles: int, spacing: float, during_sweep: bool = False) -> dict[str, Any]:
+async def bench_latency(candles: int, spacing: float, during_sweep: bool = False,
+                        protective: bool = False) -> dict[str, Any]:
     from tests.simulator_process import simulator_process  # the same helper the tests use
 
     database_url = await fresh_database("tradebot_bench")
@@ -137,7 +139,8 @@ async def bench_latency(candles: int, spacing: float, during_sweep: bool = False
             await server.start_server()
             try:
                 if not during_sweep:
-                    return await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
+                    return await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing,
+                                              protective)
                 with SweepLoad() as load:
                     started = time.monotonic()
                     out = await _latency_run(app, database_url, sim, api_key, secret, app_secrets, candles, spacing)
@@ -150,7 +153,7 @@ async def bench_latency(candles: int, spacing: float, during_sweep: bool = False
 
 
 async def _latency_run(app: Any, database_url: str, sim: Any, api_key: str, secret: str, app_secrets: Secrets,
-                       candles: int, spacing: float) -> dict[str, Any]:
+                       candles: int, spacing: float, protective: bool = False) -> dict[str, Any]:
     pool = await asyncpg.connect(database_url)
     box = SecretBox(app_secrets.fernet_keys)
     user = await pool.fetchval("INSERT INTO users (email, password_hash) VALUES ('b@example.com', 'x') RETURNING id")
@@ -158,10 +161,16 @@ async def _latency_run(app: Any, database_url: str, sim: Any, api_key: str, secr
         """INSERT INTO api_keys (user_id, label, exchange, api_key_encrypted, secret_encrypted, api_key_hint)
            VALUES ($1, 'sim', 'binanceusdm', $2, $3, 'xxxx') RETURNING id""",
         user, box.encrypt(api_key), box.encrypt(secret))
+    # With protective orders: every position holds a stop loss and a take profit on the exchange,
+    # wide enough (50 %) that the candles below never trigger them; each decision then polls them,
+    # cancels them after the reversal's close and places the new position's after its entry.
+    stops = 50.0 if protective else None
     bot = await pool.fetchval(
         """INSERT INTO bot_configs (user_id, api_key_id, symbol, timeframe, ema_period, leverage, order_size_pct,
-                                    allow_short, is_active, max_daily_trades, max_daily_loss_pct)
-           VALUES ($1, $2, 'BTC/USDT:USDT', '1m', 2, 1, 5, true, true, 100000, 100) RETURNING id""", user, key)
+                                    allow_short, is_active, max_daily_trades, max_daily_loss_pct, stop_loss_pct,
+                                    take_profit_pct)
+           VALUES ($1, $2, 'BTC/USDT:USDT', '1m', 2, 1, 5, true, true, 100000, 100, $3, $3) RETURNING id""",
+        user, key, stops)
     await pool.execute("INSERT INTO bot_state (bot_id, status) VALUES ($1, 'starting')", bot)
     await pool.close()
     runtime: BotRuntime = app[RUNTIME]
@@ -201,7 +210,9 @@ async def _latency_run(app: Any, database_url: str, sim: Any, api_key: str, secr
     first_order: dict[int, float] = {}
     seq_to_time: dict[int, int] = {}
     orders_conn = await asyncpg.connect(database_url)
-    rows = await orders_conn.fetch("SELECT client_order_id, signal_seq FROM orders WHERE bot_id = $1", bot)
+    # Market orders only: a protective order carries its entry's seq and is placed after it.
+    rows = await orders_conn.fetch("SELECT client_order_id, signal_seq FROM orders WHERE bot_id = $1 "
+                                   "AND type = 'market'", bot)
     await orders_conn.close()
     cid_seq = {r["client_order_id"]: r["signal_seq"] for r in rows}
     # Signal seq n is decided on the n-th candle after the EMA is seeded (candle index n).
@@ -242,6 +253,18 @@ class MemoryAccount:
 
     def expected_fill_price(self, side: str, price: float) -> float:
         return price
+
+    async def observe_candle(self, symbol: str, candle: Any) -> None:
+        return None
+
+    async def find_protective(self, client_order_id: str, symbol: str) -> None:
+        return None
+
+    async def open_protective(self, symbol: str) -> set[str]:
+        return set()
+
+    async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
+        return False
 
 
 class MemoryAccounts:
@@ -395,6 +418,8 @@ async def main() -> None:
     parser.add_argument("--skip-scale", action="store_true")
     parser.add_argument("--paper-bots", type=int, default=1000, help="paper and live bots in the side-by-side run")
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--skip-protective", action="store_true",
+                        help="skip the decision latency with protective orders placed")
     parser.add_argument("--paper-runs", type=int, default=3, help="alternating runs of each in the side-by-side run")
     parser.add_argument("--during-sweep", action="store_true",
                         help="also measure decision latency while an optimisation sweep runs in a worker thread")
@@ -411,6 +436,12 @@ async def main() -> None:
                     f"median {statistics.median(d):.1f} ms, p99 {pct(d, 0.99):.1f} ms |")
         rows.append(f"| hub delivery alone: final kline sent → subscriber has it ({len(h)} candles) | "
                     f"median {statistics.median(h):.1f} ms, p99 {pct(h, 0.99):.1f} ms |")
+        if not args.skip_protective:
+            pr = await bench_latency(args.candles, args.spacing, protective=True)
+            d = pr["decision_ms"]
+            rows.append(f"| the same decision latency with protective orders placed (stop loss and take profit on "
+                        f"the exchange: polled in one listing, cancelled after each close, placed after each entry) | "
+                        f"median {statistics.median(d):.1f} ms, p99 {pct(d, 0.99):.1f} ms |")
         if args.during_sweep:
             sw = await bench_latency(args.candles, args.spacing, during_sweep=True)
             d = sw["decision_ms"]

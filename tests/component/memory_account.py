@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from tradebot.exchange.errors import ExchangeError, Rejected
-from tradebot.runtime.account import Fill
+from tradebot.exchange.protective_orders import ProtectiveSpec
+from tradebot.runtime.account import CandleRange, Fill, ProtectiveFill
 from tradebot.runtime.positions import FLAT, Position, apply_fill
 from tradebot.runtime.risk import MarketLimits
 
@@ -43,6 +44,10 @@ class MemoryAccount:
     # When set, a placement has reached the account and waits for this before it is answered.
     answer_gate: asyncio.Event | None = None
     received: asyncio.Event = field(default_factory=asyncio.Event)  # set by every placement
+    # Protective orders by client id, as the exchange holds them; `refuse_protective` is the
+    # answer to the next protective placement.
+    protective: dict[str, tuple[ProtectiveSpec, ProtectiveFill]] = field(default_factory=dict)
+    refuse_protective: ExchangeError | None = None
 
     async def place_market_order(
         self, client_order_id: str, symbol: str, side: str, amount: float, *, reduce_only: bool
@@ -85,3 +90,40 @@ class MemoryAccount:
 
     async def order_fee(self, exchange_order_id: str, symbol: str, filled: float) -> float | None:
         return self.fees.get(exchange_order_id)
+
+    async def place_protective(self, spec: ProtectiveSpec) -> ProtectiveFill:
+        failure, self.refuse_protective = self.refuse_protective, None
+        if failure is not None:
+            raise failure
+        if spec.client_order_id in self.protective:
+            raise Rejected("duplicate client algo id", code="-4116")
+        held = ProtectiveFill(f"a{len(self.protective) + 1}", "open", 0.0, None, None, spec.stop_price)
+        self.protective[spec.client_order_id] = (spec, held)
+        return held
+
+    async def find_protective(self, client_order_id: str, symbol: str) -> ProtectiveFill | None:
+        entry = self.protective.get(client_order_id)
+        return None if entry is None else entry[1]
+
+    async def open_protective(self, symbol: str) -> set[str]:
+        return {cid for cid, (_, held) in self.protective.items() if held.is_open}
+
+    async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
+        entry = self.protective.get(client_order_id)
+        if entry is None or not entry[1].is_open:
+            return False
+        spec, held = entry
+        self.protective[client_order_id] = (spec, ProtectiveFill(held.exchange_order_id, "canceled", 0.0, None, None,
+                                                                 held.stop_price))
+        return True
+
+    async def observe_candle(self, symbol: str, candle: CandleRange) -> None:
+        return None
+
+    def trigger(self, client_order_id: str) -> None:
+        """The exchange fires this protective order at its stop price and closes the position."""
+        spec, held = self.protective[client_order_id]
+        price = spec.stop_price or self.price
+        self.held, _ = apply_fill(self.held, spec.order_side, spec.amount, price, closing=True)
+        self.protective[client_order_id] = (spec, ProtectiveFill(f"t-{held.exchange_order_id}", "filled", spec.amount,
+                                                                 price, None, spec.stop_price))

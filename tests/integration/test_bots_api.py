@@ -83,11 +83,13 @@ async def test_create_accepts_the_unified_symbol_and_every_setting(client: Clien
     bot = await create_bot(
         client, alice, symbol="ETH/USDT:USDT", timeframe="4h", ema_period=1000, leverage=50, order_size_pct=100,
         allow_short=True, max_daily_trades=3, max_daily_loss_pct=2.5, stop_loss_pct=1.5, take_profit_pct=3,
+        trailing_stop_pct=1.5,
     )
     assert bot["symbol"] == "ETH/USDT:USDT"
     assert (bot["timeframe"], bot["ema_period"], bot["leverage"]) == ("4h", 1000, 50)
     assert (bot["order_size_pct"], bot["allow_short"], bot["max_daily_trades"]) == (100, True, 3)
     assert (bot["max_daily_loss_pct"], bot["stop_loss_pct"], bot["take_profit_pct"]) == (2.5, 1.5, 3)
+    assert bot["trailing_stop_pct"] == 1.5
 
 
 @pytest.mark.parametrize(
@@ -111,6 +113,8 @@ async def test_create_accepts_the_unified_symbol_and_every_setting(client: Clien
         ("stop_loss_pct", 0),
         ("stop_loss_pct", 100),
         ("take_profit_pct", 1001),
+        ("trailing_stop_pct", 0.05),
+        ("trailing_stop_pct", 10.5),
         ("name", "x" * 101),
         ("symbol", ""),
         ("api_key_id", 0),

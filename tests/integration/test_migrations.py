@@ -76,6 +76,8 @@ async def test_emails_are_unique_whatever_the_case(pool: asyncpg.Pool) -> None:
         # any strategy name: plugins add theirs (migration 0008); the API checks the registry
         {"max_daily_loss_pct": 0.0},
         {"stop_loss_pct": 100.0},
+        {"trailing_stop_pct": 0.05},  # Binance's callbackRate is 0.1 to 10 (migration 0013)
+        {"trailing_stop_pct": 11.0},
         {"max_daily_trades": 0},
     ],
 )

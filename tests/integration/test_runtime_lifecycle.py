@@ -149,12 +149,15 @@ async def test_stop_loss_exits_and_waits_for_a_new_signal(
 ) -> None:
     bot = await start_bot(pool, runtime, trader, stop_loss_pct=2.0, allow_short=False)
     await _push_all(runtime, sim, bot, UP)
-    # Still above the EMA (target long) but the low pierces entry - 2%: exit, and no re-entry.
+    # Still above the EMA (target long) but the low pierces entry - 2%: the exchange's stop exits
+    # inside the candle (tests/integration/test_runtime_protective_orders.py), and no re-entry.
     await push_and_wait(runtime, sim, bot, [START_MS + 6 * MINUTE, 104.0, 105.0, 101.0, 104.5, 10.0])
     await push_and_wait(runtime, sim, bot, [START_MS + 7 * MINUTE, 104.5, 106.0, 104.0, 105.0, 10.0])
-    orders = await pool.fetch("SELECT client_order_id, intent FROM orders WHERE bot_id = $1 ORDER BY id", bot)
-    assert [o["intent"] for o in orders] == ["open_long", "close_long:stop_loss"]
-    assert orders[1]["client_order_id"].endswith("x")
+    orders = await pool.fetch("SELECT client_order_id, intent, status FROM orders WHERE bot_id = $1 ORDER BY id", bot)
+    assert [(o["intent"], o["status"]) for o in orders] == [("open_long", "filled"), ("protect_long:stop_loss", "filled")]
+    assert orders[1]["client_order_id"].endswith("s0")
+    reasons = await pool.fetch("SELECT reason FROM trades WHERE bot_id = $1 ORDER BY id", bot)
+    assert [r["reason"] for r in reasons] == ["signal", "stop_loss"]
     assert not (await _state(pool, bot))["in_position"]
 
 

@@ -15,9 +15,9 @@ from tests.integration.bots_helpers import MARKETS, User, create_bot, new_user, 
 from tradebot.http.appkeys import SYMBOLS
 
 TRADE_FIELDS = {"id", "bot_id", "symbol", "side", "price", "amount", "fee", "realized_pnl", "paper", "client_order_id",
-                "created_at"}
+                "reason", "created_at"}
 ORDER_FIELDS = {"id", "bot_id", "client_order_id", "exchange_order_id", "side", "amount", "status", "paper",
-                "created_at", "updated_at"}
+                "type", "stop_price", "created_at", "updated_at"}
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ SETTING_FIELDS: tuple[str, ...] = (
     "max_daily_loss_pct",
     "stop_loss_pct",
     "take_profit_pct",
+    "trailing_stop_pct",
     "mode",
     "paper_balance",
     "paper_fee_rate",
@@ -54,6 +55,8 @@ class BotSettings:
     max_daily_loss_pct: float = 5.0
     stop_loss_pct: float | None = None
     take_profit_pct: float | None = None
+    # A trailing stop held by the exchange (Binance's callbackRate, 0.1 to 10 %).
+    trailing_stop_pct: float | None = None
     # Paper trading (CONTRACT.md): a paper bot trades a virtual account and needs no API key.
     mode: str = "live"
     paper_balance: float = 10_000.0

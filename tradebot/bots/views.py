@@ -43,7 +43,7 @@ def state_view(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-TRADE_COLUMNS = "id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id, created_at"
+TRADE_COLUMNS = "id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id, reason, created_at"
 
 
 def trade_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,12 +58,14 @@ def trade_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "realized_pnl": _num(row["realized_pnl"]),
         "paper": row["paper"],
         "client_order_id": row["client_order_id"],
+        "reason": row["reason"],
         "created_at": row["created_at"],
     }
 
 
 ORDER_COLUMNS = (
-    "id, bot_id, client_order_id, exchange_order_id, side, amount, status, paper, created_at, updated_at"
+    "id, bot_id, client_order_id, exchange_order_id, side, amount, status, paper, type, stop_price, created_at, "
+    "updated_at"
 )
 
 
@@ -77,6 +79,8 @@ def order_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "amount": _num(row["amount"]),
         "status": row["status"],
         "paper": row["paper"],
+        "type": row["type"],  # "market", or a protective order's "stop_market", "take_profit_market"…
+        "stop_price": _num(row["stop_price"]),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }

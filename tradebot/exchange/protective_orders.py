@@ -126,6 +126,7 @@ class ProtectiveOrder:
     status: str  # ccxt's: "open" while it waits, "closed" once triggered and done, "canceled", "rejected"…
     filled: float
     average: float | None
+    actual_order_id: str = ""  # the market order a trigger placed ("" until triggered): its fills carry the fee
 
     @property
     def is_open(self) -> bool:
@@ -171,6 +172,7 @@ def _parse(order: dict[str, Any]) -> ProtectiveOrder:
         status=str(order.get("status") or ""),
         filled=_number(info.get("executedQty")) or 0.0,
         average=_number(info.get("avgPrice")),
+        actual_order_id=str(info.get("actualOrderId") or ""),
     )
 
 

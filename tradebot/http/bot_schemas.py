@@ -28,6 +28,7 @@ _ID = Field(ge=1, lt=2**63)
 
 Mode = Literal["live", "paper"]
 _PAPER_BALANCE = "a paper bot's starting free balance (quote currency); a new one resets a stopped, flat paper bot"
+_TRAILING = "a trailing stop held by the exchange: its callback rate in percent (Binance allows 0.1 to 10)"
 _PAPER_SLIPPAGE = "a paper fill's slippage: buys at close × (1 + bps/10⁴), sells at close × (1 − bps/10⁴)"
 
 READ_ONLY_FIELDS = ("id", "user_id", "is_active", "state", "stats", "created_at", "updated_at")
@@ -69,6 +70,7 @@ class BotCreate(_SettingsBody):
     max_daily_loss_pct: float = Field(default=5.0, gt=0, le=100)
     stop_loss_pct: float | None = Field(default=None, gt=0, lt=100)
     take_profit_pct: float | None = Field(default=None, gt=0, le=1000)
+    trailing_stop_pct: float | None = Field(default=None, ge=0.1, le=10, description=_TRAILING)
     mode: Mode = "live"
     paper_balance: float = Field(default=10_000.0, gt=0, le=1e15, description=_PAPER_BALANCE)
     paper_fee_rate: float = Field(default=0.0004, ge=0, lt=0.1, description="a paper fill's fee: this × notional")
@@ -78,11 +80,11 @@ class BotCreate(_SettingsBody):
         return BotSettings(**self.model_dump())
 
 
-_NULLABLE = frozenset({"stop_loss_pct", "take_profit_pct"})
+_NULLABLE = frozenset({"stop_loss_pct", "take_profit_pct", "trailing_stop_pct"})
 
 
 class BotUpdate(_SettingsBody):
-    """Any subset of the bot settings; `null` clears stop_loss_pct or take_profit_pct."""
+    """Any subset of the bot settings; `null` clears stop_loss_pct, take_profit_pct or trailing_stop_pct."""
 
     name: str | None = Field(default=None, max_length=100)
     api_key_id: int | None = Field(default=None, ge=1, lt=2**63)
@@ -100,6 +102,7 @@ class BotUpdate(_SettingsBody):
     max_daily_loss_pct: float | None = Field(default=None, gt=0, le=100)
     stop_loss_pct: float | None = Field(default=None, gt=0, lt=100)
     take_profit_pct: float | None = Field(default=None, gt=0, le=1000)
+    trailing_stop_pct: float | None = Field(default=None, ge=0.1, le=10, description=_TRAILING)
     mode: Mode | None = None
     paper_balance: float | None = Field(default=None, gt=0, le=1e15, description=_PAPER_BALANCE)
     paper_fee_rate: float | None = Field(default=None, ge=0, lt=0.1)
@@ -200,6 +203,7 @@ class BotOut(BaseModel):
     max_daily_loss_pct: float
     stop_loss_pct: float | None
     take_profit_pct: float | None
+    trailing_stop_pct: float | None
     mode: Mode
     paper_balance: float
     paper_fee_rate: float
@@ -234,6 +238,9 @@ class TradeOut(BaseModel):
     realized_pnl: float
     paper: bool
     client_order_id: str
+    # Why the position changed: the strategy's signal, a protective order that fired, a manual
+    # command, a liquidation.
+    reason: Literal["signal", "stop_loss", "take_profit", "trailing_stop", "manual", "liquidation"]
     created_at: dt.datetime
 
 
@@ -252,6 +259,9 @@ class OrderOut(BaseModel):
     amount: float
     status: str
     paper: bool
+    # "market", or a protective order's "stop_market" / "take_profit_market" / "trailing_stop_market"
+    type: str
+    stop_price: float | None  # a protective order's trigger (null for market orders and trailing stops)
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tradebot.exchange.errors import ExchangeError
+from tradebot.exchange.protective_orders import ProtectiveSpec
 from tradebot.runtime.bot_store import BotConfig
 from tradebot.runtime.positions import Position
 from tradebot.runtime.risk import MarketLimits
@@ -33,6 +34,32 @@ class Fill:
     filled: float
     average: float | None
     fee: float | None  # None: the account did not say; never read as 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectiveFill:
+    """A protective order as the account holds it: "open" while it waits, "filled" once its
+    trigger closed (part of) the position, else "canceled" / "rejected" / "expired"."""
+
+    exchange_order_id: str  # the market order the trigger placed once it fired, else the conditional's id
+    status: str
+    filled: float
+    average: float | None
+    fee: float | None
+    stop_price: float | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+
+@dataclass(frozen=True, slots=True)
+class CandleRange:
+    """A closed candle's prices, which a paper account triggers its protective orders on."""
+
+    open: float
+    high: float
+    low: float
 
 
 class Account(Protocol):
@@ -68,8 +95,32 @@ class Account(Protocol):
         """The fee of a filled order when it is known by now, else None (asked again later)."""
         ...
 
-    # Protective orders (reduce-only stop loss / take profit with deterministic client ids,
-    # DESIGN.md) join this interface as place/find by client id, like market orders.
+    # Protective orders (DESIGN.md): reduce-only conditional orders held by the account, by
+    # deterministic client id like market orders. Their fills are learnt by `find_protective`
+    # (polled at each candle and on start): the seam where the user-data stream will push them.
+
+    async def place_protective(self, spec: ProtectiveSpec) -> ProtectiveFill:
+        """Place at most once (an unclear outcome is settled by the client id, else OutcomeUnknown);
+        Rejected when the account refuses it (a stop that would trigger at once)."""
+        ...
+
+    async def find_protective(self, client_order_id: str, symbol: str) -> ProtectiveFill | None:
+        """The protective order with this client id in any status; None only when there is none."""
+        ...
+
+    async def open_protective(self, symbol: str) -> set[str]:
+        """The client ids of every protective order waiting on `symbol` (one request: the poll at
+        each candle asks `find_protective` only about those missing from it)."""
+        ...
+
+    async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
+        """True if this cancelled it; False if it was no longer open (triggered, cancelled) or unknown."""
+        ...
+
+    async def observe_candle(self, symbol: str, candle: CandleRange) -> None:
+        """A closed candle the bot is about to decide on, while it holds protective orders: a paper
+        account triggers them on its range here; the exchange sees prices itself (nothing to do)."""
+        ...
 
 
 class Accounts(Protocol):

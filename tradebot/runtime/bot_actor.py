@@ -25,7 +25,7 @@ from typing import Any
 
 from tradebot.exchange.errors import InsufficientBalance, InvalidCredentials, Rejected
 from tradebot.runtime import bot_store
-from tradebot.runtime.account import Account
+from tradebot.runtime.account import Account, CandleRange
 from tradebot.runtime.actor_context import ActorContext as ActorContext  # re-exported for the runtime
 from tradebot.runtime.actor_context import BotFailed as BotFailed
 from tradebot.runtime.actor_context import BotStopped as BotStopped
@@ -47,7 +47,15 @@ from tradebot.runtime.order_decisions import (
     on_candle,
     pause_still_holds,
 )
-from tradebot.runtime.order_executor import BotRef, OrderExecutor, OrderRequest, ReconcileFailed, readable
+from tradebot.runtime.order_executor import (
+    BotRef,
+    OrderExecutor,
+    OrderRequest,
+    Protection,
+    ReconcileFailed,
+    readable,
+    trade_reason,
+)
 from tradebot.runtime.positions import closing_side
 from tradebot.runtime.risk import ExitReason, RiskLimits, position_size
 from tradebot.runtime.strategy_feed import StrategyFeed
@@ -143,9 +151,14 @@ class BotActor:
             raise BotStopped("wound down")
         await self._save({"status": BotStatus.STARTING, "replica_id": self.ctx.replica_id})
         await self._reconcile()
+        stopped_while_away = self.book.stopped_out_seq  # a protective order that fired meanwhile
         self._executor().start_fee_lookups(self.mailbox)
         await self._apply_leverage(row["leverage_applied"])
         await self._warm_up(row["strategy_state"], shared=True)
+        if stopped_while_away is not None:
+            self.book = replace(self.book, stopped_out_seq=stopped_while_away)
+        # Checked and restored on every start and takeover (fail closed: no entries until confirmed).
+        await self._protect()
         today = utc_date(self.ctx.clock.now_ms())
         paused = pause_still_holds(self.pause_reason, self.book.tally.day, today)  # before the day rolls
         self.book = replace(self.book, tally=self.book.tally.rolled(today),
@@ -217,17 +230,40 @@ class BotActor:
         started = time.perf_counter()
         decision = self.feed.decide(candle)
         await self._new_day_if_due()  # the day's first candle often comes before the day's tick
-        traded = False
+        traded = await self._settle_protection(candle)
         if self.feed.catching_up:
             self.feed.follow_when_caught_up = True  # a candle after the warm-up: its target is due
         else:
+            executor = self._executor()
             steps = on_candle(self.book, ClosedCandle(candle.low, candle.high, candle.close), decision.target,
-                              decision.seq, self._limits(), paused=self.status == BotStatus.PAUSED)
-            traded = await self._carry_out(steps, decision.seq, candle.close)
+                              decision.seq, self._limits(),
+                              paused=self.status == BotStatus.PAUSED or executor.unprotected is not None,
+                              exchange_stops=self._protection().wanted and executor.unprotected is None)
+            traded = await self._carry_out(steps, decision.seq, candle.close) or traded
         self.ctx.counters.decisions += 1
         self.ctx.counters.decision_seconds += time.perf_counter() - started
         if not traded:
             self.feed.snapshot(config, self.book.stopped_out_seq)
+
+    async def _settle_protection(self, candle: Candle) -> bool:
+        """The account's protective orders at this candle: a paper account triggers them on its
+        range, then every one the account may hold is asked about (a fill is recorded with its
+        reason and stops the signal out); a protection not confirmed yet is tried again. True if
+        the book changed."""
+        executor = self._executor()
+        before = self.book
+        self.book = await executor.settle_protection(self.book, self._strategy_fields,
+                                                     CandleRange(candle.open, candle.high, candle.low))
+        if executor.unprotected is not None:
+            await self._protect()
+        return self.book is not before
+
+    async def _protect(self) -> None:
+        executor = self._executor()
+        if self.book.position.flat:
+            await executor.protection_confirmed()
+            return
+        self.book = await executor.protect(self._config().symbol, self.book, self._protection(), self._strategy_fields)
 
     async def _follow_once_caught_up(self) -> None:
         """Ends the catch-up once the newest closed candle in sight is decided on, and follows the
@@ -277,11 +313,18 @@ class BotActor:
             await self._save({"last_error_message": f"no order: {sizing.reason}", **self._strategy_fields()})
             return
         await self._place(OrderRequest(config.symbol, side, sizing.amount, False, Leg.OPEN, seq, f"open_{step.side}"))
+        await self._protect()  # right after the entry fills
 
     async def _close(self, step: Close, seq: int) -> None:
         position = self.book.position
+        intent = f"close_{position.side}:{step.reason}"
         await self._place(OrderRequest(self._config().symbol, closing_side(position), position.size, True, step.leg,
-                                       seq, f"close_{position.side}:{step.reason}"))
+                                       seq, intent, reason=trade_reason(intent)))
+        # The protective orders are cancelled right after the close, before anything else is sent
+        # (left alone they could fire on a later position of the same side): the close goes out
+        # first, as they are reduce-only and cannot open or grow a position meanwhile. One that
+        # fired first is recorded here (the close was then refused as not reducing).
+        self.book = await self._executor().cancel_protection(self.book, self._strategy_fields)
 
     async def _place(self, request: OrderRequest) -> None:
         # The candle the strategy decided on last is the one this order answers (the drift report
@@ -330,6 +373,10 @@ class BotActor:
             rewarmed = True
         if config.leverage != old.leverage:
             await self._apply_leverage(None)
+        if _protection_of(config) != _protection_of(old):
+            # New distances: the position's orders are re-placed (a new revision of each id).
+            self.book = await self._executor().cancel_protection(self.book, self._strategy_fields)
+            await self._protect()
         await self._save({**self._strategy_fields()})
         log.info("bot reconfigured", extra={"bot_id": self.bot_id})
         if rewarmed:
@@ -339,6 +386,9 @@ class BotActor:
             await self._follow_once_caught_up()
 
     # ------------------------------------------------------------------ plumbing
+
+    def _protection(self) -> Protection:
+        return _protection_of(self._config())
 
     def _limits(self) -> RiskLimits:
         c = self._config()
@@ -379,6 +429,10 @@ class BotActor:
 
     def _account(self) -> Account:
         return self._executor().account
+
+
+def _protection_of(config: BotConfig) -> Protection:
+    return Protection(config.stop_loss_pct, config.take_profit_pct, config.trailing_stop_pct)
 
 
 def _now() -> datetime:

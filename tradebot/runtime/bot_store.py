@@ -53,6 +53,9 @@ class BotConfig:
     paper_balance: float = 10_000.0
     paper_fee_rate: float = 0.0004
     paper_slippage_bps: float = 1.0
+    # A trailing stop's callback rate in percent (migration 0013): held by the exchange with the
+    # stop loss and take profit.
+    trailing_stop_pct: float | None = None
 
     @property
     def paper(self) -> bool:
@@ -63,7 +66,7 @@ _CONFIG_COLUMNS = (
     "c.id, c.user_id, c.api_key_id, c.exchange, c.symbol, c.strategy, c.parameters, c.timeframe, c.leverage, "
     "c.order_size_pct, c.allow_short, c.max_daily_trades, c.max_daily_loss_pct, c.stop_loss_pct, "
     "c.take_profit_pct, c.is_active, c.deleted_at IS NOT NULL AS deleted, c.mode, c.paper_balance, c.paper_fee_rate, "
-    "c.paper_slippage_bps"
+    "c.paper_slippage_bps, c.trailing_stop_pct"
 )
 
 
@@ -237,6 +240,51 @@ async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class NewProtectiveOrder:
+    bot_id: int
+    user_id: int
+    client_order_id: str
+    symbol: str
+    side: str  # the order's side: "sell" protects a long
+    amount: float
+    order_type: str  # "stop_market" | "take_profit_market" | "trailing_stop_market"
+    intent: str
+    entry_seq: int  # the signal of the entry it protects (orders.signal_seq)
+    fence: int
+    stop_price: float | None
+    callback_rate: float | None
+
+
+async def insert_protective_order(conn: asyncpg.Connection, order: NewProtectiveOrder) -> int | None:
+    """Record a protective order before sending it (reduce-only), like `insert_order`."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """INSERT INTO orders (bot_id, user_id, client_order_id, symbol, side, amount, reduce_only, intent,
+                               signal_seq, fence_token, type, stop_price, callback_rate, paper)
+           VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10, $11, $12,
+                   (SELECT c.mode = 'paper' FROM bot_configs c WHERE c.id = $1))
+           ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
+        order.bot_id, order.user_id, order.client_order_id, order.symbol, order.side, Decimal(str(order.amount)),
+        order.intent, order.entry_seq, order.fence, order.order_type,
+        None if order.stop_price is None else Decimal(repr(order.stop_price)), order.callback_rate,
+    )
+
+
+async def protective_orders(pool: asyncpg.Pool, bot_id: int) -> list[asyncpg.Record]:
+    """The bot's protective orders that the exchange may still hold (or that a crash left unsent)."""
+    return list(await pool.fetch(
+        "SELECT * FROM orders WHERE bot_id = $1 AND type <> 'market' AND status IN ('pending', 'unknown', 'open') "
+        "ORDER BY id", bot_id,
+    ))
+
+
+async def protective_revisions(pool: asyncpg.Pool, bot_id: int, entry_seq: int, order_type: str) -> int:
+    """How many protective orders of this type were recorded for this entry: the next one's revision."""
+    return int(await pool.fetchval(
+        "SELECT count(*) FROM orders WHERE bot_id = $1 AND signal_seq = $2 AND type = $3", bot_id, entry_seq, order_type,
+    ))
+
+
 async def order_by_client_id(conn: asyncpg.Pool | asyncpg.Connection, cid: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM orders WHERE client_order_id = $1", cid)
 
@@ -244,7 +292,10 @@ async def order_by_client_id(conn: asyncpg.Pool | asyncpg.Connection, cid: str) 
 async def unresolved_orders(pool: asyncpg.Pool, bot_id: int) -> list[asyncpg.Record]:
     return list(
         await pool.fetch(
-            "SELECT * FROM orders WHERE bot_id = $1 AND status IN ('pending', 'unknown', 'open') ORDER BY id", bot_id
+            # Protective orders wait on the exchange as 'open' by design; the executor settles
+            # them apart (`protective_orders`).
+            "SELECT * FROM orders WHERE bot_id = $1 AND type = 'market' AND status IN ('pending', 'unknown', 'open') "
+            "ORDER BY id", bot_id
         )
     )
 
@@ -292,15 +343,16 @@ async def insert_trade(
     fee: float | None,
     realized_pnl: float,
     client_order_id: str,
+    reason: str = "signal",
 ) -> asyncpg.Record | None:
     """One trade per filled order; None if it was recorded already (a replay of the same fill).
     A fee of None is stored as unknown (NULL), to be filled in by `set_trade_fee`."""
     row = await conn.fetchrow(
         """INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, realized_pnl,
-                               client_order_id, paper)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT o.paper FROM orders o WHERE o.id = $3))
+                               client_order_id, paper, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT o.paper FROM orders o WHERE o.id = $3), $11)
            ON CONFLICT (order_id) DO NOTHING
-           RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id,
+           RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id, reason,
                      created_at""",
         bot_id,
         user_id,
@@ -312,6 +364,7 @@ async def insert_trade(
         None if fee is None else _money(fee),
         _money(realized_pnl),
         client_order_id,
+        reason,
     )
     if row is not None:
         await outbox.record_bot_change(conn, bot_id, "trade", trade_view(row))

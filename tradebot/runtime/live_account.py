@@ -20,7 +20,7 @@ import asyncpg
 from ccxt.async_support.base.exchange import Exchange
 
 from tradebot.backoff import Backoff, Retrier, Rng
-from tradebot.exchange import rate_limit
+from tradebot.exchange import protective_orders, rate_limit
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.errors import (
     InvalidCredentials,
@@ -30,7 +30,8 @@ from tradebot.exchange.errors import (
     Retryable,
     translated,
 )
-from tradebot.runtime.account import Fill, OutcomeUnknown
+from tradebot.exchange.protective_orders import ProtectiveOrder, ProtectiveSpec
+from tradebot.runtime.account import CandleRange, Fill, OutcomeUnknown, ProtectiveFill
 from tradebot.runtime.positions import FLAT, Position
 from tradebot.runtime.risk import MarketLimits
 from tradebot.security.secrets_box import SecretBox
@@ -177,6 +178,49 @@ class LiveAccount:
                 raise
         raise AssertionError("unreachable")
 
+    async def place_protective(self, spec: ProtectiveSpec) -> ProtectiveFill:
+        """`protective_orders.place` settles one unclear outcome by the client id; a few more tries
+        of the same id ride out a burst, then the outcome is unknown (never a blind resend: each try
+        asks first)."""
+        await self._markets()
+        retry = Retrier(PLACE_BACKOFF, self._rng)
+        for attempt in range(PLACE_ATTEMPTS):
+            try:
+                return _protective(await protective_orders.place(self._client, spec))
+            except Retryable as e:
+                if attempt == PLACE_ATTEMPTS - 1:
+                    raise OutcomeUnknown(f"protective order {spec.client_order_id} was not placed: {e}") from e
+                await self._sleep(retry.next_delay())
+            except Rejected:
+                found = await self.find_protective(spec.client_order_id, spec.symbol)
+                if found is not None and found.status in ("open", "filled"):
+                    return found  # a duplicate id: ours, placed by an earlier try or owner
+                raise
+        raise AssertionError("unreachable")
+
+    async def find_protective(self, client_order_id: str, symbol: str) -> ProtectiveFill | None:
+        await self._markets()
+        try:
+            order = await self._retrying(lambda: protective_orders.find(self._client, symbol, client_order_id))
+        except (Retryable, NotServed) as e:
+            raise OutcomeUnknown(f"cannot tell whether protective order {client_order_id} exists: {e}") from e
+        return None if order is None else _protective(order)
+
+    async def open_protective(self, symbol: str) -> set[str]:
+        await self._markets()
+        try:
+            orders = await self._retrying(lambda: protective_orders.open_orders(self._client, symbol))
+        except (Retryable, NotServed) as e:
+            raise OutcomeUnknown(f"cannot list the protective orders on {symbol}: {e}") from e
+        return {o.client_order_id for o in orders}
+
+    async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
+        await self._markets()
+        return await self._retrying(lambda: protective_orders.cancel(self._client, symbol, client_order_id))
+
+    async def observe_candle(self, symbol: str, candle: CandleRange) -> None:
+        return None  # the exchange triggers its orders on its own prices
+
     async def order_fee(self, exchange_order_id: str, symbol: str, filled: float) -> float | None:
         """The fee of a filled order from the exchange's trades: one request, no retries (the caller
         backs off). None while the trades listed do not yet add up to `filled`; raises ExchangeError
@@ -208,6 +252,19 @@ def _fill(order: dict[str, Any]) -> Fill:
     # Binance's order answer carries no commission, so this is usually None: the fee is unknown
     # until `order_fee` reads it, and recording the fill never waits for that.
     return Fill(str(order["id"]), status, filled, _opt_float(order.get("average")), _fee_of(order))
+
+
+_PROTECTIVE_STATUS = {"closed": "filled", "open": "open", "canceled": "canceled", "rejected": "rejected",
+                      "expired": "expired"}
+
+
+def _protective(order: ProtectiveOrder) -> ProtectiveFill:
+    status = _PROTECTIVE_STATUS.get(order.status, "unknown")
+    if status == "canceled" and order.filled > 0:
+        status = "partially_filled"
+    # The fill is the market order the trigger placed: its trades (and fee) carry that order's id.
+    return ProtectiveFill(order.actual_order_id or order.exchange_id, status, order.filled, order.average, None,
+                          order.stop_price)
 
 
 def _fee_of(order: dict[str, Any]) -> float | None:

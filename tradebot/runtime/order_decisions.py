@@ -7,7 +7,8 @@ is a generator: it yields a step, the actor carries it out and sends back the bo
 and the generator yields the next step from that book, exactly as the rules read:
 
   1. a stop loss / take profit touched by the candle just closed closes the position (a stop-out:
-     no re-entry until the target changes again, as in the backtest);
+     no re-entry until the target changes again, as in the backtest); unless the account holds
+     them as protective orders, which fill inside the candle on their own;
   2. today's loss (realised plus the open position at this close) past the limit closes the
      position and pauses the bot until 00:00 UTC;
   3. the position follows the target: close a position on the other side, then (unless paused or
@@ -94,11 +95,16 @@ class ClosedCandle:
 
 
 def on_candle(
-    book: Book, candle: ClosedCandle, target: Target | None, seq: int, limits: RiskLimits, *, paused: bool
+    book: Book, candle: ClosedCandle, target: Target | None, seq: int, limits: RiskLimits, *, paused: bool,
+    exchange_stops: bool = False,
 ) -> Steps:
-    """The steps for a decision on a closed candle: risk rules first, then follow the target."""
+    """The steps for a decision on a closed candle: risk rules first, then follow the target.
+
+    With `exchange_stops` the account holds the stop loss / take profit (protective orders): it
+    fills them inside the candle and the carrier has recorded such a fill before deciding, so rule
+    1 is not checked again at the close (it would exit twice)."""
     position = book.position
-    if not position.flat and position.entry_price:
+    if not position.flat and position.entry_price and not exchange_stops:
         exit_reason = check_exit(position.side or "", position.entry_price, candle.low, candle.high, limits)
         if exit_reason is not None:
             book = yield Close(Leg.EXIT, exit_reason.label, stops_out=True)

@@ -23,15 +23,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from tradebot.bots.views import trade_view
 from tradebot.exchange.errors import ExchangeError, InsufficientBalance, InvalidCredentials, Rejected
+from tradebot.exchange.protective_orders import (
+    ProtectiveKind,
+    ProtectiveSpec,
+    protective_client_id,
+    protective_prices,
+)
 from tradebot.runtime import bot_store
-from tradebot.runtime.account import Account, Fill, OutcomeUnknown
-from tradebot.runtime.bot_store import FencedOut, NewOrder
+from tradebot.runtime.account import Account, CandleRange, Fill, OutcomeUnknown, ProtectiveFill
+from tradebot.runtime.bot_store import FencedOut, NewOrder, NewProtectiveOrder
 from tradebot.runtime.client_order_id import Leg, client_order_id
 from tradebot.runtime.faults import NO_CRASHES, CrashPoints
 from tradebot.runtime.fee_collector import FeeCollector
@@ -57,6 +64,47 @@ class ReconcileFailed(Exception):
     """An order left pending cannot be settled now; the bot must not trade until it can."""
 
 
+class ProtectionUnconfirmed(Exception):
+    """A position's protective orders cannot be confirmed on the account: no new entries until they are."""
+
+
+# orders.type of each protective kind, and back.
+ORDER_TYPES = {
+    ProtectiveKind.STOP_LOSS: "stop_market",
+    ProtectiveKind.TAKE_PROFIT: "take_profit_market",
+    ProtectiveKind.TRAILING_STOP: "trailing_stop_market",
+}
+KINDS = {v: k for k, v in ORDER_TYPES.items()}
+# An open protective order at this relative distance from the wanted level is the wanted one (the
+# exchange rounds a trigger to its tick: 1e-6 of a price on BTC, 5e-6 on ETH).
+LEVEL_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """The protective orders the bot's settings ask of every position (percent; None: none)."""
+
+    stop_loss_pct: float | None = None
+    take_profit_pct: float | None = None
+    trailing_stop_pct: float | None = None
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.stop_loss_pct or self.take_profit_pct or self.trailing_stop_pct)
+
+    def orders(self, side: str, entry: float) -> list[tuple[ProtectiveKind, float | None, float | None]]:
+        """(kind, stop price, callback rate) of each order a position of `side` at `entry` needs."""
+        stop, take = protective_prices(side, entry, self.stop_loss_pct, self.take_profit_pct)
+        out: list[tuple[ProtectiveKind, float | None, float | None]] = []
+        if stop is not None:
+            out.append((ProtectiveKind.STOP_LOSS, stop, None))
+        if take is not None:
+            out.append((ProtectiveKind.TAKE_PROFIT, take, None))
+        if self.trailing_stop_pct:
+            out.append((ProtectiveKind.TRAILING_STOP, None, self.trailing_stop_pct))
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     symbol: str
@@ -67,6 +115,7 @@ class OrderRequest:
     seq: int  # the signal this order serves: with bot, fence and leg it makes the client order id
     intent: str
     candle_time: int | None = None  # open time (ms) of the candle whose close decided it
+    reason: str = "signal"  # the trade's reason (trades.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +129,7 @@ class BotRef:
 class OrderExecutor:
     # One per running bot, thousands per replica: slots keep an idle bot small.
     __slots__ = ("_bot", "_counters", "_crash_points", "_fee_days", "_fee_task", "_fees", "_fees_unknown",
-                 "_pool", "_publish", "account")
+                 "_holds_protection", "_pool", "_publish", "account", "unprotected")
 
     def __init__(
         self,
@@ -102,6 +151,12 @@ class OrderExecutor:
         self._fees: FeeCollector | None = None
         self._fees_unknown = False  # a fill with an unknown fee was recorded since the last wake
         self._fee_days: dict[int, date | None] = {}  # trade id -> the day its PnL was counted in
+        # Why the position's protection is not confirmed on the account (None: it is, or none is
+        # needed): the bot takes no new entries while this is set (fail closed).
+        self.unprotected: str | None = None
+        # Whether the account may hold protective orders of this bot (only this executor writes its
+        # rows, fenced): False spares a flat or unprotected bot the query at every candle.
+        self._holds_protection = True
 
     # ------------------------------------------------------------------ orders
 
@@ -120,7 +175,8 @@ class OrderExecutor:
             fill = await self.account.find_order(cid, request.symbol)
             if fill is not None and fill.filled > 0:
                 return await self._record_fill(existing["id"], cid, request.symbol, request.side, fill,
-                                               closing=request.reduce_only, book=book, state=state)
+                                               closing=request.reduce_only, book=book, state=state,
+                                               reason=request.reason)
             return book
         if not bot.lease_valid():
             # The row is written but nothing was sent; the next owner expires it after asking the account.
@@ -164,7 +220,7 @@ class OrderExecutor:
             return book
         self._crash_points.hit("after_send")
         return await self._record_fill(order_id, cid, request.symbol, request.side, fill,
-                                       closing=request.reduce_only, book=book, state=state)
+                                       closing=request.reduce_only, book=book, state=state, reason=request.reason)
 
     async def reconcile(self, symbol: str, book: Book, state: StateFields) -> Book:
         """Settle orders a crash left open (by client id), then take the account's word for the
@@ -184,11 +240,15 @@ class OrderExecutor:
             elif fill.filled > 0:
                 self._counters.orders_reconciled += 1
                 book = await self._record_fill(order["id"], cid, order["symbol"], order["side"], fill,
-                                               closing=bool(order["reduce_only"]), book=book, state=state)
+                                               closing=bool(order["reduce_only"]), book=book, state=state,
+                                               reason=trade_reason(order["intent"]))
             else:
                 async with self._fenced() as conn:
                     await bot_store.mark_order(conn, order["id"], status=fill.status,
                                                exchange_order_id=fill.exchange_order_id)
+        # A stop that fired while no replica ran is recorded from its own fill (price, reason) before
+        # the account's position is taken, which would otherwise show it as a bare correction.
+        book = await self.settle_protection(book, state)
         actual = await self.account.position(symbol)
         if not differs(actual, book.position):
             return book
@@ -198,13 +258,231 @@ class OrderExecutor:
         await self._write({**bot_store.position_fields(actual), "last_error_message": note})
         return replace(book, position=actual)
 
+    # ------------------------------------------------------------------ protective orders
+
+    async def protect(self, symbol: str, book: Book, protection: Protection, state: StateFields) -> Book:
+        """`_protect`, failing closed: a protection that cannot be confirmed is noted in the bot's
+        state and blocks new entries (`unprotected`) until a later call confirms it."""
+        try:
+            book = await self._protect(symbol, book, protection, state)
+        except ProtectionUnconfirmed as e:
+            return await self._unprotected(book, str(e))
+        await self.protection_confirmed()
+        return book
+
+    async def protection_confirmed(self) -> None:
+        """The position is protected (or flat): entries may go on, and the state's note goes."""
+        if self.unprotected is not None:
+            self.unprotected = None
+            await self._note(None)
+
+    async def _unprotected(self, book: Book, reason: str) -> Book:
+        self.unprotected = f"position not protected, no new entries: {reason}"
+        log.warning(self.unprotected, extra={"bot_id": self._bot.bot_id})
+        await self._note(self.unprotected)
+        return book
+
+    async def _protect(self, symbol: str, book: Book, protection: Protection, state: StateFields) -> Book:
+        """Make sure the position has each protective order `protection` asks for, open on the
+        account at the position's size and level: those missing are recorded (fenced), then placed
+        under the next revision of the entry's id. Raises ProtectionUnconfirmed when one cannot be."""
+        position = book.position
+        if position.flat or not position.entry_price or not protection.wanted or position.side is None:
+            return book
+        held = {row["type"]: row for row in await bot_store.protective_orders(self._pool, self._bot.bot_id)}
+        entry_seq = await self._entry_seq()
+        for kind, price, rate in protection.orders(position.side, position.entry_price):
+            row = held.get(ORDER_TYPES[kind])
+            if row is not None and row["status"] == "open" and _matches(row, position.size, price, rate):
+                continue
+            if row is not None:
+                book = await self._cancel_one(row, book, state)
+                if book.position.flat:
+                    return book  # it fired meanwhile: nothing left to protect
+            book = await self._place_protective(symbol, book, kind, price, rate, entry_seq, state)
+            if book.position.flat:
+                return book
+        return book
+
+    async def _place_protective(self, symbol: str, book: Book, kind: ProtectiveKind, price: float | None,
+                                rate: float | None, entry_seq: int, state: StateFields) -> Book:
+        bot = self._bot
+        position = book.position
+        assert position.side is not None
+        order_type = ORDER_TYPES[kind]
+        revision = await bot_store.protective_revisions(self._pool, bot.bot_id, entry_seq, order_type)
+        cid = protective_client_id(bot.bot_id, entry_seq, kind, revision)
+        spec = ProtectiveSpec(kind, symbol, position.side, position.size, cid, stop_price=price, callback_rate=rate)
+        async with self._fenced() as conn:
+            order_id = await bot_store.insert_protective_order(conn, NewProtectiveOrder(
+                bot.bot_id, bot.user_id, cid, symbol, spec.order_side, position.size, order_type,
+                f"protect_{position.side}:{kind.value}", entry_seq, bot.fence, price, rate,
+            ))
+        if order_id is None:
+            raise ProtectionUnconfirmed(f"protective order {cid} was recorded twice")
+        self._holds_protection = True
+        if not bot.lease_valid():
+            raise FencedOut(f"bot {bot.bot_id}: lease lapsed before sending {cid}")
+        self._counters.orders_sent += 1
+        try:
+            placed = await self.account.place_protective(spec)
+        except OutcomeUnknown as e:
+            async with self._fenced() as conn:
+                await bot_store.mark_order(conn, order_id, status="unknown", error_message="outcome unknown")
+            raise ProtectionUnconfirmed(f"the {kind.value.replace('_', ' ')} order's outcome is unknown") from e
+        except Rejected as e:
+            await self._reject(order_id, e)
+            raise ProtectionUnconfirmed(f"the exchange refused the {kind.value.replace('_', ' ')} order: "
+                                        f"{readable(e)}") from e
+        except InvalidCredentials:
+            raise  # the bot stops with a readable message, as for any order
+        except ExchangeError as e:
+            # Not served, or some answer that says nothing definite: the next check asks by id.
+            async with self._fenced() as conn:
+                await bot_store.mark_order(conn, order_id, status="unknown", error_message=readable(e)[:500])
+            raise ProtectionUnconfirmed(f"the {kind.value.replace('_', ' ')} order could not be placed: "
+                                        f"{readable(e)}") from e
+        log.info("protective order placed", extra={"bot_id": bot.bot_id, "client_order_id": cid,
+                                                   "kind": kind.value, "stop_price": placed.stop_price})
+        return await self._settle_protective(order_id, cid, symbol, spec.order_side, kind, entry_seq, placed,
+                                             book, state)
+
+    async def _settle_protective(self, order_id: int, cid: str, symbol: str, side: str, kind: ProtectiveKind,
+                                 entry_seq: int, found: ProtectiveFill, book: Book, state: StateFields) -> Book:
+        """Write what the account says of one protective order; a fill is the position's closing
+        trade with the order's kind as its reason, and stops the signal out (no re-entry until the
+        target changes, as after the backtest's stop)."""
+        if found.filled > 0:
+            fill = Fill(found.exchange_order_id, found.status, found.filled, found.average, found.fee)
+            book = await self._record_fill(order_id, cid, symbol, side, fill, closing=True, book=book,
+                                           state=state, reason=kind.value)
+            log.info("protective order filled", extra={"bot_id": self._bot.bot_id, "client_order_id": cid,
+                                                       "kind": kind.value, "price": found.average})
+            return replace(book, stopped_out_seq=entry_seq)
+        async with self._fenced() as conn:
+            await bot_store.mark_order(conn, order_id, status=found.status, exchange_order_id=found.exchange_order_id)
+            if found.stop_price is not None:
+                await conn.execute("UPDATE orders SET stop_price = $2 WHERE id = $1", order_id,
+                                   Decimal(repr(found.stop_price)))
+        return book
+
+    async def settle_protection(self, book: Book, state: StateFields, candle: CandleRange | None = None) -> Book:
+        """`_settle_protection`, failing closed like `protect`. With the candle about to be decided
+        on, the account sees it first (a paper account triggers its orders on its range)."""
+        try:
+            return await self._settle_protection(book, state, candle)
+        except ProtectionUnconfirmed as e:
+            return await self._unprotected(book, str(e))
+
+    async def _settle_protection(self, book: Book, state: StateFields, candle: CandleRange | None = None) -> Book:
+        """Ask the account about each protective order it may hold (at each candle and on start:
+        the seam where the user-data stream will tell instead). A triggered one is recorded; once
+        the position is flat, the others are cancelled."""
+        if not self._holds_protection:
+            return book
+        rows = await bot_store.protective_orders(self._pool, self._bot.bot_id)
+        if not rows:
+            self._holds_protection = False
+            return book
+        if candle is not None:
+            await self.account.observe_candle(rows[0]["symbol"], candle)
+        try:
+            waiting = await self.account.open_protective(rows[0]["symbol"])
+        except InvalidCredentials:
+            raise
+        except ExchangeError as e:  # OutcomeUnknown included
+            raise ProtectionUnconfirmed(f"cannot list the protective orders: {readable(e)}") from e
+        fired = False
+        changed = False
+        for row in rows:
+            cid = row["client_order_id"]
+            if row["status"] == "open" and cid in waiting:
+                continue  # still waiting on the account: nothing to ask
+            changed = True
+            try:
+                found = await self.account.find_protective(cid, row["symbol"])
+            except InvalidCredentials:
+                raise
+            except ExchangeError as e:  # OutcomeUnknown included
+                raise ProtectionUnconfirmed(f"cannot tell the state of protective order {cid}: {readable(e)}") from e
+            if found is None:
+                async with self._fenced() as conn:
+                    await bot_store.mark_order(conn, row["id"], status="expired",
+                                               error_message="not on the exchange")
+                continue
+            if found.filled > 0:
+                fired = True
+            elif found.status == row["status"]:
+                continue
+            book = await self._settle_protective(row["id"], cid, row["symbol"], row["side"], KINDS[row["type"]],
+                                                 int(row["signal_seq"]), found, book, state)
+        if fired and book.position.flat:
+            book = await self._cancel_protection(book, state)
+        elif changed:
+            self._holds_protection = bool(await bot_store.protective_orders(self._pool, self._bot.bot_id))
+        return book
+
+    async def cancel_protection(self, book: Book, state: StateFields) -> Book:
+        """`_cancel_protection`, failing closed like `protect` (a strategy's close goes on anyway:
+        reducing risk is never blocked)."""
+        try:
+            return await self._cancel_protection(book, state)
+        except ProtectionUnconfirmed as e:
+            return await self._unprotected(book, str(e))
+
+    async def _cancel_protection(self, book: Book, state: StateFields) -> Book:
+        """Cancel every protective order the account may hold (the strategy exits, the settings
+        change, the position went flat); one that fired meanwhile is recorded instead."""
+        if not self._holds_protection:
+            return book
+        for row in await bot_store.protective_orders(self._pool, self._bot.bot_id):
+            book = await self._cancel_one(row, book, state)
+        self._holds_protection = False
+        return book
+
+    async def _cancel_one(self, row: asyncpg.Record, book: Book, state: StateFields) -> Book:
+        cid, symbol = row["client_order_id"], row["symbol"]
+        try:
+            return await self._cancel_or_settle(row, book, state)
+        except InvalidCredentials:
+            raise
+        except ExchangeError as e:  # OutcomeUnknown included
+            raise ProtectionUnconfirmed(f"protective order {cid} on {symbol} could not be cancelled: "
+                                        f"{readable(e)}") from e
+
+    async def _cancel_or_settle(self, row: asyncpg.Record, book: Book, state: StateFields) -> Book:
+        cid, symbol = row["client_order_id"], row["symbol"]
+        if await self.account.cancel_protective(cid, symbol):
+            async with self._fenced() as conn:
+                await bot_store.mark_order(conn, row["id"], status="canceled")
+            log.info("protective order cancelled", extra={"bot_id": self._bot.bot_id, "client_order_id": cid})
+            return book
+        found = await self.account.find_protective(cid, symbol)
+        if found is None:
+            async with self._fenced() as conn:
+                await bot_store.mark_order(conn, row["id"], status="expired", error_message="not on the exchange")
+            return book
+        if found.is_open:
+            raise ProtectionUnconfirmed(f"protective order {cid} could not be cancelled")
+        return await self._settle_protective(row["id"], cid, symbol, row["side"], KINDS[row["type"]],
+                                             int(row["signal_seq"]), found, book, state)
+
+    async def _entry_seq(self) -> int:
+        """The signal of the entry the position came from (its protective orders' ids carry it)."""
+        seq = await self._pool.fetchval(
+            """SELECT signal_seq FROM orders WHERE bot_id = $1 AND type = 'market' AND NOT reduce_only
+                                                  AND filled_amount > 0 ORDER BY id DESC LIMIT 1""",
+            self._bot.bot_id,
+        )
+        return 0 if seq is None else int(seq)
+
     async def _reject(self, order_id: int, error: ExchangeError) -> None:
         self._counters.orders_rejected += 1
         async with self._fenced() as conn:
             await bot_store.mark_order(conn, order_id, status="rejected", error_message=readable(error)[:500])
 
     async def _record_fill(self, order_id: int, cid: str, symbol: str, side: str, fill: Fill, *, closing: bool,
-                           book: Book, state: StateFields) -> Book:
+                           book: Book, state: StateFields, reason: str = "signal") -> Book:
         """Order, trade, position and today's tally in one fenced transaction, then tell the subscribers."""
         price = fill.average or 0.0
         position, realized = apply_fill(book.position, side, fill.filled, price, closing=closing)
@@ -216,7 +494,7 @@ class OrderExecutor:
                 trade_row = await bot_store.insert_trade(
                     conn, bot_id=self._bot.bot_id, user_id=self._bot.user_id, order_id=order_id, symbol=symbol,
                     side=side, price=price, amount=fill.filled, fee=fill.fee, realized_pnl=realized,
-                    client_order_id=cid,
+                    client_order_id=cid, reason=reason,
                 )
             if trade_row is not None:
                 book = replace(book, position=position, tally=book.tally.with_fill(realized, fill.fee))
@@ -286,13 +564,33 @@ class OrderExecutor:
     def _fenced(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return bot_store.fenced(self._pool, self._bot.bot_id, self._bot.fence)
 
-    async def _note(self, message: str) -> None:
+    async def _note(self, message: str | None) -> None:
         await self._write({"last_error_message": message})
 
     async def _write(self, fields: Mapping[str, Any]) -> None:
         async with self._fenced() as conn:
             row = await bot_store.update_state(conn, self._bot.bot_id, fields)
         await self._publish("state", row)
+
+
+TRADE_REASONS = frozenset({"signal", "stop_loss", "take_profit", "trailing_stop", "manual", "liquidation"})
+
+
+def trade_reason(intent: str) -> str:
+    """A trade's reason from its order's intent (`close_long:stop_loss` → "stop_loss"); a close for
+    another cause (the daily loss limit) is the strategy's risk rule, counted as a signal."""
+    _, _, why = intent.partition(":")
+    return why if why in TRADE_REASONS else "signal"
+
+
+def _matches(row: asyncpg.Record, size: float, price: float | None, rate: float | None) -> bool:
+    """Is this open protective order the one wanted (the position's size, the level, the rate)?"""
+    if abs(float(row["amount"]) - size) > 1e-9 * max(1.0, size):
+        return False
+    if price is not None:
+        held = row["stop_price"]
+        return held is not None and abs(float(held) - price) <= LEVEL_TOLERANCE * price
+    return row["callback_rate"] is not None and abs(float(row["callback_rate"]) - (rate or 0.0)) < 1e-9
 
 
 def readable(e: Exception) -> str:

@@ -26,7 +26,7 @@ public (the market cache and the hub's kline streams).
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -34,8 +34,9 @@ from typing import Any, Protocol
 import asyncpg
 
 from tradebot.exchange.errors import InsufficientBalance, InvalidCredentials, Rejected, Retryable
+from tradebot.exchange.protective_orders import ProtectiveKind, ProtectiveSpec
 from tradebot.runtime import bot_store
-from tradebot.runtime.account import Account, Accounts, Fill, LastClose
+from tradebot.runtime.account import Account, Accounts, CandleRange, Fill, LastClose, ProtectiveFill
 from tradebot.runtime.bot_store import BotConfig
 from tradebot.runtime.positions import FLAT, Position, apply_fill, closing_side, side_of, unrealized_pnl
 from tradebot.runtime.risk import MarketLimits
@@ -100,45 +101,128 @@ class PaperAccount:
             reference = await self._markets.last_close(symbol, self._timeframe)
         if reference is None or not (math.isfinite(reference) and reference > 0):
             raise Retryable(f"no market price for {symbol} yet")
-        price = self.terms.fill_price(side, reference)
         async with bot_store.fenced(self._pool, self._bot_id, self._fence) as conn:
-            known = await conn.fetchrow(
-                "SELECT * FROM paper_fills WHERE client_order_id = $1 AND bot_id = $2", client_order_id, self._bot_id
-            )
-            if known is not None:
-                return _fill(known)  # placed before (a replay): the same order, never a second one
-            row = await self._account_row(conn)
-            balance = float(row["balance"])
-            position = _position(row)
-            if reduce_only:
-                if position.flat or side != closing_side(position):
-                    raise Rejected(f"paper account: ReduceOnly order rejected ({side} with position "
-                                   f"{position.side or 'flat'})", code=REDUCE_ONLY_REJECTED)
-                amount = min(amount, position.size)
-            else:
-                if not position.flat and side_of(side) != position.side:
-                    raise Rejected(f"paper account: a {side} would reverse the {position.side} position; "
-                                   "close it first", code=REDUCE_ONLY_REJECTED)
-                if balance <= 0:
-                    raise InsufficientBalance(f"paper balance {balance:g} is not positive")
-            if not (amount > 0 and math.isfinite(amount)):
-                raise Rejected(f"paper account: invalid amount {amount!r}")
-            fee = self.terms.fee_rate * amount * price
-            after, realized = apply_fill(position, side, amount, price, closing=reduce_only)
-            balance_after = balance + realized - fee
-            fill = await conn.fetchrow(
-                """INSERT INTO paper_fills (bot_id, client_order_id, side, amount, price, fee, reduce_only)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
-                self._bot_id, client_order_id, side, _dec(amount), _dec(price), _dec(fee), reduce_only,
-            )
-            await conn.execute(
-                """UPDATE paper_accounts SET balance = $2, position_side = $3, position_size = $4, entry_price = $5,
-                                              updated_at = now() WHERE bot_id = $1""",
-                self._bot_id, _dec(balance_after), *_position_columns(after),
-            )
-            await self._show(conn, balance_after, after, reference)
+            return await self._fill_at(conn, client_order_id, side, amount, reduce_only, reference)
+
+    async def _fill_at(self, conn: asyncpg.Connection, client_order_id: str, side: str, amount: float,
+                       reduce_only: bool, reference: float) -> Fill:
+        """Fill a market order at `reference` ± slippage (inside the caller's fenced transaction)."""
+        price = self.terms.fill_price(side, reference)
+        known = await conn.fetchrow(
+            "SELECT * FROM paper_fills WHERE client_order_id = $1 AND bot_id = $2", client_order_id, self._bot_id
+        )
+        if known is not None:
+            return _fill(known)  # placed before (a replay): the same order, never a second one
+        row = await self._account_row(conn)
+        balance = float(row["balance"])
+        position = _position(row)
+        if reduce_only:
+            if position.flat or side != closing_side(position):
+                raise Rejected(f"paper account: ReduceOnly order rejected ({side} with position "
+                               f"{position.side or 'flat'})", code=REDUCE_ONLY_REJECTED)
+            amount = min(amount, position.size)
+        else:
+            if not position.flat and side_of(side) != position.side:
+                raise Rejected(f"paper account: a {side} would reverse the {position.side} position; "
+                               "close it first", code=REDUCE_ONLY_REJECTED)
+            if balance <= 0:
+                raise InsufficientBalance(f"paper balance {balance:g} is not positive")
+        if not (amount > 0 and math.isfinite(amount)):
+            raise Rejected(f"paper account: invalid amount {amount!r}")
+        fee = self.terms.fee_rate * amount * price
+        after, realized = apply_fill(position, side, amount, price, closing=reduce_only)
+        balance_after = balance + realized - fee
+        fill = await conn.fetchrow(
+            """INSERT INTO paper_fills (bot_id, client_order_id, side, amount, price, fee, reduce_only)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *""",
+            self._bot_id, client_order_id, side, _dec(amount), _dec(price), _dec(fee), reduce_only,
+        )
+        await conn.execute(
+            """UPDATE paper_accounts SET balance = $2, position_side = $3, position_size = $4, entry_price = $5,
+                                          updated_at = now() WHERE bot_id = $1""",
+            self._bot_id, _dec(balance_after), *_position_columns(after),
+        )
+        await self._show(conn, balance_after, after, reference)
         assert fill is not None
         return _fill(fill)
+
+    # ------------------------------------------------------------------ protective orders
+
+    async def place_protective(self, spec: ProtectiveSpec) -> ProtectiveFill:
+        async with bot_store.fenced(self._pool, self._bot_id, self._fence) as conn:
+            await conn.execute(
+                """INSERT INTO paper_protective_orders (bot_id, client_order_id, kind, side, amount, stop_price,
+                                                        callback_rate, best_price)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (bot_id, client_order_id) DO NOTHING""",
+                self._bot_id, spec.client_order_id, spec.kind.value, spec.order_side, _dec(spec.amount),
+                None if spec.stop_price is None else _dec(spec.stop_price), spec.callback_rate,
+                None if spec.kind is not ProtectiveKind.TRAILING_STOP else _opt_dec(self._last_close()),
+            )
+        found = await self.find_protective(spec.client_order_id, spec.symbol)
+        assert found is not None
+        return found
+
+    async def find_protective(self, client_order_id: str, symbol: str) -> ProtectiveFill | None:
+        row = await self._pool.fetchrow(
+            """SELECT p.*, f.id AS fill_id, f.amount AS fill_amount, f.price AS fill_price, f.fee AS fill_fee
+               FROM paper_protective_orders p
+               LEFT JOIN paper_fills f ON f.bot_id = p.bot_id AND f.client_order_id = p.fill_client_order_id
+               WHERE p.bot_id = $1 AND p.client_order_id = $2""",
+            self._bot_id, client_order_id,
+        )
+        if row is None:
+            return None
+        stop = None if row["stop_price"] is None else float(row["stop_price"])
+        if row["fill_id"] is not None:
+            return ProtectiveFill(f"paper-{row['fill_id']}", "filled", float(row["fill_amount"]),
+                                  float(row["fill_price"]), float(row["fill_fee"]), stop)
+        return ProtectiveFill(f"paper-protective-{row['id']}", str(row["status"]), 0.0, None, None, stop)
+
+    async def open_protective(self, symbol: str) -> set[str]:
+        rows = await self._pool.fetch(
+            "SELECT client_order_id FROM paper_protective_orders WHERE bot_id = $1 AND status = 'open'", self._bot_id
+        )
+        return {str(r["client_order_id"]) for r in rows}
+
+    async def cancel_protective(self, client_order_id: str, symbol: str) -> bool:
+        async with bot_store.fenced(self._pool, self._bot_id, self._fence) as conn:
+            done = await conn.execute(
+                "UPDATE paper_protective_orders SET status = 'canceled' WHERE bot_id = $1 AND client_order_id = $2 "
+                "AND status = 'open'", self._bot_id, client_order_id,
+            )
+        return bool(done == "UPDATE 1")
+
+    async def observe_candle(self, symbol: str, candle: CandleRange) -> None:
+        """Triggers the open protective orders on the candle's range with the backtest's rule: a
+        candle that opens beyond a level fills at its open, else a level the range reaches fills
+        at the level (± slippage); when both the stop and the take profit are reached, the stop
+        first (conservative), as in the backtest. A reduce-only order left on a flat account is
+        cancelled when it fires (Binance expires it)."""
+        async with bot_store.fenced(self._pool, self._bot_id, self._fence) as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM paper_protective_orders WHERE bot_id = $1 AND status = 'open' "
+                "ORDER BY CASE kind WHEN 'stop_loss' THEN 0 WHEN 'trailing_stop' THEN 1 ELSE 2 END, id",
+                self._bot_id,
+            )
+            for row in rows:
+                reference = trigger_price(row, candle)
+                if row["kind"] == ProtectiveKind.TRAILING_STOP.value:
+                    best = _best(row, candle)
+                    await conn.execute("UPDATE paper_protective_orders SET best_price = $2 WHERE id = $1",
+                                       row["id"], _dec(best))
+                if reference is None:
+                    continue
+                account = _position(await self._account_row(conn))
+                if account.flat or row["side"] != closing_side(account):
+                    await conn.execute("UPDATE paper_protective_orders SET status = 'canceled' WHERE id = $1",
+                                       row["id"])
+                    continue
+                cid = row["client_order_id"]
+                await self._fill_at(conn, cid, row["side"], float(row["amount"]), True, reference)
+                await conn.execute(
+                    "UPDATE paper_protective_orders SET status = 'filled', fill_client_order_id = $2 WHERE id = $1",
+                    row["id"], cid,
+                )
 
     async def find_order(self, client_order_id: str, symbol: str) -> Fill | None:
         row = await self._pool.fetchrow(
@@ -217,6 +301,38 @@ def _fill(row: asyncpg.Record) -> Fill:
 def _fill_id(exchange_order_id: str) -> int | None:
     prefix, _, number = exchange_order_id.partition("-")
     return int(number) if prefix == "paper" and number.isdigit() else None
+
+
+def trigger_price(row: Mapping[str, Any], candle: CandleRange) -> float | None:
+    """The price a protective order fills at before slippage on this candle, None if it does not fire."""
+    sell = row["side"] == "sell"  # protects a long
+    if row["kind"] == ProtectiveKind.TRAILING_STOP.value:
+        # The level trails the best price seen before this candle, then this candle's extreme
+        # (conservatively after its adverse move: the level that counts is the earlier one).
+        best = float(row["best_price"] or candle.open)
+        rate = float(row["callback_rate"]) / 100
+        level = best * (1 - rate) if sell else best * (1 + rate)
+        stop_like = True
+    else:
+        level = float(row["stop_price"])
+        stop_like = row["kind"] == ProtectiveKind.STOP_LOSS.value
+    below = stop_like == sell  # a long's stop and a short's take profit fire as the price falls
+    if below:
+        if candle.open <= level:
+            return candle.open
+        return level if candle.low <= level else None
+    if candle.open >= level:
+        return candle.open
+    return level if candle.high >= level else None
+
+
+def _best(row: Mapping[str, Any], candle: CandleRange) -> float:
+    best = float(row["best_price"] or candle.open)
+    return max(best, candle.high) if row["side"] == "sell" else min(best, candle.low)
+
+
+def _opt_dec(value: float | None) -> Decimal | None:
+    return None if value is None else _dec(value)
 
 
 def _dec(value: float) -> Decimal:
