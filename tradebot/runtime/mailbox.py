@@ -53,7 +53,13 @@ class HelperFailed:
     error: str
 
 
-Command = Stop | Reconfigure | Tick | FeeFound | HelperFailed
+@dataclass(frozen=True, slots=True)
+class ManualCommands:
+    """The API recorded a force-exit or force-entry for this bot: read the pending ones and carry
+    them out. A prompt only: the commands are rows (bot_commands), read again at every start."""
+
+
+Command = Stop | Reconfigure | Tick | FeeFound | HelperFailed | ManualCommands
 Message = Command | Candle
 
 
@@ -72,8 +78,8 @@ class Mailbox:
         self._ready.set()
 
     def send(self, command: Command) -> None:
-        if isinstance(command, Tick) and any(isinstance(c, Tick) for c in self._commands):
-            return  # one pending tick is as good as many
+        if isinstance(command, Tick | ManualCommands) and any(type(c) is type(command) for c in self._commands):
+            return  # one pending tick (or prompt to read the commands table) is as good as many
         self._commands.append(command)
         self._ready.set()
 

@@ -67,6 +67,8 @@ class OrderRequest:
     seq: int  # the signal this order serves: with bot, fence and leg it makes the client order id
     intent: str
     candle_time: int | None = None  # open time (ms) of the candle whose close decided it
+    reason: str = "signal"  # the trade's reason (CONTRACT.md), recorded with the order
+    command_id: int | None = None  # the manual command it carries out (seq is then that command's id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,8 @@ class OrderExecutor:
         bot = self._bot
         cid = client_order_id(bot.bot_id, bot.fence, request.seq, request.leg)
         order = NewOrder(bot.bot_id, bot.user_id, cid, request.symbol, request.side, request.amount,
-                         request.reduce_only, request.intent, request.seq, bot.fence, request.candle_time)
+                         request.reduce_only, request.intent, request.seq, bot.fence, request.candle_time,
+                         request.reason, request.command_id)
         async with self._fenced() as conn:
             order_id = await bot_store.insert_order(conn, order)
         if order_id is None:
