@@ -97,8 +97,8 @@ async def test_trades_csv_round_trips_to_the_json_of_all_pages(client: Client, p
         sep = "&" if query else ""
         want = await all_items(client, alice, f"/api/v1/trades?{query}", limit=500)
         header, got = await _csv(client, alice, f"/api/v1/trades?{query}{sep}format=csv")
-        assert header == ["id", "bot_id", "symbol", "side", "price", "amount", "fee", "realized_pnl", "paper",
-                          "client_order_id", "created_at"]
+        assert header == ["id", "bot_id", "symbol", "side", "price", "amount", "fee", "realized_pnl", "reason",
+                          "paper", "client_order_id", "created_at"]
         assert got == want, query
     everything = await all_items(client, alice, "/api/v1/trades", limit=500)
     assert len(everything) == count + 1 and any(t["fee"] is None for t in everything)

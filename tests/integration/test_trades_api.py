@@ -14,8 +14,8 @@ from tests.integration.auth_helpers import Client, problem
 from tests.integration.bots_helpers import MARKETS, User, create_bot, new_user, seed_fills
 from tradebot.http.appkeys import SYMBOLS
 
-TRADE_FIELDS = {"id", "bot_id", "symbol", "side", "price", "amount", "fee", "realized_pnl", "paper", "client_order_id",
-                "created_at"}
+TRADE_FIELDS = {"id", "bot_id", "symbol", "side", "price", "amount", "fee", "realized_pnl", "reason", "paper",
+                "client_order_id", "created_at"}
 ORDER_FIELDS = {"id", "bot_id", "client_order_id", "exchange_order_id", "side", "amount", "status", "paper",
                 "created_at", "updated_at"}
 

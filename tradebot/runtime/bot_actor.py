@@ -260,7 +260,9 @@ class BotActor:
             while True:
                 if isinstance(step, Close):
                     await self._close(step, seq)
-                    if step.stops_out:  # no re-entry until the target changes again
+                    # No re-entry until the target changes again; a close the account refused
+                    # stopped nothing out (the next candle's check fires again).
+                    if step.stops_out and self.book.position.flat:
                         self.book = replace(self.book, stopped_out_seq=seq)
                     if step.reason == ExitReason.STOP_LOSS.label:
                         log.info("stop loss hit", extra={"bot_id": self.bot_id, "price": price})
