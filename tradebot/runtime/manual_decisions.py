@@ -46,8 +46,6 @@ def force_exit(position: Position, pct: float, amount_step: float) -> ManualExit
     amount = floor_to_step(position.size * pct / 100, amount_step)
     if amount <= 0:
         return Refused(f"force-exit: {pct:g}% of {position.size:g} is less than the market's step {amount_step:g}")
-    if amount >= position.size:
-        return ManualExit(position.size, full=True)
     return ManualExit(amount, full=False)
 
 
