@@ -25,10 +25,10 @@ def test_a_full_exit_closes_everything_whatever_the_step() -> None:
     assert force_exit(LONG, 100.0, 0.01) == ManualExit(0.123, full=True)  # 0.123 is off the 0.01 grid
 
 
-@pytest.mark.parametrize(("position", "pct"), [(FLAT, 100.0), (Position("long", 0.001, 1.0), 50.0),
-                                               (Position("short", 0.3, 10.0), 33.3)])
-def test_an_exit_with_nothing_to_close_is_refused(position: Position, pct: float) -> None:
-    decision = force_exit(position, pct, 0.001)
+@pytest.mark.parametrize(("position", "pct", "step"), [(FLAT, 100.0, 0.001), (Position("long", 0.001, 1.0), 50.0, 0.001),
+                                                       (Position("short", 0.3, 10.0), 33.3, 0.1)])
+def test_an_exit_with_nothing_to_close_is_refused(position: Position, pct: float, step: float) -> None:
+    decision = force_exit(position, pct, step)
     assert isinstance(decision, Refused) and decision.reason.startswith("force-exit:")
 
 
