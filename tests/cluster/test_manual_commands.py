@@ -71,7 +71,7 @@ def test_a_command_replayed_after_a_failover_is_not_sent_twice(cluster: Cluster)
     cluster.start("b")
 
     def done() -> bool:
-        return cluster.sql("SELECT status FROM bot_commands WHERE id = %s", body["id"])[0][0] == "done"
+        return bool(cluster.sql("SELECT status FROM bot_commands WHERE id = %s", body["id"])[0][0] == "done")
 
     wait_until(done, 60, "the next owner to settle the command")
     [(side, reason, cid, amount)] = _trades(cluster, bot)
