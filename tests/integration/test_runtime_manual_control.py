@@ -317,3 +317,24 @@ async def test_manual_commands_are_scoped_checked_and_validated(
         r = await runtime_client.post(f"/api/v1/bots/{stopped}/{action}", json=body, headers=owner.headers)
         assert r.status == 409, action
         assert "not running" in (await r.json())["detail"]
+
+
+async def test_a_command_left_by_a_stopped_run_is_void_when_the_bot_starts_again(
+    runtime_client: Client, runtime: BotRuntime, pool: asyncpg.Pool, sim: SimControl, owner: Owner
+) -> None:
+    bot = await create_bot(pool, owner.user_id, owner.key_id, active=False)
+    left = await pool.fetchval(
+        "INSERT INTO bot_commands (bot_id, user_id, kind, side) VALUES ($1, $2, 'force_entry', 'long') RETURNING id",
+        bot, owner.user_id)
+    r = await runtime_client.post(f"/api/v1/bots/{bot}/start", headers=owner.headers)
+    assert r.status == 202, await r.text()
+    row = await pool.fetchrow("SELECT status, message FROM bot_commands WHERE id = $1", left)
+    assert row["status"] == "refused" and "stopped before" in row["message"]
+    run = Run(runtime_client, runtime, pool, sim, owner, bot)
+
+    async def running() -> bool:
+        return runtime.supervisor.actor(bot) is not None and (await run.state())["status"] == "running"
+
+    await eventually(running, what="the bot to run")
+    await run.push(*FLAT)
+    assert await run.trades() == [] and await sim.orders(owner.creds.api_key) == []

@@ -337,6 +337,13 @@ async def _starting(conn: asyncpg.Connection, bot_id: int) -> asyncpg.Record:
         bot_id,
     )
     assert state is not None
+    # A force-exit / force-entry the last run did not get to is void: it was meant for a position
+    # and a moment that are gone, and must not fire when the bot is started again, maybe days later.
+    await conn.execute(
+        "UPDATE bot_commands SET status = 'refused', message = 'the bot stopped before carrying it out', "
+        "done_at = now() WHERE bot_id = $1 AND status = 'pending'",
+        bot_id,
+    )
     return state
 
 
