@@ -1,8 +1,8 @@
 """A bot actor's mailbox: commands are never dropped, market data is bounded.
 
-Commands (stop, reconfigure, the daily tick, a fee found, a helper task's failure) are rare and
-must all arrive, so they queue without a bound and are served first: a stop overtakes candles that
-are still waiting. Candles come from the market-data hub, which must never wait on a slow actor;
+Commands (stop, reconfigure, the daily tick, a fee found, a helper task's failure, a prompt to
+read the manual commands) are rare and must all arrive, so they queue without a bound and are
+served first: a stop overtakes candles that are still waiting. Candles come from the market-data hub, which must never wait on a slow actor;
 past `candle_capacity` the oldest candle is dropped and counted, and the actor notices the hole
 in open times and backfills it from the exchange before deciding again, so no candle is skipped
 for the strategy (DESIGN.md invariant 3).
