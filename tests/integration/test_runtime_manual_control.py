@@ -20,7 +20,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from tests.integration.auth_helpers import bearer, user_token
-from tests.integration.runtime_helpers import START_MS, candle_rows, create_api_key, create_bot, push_and_wait
+from tests.integration.runtime_helpers import (
+    MINUTE,
+    START_MS,
+    candle_rows,
+    create_api_key,
+    create_bot,
+    push_and_wait,
+)
 from tests.runtime_fixtures import manual_simulator
 from tests.simulator_helpers import Credentials, SimControl
 from tests.timing import eventually
@@ -214,6 +221,13 @@ async def test_paused_entries_never_open_but_exits_go_on_and_resume_takes_the_cu
     await run.push(UP[0], UP[1])  # the target turns long: no entry while paused
     assert await run.trades() == []
     assert await sim.orders(owner.creds.api_key) == []
+    # The decisions are still saved (a skipped entry leaves the strategy state to the batch writer).
+    last = START_MS + (len(run.closes) - 1) * MINUTE
+
+    async def saved() -> bool:
+        return bool(await pool.fetchval("SELECT last_candle_time FROM bot_state WHERE bot_id = $1", run.bot) == last)
+
+    await eventually(saved, what="the paused bot's decisions to be saved")
 
     await run.post("resume-entries")
     assert (await run.state())["entries_paused"] is False

@@ -268,9 +268,12 @@ class BotActor:
                         log.info("stop loss hit", extra={"bot_id": self.bot_id, "price": price})
                 elif isinstance(step, Open):
                     # pause-entries is the API's column, read at the moment it matters (never a
-                    # copy a lost prompt could leave stale); exits and protection go on.
-                    if not await bot_store.entries_paused(self.ctx.pool, self.bot_id):
-                        await self._open(step, seq, price)
+                    # copy a lost prompt could leave stale); exits and protection go on. A skipped
+                    # entry writes nothing: the strategy state then goes to the batch writer.
+                    if await bot_store.entries_paused(self.ctx.pool, self.bot_id):
+                        step = steps.send(self.book)
+                        continue
+                    await self._open(step, seq, price)
                 elif isinstance(step, Pause):
                     await self._pause(step)
                 saved = True
