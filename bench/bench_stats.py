@@ -67,8 +67,8 @@ async def seed(url: str, user_id: int, bots: int, trades: int, tag: str = "bench
         await conn.execute("SET session_replication_role = replica")
         bot_ids = [
             await conn.fetchval(
-                "INSERT INTO bot_configs (user_id, name, symbol, timeframe, ema_period) "
-                "VALUES ($1, $2, 'BTC/USDT:USDT', '1m', 20) RETURNING id",
+                "INSERT INTO bot_configs (user_id, name, symbol, timeframe, ema_period, parameters) "
+                "VALUES ($1, $2, 'BTC/USDT:USDT', '1m', 20, '{\"ema_period\": 20}') RETURNING id",
                 user_id, f"bench-{i}",
             )
             for i in range(bots)

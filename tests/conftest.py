@@ -31,7 +31,8 @@ pytest_plugins = ("tests.simulator_fixtures", "tests.runtime_fixtures")
 
 TABLES = (
     "users, revoked_tokens, api_keys, bot_configs, bot_state, bot_ownership, orders, trades, backtests, "
-    "candles, candle_coverage, job_runs"
+    "candles, candle_coverage, job_runs, webhooks, notification_preferences, notification_events, "
+    "webhook_deliveries, mail_deliveries"
 )
 
 

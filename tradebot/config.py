@@ -137,6 +137,16 @@ class Settings(BaseSettings):
     optimizer_max_live_per_user: int = Field(default=4, ge=1, le=1000)
     optimizer_max_trials: int = Field(default=10_000, ge=1, le=1_000_000)
 
+    # Webhooks (CONTRACT.md "Webhooks"): the first retry's delay (doubling after), whether URLs may
+    # point at loopback/private/link-local addresses (unset: only outside production), how often an
+    # idle delivery worker looks for due rows, and whether this replica runs the delivery workers.
+    webhook_retry_s: float = Field(default=10.0, gt=0, le=86_400)
+    webhook_allow_private: bool | None = None
+    notifications_poll_s: float = Field(default=0.1, gt=0, le=60)
+    notifications_enabled: bool = True
+    # Delivered and failed deliveries (the log GET /webhooks/{id}/deliveries shows) are kept this long.
+    notifications_keep_days: float = Field(default=30.0, gt=0, le=3650)
+
     @field_validator("jwt_secret")
     @classmethod
     def _jwt_secret_long_enough(cls, v: str | None) -> str | None:
@@ -210,6 +220,12 @@ class Settings(BaseSettings):
         if self.renew_interval_ms * 2 > self.lease_ttl_ms:
             raise ValueError("TRADEBOT_RENEW_INTERVAL_MS must be at most half of TRADEBOT_LEASE_TTL_MS")
         return self
+
+    @property
+    def webhooks_may_target_private(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.env != "production"
 
     @property
     def fernet_key_list(self) -> list[str]:

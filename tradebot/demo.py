@@ -90,7 +90,7 @@ async def _create_demo_account(url: str, simulator_url: str, password: str) -> t
         paper = await _call(
             http, "POST", f"{api}/bots",
             {"name": "BTC EMA(10) paper", "mode": "paper", "paper_balance": 10_000, "symbol": "BTCUSDT",
-             "strategy": "ema_cross", "timeframe": "1m", "ema_period": 10, "leverage": 3, "order_size_pct": 20,
+             "timeframe": "1m", "ema_period": 10, "leverage": 3, "order_size_pct": 20,
              "allow_short": True},
             headers=auth,
         )

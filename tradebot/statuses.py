@@ -116,3 +116,11 @@ class OptimizationStatus(StrEnum):
 LIVE_OPTIMIZATION_STATUSES: frozenset[OptimizationStatus] = frozenset(
     {OptimizationStatus.PENDING, OptimizationStatus.RUNNING}
 )
+
+
+class DeliveryStatus(StrEnum):
+    """A webhook delivery or a mail in the notification outbox (CONTRACT.md "Webhooks")."""
+
+    PENDING = "pending"  # stored, not yet sent, or waiting for its next attempt
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt allowed has been made

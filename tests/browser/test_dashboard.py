@@ -100,13 +100,24 @@ def test_trader_journey(stack: Stack, page: Any) -> None:
     screenshot(page, "03-bot-form-errors")
     page.fill(EMA_PERIOD, "5")
     page.fill("input[name=order_size_pct]", "50")
+    # A live bot (the form's default is paper): creating it is confirmed, naming the key that will trade.
+    page.select_option("select[name=mode]", "live")
+    confirmations: list[str] = []
+
+    def accept(dialog: Any) -> None:
+        confirmations.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
     page.click("#bot-form button[type=submit]")
     page.wait_for_url(re.compile(r".*/bots/\d+$"))
+    assert len(confirmations) == 1 and "Simulator" in confirmations[0]
     bot_id = int(page.url.rsplit("/", 1)[1])
 
     page.click("#bot-actions [data-action=start]")
     page.locator("#bot-status .badge.running").wait_for(timeout=30_000)
     page.locator("#trades-table .empty").wait_for()
+    assert page.locator("#bot-mode .badge.paper").count() == 0
 
     # A cross up: the bot buys; the trade must appear without a reload.
     page.evaluate("window.__marker = 'same document'")

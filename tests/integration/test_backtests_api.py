@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import threading
 import time
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,8 @@ from tests.integration.backtests_helpers import (
 )
 from tests.simulator_helpers import SimControl
 from tests.timing import eventually
-from tradebot.backtests import command
+from tradebot.backtests import candle_cache, command
+from tradebot.backtests import runner as backtest_runner
 from tradebot.config import Secrets, Settings
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.app import create_app
@@ -318,8 +321,23 @@ async def test_openapi_describes_the_backtest_endpoints(bt_client: Client) -> No
     assert body["additionalProperties"] is False
 
 
-async def test_a_large_backtest_does_not_block_the_event_loop(bt_client: Client, pool: asyncpg.Pool) -> None:
+async def test_a_large_backtest_does_not_block_the_event_loop(
+    bt_client: Client, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     n = 1_000_000
+    # Where the heavy parts ran: the parsing of the cached rows and the engine must each run in a
+    # thread of their own, never on the loop's (a thread, not a timing threshold: the machines are
+    # shared, and the lag below is only printed).
+    ran_on: dict[str, set[int]] = {"parse": set(), "engine": set()}
+
+    def spy(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            ran_on[name].add(threading.get_ident())
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(candle_cache, "parse_binary_copy", spy("parse", candle_cache.parse_binary_copy))
+    monkeypatch.setattr(backtest_runner, "compute_result", spy("engine", backtest_runner.compute_result))
     # A cached range (no exchange involved): a million 1m candles straight into the cache tables.
     await pool.execute(
         "INSERT INTO candles SELECT 'binanceusdm', 'BTC/USDT:USDT', '1m', $1::bigint + i::bigint * 60000, "
@@ -365,9 +383,10 @@ async def test_a_large_backtest_does_not_block_the_event_loop(bt_client: Client,
     print(f"1M candles: {took:.2f} s, worst loop lag {worst * 1000:.1f} ms (idle {baseline * 1000:.1f} ms)")
     assert api["status"] == "done" and api["candles_count"] == n, api.get("error_message")
     assert len(api["equity_curve"]) == 1000 and api["equity_curve"][-1][1] == api["final_balance"]
-    # The engine and the parsing of the cached rows run in threads: the loop keeps answering
-    # meanwhile (parsing a million rows on the loop alone stalls it for ~65 ms; measured ~12 ms).
-    assert worst < max(0.05, 3 * baseline)
+    # Parsing a million rows on the loop alone stalled it for ~65 ms; in a thread the loop answers.
+    loop_thread = threading.get_ident()
+    assert ran_on["parse"] and loop_thread not in ran_on["parse"]
+    assert ran_on["engine"] and loop_thread not in ran_on["engine"]
 
 
 ALL_TIMEFRAMES = "1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M".split()

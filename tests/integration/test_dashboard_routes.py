@@ -192,7 +192,8 @@ async def test_openapi_declares_the_candles_endpoint(client: Client) -> None:
 
 @pytest.mark.parametrize("path", ["/", "/login", "/register", "/forgot-password", "/reset-password?token=abc",
                                   "/keys", "/bots", "/bots/new", "/bots/12", "/bots/12/edit", "/backtests",
-                                  "/backtests/3"])
+                                  "/backtests/3", "/overview", "/optimizations", "/optimizations/new",
+                                  "/optimizations/7"])
 async def test_pages_are_the_shell_with_a_strict_policy(client: Client, path: str) -> None:
     r = await client.get(path)
     assert r.status == 200

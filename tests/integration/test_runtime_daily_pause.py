@@ -57,6 +57,8 @@ async def test_a_pause_taken_today_still_holds_after_a_restart(
     state = await _started(pool, runtime, trader, paused_days_ago=0)
     assert state["status"] == "paused" and state["pause_reason"] == "daily_trades"
     assert state["daily_trades_count"] == 2
+    # resumed paused (starting → paused): nothing new happened, so nothing is mailed
+    assert await pool.fetchval("SELECT count(*) FROM mail_deliveries") == 0
 
 
 async def test_a_pause_taken_on_an_earlier_day_ends_when_the_bot_starts(
@@ -113,6 +115,9 @@ class TestMidnight:
         for row in candle_rows([100.0] * 5 + [104.0, 101.0, 105.0]):  # long, flat, then a refused long
             await push_and_wait(runtime, sim, bot, row)
         assert (await pool.fetchval("SELECT status FROM bot_state WHERE bot_id = $1", bot)) == "paused"
+        # the pause is mailed to the bot's owner, queued in the transaction that wrote it
+        mails = await pool.fetch("SELECT kind, user_id FROM mail_deliveries")
+        assert [(m["kind"], m["user_id"]) for m in mails] == [("paused", trader.user_id)]
 
         runtime_clock.advance_wall(DAY_MS)
         await push_and_wait(runtime, sim, bot, candle_rows([105.0, 108.0], START_MS + 7 * 60_000)[1])

@@ -25,6 +25,7 @@ from tradebot.config import Secrets
 from tradebot.exchange.ccxt_factory import ExchangeClientFactory
 from tradebot.exchange.simulator import RunningSimulator, SimulatorConfig
 from tradebot.http.appkeys import BOTS
+from tradebot.runtime import bot_store
 from tradebot.runtime.bot_runtime import BotRuntime
 
 UP = [100.0] * 5 + [104.0]  # EMA(5) of the first five is 100; a close of 104 targets long
@@ -259,6 +260,9 @@ async def test_insufficient_balance_stops_the_bot_with_a_readable_message(
     assert not await pool.fetchval("SELECT is_active FROM bot_configs WHERE id = $1", bot)
     order = await pool.fetchrow("SELECT status FROM orders WHERE bot_id = $1", bot)
     assert order["status"] == "rejected"
+    # the failure is mailed to the owner (queued with the status change), once
+    mails = await pool.fetch("SELECT kind, user_id FROM mail_deliveries")
+    assert [(m["kind"], m["user_id"]) for m in mails] == [("error", trader.user_id)]
 
 
 async def test_invalid_key_stops_the_bot_with_a_readable_message(
@@ -296,3 +300,16 @@ async def test_shutdown_hands_over_with_the_latest_state_and_no_lease_left(
     ownership = await pool.fetch("SELECT released_at FROM bot_ownership WHERE bot_id = $1", bot)
     assert ownership and all(o["released_at"] is not None for o in ownership)
     assert await redis_client.exists(runtime.leases.lease_key(bot)) == 0
+
+
+async def test_shutdown_ends_every_ownership_of_this_replica_even_one_no_actor_reported(
+    runtime: BotRuntime, pool: asyncpg.Pool, trader: Trader
+) -> None:
+    # A take cancelled by the shutdown between its claim and starting the actor (or an actor slower
+    # to end than the shutdown waits) never reports its exit: its ownership must end all the same,
+    # or the books say this replica still owns a bot nobody runs (seen in the chaos audit).
+    bot = await create_bot(pool, trader.user_id, trader.key_id, active=False)
+    assert await bot_store.claim(pool, bot, 7, runtime.leases.replica_id)
+    await runtime.close()
+    [ownership] = await pool.fetch("SELECT released_at FROM bot_ownership WHERE bot_id = $1", bot)
+    assert ownership["released_at"] is not None

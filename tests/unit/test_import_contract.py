@@ -39,7 +39,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("pure code and the exchange edge", ("tradebot.strategies", "tradebot.security", "tradebot.exchange")),
-    ("domain", ("tradebot.accounts", "tradebot.bots", "tradebot.backtests", "tradebot.optimizations")),
+    ("domain", ("tradebot.accounts", "tradebot.bots", "tradebot.backtests", "tradebot.optimizations",
+                "tradebot.notifications")),
     ("runtime", ("tradebot.runtime",)),
     ("HTTP app", ("tradebot.http",)),
     (

@@ -18,7 +18,8 @@ import asyncpg
 
 from tradebot.bots.models import SETTING_FIELDS, BotSettings
 from tradebot.bots.stats import TradeFilter
-from tradebot.bots.views import ORDER_COLUMNS, STATE_COLUMNS, TRADE_COLUMNS
+from tradebot.bots.views import ORDER_COLUMNS, STATE_COLUMNS, TRADE_COLUMNS, state_view
+from tradebot.notifications import outbox
 
 _CONFIG_COLUMNS = ", ".join(
     f"c.{name}" for name in ("id", *SETTING_FIELDS, "is_active", "created_at", "updated_at")
@@ -242,15 +243,20 @@ class BotsRepo:
 
     async def set_entries_paused(self, user_id: int, bot_id: int, paused: bool) -> asyncpg.Record | None:
         """The one column of bot_state the API writes while the bot runs (the actor reads it before
-        each entry and never writes it); None unless the user's bot is running."""
-        return await self._pool.fetchrow(
-            "UPDATE bot_state s SET entries_paused = $3, last_updated_at = now() FROM bot_configs c "
-            f"WHERE s.bot_id = c.id AND {_OWNED} AND c.is_active AND s.status IN ('running', 'paused') "
-            f"RETURNING {', '.join('s.' + c.strip() for c in STATE_COLUMNS.split(','))}",
-            bot_id,
-            user_id,
-            paused,
-        )
+        each entry and never writes it); None unless the user's bot is running. The state event
+        goes to the outbox in the same transaction, like every other state change."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            state = await conn.fetchrow(
+                "UPDATE bot_state s SET entries_paused = $3, last_updated_at = now() FROM bot_configs c "
+                f"WHERE s.bot_id = c.id AND {_OWNED} AND c.is_active AND s.status IN ('running', 'paused') "
+                f"RETURNING {', '.join('s.' + c.strip() for c in STATE_COLUMNS.split(','))}",
+                bot_id,
+                user_id,
+                paused,
+            )
+            if state is not None:
+                await outbox.record_bot_change(conn, bot_id, "state", state_view(state))
+            return state
 
     async def bot_exists(self, user_id: int, bot_id: int) -> bool:
         found = await self._pool.fetchval(
@@ -301,9 +307,11 @@ class BotsRepo:
 async def _stop(
     conn: asyncpg.Connection, user_id: int, bot_id: int, *, close_position: bool
 ) -> StateChange | None:
+    # NO KEY UPDATE: the owner recording a fill holds the state row and then key-share locks this
+    # row (the trade's foreign key); a full FOR UPDATE here would deadlock with it.
     row = await conn.fetchrow(
         f"SELECT c.is_active, s.status FROM bot_configs c LEFT JOIN bot_state s ON s.bot_id = c.id "
-        f"WHERE {_OWNED} FOR UPDATE OF c",
+        f"WHERE {_OWNED} FOR NO KEY UPDATE OF c",
         bot_id,
         user_id,
     )
@@ -325,6 +333,7 @@ async def _stop(
         close_position and not settled,
     )
     assert state is not None
+    await outbox.record_bot_change(conn, bot_id, "state", state_view(state), previous_status=row["status"])
     return StateChange(state, was_active)
 
 
@@ -337,6 +346,7 @@ async def _starting(conn: asyncpg.Connection, bot_id: int) -> asyncpg.Record:
         bot_id,
     )
     assert state is not None
+    await outbox.record_bot_change(conn, bot_id, "state", state_view(state))
     # A force-exit / force-entry the last run did not get to is void: it was meant for a position
     # and a moment that are gone, and must not fire when the bot is started again, maybe days later.
     await conn.execute(

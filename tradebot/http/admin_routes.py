@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from tradebot.http.appkeys import ACCOUNTS, PRINCIPAL, SETTINGS
-from tradebot.http.problems import Problem, not_found
+from tradebot.http.problems import Problem, not_found, path_id
 from tradebot.http.routing import RouteTable
 
 routes = RouteTable()
@@ -22,10 +22,7 @@ def _operator_only(request: web.Request) -> None:
 
 
 def _user_id(request: web.Request) -> int:
-    raw = request.match_info["user_id"]
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
-        raise not_found("user")
-    return int(raw)
+    return path_id(request.match_info["user_id"], "user")
 
 
 async def _set_active(request: web.Request, active: bool) -> web.Response:

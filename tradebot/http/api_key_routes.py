@@ -12,7 +12,7 @@ from tradebot.accounts.api_keys import ApiKey
 from tradebot.http.appkeys import API_KEYS, PRINCIPAL
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import Page, PageQuery, build_page, decode_id_cursor
-from tradebot.http.problems import not_found
+from tradebot.http.problems import path_id
 from tradebot.http.request_body import parse_body, parse_query
 from tradebot.http.routing import RouteTable
 
@@ -73,11 +73,7 @@ class ApiKeyPage(Page[ApiKeyOut]):
 
 
 def _key_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    # Out-of-range or non-numeric ids cannot exist: the same 404 as someone else's key.
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
-        raise not_found("api key")
-    return int(raw)
+    return path_id(request.match_info["id"], "api key")
 
 
 @routes.route(

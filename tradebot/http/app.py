@@ -27,6 +27,7 @@ from tradebot.http import (
     dashboard_routes,
     drift_routes,
     markets_routes,
+    notification_routes,
     ops_routes,
     optimization_routes,
     portfolio_routes,
@@ -35,11 +36,13 @@ from tradebot.http import (
     stats_routes,
     strategy_routes,
     trade_routes,
+    webhook_routes,
 )
 from tradebot.http.accounts_app import accounts_context
 from tradebot.http.appkeys import DB, HTTP_METRICS, OPERATIONS, REDIS, REPLICA_ID, SECRETS, SESSION_CACHE, SETTINGS
 from tradebot.http.metrics import HttpMetrics
 from tradebot.http.middlewares import authentication, problems, request_context
+from tradebot.http.notifications_app import notifications_context
 from tradebot.http.routing import RouteTable
 from tradebot.http.static_files import add_static_dir
 
@@ -69,6 +72,8 @@ def all_routes() -> RouteTable:
     table.extend(optimization_routes.routes)
     table.extend(strategy_routes.routes)
     table.extend(chart_routes.routes)
+    table.extend(webhook_routes.routes)
+    table.extend(notification_routes.routes)
     table.extend(cluster_routes.routes)
     table.extend(admin_routes.routes)
     return table
@@ -107,6 +112,7 @@ def create_app(
     app.cleanup_ctx.append(portfolio_routes.portfolio_context)  # exchange reads for GET /portfolio
     app.cleanup_ctx.append(backtest_routes.backtests_context)  # backtest jobs; failed as interrupted on close
     app.cleanup_ctx.append(optimization_routes.optimizations_context)  # chunk workers; after backtests (its loader)
+    app.cleanup_ctx.append(notifications_context)  # webhooks, preferences, the outbox's delivery worker
     if settings.exchange_url or settings.env != "test":  # MARKET_CACHE; test apps without a simulator skip it
         app.cleanup_ctx.append(markets_routes.market_cache_ctx)
     for ctx in extra_contexts or []:

@@ -28,6 +28,9 @@ from tradebot.http.open_streams import OpenStreams
 from tradebot.http.routing import Operation
 from tradebot.http.stream_registry import StreamRegistry
 from tradebot.http.stream_slots import StreamSlots
+from tradebot.notifications.delivery_worker import DeliveryWorker
+from tradebot.notifications.preferences import PreferenceStore
+from tradebot.notifications.webhooks import WebhookService
 from tradebot.optimizations.service import OptimizationService
 from tradebot.runtime.bot_runtime import BotRuntime
 from tradebot.runtime.cluster import ClusterCoordinator
@@ -94,6 +97,11 @@ OPTIMIZATION_WORKERS = web.AppKey("optimization_workers", OptimizationWorkers)
 RUNTIME = web.AppKey("runtime", BotRuntime)
 MARKET_DATA = web.AppKey("market_data", MarketDataHub)
 CLUSTER = web.AppKey("cluster", ClusterCoordinator)
+
+# Webhooks, notification preferences and this replica's delivery worker (http.notifications_app)
+WEBHOOKS = web.AppKey("webhooks", WebhookService)
+NOTIFICATION_PREFERENCES = web.AppKey("notification_preferences", PreferenceStore)
+DELIVERY_WORKER = web.AppKey("delivery_worker", DeliveryWorker)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -32,7 +32,7 @@ from tradebot.http.appkeys import (
 from tradebot.http.backtest_schemas import BacktestAccepted, BacktestCreate, BacktestOut, BacktestPage
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
-from tradebot.http.problems import not_found
+from tradebot.http.problems import path_id
 from tradebot.http.request_body import parse_body, parse_query
 from tradebot.http.routing import RouteTable
 
@@ -42,11 +42,7 @@ PREFIX = "/api/v1/backtests"
 TAGS = ["backtests"]
 
 def backtest_id_of(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    # A non-numeric or out-of-range id cannot exist: the same 404 as someone else's backtest.
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
-        raise not_found("backtest")
-    return int(raw)
+    return path_id(request.match_info["id"], "backtest")
 
 
 def by_id(row: Mapping[str, Any]) -> tuple[int]:

@@ -29,7 +29,7 @@ from tradebot.http.bot_schemas import (
 from tradebot.http.csv_export import CSV_TYPE, keyset_batches, stream_csv, wants_csv
 from tradebot.http.json_response import json_response
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
-from tradebot.http.problems import not_found
+from tradebot.http.problems import path_id
 from tradebot.http.request_body import parse_body, parse_query
 from tradebot.http.routing import RouteTable
 from tradebot.http.trade_routes import TRADE_CSV_COLUMNS, decode_trade_cursor, trade_key
@@ -45,11 +45,7 @@ def by_id(row: Mapping[str, Any]) -> tuple[int]:
 
 
 def bot_id_of(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    # A non-numeric or out-of-range id cannot exist: the same 404 as someone else's bot.
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
-        raise not_found("bot")
-    return int(raw)
+    return path_id(request.match_info["id"], "bot")
 
 
 @routes.route(

@@ -47,6 +47,10 @@ PAGE_PATHS = (
     "/backtests",
     "/backtests/new",
     "/backtests/{id:\\d{1,19}}",
+    "/overview",
+    "/optimizations",
+    "/optimizations/new",
+    "/optimizations/{id:\\d{1,19}}",
 )
 
 

@@ -26,6 +26,7 @@ from tradebot.http.problems import (
     unauthorized,
     validation_problem,
 )
+from tradebot.notifications import errors as notifications
 from tradebot.optimizations import errors as optimizations
 from tradebot.security.password_policy import WeakPassword
 from tradebot.security.rate_limit import retry_after_header
@@ -94,6 +95,14 @@ DOMAIN_PROBLEMS: Mapping[type[Exception], ToProblem] = MappingProxyType({
     optimizations.TooManyOptimizations: lambda e: Problem(429, f"{e}; wait for one to finish or cancel one",
                                                           headers={"Retry-After": "10"}),
     optimizations.OptimizationError: _refused,
+    # webhooks and notification preferences
+    notifications.WebhookNotFound: lambda _: not_found("webhook"),
+    notifications.DeliveryNotFound: lambda _: not_found("delivery"),
+    notifications.TooManyWebhooks: lambda e: conflict(f"this account already has the maximum of {e.limit} webhooks; "
+                                                      "delete one to add another"),
+    notifications.DeliveryNotRetryable: lambda e: conflict(str(e)),
+    notifications.InvalidNotificationField: lambda e: field_problem(e.field, e.message),
+    notifications.NotificationError: _refused,
 })  # fmt: skip
 
 

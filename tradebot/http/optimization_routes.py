@@ -30,7 +30,7 @@ from tradebot.http.optimization_schemas import (
     OptimizationPage,
 )
 from tradebot.http.pagination import PageQuery, build_page, decode_id_cursor
-from tradebot.http.problems import not_found, unauthorized
+from tradebot.http.problems import path_id, unauthorized
 from tradebot.http.request_body import parse_body, parse_query
 from tradebot.http.routing import RouteTable
 from tradebot.http.sse_frames import encode_user_frame
@@ -49,10 +49,7 @@ STREAM_POLL_S: Final = 0.5
 
 
 def optimization_id_of(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
-        raise not_found("optimization")
-    return int(raw)
+    return path_id(request.match_info["id"], "optimization")
 
 
 def by_id(row: Mapping[str, Any]) -> tuple[int]:

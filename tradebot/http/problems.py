@@ -59,6 +59,14 @@ def not_found(what: str = "resource") -> Problem:
     return Problem(404, f"{what} not found")
 
 
+def path_id(raw: str, what: str) -> int:
+    """A resource id from the URL path. A non-numeric or out-of-range id cannot exist: the same 404
+    as another user's resource, so ids reveal nothing."""
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) < 2**63:
+        raise not_found(what)
+    return int(raw)
+
+
 def conflict(detail: str) -> Problem:
     return Problem(409, detail)
 

@@ -101,7 +101,6 @@ class BotRuntime:
         self.announce_released: Hook | None = None
         self._stand_down_task: asyncio.Task[None] | None = None
         self._closing = False
-        self._handed_over: list[tuple[int, int]] = []
         self._take_limit = asyncio.Semaphore(TAKE_CONCURRENCY)
         self.gc = GcPolicy()
 
@@ -153,9 +152,8 @@ class BotRuntime:
                 await self.ctx.state_writer.flush()
             except (OSError, asyncpg.PostgresError) as e:
                 log.warning("last strategy snapshots not written: %s", e)
-        handed_over, self._handed_over = self._handed_over, []
         try:
-            await bot_store.release_ownerships(self._pool, handed_over)
+            await bot_store.release_replica_ownerships(self._pool, self.leases.replica_id)
         except (OSError, asyncpg.PostgresError) as e:
             log.warning("could not record the end of ownerships: %s", e)
         # The snapshots are written: now the next owner may take the bots.
@@ -185,9 +183,7 @@ class BotRuntime:
     async def _exited(self, lease: Lease) -> None:
         self.gc.bot_exited()
         if self._closing:
-            # Released in bulk by close(): one statement and one script call for every bot.
-            self._handed_over.append((lease.bot_id, lease.fence))
-            return
+            return  # released in bulk by close(): one statement and one script call for every bot
         try:
             await bot_store.release_ownership(self._pool, lease.bot_id, lease.fence)
         except (OSError, asyncpg.PostgresError) as e:

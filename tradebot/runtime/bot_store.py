@@ -17,7 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from tradebot.bots.views import STATE_COLUMNS, state_view
+from tradebot.bots.views import STATE_COLUMNS, state_view, trade_view
+from tradebot.notifications import outbox
 from tradebot.runtime.positions import FLAT as FLAT  # re-exported: the rows store positions
 from tradebot.runtime.positions import Position as Position
 
@@ -141,16 +142,11 @@ async def release_ownership(pool: asyncpg.Pool, bot_id: int, fence: int) -> None
     )
 
 
-async def release_ownerships(pool: asyncpg.Pool, leases: list[tuple[int, int]]) -> None:
-    """End many ownerships (bot, fence) in one statement (a replica shutting down)."""
-    if not leases:
-        return
+async def release_replica_ownerships(pool: asyncpg.Pool, replica_id: str) -> None:
+    """End every ownership `replica_id` still has open, in one statement (a replica shutting down
+    after its bots stopped: also those whose take or exit the shutdown cut short)."""
     await pool.execute(
-        """UPDATE bot_ownership o SET released_at = now()
-           FROM unnest($1::bigint[], $2::bigint[]) AS v(bot_id, fence)
-           WHERE o.bot_id = v.bot_id AND o.fence_token = v.fence AND o.released_at IS NULL""",
-        [b for b, _ in leases],
-        [f for _, f in leases],
+        "UPDATE bot_ownership SET released_at = now() WHERE replica_id = $1 AND released_at IS NULL", replica_id
     )
 
 
@@ -170,13 +166,18 @@ async def update_state(conn: asyncpg.Connection, bot_id: int, fields: Mapping[st
         raise ValueError(f"not bot_state columns: {sorted(unknown)}")
     names = list(fields)
     sets = ", ".join(f"{n} = ${i + 2}" for i, n in enumerate(names))
+    # `before` reads the row as this statement found it: the status it moves from.
     row = await conn.fetchrow(
-        f"UPDATE bot_state SET {sets}, last_updated_at = now() WHERE bot_id = $1 RETURNING {STATE_COLUMNS}",
+        f"UPDATE bot_state SET {sets}, last_updated_at = now() "
+        f"FROM (SELECT status AS previous_status FROM bot_state WHERE bot_id = $1) AS before "
+        f"WHERE bot_id = $1 RETURNING {STATE_COLUMNS}, before.previous_status",
         bot_id,
         *[fields[n] for n in names],
     )
     assert row is not None
-    return state_view(row)
+    view = state_view(row)
+    await outbox.record_bot_change(conn, bot_id, "state", view, previous_status=row["previous_status"])
+    return view
 
 
 def position_fields(position: Position) -> dict[str, Any]:
@@ -299,7 +300,7 @@ async def insert_trade(
     """One trade per filled order; None if it was recorded already (a replay of the same fill).
     A fee of None is stored as unknown (NULL), to be filled in by `set_trade_fee`. The trade's
     `paper` flag and `reason` are its order's, recorded before it was sent."""
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         """INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, realized_pnl,
                                client_order_id, paper, reason)
            SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, o.paper, o.reason FROM orders o WHERE o.id = $3
@@ -317,6 +318,9 @@ async def insert_trade(
         _money(realized_pnl),
         client_order_id,
     )
+    if row is not None:
+        await outbox.record_bot_change(conn, bot_id, "trade", trade_view(row))
+    return row
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,8 @@ from tradebot.runtime.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 # How long an order already sent may take to settle after its bot was cancelled (a hand-over that
-# timed out): above an exchange request's usual answer time, below the lease TTL's order of magnitude.
-IN_FLIGHT_GRACE_S = 5.0
+# timed out): far above an exchange's usual answer time, below the 5 s a cancelled bot is waited for.
+IN_FLIGHT_GRACE_S = 3.0
 
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 # The actor's strategy fields, read only when a fill is written with them (reading them supersedes

@@ -5,6 +5,7 @@ import {
   ColorType,
   createChart,
   createSeriesMarkers,
+  HistogramSeries,
   LineSeries,
 } from "/static/vendor/lightweight-charts.standalone.production.mjs";
 import { h } from "./dom.js";
@@ -195,4 +196,36 @@ export function equityCharts(equityEl, drawdownEl, curve) {
   eq.timeScale().subscribeVisibleLogicalRangeChange((r) => r && dd.timeScale().setVisibleLogicalRange(r));
   dd.timeScale().subscribeVisibleLogicalRangeChange((r) => r && eq.timeScale().setVisibleLogicalRange(r));
   return { eq, dd, maxDrawdown: Math.min(0, ...drawdown.map((d) => d.value)) };
+}
+
+// The overview's profit charts from GET /stats items (oldest first): net PnL per period as bars
+// (green up, red down) and its running sum as a line. What each chart holds is written back to its
+// element's data-points ([[seconds, value], …], read from the library), so tests read what is drawn.
+export function profitCharts(cumulativeEl, dailyEl) {
+  const cum = baseChart(cumulativeEl);
+  const line = cum.addSeries(AreaSeries, {
+    lineColor: COLORS.equity, topColor: "rgba(59, 130, 246, 0.35)", bottomColor: "rgba(59, 130, 246, 0.02)", lineWidth: 2,
+  });
+  const daily = baseChart(dailyEl);
+  const bars = daily.addSeries(HistogramSeries, { priceLineVisible: false });
+  const written = (el, series) => {
+    el.dataset.points = JSON.stringify(series.data().map((p) => [p.time, p.value]));
+  };
+  return {
+    setItems(items) {
+      let sum = 0;
+      const points = ascending(items.map((it) => {
+        sum += Number(it.net_pnl);
+        return { time: toSeconds(it.period_start), value: sum };
+      }));
+      line.setData(points);
+      bars.setData(ascending(items.map((it) => ({
+        time: toSeconds(it.period_start), value: Number(it.net_pnl), color: Number(it.net_pnl) < 0 ? COLORS.down : COLORS.up,
+      }))));
+      cum.timeScale().fitContent();
+      daily.timeScale().fitContent();
+      written(cumulativeEl, line);
+      written(dailyEl, bars);
+    },
+  };
 }

@@ -83,6 +83,11 @@ export function badge(text, kind = text) {
   return h("span", { class: `badge ${String(kind || "").replace(/[^a-z_-]/gi, "")}` }, text);
 }
 
+// The mark of everything virtual: a paper bot, and its trades, orders and positions.
+export function paperBadge(paper) {
+  return paper ? h("span", { class: "badge paper", title: "paper trading: virtual balance, nothing on the exchange" }, "PAPER") : null;
+}
+
 // ---- forms ----------------------------------------------------------------------------------
 
 // A labelled field; `name` ties it to the API's errors[].field.

@@ -2,7 +2,8 @@
 // markers, trades, orders.
 import { api, statusStream } from "../api.js";
 import { indicatorLegend, priceChart, tradeLeg } from "../charts.js";
-import { amount, badge, h, mount, num, pageHead, price, signClass, signed, time } from "../dom.js";
+import { driftPanel } from "../drift.js";
+import { amount, badge, h, mount, num, paperBadge, price, signClass, signed, time } from "../dom.js";
 import { lifecycleButtons, positionCell } from "./bots.js";
 
 export async function botPage(id) {
@@ -12,6 +13,7 @@ export async function botPage(id) {
   let lastClose = null;
 
   const title = h("h1", { id: "bot-title" }, bot.name || `Bot #${bot.id}`);
+  const modeSlot = h("span", { id: "bot-mode" }, paperBadge(bot.mode === "paper"));
   document.title = `${bot.name || `Bot #${bot.id}`} · tradebot`;
   const statusSlot = h("span", { id: "bot-status" });
   const liveDot = h("span", { class: "live-dot", title: "connecting" });
@@ -40,7 +42,7 @@ export async function botPage(id) {
 
   mount(
     h("div", { class: "crumbs" }, h("a", { href: "/bots" }, "Bots"), " / ", bot.name || `Bot #${bot.id}`),
-    h("div", { class: "page-head" }, liveDot, title, statusSlot, h("div", { class: "spacer" }), actions,
+    h("div", { class: "page-head" }, liveDot, title, modeSlot, statusSlot, h("div", { class: "spacer" }), actions,
       h("a", { class: "btn btn-ghost btn-sm", href: `/bots/${bot.id}/edit` }, "Edit"), deleteButton),
     actionError,
     stats,
@@ -61,7 +63,8 @@ export async function botPage(id) {
           h("div", { class: "table-wrap" }, h("table", { id: "orders-table" },
             h("thead", {}, h("tr", {}, h("th", {}, "Created"), h("th", {}, "Side"), h("th", { class: "num" }, "Amount"),
               h("th", {}, "Status"), h("th", {}, "Client order id"), h("th", {}, "Exchange id"))),
-            ordersBody)))),
+            ordersBody))),
+        driftPanel(bot.id)),
       h("aside", { class: "panel" }, h("h2", {}, "Settings"), settings)));
 
   function stat(label, value, cls = "", col = "") {
@@ -70,22 +73,35 @@ export async function botPage(id) {
 
   function renderState() {
     statusSlot.replaceChildren(badge(state.status));
-    stats.replaceChildren(
+    stats.replaceChildren(...[
       h("div", { class: "stat" }, h("div", { class: "label" }, "Position"), h("div", { class: "value", dataset: { col: "position" } }, positionCell(state))),
       stat("Entry price", price(state.entry_price), "", "entry"),
       stat("Last close", price(lastClose), "", "last-close"),
       stat("Unrealized PnL", signed(unrealized()), signClass(unrealized()), "unrealized"),
       stat("Daily PnL", signed(state.daily_pnl), signClass(state.daily_pnl), "pnl"),
       stat("Daily trades", num(state.daily_trades_count, 0), "", "trades"),
-      stat("Last decision", time(state.last_run_at), "", "last-run"));
-    errorPanel.hidden = !state.last_error_message;
-    errorPanel.textContent = state.last_error_message ? `Last error: ${state.last_error_message}` : "";
-    actions.replaceChildren(...lifecycleButtons(bot, state.status, () => { actionError.textContent = ""; },
-      (err) => { actionError.textContent = err.message; }));
+      stat("Last decision", time(state.last_run_at), "", "last-run"),
+      // A paper bot's virtual account, as its state reports it (null for live bots).
+      bot.mode === "paper" ? stat("Paper balance", num(state.paper_balance), "", "paper-balance") : null,
+      bot.mode === "paper" ? stat("Equity", num(state.equity), "", "equity") : null].filter(Boolean));
+    const problems = [state.last_error_message ? `Last error: ${state.last_error_message}` : null,
+      state.drift_warning ? `Drift: ${state.drift_warning}` : null].filter(Boolean);
+    errorPanel.hidden = !problems.length;
+    errorPanel.textContent = problems.join(" · ");
+    actions.replaceChildren(...[...lifecycleButtons(bot, state.status, () => { actionError.textContent = ""; },
+      (err) => { actionError.textContent = err.message; }),
+    // Going live is an edit of the stopped bot (the form confirms it, naming the key that will trade).
+    bot.mode === "paper" && state.status === "stopped"
+      ? h("a", { class: "btn btn-sm btn-ghost", href: `/bots/${bot.id}/edit?mode=live`, dataset: { action: "go-live" } }, "Go live…") : null]
+      .filter(Boolean));
   }
 
   // Marked to the last closed candle: an estimate between decisions, not the exchange's figure.
   function unrealized() {
+    // A paper bot's own figure: its equity is marked to the close it last decided on.
+    if (state.in_position && state.equity != null && state.paper_balance != null) {
+      return state.equity - state.paper_balance;
+    }
     if (!state.in_position || state.entry_price === null || lastClose === null) return null;
     const sign = state.position_side === "short" ? -1 : 1;
     return sign * (lastClose - state.entry_price) * state.position_size;
@@ -93,6 +109,9 @@ export async function botPage(id) {
 
   function renderSettings() {
     const rows = [
+      ["Mode", bot.mode === "paper" ? "paper" : "live"],
+      ...(bot.mode === "paper" ? [["Paper start balance", num(bot.paper_balance)], ["Paper fee rate", bot.paper_fee_rate],
+        ["Paper slippage", `${bot.paper_slippage_bps} bps`]] : []),
       ["Symbol", bot.symbol], ["Timeframe", bot.timeframe], ["Strategy", bot.strategy],
       ...Object.entries(bot.parameters || {}).map(([k, x]) => [k, x, k]), // every parameter, defaults included
       ["Leverage", `${bot.leverage}×`], ["Order size", `${num(bot.order_size_pct)}%`], ["Shorts", bot.allow_short ? "allowed" : "no"],
@@ -106,7 +125,7 @@ export async function botPage(id) {
 
   function tradeRow(t) {
     return h("tr", { dataset: { tradeId: t.id } },
-      h("td", { class: "muted" }, time(t.created_at)),
+      h("td", { class: "muted" }, time(t.created_at), " ", paperBadge(t.paper)),
       h("td", { class: t.side === "buy" ? "up" : "down" }, t.side.toUpperCase()),
       h("td", { class: "muted" }, tradeLeg(t)),
       h("td", { class: "num" }, price(t.price)),
@@ -125,7 +144,7 @@ export async function botPage(id) {
   async function loadOrders() {
     const page = await api("GET", `/bots/${bot.id}/orders?limit=100`);
     ordersBody.replaceChildren(...(page.items.length ? page.items.map((o) => h("tr", {},
-      h("td", { class: "muted" }, time(o.created_at)),
+      h("td", { class: "muted" }, time(o.created_at), " ", paperBadge(o.paper)),
       h("td", { class: o.side === "buy" ? "up" : "down" }, o.side.toUpperCase()),
       h("td", { class: "num" }, amount(o.amount)),
       h("td", {}, badge(o.status, o.status === "filled" ? "done" : o.status === "rejected" ? "error" : "pending")),
@@ -185,6 +204,7 @@ export async function botPage(id) {
     try {
       bot = await api("GET", `/bots/${bot.id}`);
       renderSettings();
+      modeSlot.replaceChildren(...[paperBadge(bot.mode === "paper")].filter(Boolean));
     } catch { /* shown on the next successful refresh */ }
   }, 30000);
   addEventListener("pagehide", () => source.close());

@@ -2,7 +2,7 @@
 // few connections per host, so one stream per bot left most rows without it); polled only while that
 // stream is down.
 import { api, listAll, userStatusStream } from "../api.js";
-import { amount, badge, h, mount, num, pageHead, price, signClass, signed } from "../dom.js";
+import { amount, badge, h, mount, num, pageHead, paperBadge, price, signClass, signed } from "../dom.js";
 import { strategyLabel } from "../strategy_form.js";
 
 const POLL_MS = 5000;
@@ -54,7 +54,8 @@ export async function botsPage() {
           h("thead", {}, h("tr", {},
             h("th", {}, "Bot"), h("th", {}, "Market"), h("th", {}, "Status"), h("th", {}, "Position"),
             h("th", { class: "num" }, "Entry price"), h("th", { class: "num" }, "Daily PnL"),
-            h("th", { class: "num" }, "Daily trades"), h("th", {}, "Last error"), h("th", { class: "num" }, ""))),
+            h("th", { class: "num" }, "Daily trades"), h("th", { class: "num" }, "Paper equity"), h("th", {}, "Last error"),
+            h("th", { class: "num" }, ""))),
           tbody))));
 
   function renderSummary() {
@@ -78,13 +79,14 @@ export async function botsPage() {
     const errorCell = h("td", { class: "error-box", dataset: { col: "error" } }, state.last_error_message || "");
     tr.replaceChildren(
       h("td", {}, h("span", { class: `live-dot${live ? " on" : ""}`, title: live ? "live" : "polling" }),
-        h("a", { class: "bot-name", href: `/bots/${bot.id}` }, bot.name || `Bot #${bot.id}`)),
+        h("a", { class: "bot-name", href: `/bots/${bot.id}` }, bot.name || `Bot #${bot.id}`), " ", paperBadge(bot.mode === "paper")),
       h("td", {}, h("span", {}, bot.symbol), " ", h("span", { class: "muted" }, `${bot.timeframe} · ${strategyLabel(bot.strategy, bot.parameters)}`)),
       h("td", { dataset: { col: "status" } }, badge(state.status)),
       h("td", { dataset: { col: "position" } }, positionCell(state)),
       h("td", { class: "num", dataset: { col: "entry" } }, price(state.entry_price)),
       h("td", { class: `num ${signClass(state.daily_pnl)}`, dataset: { col: "pnl" } }, signed(state.daily_pnl)),
       h("td", { class: "num", dataset: { col: "trades" } }, num(state.daily_trades_count, 0)),
+      h("td", { class: "num", dataset: { col: "equity" } }, bot.mode === "paper" ? num(state.equity) : ""),
       errorCell,
       h("td", { class: "num" }, h("div", { class: "actions" },
         ...lifecycleButtons(bot, state.status, () => refresh(), (err) => { errorCell.textContent = err.message; }),
@@ -115,7 +117,7 @@ export async function botsPage() {
     tbody.replaceChildren();
     renderSummary();
     if (!list.length) {
-      tbody.append(h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No bots yet. ", h("a", { href: "/bots/new" }, "Create your first bot"), ".")));
+      tbody.append(h("tr", {}, h("td", { colspan: 10, class: "empty" }, "No bots yet. ", h("a", { href: "/bots/new" }, "Create your first bot"), ".")));
     }
     for (const bot of list) {
       const known = bots.get(bot.id);
