@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 Query = Callable[..., list[tuple[Any, ...]]]  # (sql, *args) -> rows, %s placeholders
-_CID = re.compile(r"^tb(\d+)-(\d+)-(\d+)([ocxm])$")
+_CID = re.compile(r"^tb(\d+)-(\d+)-(\d+)([ocxmfe])$")  # f/e: manual commands, numbered by command id
 
 
 def audit_paper_bots(query: Query, bots: Iterable[int]) -> int:

@@ -11,7 +11,7 @@ from datetime import datetime
 from tests.cluster.harness import MINUTE, START_MS, Cluster
 from tests.processes import wait_until
 
-_CID = re.compile(r"^tb(\d+)-(\d+)-(\d+)([ocxm])$")
+_CID = re.compile(r"^tb(\d+)-(\d+)-(\d+)([ocxmfe])$")
 
 
 @dataclass

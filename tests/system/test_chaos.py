@@ -1,11 +1,14 @@
 """Chaos: two replicas trade 50 bots on a random-walk simulator (a candle a second) while a scripted
 schedule kills -9 and restarts replicas, restarts Redis and PostgreSQL (private servers of this test),
-drops the exchange websockets and answers bursts of exchange requests with 5xx.
+drops the exchange websockets and answers bursts of exchange requests with 5xx. Manual commands
+(force-exit, force-entry, pause-entries, resume-entries) go to a quarter of the bots right before a
+replica is killed during a 5xx burst.
 
 After each fault the test waits (bounded) until every bot runs and decides on new candles again, and
 records how long that took. At the end both replicas are stopped gracefully and the books are audited:
 
 - no client order id accepted twice by the exchange, and none ever sent twice (no -4116 rejection);
+- no manual command reached the exchange twice (under any fence), and none is left pending;
 - every accepted order has its row (filled) and its one trade in PostgreSQL;
 - every bot's position in PostgreSQL equals the exchange's;
 - ownership (table bot_ownership): fences strictly increase per bot in order of acquisition; each
@@ -54,7 +57,8 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 RECOVERY_TIMEOUT_S = 60.0
 TX_SLACK = timedelta(seconds=1)
 ARTIFACTS = REPO / "test-artifacts" / "chaos"
-_CID = re.compile(r"^tb(\d+)-(\d+)-(\d+)([ocxm])$")
+_CID = re.compile(r"^tb(\d+)-(\d+)-(\d+)([ocxmfe])$")
+MANUAL_LEGS = frozenset({"f", "e"})  # force-exit, force-entry: numbered by the command's id
 
 
 @dataclass
@@ -65,6 +69,8 @@ class Chaos:
     replicas: Replicas
     accounts: dict[int, tuple[str, str]] = field(default_factory=dict)  # bot → (exchange api key, symbol)
     paper: list[int] = field(default_factory=list)  # paper bots: no key, no exchange account
+    api: Api | None = None
+    paused: list[int] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -158,6 +164,26 @@ class Chaos:
                                       if n.alive()), RECOVERY_TIMEOUT_S, "every replica ready again", interval=0.25)
         self.note(f"  every replica's /readyz is 200 again after {took:.1f}s")
 
+    def manual(self, bot: int, action: str, body: Any = None) -> int:
+        assert self.api is not None
+        status, payload = request("POST", f"{self.api.base}/api/v1/bots/{bot}/{action}", body,
+                                  {"Authorization": f"Bearer {self.api.token}"})
+        assert status in (202, 409), (bot, action, status, payload)
+        return status
+
+    def manual_commands(self) -> str:
+        """A force-exit of half, or a force-entry when flat, on every 4th bot; two bots paused."""
+        accepted: Counter[str] = Counter()
+        for bot in self.bots()[::4]:
+            for action, body in (("force-exit", {"pct": 50}), ("force-entry", {"side": "long"})):
+                if self.manual(bot, action, body) == 202:
+                    accepted[action] += 1
+                    break
+        self.paused = self.bots()[1:3]
+        for bot in self.paused:
+            self.manual(bot, "pause-entries")
+        return f"manual commands accepted: {dict(accepted)}, entries paused on bots {self.paused}"
+
     def owners_of(self, name: str) -> int:
         states = self.states() or {}
         return sum(1 for _, _, r in states.values() if r == name)
@@ -207,6 +233,7 @@ def _run(chaos: Chaos) -> None:
     replicas.start("r1")
     replicas.start("r2")
     api = Api(replicas.nodes["r1"].url).sign_up()
+    chaos.api = api
     for i in range(BOTS):
         api_key, secret = sim.account()
         symbol = SYMBOLS[i % len(SYMBOLS)]
@@ -240,13 +267,16 @@ def _run(chaos: Chaos) -> None:
     chaos.pace(5)
     chaos.fault("restart PostgreSQL (immediate stop = crash)", chaos.restart_postgres, then=chaos.replicas_ready)
     chaos.pace(5)
-    def burst_then_kill_r2() -> str:
+    def manual_then_burst_then_kill_r2() -> str:
+        sent = chaos.manual_commands()
         chaos.sim_fault({"fail_next_requests": 15})
-        return chaos.kill_replica("r2")
+        return f"{sent}; {chaos.kill_replica('r2')}"
 
-    chaos.fault("kill -9 r2 during a 5xx burst of 15", burst_then_kill_r2)
+    chaos.fault("manual commands, then kill -9 r2 during a 5xx burst of 15", manual_then_burst_then_kill_r2)
     chaos.fault("restart r2", lambda: chaos.restart_replica("r2"),
                 then=lambda: wait_until(lambda: chaos.owners_of("r2") > 0, RECOVERY_TIMEOUT_S, "r2 to own bots again"))
+    for bot in chaos.paused:
+        chaos.manual(bot, "resume-entries")
     chaos.pace(8)
 
     final = chaos.candles_now()
@@ -272,6 +302,10 @@ def _audit(chaos: Chaos) -> None:
         accepted_total += len(accepted)
         ids = Counter(o["client_order_id"] for o in accepted)
         assert all(n == 1 for n in ids.values()), f"bot {bot}: a client order id accepted twice: {ids}"
+        # A manual order's id carries its fence: the same command carried out again by a later owner
+        # would be another id with the same command number and leg.
+        commands = Counter((m.group(3), m.group(4)) for m in map(_CID.match, ids) if m and m.group(4) in MANUAL_LEGS)
+        assert all(n == 1 for n in commands.values()), f"bot {bot}: a manual command sent twice: {commands}"
         resent = [o for o in orders if o.get("reject_code") == -4116]
         assert not resent, f"bot {bot}: a client order id sent twice: {resent}"
         rows = {cid: (status, trades) for cid, status, trades in sql(
@@ -295,8 +329,11 @@ def _audit(chaos: Chaos) -> None:
     ownerships, overlap = _check_ownership(url, chaos.bots(), by_fence)
     paper_fills = audit_paper_bots(lambda query, *args: sql(url, query, *args), chaos.paper)
     trades = sql(url, "SELECT count(*) FROM trades")[0][0]
+    manual = sql(url, "SELECT count(*) FROM trades WHERE reason = 'manual'")[0][0]
+    by_status = dict(sql(url, "SELECT status, count(*) FROM bot_commands GROUP BY status"))
+    assert "pending" not in by_status, f"manual commands left pending: {by_status}"
     chaos.note(f"AUDIT: {accepted_total} orders accepted by the exchange, none twice, each with its row and "
-               f"one trade ({trades} trades); {BOTS} positions equal the exchange's; {ownerships} ownerships, "
+               f"one trade ({trades} trades, {manual} manual; commands {by_status}, none sent twice); {BOTS} positions equal the exchange's; {ownerships} ownerships, "
                f"fences increasing, released_at at most {overlap.total_seconds() * 1000:.1f} ms after the "
                "successor's acquired_at (bookkeeping after a hand-over), no order outside its fence's ownership; "
                f"{PAPER_BOTS} paper bots: {paper_fills} virtual fills, none twice, each settled once, every "

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-CommandKind = Literal["start", "stop", "reconfigure", "delete"]
+# "manual": a force-exit / force-entry row was recorded (bot_commands); the owner reads the rows.
+CommandKind = Literal["start", "stop", "reconfigure", "delete", "manual"]
 
 
 @dataclass(frozen=True, slots=True)

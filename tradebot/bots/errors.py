@@ -37,6 +37,15 @@ class BotIsRunning(BotError):
         self.detail = detail
 
 
+class CommandRefused(BotError):
+    """A manual command that makes no sense now: the bot is not running, holds no position to
+    exit, already holds one to enter... (409 with the reason)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
 class InvalidBotSettings(BotError):
     """Settings that are well-formed but not acceptable (unknown symbol, someone else's key...)."""
 

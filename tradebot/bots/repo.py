@@ -221,6 +221,43 @@ class BotsRepo:
             user_id,
         ))
 
+    async def command_target(self, user_id: int, bot_id: int) -> asyncpg.Record | None:
+        """What a manual command is checked against: active flag, status and position; None when
+        the bot is not the user's."""
+        return await self._pool.fetchrow(
+            f"SELECT c.is_active, s.status, s.in_position, s.position_side FROM bot_configs c "
+            f"LEFT JOIN bot_state s ON s.bot_id = c.id WHERE {_OWNED}",
+            bot_id,
+            user_id,
+        )
+
+    async def insert_command(
+        self, user_id: int, bot_id: int, kind: str, *, pct: float | None = None, side: str | None = None,
+        order_size_pct: float | None = None,
+    ) -> int:
+        return int(await self._pool.fetchval(
+            "INSERT INTO bot_commands (bot_id, user_id, kind, pct, side, order_size_pct) "
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            bot_id, user_id, kind, pct, side, order_size_pct,
+        ))
+
+    async def set_entries_paused(self, user_id: int, bot_id: int, paused: bool) -> asyncpg.Record | None:
+        """The one column of bot_state the API writes while the bot runs (the actor reads it before
+        each entry and never writes it); None unless the user's bot is running. The state event
+        goes to the outbox in the same transaction, like every other state change."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            state = await conn.fetchrow(
+                "UPDATE bot_state s SET entries_paused = $3, last_updated_at = now() FROM bot_configs c "
+                f"WHERE s.bot_id = c.id AND {_OWNED} AND c.is_active AND s.status IN ('running', 'paused') "
+                f"RETURNING {', '.join('s.' + c.strip() for c in STATE_COLUMNS.split(','))}",
+                bot_id,
+                user_id,
+                paused,
+            )
+            if state is not None:
+                await outbox.record_bot_change(conn, bot_id, "state", state_view(state))
+            return state
+
     async def bot_exists(self, user_id: int, bot_id: int) -> bool:
         found = await self._pool.fetchval(
             f"SELECT EXISTS (SELECT 1 FROM bot_configs c WHERE {_OWNED})", bot_id, user_id
@@ -310,6 +347,13 @@ async def _starting(conn: asyncpg.Connection, bot_id: int) -> asyncpg.Record:
     )
     assert state is not None
     await outbox.record_bot_change(conn, bot_id, "state", state_view(state))
+    # A force-exit / force-entry the last run did not get to is void: it was meant for a position
+    # and a moment that are gone, and must not fire when the bot is started again, maybe days later.
+    await conn.execute(
+        "UPDATE bot_commands SET status = 'refused', message = 'the bot stopped before carrying it out', "
+        "done_at = now() WHERE bot_id = $1 AND status = 'pending'",
+        bot_id,
+    )
     return state
 
 

@@ -25,6 +25,7 @@ from tradebot.bots.errors import (
     BotIsRunning,
     BotLimitReached,
     BotNotFound,
+    CommandRefused,
     InvalidBotSettings,
 )
 from tradebot.bots.models import DEFAULT_MAX_LEVERAGE, SETTING_FIELDS, BotEventSink, BotSettings, SymbolResolver
@@ -217,6 +218,59 @@ class BotService:
             await self._command(bot_id, "stop")
         await self._command(bot_id, "delete")
         log.info("bot deleted", extra={"user_id": user_id, "bot_id": bot_id, "was_active": change.was_active})
+
+    # -- manual control (CONTRACT.md "Protective orders and manual control") --------------------
+
+    async def force_exit(self, user_id: int, bot_id: int, *, pct: float) -> dict[str, Any]:
+        """Record a force-exit for the bot's owner to carry out between decisions."""
+        target = await self._running(user_id, bot_id)
+        if not target["in_position"]:
+            raise CommandRefused("the bot holds no position to exit")
+        command_id = await self._repo.insert_command(user_id, bot_id, "force_exit", pct=pct)
+        return await self._manual(user_id, bot_id, command_id, "force_exit")
+
+    async def force_entry(
+        self, user_id: int, bot_id: int, *, side: str, order_size_pct: float | None
+    ) -> dict[str, Any]:
+        """Record a force-entry; refused while the bot holds a position (force-exit it first) or a
+        daily limit pauses it."""
+        target = await self._running(user_id, bot_id)
+        if target["in_position"]:
+            raise CommandRefused(
+                f"the bot already holds a {target['position_side']} position; force-exit it first"
+            )
+        if target["status"] == "paused":
+            raise CommandRefused("a daily limit pauses the bot until 00:00 UTC")
+        command_id = await self._repo.insert_command(
+            user_id, bot_id, "force_entry", side=side, order_size_pct=order_size_pct
+        )
+        return await self._manual(user_id, bot_id, command_id, "force_entry")
+
+    async def set_entries_paused(self, user_id: int, bot_id: int, *, paused: bool) -> dict[str, Any]:
+        """pause-entries / resume-entries: written here (the actor reads it before every entry), so
+        it holds at once, on every replica, across restarts and failover."""
+        await self._running(user_id, bot_id)
+        state = await self._repo.set_entries_paused(user_id, bot_id, paused)
+        if state is None:  # stopped between the check and the write
+            raise CommandRefused("the bot is not running")
+        await self._publish_state(bot_id, state)
+        kind = "pause_entries" if paused else "resume_entries"
+        log.info("bot entries %s", "paused" if paused else "resumed", extra={"user_id": user_id, "bot_id": bot_id})
+        return {"id": None, "kind": kind, "status": "done"}
+
+    async def _running(self, user_id: int, bot_id: int) -> asyncpg.Record:
+        target = await self._repo.command_target(user_id, bot_id)
+        if target is None:
+            raise BotNotFound
+        if not target["is_active"] or target["status"] not in ("running", "paused"):
+            raise CommandRefused(f"the bot is not running (status {target['status'] or 'stopped'})")
+        return target
+
+    async def _manual(self, user_id: int, bot_id: int, command_id: int, kind: str) -> dict[str, Any]:
+        await self._command(bot_id, "manual")
+        log.info("manual command recorded", extra={"user_id": user_id, "bot_id": bot_id, "command_id": command_id,
+                                                   "kind": kind})
+        return {"id": command_id, "kind": kind, "status": "pending"}
 
     # -- reads ----------------------------------------------------------------------------------
 

@@ -18,7 +18,8 @@ def _num(value: Any) -> float | None:
 
 STATE_COLUMNS = (
     "status, in_position, position_side, position_size, entry_price, daily_pnl, daily_trades_count, "
-    "last_error_message, last_run_at, last_updated_at, replica_id, drift_warning, paper_free_balance, paper_equity"
+    "last_error_message, last_run_at, last_updated_at, replica_id, drift_warning, paper_free_balance, paper_equity, "
+    "entries_paused"
 )
 
 
@@ -40,6 +41,8 @@ def state_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "equity": _num(row["paper_equity"]),
         # Set by the leader's nightly drift report when live PnL strays from the backtest's.
         "drift_warning": row["drift_warning"],
+        # pause-entries: the bot still exits and protects, never enters (CONTRACT.md manual control).
+        "entries_paused": row["entries_paused"],
     }
 
 
@@ -104,6 +107,7 @@ def state_or_stopped_view(row: Mapping[str, Any]) -> dict[str, Any]:
             "paper_balance": None,
             "equity": None,
             "drift_warning": None,
+            "entries_paused": False,
         }
     return state_view(row)
 

@@ -15,6 +15,9 @@ from tradebot.http.bot_schemas import (
     BotOut,
     BotPage,
     BotUpdate,
+    CommandOut,
+    ForceEntryRequest,
+    ForceExitRequest,
     LifecycleOut,
     ListQuery,
     OrderOut,
@@ -127,6 +130,76 @@ async def stop_bot(request: web.Request) -> web.Response:
     body = await parse_body(request, StopRequest, optional=True)
     await request.app[BOTS].stop(request[PRINCIPAL].user_id, bot_id, close_position=body.close_position)
     return json_response({"status": "stopping"}, status=202)
+
+
+_MANUAL_NOTE = ("409 when the bot is not running or the command makes no sense now; the bot's owner carries it "
+                "out between decisions through the same record-before-send path (trade reason \"manual\").")
+
+
+@routes.route(
+    "POST",
+    PREFIX + "/{id}/force-exit",
+    summary="Close a share of the bot's position now (default all)",
+    description=_MANUAL_NOTE + " 409 when the bot holds no position. A full exit stays flat until the "
+    "strategy's target changes.",
+    body=ForceExitRequest,
+    body_required=False,
+    responses={202: CommandOut},
+    errors=[409],
+    tags=TAGS,
+)
+async def force_exit(request: web.Request) -> web.Response:
+    bot_id = bot_id_of(request)
+    body = await parse_body(request, ForceExitRequest, optional=True)
+    out = await request.app[BOTS].force_exit(request[PRINCIPAL].user_id, bot_id, pct=body.pct)
+    return json_response(out, status=202)
+
+
+@routes.route(
+    "POST",
+    PREFIX + "/{id}/force-entry",
+    summary="Open a position now, held until the strategy's target changes",
+    description=_MANUAL_NOTE + " 409 while the bot holds a position (force-exit it first) or a daily limit "
+    "pauses it; entries paused by pause-entries do not stop a force-entry.",
+    body=ForceEntryRequest,
+    responses={202: CommandOut},
+    errors=[409],
+    tags=TAGS,
+)
+async def force_entry(request: web.Request) -> web.Response:
+    bot_id = bot_id_of(request)
+    body = await parse_body(request, ForceEntryRequest)
+    out = await request.app[BOTS].force_entry(request[PRINCIPAL].user_id, bot_id, side=body.side,
+                                              order_size_pct=body.order_size_pct)
+    return json_response(out, status=202)
+
+
+@routes.route(
+    "POST",
+    PREFIX + "/{id}/pause-entries",
+    summary="Stop the bot entering positions (it still exits and protects)",
+    description="409 when the bot is not running. Kept across restarts and failover until resume-entries.",
+    responses={202: CommandOut},
+    errors=[409],
+    tags=TAGS,
+)
+async def pause_entries(request: web.Request) -> web.Response:
+    out = await request.app[BOTS].set_entries_paused(request[PRINCIPAL].user_id, bot_id_of(request), paused=True)
+    return json_response(out, status=202)
+
+
+@routes.route(
+    "POST",
+    PREFIX + "/{id}/resume-entries",
+    summary="Let the bot enter again: it takes its strategy's current target at its next decision",
+    description="409 when the bot is not running.",
+    responses={202: CommandOut},
+    errors=[409],
+    tags=TAGS,
+)
+async def resume_entries(request: web.Request) -> web.Response:
+    out = await request.app[BOTS].set_entries_paused(request[PRINCIPAL].user_id, bot_id_of(request), paused=False)
+    return json_response(out, status=202)
 
 
 @routes.route("GET", PREFIX + "/{id}/state", summary="The bot's state", responses={200: StateOut}, tags=TAGS)

@@ -143,6 +143,27 @@ class StopRequest(BaseModel):
     close_position: bool = False
 
 
+class ForceExitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    pct: float = Field(default=100.0, gt=0, le=100, description="share of the position to close, rounded down to the market's step")
+
+
+class ForceEntryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    side: Literal["long", "short"]
+    order_size_pct: float | None = Field(default=None, gt=0, le=100, description="sized like an entry; default the bot's")
+
+
+class CommandOut(BaseModel):
+    """The command is recorded; the bot's owner carries it out between decisions (watch the stream)."""
+
+    id: int | None = Field(description="the recorded force-exit / force-entry; null for pause and resume")
+    kind: Literal["force_exit", "force_entry", "pause_entries", "resume_entries"]
+    status: Literal["pending", "done"]
+
+
 class StateOut(BaseModel):
     """A bot's live state."""
 
@@ -161,6 +182,7 @@ class StateOut(BaseModel):
     equity: float | None = Field(description="a paper bot's balance plus unrealised PnL at the last close; null for live bots")
     # The leader's nightly drift report found live PnL beyond TRADEBOT_DRIFT_WARN_GAP_BPS of the backtest's.
     drift_warning: str | None = None
+    entries_paused: bool = Field(description="pause-entries: the bot exits and protects, never enters")
 
 
 class FiguresOut(BaseModel):

@@ -72,6 +72,7 @@ DOMAIN_PROBLEMS: Mapping[type[Exception], ToProblem] = MappingProxyType({
     bots.BotAlreadyRunning: lambda _: conflict("the bot is already running"),
     bots.BotHasNoApiKey: lambda _: conflict("the bot has no api key; set api_key_id first"),
     bots.BotIsRunning: lambda e: conflict(e.detail),
+    bots.CommandRefused: lambda e: conflict(e.detail),
     # 409, not 429: waiting does not help; the account is full until the user deletes a bot.
     bots.BotLimitReached: lambda e: conflict(f"this account already has the maximum of {e.limit} bots "
                                              "(TRADEBOT_MAX_BOTS_PER_USER); delete one to create another"),

@@ -9,7 +9,10 @@ Lifecycle of a run (one lease, one fencing token):
      caught up to the newest closed candle in sight, take the position of the current target;
   5. on each later closed candle: decide (pure strategy), then carry out the order decision's steps
      (pure `order_decisions`: risk rules, then follow the target) through the order executor;
-  6. on Stop: optionally flatten, save everything, status "stopped".
+  6. on ManualCommands (and once running, for commands an earlier run left): carry out the pending
+     force-exit / force-entry rows (pure `manual_decisions`) through the same executor, reason
+     "manual"; a command whose order reached the account already is only marked done;
+  7. on Stop: optionally flatten, save everything, status "stopped".
 Only this task changes the bot's state; everyone else sends it a message. Every database write is
 fenced (`bot_store.fenced`), so a run whose lease was taken over cannot write or trade. The actor
 talks to its account only through the `Account` Protocol and cannot tell live from paper.
@@ -34,7 +37,8 @@ from tradebot.runtime.bot_store import FLAT, BotConfig
 from tradebot.runtime.candles import Candle
 from tradebot.runtime.client_order_id import Leg
 from tradebot.runtime.clock import utc_date
-from tradebot.runtime.mailbox import FeeFound, HelperFailed, Mailbox, Reconfigure, Stop, Tick
+from tradebot.runtime.mailbox import FeeFound, HelperFailed, Mailbox, ManualCommands, Reconfigure, Stop, Tick
+from tradebot.runtime.manual_decisions import ManualEntry, Refused, force_entry, force_exit
 from tradebot.runtime.order_decisions import (
     Book,
     Close,
@@ -54,7 +58,6 @@ from tradebot.runtime.order_executor import (
     Protection,
     ReconcileFailed,
     readable,
-    trade_reason,
 )
 from tradebot.runtime.positions import closing_side
 from tradebot.runtime.risk import ExitReason, RiskLimits, position_size
@@ -113,6 +116,8 @@ class BotActor:
                     await self._reconfigure()
                 elif isinstance(message, Tick):
                     await self._new_day_if_due()
+                elif isinstance(message, ManualCommands):
+                    await self._manual_commands()
                 elif isinstance(message, FeeFound):
                     self.book = await self._executor().fill_in_fee(message, self.book)
                 elif isinstance(message, HelperFailed):
@@ -181,6 +186,8 @@ class BotActor:
         # once the candles newer than the warm-up (a shared read may be seconds old) are decided on.
         self.feed.catch_up(follow=True)
         await self._follow_once_caught_up()
+        # Commands recorded while no run was there to carry them out (a failover, a lost prompt).
+        await self._manual_commands()
 
     async def _stop(self, stop: Stop) -> None:
         self.feed.unsubscribe()
@@ -288,11 +295,19 @@ class BotActor:
             while True:
                 if isinstance(step, Close):
                     await self._close(step, seq)
-                    if step.stops_out:  # no re-entry until the target changes again
+                    # No re-entry until the target changes again; a close the account refused
+                    # stopped nothing out (the next candle's check fires again).
+                    if step.stops_out and self.book.position.flat:
                         self.book = replace(self.book, stopped_out_seq=seq)
                     if step.reason == ExitReason.STOP_LOSS.label:
                         log.info("stop loss hit", extra={"bot_id": self.bot_id, "price": price})
                 elif isinstance(step, Open):
+                    # pause-entries is the API's column, read at the moment it matters (never a
+                    # copy a lost prompt could leave stale); exits and protection go on. A skipped
+                    # entry writes nothing: the strategy state then goes to the batch writer.
+                    if await bot_store.entries_paused(self.ctx.pool, self.bot_id):
+                        step = steps.send(self.book)
+                        continue
                     await self._open(step, seq, price)
                 elif isinstance(step, Pause):
                     await self._pause(step)
@@ -301,25 +316,34 @@ class BotActor:
         except StopIteration:
             return saved
 
-    async def _open(self, step: Open, seq: int, price: float) -> None:
+    async def _open(self, step: Open, seq: int, price: float, *, order_size_pct: float | None = None,
+                    command_id: int | None = None) -> str | None:
+        """Size and place an entry; the reason when no order could be sized (noted in the state)."""
         config = self._config()
         account = self._account()
         market = await account.market_limits(config.symbol)
         free = await account.free_balance()
         side = "buy" if step.side == "long" else "sell"
-        sizing = position_size(free, config.order_size_pct, config.leverage, account.expected_fill_price(side, price),
-                               market)
+        pct = config.order_size_pct if order_size_pct is None else order_size_pct
+        sizing = position_size(free, pct, config.leverage, account.expected_fill_price(side, price), market)
         if sizing.amount <= 0:
-            await self._save({"last_error_message": f"no order: {sizing.reason}", **self._strategy_fields()})
-            return
-        await self._place(OrderRequest(config.symbol, side, sizing.amount, False, Leg.OPEN, seq, f"open_{step.side}"))
+            reason = f"no order: {sizing.reason}"
+            await self._save({"last_error_message": reason, **self._strategy_fields()})
+            return reason
+        if command_id is None:
+            request = OrderRequest(config.symbol, side, sizing.amount, False, Leg.OPEN, seq, f"open_{step.side}")
+        else:
+            request = OrderRequest(config.symbol, side, sizing.amount, False, Leg.FORCE_ENTRY, command_id,
+                                   f"open_{step.side}:manual", reason="manual", command_id=command_id)
+        await self._place(request)
         await self._protect()  # right after the entry fills
+        return None
 
     async def _close(self, step: Close, seq: int) -> None:
         position = self.book.position
         intent = f"close_{position.side}:{step.reason}"
         await self._place(OrderRequest(self._config().symbol, closing_side(position), position.size, True, step.leg,
-                                       seq, intent, reason=trade_reason(intent)))
+                                       seq, intent, reason=_trade_reason(step)))
         # The protective orders are cancelled right after the close, before anything else is sent
         # (left alone they could fire on a later position of the same side): the close goes out
         # first, as they are reduce-only and cannot open or grow a position meanwhile. One that
@@ -333,6 +357,67 @@ class BotActor:
         if strategy is not None:
             request = replace(request, candle_time=strategy.last_candle_ts)
         self.book = await self._executor().place(request, self.book, self._strategy_fields)
+
+    # ------------------------------------------------------------------ manual commands
+
+    async def _manual_commands(self) -> None:
+        """Carry out the force-exit / force-entry rows the API recorded, oldest first, between
+        decisions. Each order is numbered by its command (client id leg `f`/`e`), and a command
+        whose order an earlier run got to the account (settled by this run's reconciliation) is
+        only marked done: a command is carried out once, whoever owns the bot when it is read."""
+        if self.status not in (BotStatus.RUNNING, BotStatus.PAUSED):
+            return  # read again when this run is running (end of `_start`)
+        for command in await bot_store.pending_commands(self.ctx.pool, self.bot_id):
+            if await bot_store.command_reached_account(self.ctx.pool, command.id):
+                await self._finish_command(command.id, "done", None)
+                continue
+            refusal = await self._manual(command)
+            await self._finish_command(command.id, "refused" if refusal else "done", refusal)
+
+    async def _manual(self, command: bot_store.PendingCommand) -> str | None:
+        """Carry one command out; the reason when it no longer makes sense (recorded, shown)."""
+        config = self._config()
+        position = self.book.position
+        # The signal the position now answers: held until the strategy's target changes again.
+        seq = self.feed.progress.seq if self.feed.progress else 0
+        if command.kind == "force_exit":
+            market = await self._account().market_limits(config.symbol)
+            decision = force_exit(position, command.pct or 100.0, market.amount_step)
+            if isinstance(decision, Refused):
+                await self._save({"last_error_message": decision.reason})
+                return decision.reason
+            await self._place(OrderRequest(config.symbol, closing_side(position), decision.amount, True,
+                                           Leg.FORCE_EXIT, command.id, f"close_{position.side}:manual",
+                                           reason="manual", command_id=command.id))
+            if decision.full and self.book.position.flat:
+                self.book = replace(self.book, stopped_out_seq=seq)
+                await self._save({**self._strategy_fields()})
+            return None
+        entry = force_entry(position, command.side or "", command.order_size_pct, config.order_size_pct,
+                            daily_paused=self.status == BotStatus.PAUSED)
+        if isinstance(entry, Refused):
+            await self._save({"last_error_message": entry.reason})
+            return entry.reason
+        assert isinstance(entry, ManualEntry)
+        price = self.feed.last_close
+        if price is None:
+            reason = "force-entry: no price yet (no closed candle seen)"
+            await self._save({"last_error_message": reason})
+            return reason
+        unsized = await self._open(Open(entry.side), seq, price, order_size_pct=entry.order_size_pct,
+                                   command_id=command.id)
+        if unsized is not None:
+            return f"force-entry: {unsized}"
+        if not self.book.position.flat:
+            self.book = replace(self.book, stopped_out_seq=seq)
+            await self._save({**self._strategy_fields()})
+        return None
+
+    async def _finish_command(self, command_id: int, status: str, message: str | None) -> None:
+        async with bot_store.fenced(self.ctx.pool, self.bot_id, self.lease.fence) as conn:
+            await bot_store.finish_command(conn, command_id, status=status, message=message)
+        log.info("manual command %s", status, extra={"bot_id": self.bot_id, "command_id": command_id,
+                                                      "detail": message})
 
     async def _pause(self, pause: Pause) -> None:
         self.status = BotStatus.PAUSED
@@ -437,3 +522,14 @@ def _protection_of(config: BotConfig) -> Protection:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+_EXIT_REASONS = frozenset({ExitReason.STOP_LOSS.label, ExitReason.TAKE_PROFIT.label, ExitReason.LIQUIDATION.label})
+
+
+def _trade_reason(step: Close) -> str:
+    """The trade's `reason` (CONTRACT.md) for a closing step: the stop that fired, "manual" for
+    the user's close on stop, else "signal" (the strategy, or a daily limit acting for it)."""
+    if step.reason in _EXIT_REASONS:
+        return step.reason
+    return "manual" if step.leg is Leg.MANUAL else "signal"

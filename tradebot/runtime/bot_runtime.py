@@ -35,7 +35,7 @@ from tradebot.runtime.commands import command_channel, decode_command
 from tradebot.runtime.gc_policy import GcPolicy
 from tradebot.runtime.health import RuntimeHealth
 from tradebot.runtime.leases import LeaseManager
-from tradebot.runtime.mailbox import Mailbox, Reconfigure, Stop, Tick
+from tradebot.runtime.mailbox import Mailbox, ManualCommands, Reconfigure, Stop, Tick
 from tradebot.runtime.pubsub_listener import PubSubListener
 from tradebot.runtime.supervised import BackgroundTasks
 from tradebot.runtime.supervisor import Supervisor
@@ -306,13 +306,21 @@ class BotRuntime:
             if command is not None:
                 self._handle(command)
 
-        return PubSubListener(self._redis, (command_channel(self._prefix),), on_message, name="runtime-commands")
+        def on_up() -> None:
+            # A manual command's prompt published while we were not subscribed is lost; its row is
+            # not: every actor here reads the pending rows again (one query per bot, per reconnect).
+            self.supervisor.broadcast(ManualCommands())
+
+        return PubSubListener(self._redis, (command_channel(self._prefix),), on_message, name="runtime-commands",
+                              on_up=on_up)
 
     def _handle(self, command: BotCommand) -> None:
         if command.kind == "reconfigure":
             self.supervisor.send(command.bot_id, Reconfigure())
         elif command.kind in ("stop", "delete"):
             self.supervisor.send(command.bot_id, Stop(close_position=command.close_position))
+        elif command.kind == "manual":
+            self.supervisor.send(command.bot_id, ManualCommands())
         self.poke()
 
     async def _tick_loop(self) -> None:

@@ -215,6 +215,8 @@ class NewOrder:
     signal_seq: int
     fence: int
     candle_time: int | None = None  # open time (ms) of the deciding candle, for the drift report
+    reason: str = "signal"  # copied to the trade (CONTRACT.md: signal, stop_loss, take_profit, manual, ...)
+    command_id: int | None = None  # the manual command this order carries out
 
 
 async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
@@ -222,8 +224,8 @@ async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
     `paper` flag comes from the bot's mode (fixed while it runs), so the executor need not know it."""
     return await conn.fetchval(  # type: ignore[no-any-return]
         """INSERT INTO orders (bot_id, user_id, client_order_id, symbol, side, amount, reduce_only, intent,
-                               signal_seq, fence_token, candle_time, paper)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                               signal_seq, fence_token, candle_time, reason, command_id, paper)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                    (SELECT c.mode = 'paper' FROM bot_configs c WHERE c.id = $1))
            ON CONFLICT (client_order_id) DO NOTHING RETURNING id""",
         order.bot_id,
@@ -237,6 +239,8 @@ async def insert_order(conn: asyncpg.Connection, order: NewOrder) -> int | None:
         order.signal_seq,
         order.fence,
         order.candle_time,
+        order.reason,
+        order.command_id,
     )
 
 
@@ -343,17 +347,19 @@ async def insert_trade(
     fee: float | None,
     realized_pnl: float,
     client_order_id: str,
-    reason: str = "signal",
+    reason: str | None = None,
 ) -> asyncpg.Record | None:
     """One trade per filled order; None if it was recorded already (a replay of the same fill).
-    A fee of None is stored as unknown (NULL), to be filled in by `set_trade_fee`."""
+    A fee of None is stored as unknown (NULL), to be filled in by `set_trade_fee`. The trade's
+    `paper` flag is its order's; its `reason` too, unless the fill says otherwise (a protective
+    order that fired: `stop_loss`, `take_profit`, ...)."""
     row = await conn.fetchrow(
         """INSERT INTO trades (bot_id, user_id, order_id, symbol, side, price, amount, fee, realized_pnl,
                                client_order_id, paper, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT o.paper FROM orders o WHERE o.id = $3), $11)
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, o.paper, coalesce($11, o.reason) FROM orders o WHERE o.id = $3
            ON CONFLICT (order_id) DO NOTHING
-           RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id, reason,
-                     created_at""",
+           RETURNING id, bot_id, symbol, side, price, amount, fee, realized_pnl, paper, client_order_id,
+                     reason, created_at""",
         bot_id,
         user_id,
         order_id,
@@ -411,3 +417,48 @@ def _money(value: float) -> Decimal:
 
 def daily_fields(pnl: float, trades: int, day: date | None) -> dict[str, Any]:
     return {"daily_pnl": _money(pnl), "daily_trades_count": trades, "daily_date": day}
+
+
+# ---------------------------------------------------------------------- manual commands
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCommand:
+    """A force-exit / force-entry the API recorded for this bot and nobody has carried out yet."""
+
+    id: int
+    kind: str  # "force_exit" | "force_entry"
+    pct: float | None
+    side: str | None
+    order_size_pct: float | None
+
+
+async def pending_commands(pool: asyncpg.Pool, bot_id: int) -> list[PendingCommand]:
+    rows = await pool.fetch(
+        "SELECT id, kind, pct, side, order_size_pct FROM bot_commands WHERE bot_id = $1 AND status = 'pending' "
+        "ORDER BY id",
+        bot_id,
+    )
+    return [PendingCommand(r["id"], r["kind"], r["pct"], r["side"], r["order_size_pct"]) for r in rows]
+
+
+async def command_reached_account(pool: asyncpg.Pool, command_id: int) -> bool:
+    """Did an order of this command reach the account (by an earlier owner, say)? Orders still
+    unsettled were settled by the run's reconciliation before any command is read."""
+    return bool(await pool.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE command_id = $1 AND status NOT IN ('expired', 'rejected'))",
+        command_id,
+    ))
+
+
+async def finish_command(conn: asyncpg.Connection, command_id: int, *, status: str, message: str | None) -> None:
+    """Mark a command done or refused (inside `fenced`: only the bot's owner finishes it)."""
+    await conn.execute(
+        "UPDATE bot_commands SET status = $2, message = $3, done_at = now() WHERE id = $1 AND status = 'pending'",
+        command_id, status, message,
+    )
+
+
+async def entries_paused(pool: asyncpg.Pool, bot_id: int) -> bool:
+    """Read before every entry: the API sets it, so a lost prompt can never let an entry through."""
+    return bool(await pool.fetchval("SELECT entries_paused FROM bot_state WHERE bot_id = $1", bot_id))

@@ -1,8 +1,12 @@
-"""Deterministic client order ids: (bot, fencing token, signal sequence, leg).
+"""Deterministic client order ids: (bot, fencing token, signal sequence or command id, leg).
 
 The same decision under the same lease always produces the same id, so a retry after an unclear
 outcome is recognised by the exchange (duplicate rejection) and by our own query-before-resend.
 Binance allows at most 36 characters of [A-Za-z0-9_-] (DESIGN.md invariant 2).
+
+A manual command's orders take the command's id where signal orders take the signal sequence,
+with legs of their own: the leg letter keeps the two numberings apart, so a manual order never
+collides with a signal order of the same number.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ class Leg(StrEnum):
     CLOSE = "c"  # leave the current position because the target changed
     EXIT = "x"  # leave it because a stop loss / take profit / daily-loss rule fired
     MANUAL = "m"  # leave it because the user stopped the bot with close_position
+    FORCE_EXIT = "f"  # a force-exit command (numbered by the command's id)
+    FORCE_ENTRY = "e"  # a force-entry command (numbered by the command's id)
 
 
 def _base36(n: int) -> str:

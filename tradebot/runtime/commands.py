@@ -16,7 +16,7 @@ from tradebot.bots.commands import BotCommand
 
 log = logging.getLogger(__name__)
 
-_KINDS = frozenset({"start", "stop", "reconfigure", "delete"})
+_KINDS = frozenset({"start", "stop", "reconfigure", "delete", "manual"})
 
 
 def command_channel(prefix: str) -> str:

@@ -1,8 +1,8 @@
 """A bot actor's mailbox: commands are never dropped, market data is bounded.
 
-Commands (stop, reconfigure, the daily tick, a fee found, a helper task's failure) are rare and
-must all arrive, so they queue without a bound and are served first: a stop overtakes candles that
-are still waiting. Candles come from the market-data hub, which must never wait on a slow actor;
+Commands (stop, reconfigure, the daily tick, a fee found, a helper task's failure, a prompt to
+read the manual commands) are rare and must all arrive, so they queue without a bound and are
+served first: a stop overtakes candles that are still waiting. Candles come from the market-data hub, which must never wait on a slow actor;
 past `candle_capacity` the oldest candle is dropped and counted, and the actor notices the hole
 in open times and backfills it from the exchange before deciding again, so no candle is skipped
 for the strategy (DESIGN.md invariant 3).
@@ -53,7 +53,13 @@ class HelperFailed:
     error: str
 
 
-Command = Stop | Reconfigure | Tick | FeeFound | HelperFailed
+@dataclass(frozen=True, slots=True)
+class ManualCommands:
+    """The API recorded a force-exit or force-entry for this bot: read the pending ones and carry
+    them out. A prompt only: the commands are rows (bot_commands), read again at every start."""
+
+
+Command = Stop | Reconfigure | Tick | FeeFound | HelperFailed | ManualCommands
 Message = Command | Candle
 
 
@@ -72,8 +78,8 @@ class Mailbox:
         self._ready.set()
 
     def send(self, command: Command) -> None:
-        if isinstance(command, Tick) and any(isinstance(c, Tick) for c in self._commands):
-            return  # one pending tick is as good as many
+        if isinstance(command, Tick | ManualCommands) and any(type(c) is type(command) for c in self._commands):
+            return  # one pending tick (or prompt to read the commands table) is as good as many
         self._commands.append(command)
         self._ready.set()
 

@@ -62,7 +62,7 @@ class Book:
     position: Position
     tally: DailyTally
     day_start_balance: float = 0.0
-    stopped_out_seq: int | None = None  # the signal a stop-out happened on
+    stopped_out_seq: int | None = None  # the signal a stop-out or a manual command set the position on
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +138,11 @@ def follow(book: Book, target: Target | None, seq: int, limits: RiskLimits, *, p
 
 
 def desired_side(book: Book, target: Target, seq: int) -> str | None:
-    """The side the target asks for; after a stop-out on this signal, never back in."""
+    """The side the target asks for; on the signal a stop-out or a manual command set the
+    position on, whatever the book holds now (flat after a stop-out or a force-exit, never back
+    in; the forced side after a force-entry) until the target changes."""
     if book.stopped_out_seq is not None and seq == book.stopped_out_seq:
-        return None if not book.position.flat else book.position.side
+        return None if book.position.flat else book.position.side
     return {Target.LONG: "long", Target.SHORT: "short", Target.FLAT: None}[target]
 
 

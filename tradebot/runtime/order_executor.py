@@ -115,7 +115,8 @@ class OrderRequest:
     seq: int  # the signal this order serves: with bot, fence and leg it makes the client order id
     intent: str
     candle_time: int | None = None  # open time (ms) of the candle whose close decided it
-    reason: str = "signal"  # the trade's reason (trades.reason)
+    reason: str = "signal"  # the trade's reason (CONTRACT.md), recorded with the order
+    command_id: int | None = None  # the manual command it carries out (seq is then that command's id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +166,8 @@ class OrderExecutor:
         bot = self._bot
         cid = client_order_id(bot.bot_id, bot.fence, request.seq, request.leg)
         order = NewOrder(bot.bot_id, bot.user_id, cid, request.symbol, request.side, request.amount,
-                         request.reduce_only, request.intent, request.seq, bot.fence, request.candle_time)
+                         request.reduce_only, request.intent, request.seq, bot.fence, request.candle_time,
+                         request.reason, request.command_id)
         async with self._fenced() as conn:
             order_id = await bot_store.insert_order(conn, order)
         if order_id is None:
@@ -241,7 +243,8 @@ class OrderExecutor:
                 self._counters.orders_reconciled += 1
                 book = await self._record_fill(order["id"], cid, order["symbol"], order["side"], fill,
                                                closing=bool(order["reduce_only"]), book=book, state=state,
-                                               reason=trade_reason(order["intent"]))
+                                               reason=None if order["reason"] != "signal"
+                                               else trade_reason(order["intent"]))
             else:
                 async with self._fenced() as conn:
                     await bot_store.mark_order(conn, order["id"], status=fill.status,
@@ -482,7 +485,7 @@ class OrderExecutor:
             await bot_store.mark_order(conn, order_id, status="rejected", error_message=readable(error)[:500])
 
     async def _record_fill(self, order_id: int, cid: str, symbol: str, side: str, fill: Fill, *, closing: bool,
-                           book: Book, state: StateFields, reason: str = "signal") -> Book:
+                           book: Book, state: StateFields, reason: str | None = None) -> Book:
         """Order, trade, position and today's tally in one fenced transaction, then tell the subscribers."""
         price = fill.average or 0.0
         position, realized = apply_fill(book.position, side, fill.filled, price, closing=closing)

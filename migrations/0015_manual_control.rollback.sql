@@ -1,0 +1,4 @@
+ALTER TABLE bot_state DROP COLUMN IF EXISTS entries_paused;
+ALTER TABLE orders DROP COLUMN IF EXISTS command_id;
+DROP TABLE IF EXISTS bot_commands;
+ALTER TABLE orders DROP COLUMN IF EXISTS reason;
