@@ -423,6 +423,9 @@ class DeliveryWorker:
                     attempted.append((row, True, None))
                     self.counters.telegram_sent += 1
                 except Exception as e:  # a failed send is this row's failed attempt, never the loop's
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError from e  # a cancellation a client library turned into an error
                     failed_chats.add(row["chat_id"])
                     attempted.append((row, False, f"{e}"[:ERROR_CHARS]))
                     self.counters.telegram_failures += 1

@@ -31,6 +31,7 @@ from tradebot.notifications.telegram_commands import CommandHandler
 from tradebot.runtime.clock import Clock
 from tradebot.runtime.cluster.leader import LeaderElection
 from tradebot.runtime.supervised import BackgroundTasks
+from tradebot.runtime.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class TelegramPoller:
             try:
                 await self.election.tick()
             except _ERRORS as e:
+                reraise_if_cancelling(e)
                 self.election.check_deadline()
                 log.warning("telegram lease: redis unavailable", extra={"error": str(e)})
             if self.is_holder:
@@ -122,6 +124,7 @@ class TelegramPoller:
                 done = await step()
                 errors.reset()
             except _ERRORS as e:
+                reraise_if_cancelling(e)
                 delay = errors.next_delay()
                 if isinstance(e, TelegramApiError) and e.retry_after is not None:
                     delay = max(delay, e.retry_after)
@@ -159,6 +162,7 @@ class TelegramPoller:
             elif update.callback is not None:
                 await self.handler.on_callback(update.callback)
         except _ERRORS as e:
+            reraise_if_cancelling(e)
             # One update's failure (the database away, a reply refused) never stops the others.
             self.stats.handler_errors += 1
             log.warning("telegram update not handled", extra={"update_id": update.update_id, "error": str(e)})
