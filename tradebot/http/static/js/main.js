@@ -15,6 +15,7 @@ const PRIVATE = [
   [/^\/bots\/(\d+)\/edit$/, "bots", (id) => import("./pages/bot_form.js").then((m) => m.botFormPage(id))],
   [/^\/bots\/(\d+)$/, "bots", (id) => import("./pages/bot.js").then((m) => m.botPage(id))],
   [/^\/keys$/, "keys", () => import("./pages/keys.js").then((m) => m.keysPage())],
+  [/^\/notifications$/, "notifications", () => import("./pages/notifications.js").then((m) => m.notificationsPage())],
   [/^\/backtests$/, "backtests", () => import("./pages/backtests.js").then((m) => m.backtestsPage())],
   [/^\/backtests\/new$/, "backtests", () => import("./pages/backtests.js").then((m) => m.backtestsPage())],
   [/^\/backtests\/(\d+)$/, "backtests", (id) => import("./pages/backtest.js").then((m) => m.backtestPage(id))],
