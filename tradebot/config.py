@@ -296,7 +296,8 @@ def load_settings() -> Settings:
             raise ConfigError(msg) from e
         name = _env_name(loc[0])
         # Never echo a secret back, even an invalid one.
-        shown = "" if "secret" in loc[0] or "keys" in loc[0] else f" (got {first.get('input')!r})"
+        secret = any(word in loc[0] for word in ("secret", "keys", "token"))
+        shown = "" if secret else f" (got {first.get('input')!r})"
         raise ConfigError(f"{name}: {msg}{shown}") from e
 
 
