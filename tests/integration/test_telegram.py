@@ -148,8 +148,12 @@ async def test_trades_pauses_errors_and_failovers_arrive_in_the_linked_chat(
     got = await eventually(lambda: len(telegram.texts(600)) >= start + len(expected) and telegram.texts(600)[start:],
                            timeout=20, what="six messages")
     assert got == expected
-    rows = await pool.fetch("SELECT status, attempts FROM telegram_deliveries ORDER BY id")
-    assert [(r["status"], r["attempts"]) for r in rows] == [("delivered", 1)] * len(expected)
+
+    async def recorded() -> bool:  # sent before the batch's transaction records it
+        rows = await pool.fetch("SELECT status, attempts FROM telegram_deliveries ORDER BY id")
+        return [(r["status"], r["attempts"]) for r in rows] == [("delivered", 1)] * len(expected)
+
+    await eventually(recorded, timeout=20, what="every message recorded as delivered once")
 
     # The telegram preference holds back what the user turned off.
     r = await tg_client.put("/api/v1/notifications/preferences", json={"telegram": ["error"]}, headers=bearer(token))

@@ -4,6 +4,7 @@ supervised loops that run only while this replica holds the Telegram lease)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -31,6 +32,7 @@ from tradebot.runtime.supervised import BackgroundTasks
 from tradebot.runtime.telegram_poller import PollerTiming, TelegramPoller
 
 MAX_BOTS_LISTED = 100
+RESTART_DELAY_S = 1.0
 TELEGRAM_POLLER = web.AppKey("telegram_poller", TelegramPoller)
 
 
@@ -84,7 +86,20 @@ async def telegram_context(app: web.Application) -> AsyncIterator[None]:
                             CommandHandler(links, AppDesk(app), api), app[DELIVERY_WORKER],
                             PollerTiming(poll_timeout_s=settings.telegram_poll_timeout_s))
     app[TELEGRAM_POLLER] = poller
-    tasks = BackgroundTasks("telegram")
+    loop = asyncio.get_running_loop()
+
+    def restart(name: str, error: BaseException) -> None:
+        # A crash is a bug (logged and counted by BackgroundTasks); the loop starts again after a
+        # pause: the outbox keeps the messages and Telegram keeps the updates meanwhile.
+        def again() -> None:
+            try:
+                poller.respawn(tasks, name)
+            except RuntimeError:
+                pass  # closing
+
+        loop.call_later(RESTART_DELAY_S, again)
+
+    tasks = BackgroundTasks("telegram", on_crash=restart)
     if settings.notifications_enabled:
         poller.spawn(tasks)
     try:

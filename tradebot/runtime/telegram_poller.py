@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -87,10 +88,17 @@ class TelegramPoller:
     def is_holder(self) -> bool:
         return self.election.is_leader
 
+    def _loops(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
+        return {"telegram-lease": self.run_lease, "telegram-updates": self.run_updates,
+                "telegram-messages": self.run_messages}
+
     def spawn(self, tasks: BackgroundTasks) -> None:
-        tasks.spawn("telegram-lease", self.run_lease())
-        tasks.spawn("telegram-updates", self.run_updates())
-        tasks.spawn("telegram-messages", self.run_messages())
+        for name, run in self._loops().items():
+            tasks.spawn(name, run())
+
+    def respawn(self, tasks: BackgroundTasks, name: str) -> None:
+        """Start one loop again (after its crash)."""
+        tasks.spawn(name, self._loops()[name]())
 
     async def release(self) -> None:
         """On shutdown: give the lease up so another replica polls at once."""
