@@ -60,12 +60,12 @@ class TelegramServer:
 
     # ------------------------------------------------------------------ the test's side
 
-    def say(self, chat_id: int, text: str, username: str = "trader") -> None:
+    def say(self, chat_id: int, text: str, username: str = "trader", chat_type: str = "private") -> None:
         with self._lock:
             message_id = self._next_message
             self._next_message += 1
         self._add({"message": {"message_id": message_id, "date": 0, "text": text,
-                               "chat": {"id": chat_id, "type": "private"},
+                               "chat": {"id": chat_id, "type": chat_type},
                                "from": {"id": chat_id, "is_bot": False, "first_name": "T", "username": username}}})
 
     def press(self, chat_id: int, message_id: int, data: str, *, forged: bool = False) -> None:

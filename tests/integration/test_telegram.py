@@ -91,7 +91,10 @@ async def test_a_code_links_once_and_not_after_it_expired(tg_client: Client, tel
 
     r = await tg_client.post(LINK, headers=bearer(token))
     code = (await r.json())["code"]
-    assert (await _answer(telegram, 501, f"/start {code}")).startswith("Linked")
+    telegram.say(-501, f"/start {code}", chat_type="group")  # a group's members could all command: refused
+    await eventually(lambda: telegram.texts(-501), timeout=20, what="the group answered")
+    assert telegram.texts(-501) == ["Link from a private chat with this bot, not from a group."]
+    assert (await _answer(telegram, 501, f"/start {code}")).startswith("Linked")  # the code is still good
     status = await (await tg_client.get(LINK, headers=bearer(token))).json()
     assert status["linked"] is True and status["username"] == "trader"
     # Used once: the same code links no other chat.

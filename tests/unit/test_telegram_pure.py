@@ -38,6 +38,10 @@ def test_updates_of_other_kinds_keep_only_their_id() -> None:
     press = parse_update({"update_id": 6, "callback_query": {"id": "c", "data": "stop:1",
                                                              "message": {"message_id": 2, "chat": {"id": 9}}}})
     assert press.callback is not None and press.callback.data == "stop:1"
+    assert message.message.private is False  # no chat type: not known to be one-to-one
+    group = parse_update({"update_id": 8, "message": {"message_id": 4, "text": "/start x",
+                                                      "chat": {"id": -5, "type": "group"}}})
+    assert group.message is not None and group.message.private is False
     sticker = parse_update({"update_id": 7, "message": {"message_id": 3, "chat": {"id": 9}, "sticker": {}}})
     assert sticker.message is None and sticker.callback is None and sticker.update_id == 7
 

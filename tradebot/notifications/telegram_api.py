@@ -40,6 +40,7 @@ class IncomingMessage:
     message_id: int
     text: str
     username: str | None
+    private: bool = True  # a one-to-one chat with the bot (not a group, where anyone could command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,8 @@ def parse_update(raw: Mapping[str, Any]) -> Update:
     if isinstance(msg, Mapping) and isinstance(msg.get("text"), str) and isinstance(msg.get("chat"), Mapping):
         sender: Mapping[str, Any] = msg["from"] if isinstance(msg.get("from"), Mapping) else {}
         return Update(update_id, message=IncomingMessage(int(msg["chat"]["id"]), int(msg["message_id"]), msg["text"],
-                                                         sender.get("username")))
+                                                         sender.get("username"),
+                                                         private=msg["chat"].get("type") == "private"))
     cq = raw.get("callback_query")
     if isinstance(cq, Mapping) and isinstance(cq.get("message"), Mapping) and isinstance(cq.get("data"), str):
         m = cq["message"]

@@ -112,6 +112,9 @@ class CommandHandler:
         return text.HELP, []
 
     async def _start(self, message: IncomingMessage, args: list[str]) -> str:
+        if not message.private:
+            # Only a one-to-one chat links: in a group every member could send the user's commands.
+            return "Link from a private chat with this bot, not from a group."
         if len(args) != 1:
             return text.NOT_LINKED if await self._links.user_of(message.chat_id) is None else text.HELP
         outcome = await self._links.redeem(args[0], message.chat_id, message.username)
