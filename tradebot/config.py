@@ -10,13 +10,14 @@ import base64
 import json
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from cryptography.fernet import Fernet
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,13 @@ class Settings(BaseSettings):
     notifications_enabled: bool = True
     # Delivered and failed deliveries (the log GET /webhooks/{id}/deliveries shows) are kept this long.
     notifications_keep_days: float = Field(default=30.0, gt=0, le=3650)
+    # Telegram: the platform bot's token (a secret: SecretStr keeps it out of reprs and logs; unset,
+    # Telegram is off), the Bot API's URL (a compatible server of one's own in tests), how long a
+    # getUpdates call waits for an update, and how long a /start code stays valid.
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_poll_timeout_s: int = Field(default=30, ge=0, le=50)
+    telegram_link_ttl_s: float = Field(default=600.0, gt=0, le=86_400)
 
     @field_validator("jwt_secret")
     @classmethod
@@ -191,6 +199,21 @@ class Settings(BaseSettings):
                 raise ValueError("must be an http:// or https:// URL")
             return v.rstrip("/")
         return v
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _telegram_token_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        # "<bot id>:<secret>" as BotFather issues it; it goes into every request's path.
+        if v is not None and re.fullmatch(r"[0-9]{1,20}:[A-Za-z0-9_-]{20,100}", v.get_secret_value()) is None:
+            raise ValueError("must look like 123456:ABC-DEF... (the token BotFather gave)")
+        return v
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _telegram_api_url_scheme(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/")
 
     @field_validator("log_level")
     @classmethod
@@ -273,7 +296,8 @@ def load_settings() -> Settings:
             raise ConfigError(msg) from e
         name = _env_name(loc[0])
         # Never echo a secret back, even an invalid one.
-        shown = "" if "secret" in loc[0] or "keys" in loc[0] else f" (got {first.get('input')!r})"
+        secret = any(word in loc[0] for word in ("secret", "keys", "token"))
+        shown = "" if secret else f" (got {first.get('input')!r})"
         raise ConfigError(f"{name}: {msg}{shown}") from e
 
 

@@ -24,6 +24,7 @@ from tradebot.http.appkeys import DB
 
 Client = TestClient[web.Request, web.Application]
 PREFS = "/api/v1/notifications/preferences"
+ALL_TELEGRAM = {"telegram": ["trade", "state", "error"]}
 
 
 @pytest.fixture
@@ -91,13 +92,14 @@ async def test_a_bot_gone_to_error_or_paused_by_a_daily_limit_is_mailed_once(
 async def test_preferences_default_to_everything_and_turn_mail_off(mail_client: Client) -> None:
     _, token, bot, fence = await _user_and_bot(mail_client)
     r = await mail_client.get(PREFS, headers=bearer(token))
-    assert await r.json() == {"webhook": ["trade", "state", "error"], "mail": ["error", "paused"]}
+    assert await r.json() == {"webhook": ["trade", "state", "error"], "mail": ["error", "paused"], **ALL_TELEGRAM}
     r = await mail_client.put(PREFS, json={"mail": ["error"]}, headers=bearer(token))
-    assert r.status == 200 and await r.json() == {"webhook": ["trade", "state", "error"], "mail": ["error"]}
+    assert r.status == 200 and await r.json() == {"webhook": ["trade", "state", "error"], "mail": ["error"],
+                                                  **ALL_TELEGRAM}
     r = await mail_client.put(PREFS, json={"webhook": ["error", "trade"]}, headers=bearer(token))
-    assert await r.json() == {"webhook": ["trade", "error"], "mail": ["error"]}  # mail kept as it was
-    assert await (await mail_client.get(PREFS, headers=bearer(token))).json() == {"webhook": ["trade", "error"],
-                                                                                  "mail": ["error"]}
+    assert await r.json() == {"webhook": ["trade", "error"], "mail": ["error"], **ALL_TELEGRAM}  # mail kept as it was
+    assert await (await mail_client.get(PREFS, headers=bearer(token))).json() == {
+        "webhook": ["trade", "error"], "mail": ["error"], **ALL_TELEGRAM}
     pool = mail_client.app[DB]
     await set_status(pool, bot, fence, "running")
     await set_status(pool, bot, fence, "paused", "daily trade limit reached")
@@ -110,11 +112,12 @@ async def test_preferences_default_to_everything_and_turn_mail_off(mail_client: 
 async def test_bad_preferences_are_422_naming_the_field(mail_client: Client) -> None:
     _, token = await user_token(mail_client)
     for body, field in (({"mail": ["trade"]}, "mail.0"), ({"webhook": ["state", "ping"]}, "webhook.1"),
-                        ({"telegram": ["error"]}, "telegram"), ({"mail": "error"}, "mail")):
+                        ({"telegram": ["paused"]}, "telegram.0"), ({"sms": ["error"]}, "sms"),
+                        ({"mail": "error"}, "mail")):
         got = await problem(await mail_client.put(PREFS, json=body, headers=bearer(token)), 422)
         assert [e["field"] for e in got["errors"]] == [field], body
     assert await (await mail_client.get(PREFS, headers=bearer(token))).json() == {
-        "webhook": ["trade", "state", "error"], "mail": ["error", "paused"]}
+        "webhook": ["trade", "state", "error"], "mail": ["error", "paused"], **ALL_TELEGRAM}
 
 
 async def test_the_webhook_preference_holds_back_events_the_user_turned_off(

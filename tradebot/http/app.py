@@ -35,6 +35,7 @@ from tradebot.http import (
     sse_user_routes,
     stats_routes,
     strategy_routes,
+    telegram_routes,
     trade_routes,
     webhook_routes,
 )
@@ -45,6 +46,7 @@ from tradebot.http.middlewares import authentication, problems, request_context
 from tradebot.http.notifications_app import notifications_context
 from tradebot.http.routing import RouteTable
 from tradebot.http.static_files import add_static_dir
+from tradebot.http.telegram_app import telegram_context
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ def all_routes() -> RouteTable:
     table.extend(chart_routes.routes)
     table.extend(webhook_routes.routes)
     table.extend(notification_routes.routes)
+    table.extend(telegram_routes.routes)
     table.extend(cluster_routes.routes)
     table.extend(admin_routes.routes)
     return table
@@ -113,6 +116,7 @@ def create_app(
     app.cleanup_ctx.append(backtest_routes.backtests_context)  # backtest jobs; failed as interrupted on close
     app.cleanup_ctx.append(optimization_routes.optimizations_context)  # chunk workers; after backtests (its loader)
     app.cleanup_ctx.append(notifications_context)  # webhooks, preferences, the outbox's delivery worker
+    app.cleanup_ctx.append(telegram_context)  # chat links; the poller while this replica holds its lease
     if settings.exchange_url or settings.env != "test":  # MARKET_CACHE; test apps without a simulator skip it
         app.cleanup_ctx.append(markets_routes.market_cache_ctx)
     for ctx in extra_contexts or []:

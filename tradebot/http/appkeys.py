@@ -30,6 +30,7 @@ from tradebot.http.stream_registry import StreamRegistry
 from tradebot.http.stream_slots import StreamSlots
 from tradebot.notifications.delivery_worker import DeliveryWorker
 from tradebot.notifications.preferences import PreferenceStore
+from tradebot.notifications.telegram_links import TelegramLinks
 from tradebot.notifications.webhooks import WebhookService
 from tradebot.optimizations.service import OptimizationService
 from tradebot.runtime.bot_runtime import BotRuntime
@@ -102,6 +103,9 @@ CLUSTER = web.AppKey("cluster", ClusterCoordinator)
 WEBHOOKS = web.AppKey("webhooks", WebhookService)
 NOTIFICATION_PREFERENCES = web.AppKey("notification_preferences", PreferenceStore)
 DELIVERY_WORKER = web.AppKey("delivery_worker", DeliveryWorker)
+# Telegram (http.telegram_app): the chat links; TELEGRAM_ENABLED says whether a platform bot is set up.
+TELEGRAM_LINKS = web.AppKey("telegram_links", TelegramLinks)
+TELEGRAM_ENABLED = web.AppKey("telegram_enabled", bool)
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -40,6 +40,7 @@ PAGE_PATHS = (
     "/forgot-password",
     "/reset-password",
     "/keys",
+    "/notifications",
     "/bots",
     "/bots/new",
     "/bots/{id:\\d{1,19}}",

@@ -102,6 +102,8 @@ DOMAIN_PROBLEMS: Mapping[type[Exception], ToProblem] = MappingProxyType({
                                                       "delete one to add another"),
     notifications.DeliveryNotRetryable: lambda e: conflict(str(e)),
     notifications.InvalidNotificationField: lambda e: field_problem(e.field, e.message),
+    notifications.TelegramNotConfigured: lambda _: conflict("Telegram is not set up on this deployment "
+                                                            "(no TRADEBOT_TELEGRAM_BOT_TOKEN)"),
     notifications.NotificationError: _refused,
 })  # fmt: skip
 

@@ -32,6 +32,9 @@ class PreferencesIn(BaseModel):
     mail: list[EventName] | None = Field(default=None, max_length=10,
                                          description="events mailed: error (a bot went to error), paused "
                                                      "(a daily limit paused it)")
+    telegram: list[EventName] | None = Field(default=None, max_length=10,
+                                             description="events told to the linked Telegram chat: trade, "
+                                                         "state (pauses, failovers, stops), error")
 
 
 class PreferencesOut(BaseModel):
@@ -39,10 +42,11 @@ class PreferencesOut(BaseModel):
 
     webhook: list[str]
     mail: list[str]
+    telegram: list[str]
 
     @classmethod
     def of(cls, prefs: Preferences) -> PreferencesOut:
-        return cls(webhook=prefs[Channel.WEBHOOK], mail=prefs[Channel.MAIL])
+        return cls(webhook=prefs[Channel.WEBHOOK], mail=prefs[Channel.MAIL], telegram=prefs[Channel.TELEGRAM])
 
 
 @routes.route("GET", PATH, summary="The caller's notification preferences", responses={200: PreferencesOut},

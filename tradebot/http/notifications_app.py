@@ -88,6 +88,11 @@ class DeliveryCollector(Collector):
         mails.add_metric(["sent"], c.mails_sent)
         mails.add_metric(["failed"], c.mail_failures)
         yield mails
+        telegram = CounterMetricFamily("tradebot_telegram_messages", "Telegram messages of the outbox by outcome",
+                                       labels=["outcome"])
+        telegram.add_metric(["sent"], c.telegram_sent)
+        telegram.add_metric(["failed"], c.telegram_failures)
+        yield telegram
         crashes = CounterMetricFamily("tradebot_notification_loop_crashes", "Delivery loops that crashed",
                                       labels=["task"])
         for name, count in sorted(self._tasks.crashes.items()):

@@ -15,6 +15,10 @@ Retries: after attempt n (1-based) fails, the next is due after `Backoff(retry_s
 (TRADEBOT_WEBHOOK_RETRY_S, doubling); after `attempts_allowed` (8) attempts the delivery is failed.
 
 Mail works the same way without the ordering: pending rows claimed with SKIP LOCKED, sent, recorded.
+
+Telegram messages too, but only on the replica that holds the Telegram lease (the one polling for
+updates, tradebot.runtime.telegram_poller): one sender keeps each chat's messages in id order and
+stays under the Bot API's rate limits.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import asyncpg
@@ -35,6 +39,7 @@ from tradebot.backoff import Backoff, Retrier
 from tradebot.notifications.mail_text import mail_text
 from tradebot.notifications.signing import signature
 from tradebot.notifications.ssrf import BlockedAddress, GuardedResolver, UnsafeUrl, parse_url
+from tradebot.notifications.telegram_text import bot_label, event_text
 from tradebot.security.mailer import Mailer
 
 log = logging.getLogger(__name__)
@@ -117,6 +122,31 @@ WHERE m.id = v.id
 """
 
 
+_TELEGRAM_BATCH = """
+SELECT t.id, t.chat_id, t.attempts, e.event, e.bot_id, e.data, c.name AS bot_name, c.symbol
+FROM telegram_deliveries t
+JOIN notification_events e ON e.id = t.event_id
+LEFT JOIN bot_configs c ON c.id = e.bot_id
+WHERE t.status = 'pending' AND t.next_attempt_at <= now()
+  -- in order per chat: nothing overtakes an earlier message waiting for its retry
+  AND NOT EXISTS (SELECT 1 FROM telegram_deliveries o
+                  WHERE o.chat_id = t.chat_id AND o.status = 'pending' AND o.id < t.id AND o.next_attempt_at > now())
+ORDER BY t.id LIMIT $1
+FOR UPDATE OF t SKIP LOCKED
+"""
+
+_TELEGRAM_RECORD = """
+UPDATE telegram_deliveries t SET
+    attempts = t.attempts + 1,
+    status = CASE WHEN v.ok THEN 'delivered' WHEN t.attempts + 1 >= $5 THEN 'failed' ELSE 'pending' END,
+    last_error = v.error,
+    delivered_at = CASE WHEN v.ok THEN now() END,
+    next_attempt_at = CASE WHEN v.ok THEN t.next_attempt_at ELSE now() + make_interval(secs => v.retry_in) END
+FROM unnest($1::bigint[], $2::boolean[], $3::text[], $4::float8[]) AS v(id, ok, error, retry_in)
+WHERE t.id = v.id
+"""
+
+
 # Retention: delivered and failed rows older than the kept days go, a bounded batch at a time, and
 # then the events no delivery refers to any more. Any replica may run it; SKIP LOCKED keeps two apart.
 _PRUNE = """
@@ -132,8 +162,14 @@ WITH hooks AS (
         WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)
         LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING event_id
+), messages AS (
+    DELETE FROM telegram_deliveries WHERE id IN (
+        SELECT id FROM telegram_deliveries
+        WHERE status <> 'pending' AND created_at < now() - make_interval(days => $1)
+        LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING event_id
 )
-SELECT (SELECT count(*) FROM hooks) + (SELECT count(*) FROM mails)
+SELECT (SELECT count(*) FROM hooks) + (SELECT count(*) FROM mails) + (SELECT count(*) FROM messages)
 """
 
 _PRUNE_EVENTS = """
@@ -142,6 +178,7 @@ DELETE FROM notification_events e WHERE e.id IN (
     WHERE created_at < now() - make_interval(days => $1)
       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = notification_events.id)
       AND NOT EXISTS (SELECT 1 FROM mail_deliveries m WHERE m.event_id = notification_events.id)
+      AND NOT EXISTS (SELECT 1 FROM telegram_deliveries t WHERE t.event_id = notification_events.id)
     LIMIT $2 FOR UPDATE SKIP LOCKED)
 """
 PRUNE_BATCH = 10_000
@@ -160,6 +197,12 @@ class DeliveryCounters:
     failed_attempts: int = 0
     mails_sent: int = 0
     mail_failures: int = 0
+    telegram_sent: int = 0
+    telegram_failures: int = 0
+
+
+class TelegramSender(Protocol):
+    async def send_message(self, chat_id: int, text: str) -> int: ...
 
 
 def delivery_body(delivery_id: int, event: str, created_at: Any, bot_id: int | None, data_json: str) -> bytes:
@@ -226,6 +269,7 @@ class WorkerTiming:
     retry_s: float = 10.0  # TRADEBOT_WEBHOOK_RETRY_S: the first retry's delay, doubling after
     concurrency: int = 4  # webhooks sent to side by side by one replica (each holds a connection)
     mail_batch: int = 20
+    telegram_batch: int = 20
     keep_days: float = 30.0  # TRADEBOT_NOTIFICATIONS_KEEP_DAYS: the delivery log's length
     prune_every_s: float = 60.0
 
@@ -356,6 +400,42 @@ class DeliveryWorker:
                 [ok for ok, _ in results],
                 [err for _, err in results],
                 [self.retry_policy.ceiling(r["attempts"]) for r in rows],
+                MAIL_ATTEMPTS,
+            )
+        return len(rows)
+
+    # ------------------------------------------------------------------ telegram
+
+    async def telegram_due(self, chat: TelegramSender) -> int:
+        """One batch of due Telegram messages, sent in id order; only the Telegram lease holder calls it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_TELEGRAM_BATCH, self.timing.telegram_batch)
+            if not rows:
+                return 0
+            attempted: list[tuple[asyncpg.Record, bool, str | None]] = []
+            failed_chats: set[int] = set()
+            for row in rows:
+                if row["chat_id"] in failed_chats:
+                    continue  # the chat's order: what follows a failed message waits for its retry
+                label = bot_label(row["bot_id"], row["bot_name"], row["symbol"])
+                try:
+                    await chat.send_message(row["chat_id"], event_text(row["event"], row["data"], label))
+                    attempted.append((row, True, None))
+                    self.counters.telegram_sent += 1
+                except Exception as e:  # a failed send is this row's failed attempt, never the loop's
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError from e  # a cancellation a client library turned into an error
+                    failed_chats.add(row["chat_id"])
+                    attempted.append((row, False, f"{e}"[:ERROR_CHARS]))
+                    self.counters.telegram_failures += 1
+                    log.warning("telegram message not sent; retried later", extra={"error": f"{e}"[:ERROR_CHARS]})
+            await conn.execute(
+                _TELEGRAM_RECORD,
+                [r["id"] for r, _, _ in attempted],
+                [ok for _, ok, _ in attempted],
+                [err for _, _, err in attempted],
+                [self.retry_policy.ceiling(r["attempts"]) for r, _, _ in attempted],
                 MAIL_ATTEMPTS,
             )
         return len(rows)

@@ -32,3 +32,7 @@ class InvalidNotificationField(NotificationError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class TelegramNotConfigured(NotificationError):
+    """No platform bot on this deployment (TRADEBOT_TELEGRAM_BOT_TOKEN unset): nothing to link."""

@@ -16,14 +16,17 @@ class Event(StrEnum):
 class Channel(StrEnum):
     WEBHOOK = "webhook"
     MAIL = "mail"
+    TELEGRAM = "telegram"
 
 
 # What a webhook may subscribe to (CONTRACT.md), and what each channel can carry at all. Mail is
-# for what needs a person: a bot that stopped trading. (Telegram, a later channel, adds its own.)
+# for what needs a person: a bot that stopped trading. Telegram tells a person what happens: trades
+# (entries, exits with PnL), status changes (pauses, failovers, stops) and errors.
 WEBHOOK_EVENTS: tuple[Event, ...] = (Event.TRADE, Event.STATE, Event.ERROR)
 CHANNEL_EVENTS: dict[Channel, tuple[Event, ...]] = {
     Channel.WEBHOOK: WEBHOOK_EVENTS,
     Channel.MAIL: (Event.ERROR, Event.PAUSED),
+    Channel.TELEGRAM: (Event.TRADE, Event.STATE, Event.ERROR),
 }
 # Everything on until the user says otherwise.
 DEFAULT_PREFERENCES: dict[Channel, tuple[Event, ...]] = dict(CHANNEL_EVENTS)

@@ -28,13 +28,19 @@ from tradebot.statuses import BotStatus
 
 _DEFAULT_HOOK_EVENTS = [str(e) for e in DEFAULT_PREFERENCES[Channel.WEBHOOK]]
 _DEFAULT_MAIL_EVENTS = [str(e) for e in DEFAULT_PREFERENCES[Channel.MAIL]]
+_DEFAULT_TELEGRAM_EVENTS = [str(e) for e in DEFAULT_PREFERENCES[Channel.TELEGRAM]]
+# A chat is told what a person acts on: a state event only when the status moved to one of these
+# (a failover shows as `running` on another replica); `error` comes as its own event.
+_TELEGRAM_STATUSES = frozenset({BotStatus.RUNNING, BotStatus.PAUSED, BotStatus.STOPPED})
 
-# $1 bot, $2 event, $3 data, $4 mail kind or NULL, $5/$6 the default preferences.
+# $1 bot, $2 event, $3 data, $4 mail kind or NULL, $5/$6/$7 the default preferences, $8 whether the
+# event is one a linked Telegram chat is told.
 _RECORD = """
 WITH bot AS (
     SELECT c.user_id,
            COALESCE(p.webhook_events, $5::text[]) AS hook_events,
-           COALESCE(p.mail_events, $6::text[]) AS mail_events
+           COALESCE(p.mail_events, $6::text[]) AS mail_events,
+           COALESCE(p.telegram_events, $7::text[]) AS telegram_events
     FROM bot_configs c LEFT JOIN notification_preferences p ON p.user_id = c.user_id
     WHERE c.id = $1
 ),
@@ -45,15 +51,24 @@ hooks AS (
 mail AS (
     SELECT bot.user_id FROM bot WHERE $4::text IS NOT NULL AND $4::text = ANY (bot.mail_events)
 ),
+chats AS (
+    SELECT l.chat_id FROM telegram_links l JOIN bot ON l.user_id = bot.user_id
+    WHERE $8::boolean AND $2 = ANY (bot.telegram_events)
+),
 ev AS (
     INSERT INTO notification_events (user_id, bot_id, event, data)
     SELECT bot.user_id, $1, $2, $3 FROM bot
-    WHERE EXISTS (SELECT 1 FROM hooks) OR EXISTS (SELECT 1 FROM mail)
+    WHERE EXISTS (SELECT 1 FROM hooks) OR EXISTS (SELECT 1 FROM mail) OR EXISTS (SELECT 1 FROM chats)
     RETURNING id, user_id
 ),
 deliveries AS (
     INSERT INTO webhook_deliveries (webhook_id, event_id)
     SELECT hooks.id, ev.id FROM ev, hooks
+    RETURNING id
+),
+messages AS (
+    INSERT INTO telegram_deliveries (event_id, chat_id)
+    SELECT ev.id, chats.chat_id FROM ev, chats
     RETURNING id
 )
 INSERT INTO mail_deliveries (event_id, user_id, kind)
@@ -67,10 +82,19 @@ def _plain(data: Mapping[str, Any]) -> Any:
 
 
 async def record(conn: asyncpg.Connection, bot_id: int, event: Event, data: Mapping[str, Any],
-                 *, mail: Event | None = None) -> None:
-    """Queue `event` for the bot's user's webhooks that take it, and `mail` for the user if wanted."""
+                 *, mail: Event | None = None, telegram: bool = False) -> None:
+    """Queue `event` for the bot's user's webhooks that take it, `mail` for the user if wanted, and
+    (`telegram`) a message to the user's linked chat if it takes the event."""
     await conn.execute(_RECORD, bot_id, str(event), _plain(data), None if mail is None else str(mail),
-                       _DEFAULT_HOOK_EVENTS, _DEFAULT_MAIL_EVENTS)
+                       _DEFAULT_HOOK_EVENTS, _DEFAULT_MAIL_EVENTS, _DEFAULT_TELEGRAM_EVENTS, telegram)
+
+
+def tells_telegram(event: str, status: object, previous_status: str | None) -> bool:
+    """Whether a chat hears of this: every trade; a state only when its status moved to one of
+    _TELEGRAM_STATUSES (the runtime rewrites a state on every candle and fill: a chat must not)."""
+    if event == Event.TRADE:
+        return True
+    return event == Event.STATE and status != previous_status and status in _TELEGRAM_STATUSES
 
 
 async def record_bot_change(conn: asyncpg.Connection, bot_id: int, event: str, data: Mapping[str, Any],
@@ -85,6 +109,7 @@ async def record_bot_change(conn: asyncpg.Connection, bot_id: int, event: str, d
     """
     status = data.get("status") if event == Event.STATE else None
     paused = status == BotStatus.PAUSED and previous_status == BotStatus.RUNNING
-    await record(conn, bot_id, Event(event), data, mail=Event.PAUSED if paused else None)
+    await record(conn, bot_id, Event(event), data, mail=Event.PAUSED if paused else None,
+                 telegram=tells_telegram(event, status, previous_status))
     if status == BotStatus.ERROR and previous_status != BotStatus.ERROR:
-        await record(conn, bot_id, Event.ERROR, data, mail=Event.ERROR)
+        await record(conn, bot_id, Event.ERROR, data, mail=Event.ERROR, telegram=True)

@@ -23,7 +23,7 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[object] | asyncio.Task[No
     if pending:
         _, still = await asyncio.wait(pending, timeout=timeout)
         for t in still:
-            log.error("task did not stop within %.1fs", timeout, extra={"task": t.get_name()})
+            log.error("task %s did not stop within %.1fs", t.get_name(), timeout, extra={"task": t.get_name()})
     for t in group:
         if t.done() and not t.cancelled() and t.exception() is not None:
             log.error("task %s had failed", t.get_name(), exc_info=t.exception())

@@ -47,9 +47,10 @@ def renew_deadline_s(ttl_ms: int, renew_interval_ms: int) -> float:
 
 class LeaderElection:
     def __init__(self, redis: aioredis.Redis, prefix: str, replica_id: str, clock: Clock, *,
-                 ttl_ms: int, renew_interval_ms: int) -> None:
+                 ttl_ms: int, renew_interval_ms: int, key: str | None = None) -> None:
         self._redis = redis
-        self.key = leader_key(prefix)
+        # Another key: the same election for another single-replica job (the Telegram poller).
+        self.key = key or leader_key(prefix)
         self.replica_id = replica_id
         self._clock = clock
         self.ttl_ms = ttl_ms
@@ -84,13 +85,13 @@ class LeaderElection:
             self._leading = True
             self._deadline = started + self.renew_deadline_s
             self.terms += 1
-            log.info("became the cluster leader", extra={"replica_id": self.replica_id})
+            log.info("took the lease", extra={"replica_id": self.replica_id, "key": self.key})
         return self.is_leader
 
     def _step_down(self, why: str) -> None:
         self._leading = False
         self.step_downs += 1
-        log.warning("stepping down as cluster leader: %s", why, extra={"replica_id": self.replica_id})
+        log.warning("giving up the lease: %s", why, extra={"replica_id": self.replica_id, "key": self.key})
 
     async def release(self) -> None:
         """Give the key up (graceful shutdown) so another replica leads at once."""

@@ -18,6 +18,7 @@ const PRIVATE = [
   [/^\/optimizations(?:\/new)?$/, "optimizations", () => import("./pages/optimizations.js").then((m) => m.optimizationsPage())],
   [/^\/optimizations\/(\d+)$/, "optimizations", (id) => import("./pages/optimization.js").then((m) => m.optimizationPage(id))],
   [/^\/keys$/, "keys", () => import("./pages/keys.js").then((m) => m.keysPage())],
+  [/^\/notifications$/, "notifications", () => import("./pages/notifications.js").then((m) => m.notificationsPage())],
   [/^\/backtests$/, "backtests", () => import("./pages/backtests.js").then((m) => m.backtestsPage())],
   [/^\/backtests\/new$/, "backtests", () => import("./pages/backtests.js").then((m) => m.backtestsPage())],
   [/^\/backtests\/(\d+)$/, "backtests", (id) => import("./pages/backtest.js").then((m) => m.backtestPage(id))],
