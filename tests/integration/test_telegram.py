@@ -225,7 +225,14 @@ async def test_stopbot_stops_only_after_the_confirmation(tg_client: Client, tele
     assert await pool.fetchval("SELECT is_active FROM bot_configs WHERE id = $1", bot) is False
     assert (f"cb{asked.message_id}" or True) and telegram.callback_answers[-1][1] == f"Stopping bot #{bot}."
 
-    assert (await _answer(telegram, 800, f"/forceexit {bot}")).startswith("Force exit is not available")
+    # A force exit is asked, confirmed, and refused readably: the bot is stopped now.
+    question = await _answer(telegram, 800, f"/forceexit {bot}")
+    assert question == f"Close the position of Heron (#{bot}, BTC/USDT:USDT) at market?"
+    [asked] = [m for m in telegram.messages(800) if m.text == question]
+    telegram.press(800, asked.message_id, f"exit:{bot}")
+    await eventually(lambda: [m for m in telegram.messages(800) if m.message_id == asked.message_id
+                              and m.text.startswith("Not done: the bot is not running")],
+                     timeout=20, what="the force exit's refusal")
     assert (await _answer(telegram, 800, "/stopbot")).startswith("Usage: /stopbot <bot id>")
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tradebot.bots.errors import BotNotFound
+from tradebot.bots.errors import BotNotFound, CommandRefused
 from tradebot.bots.stats import StatsGroup, TradeFilter
 from tradebot.http.appkeys import (
     BOTS,
@@ -39,8 +39,6 @@ TELEGRAM_POLLER = web.AppKey("telegram_poller", TelegramPoller)
 class AppDesk:
     """The figures a chat asks for, from the same services the API answers with."""
 
-    force_exit_available = False  # the API has no force-exit of an open position yet
-
     def __init__(self, app: web.Application) -> None:
         self._app = app
 
@@ -67,7 +65,13 @@ class AppDesk:
             return False
         return True
 
-    async def force_exit(self, user_id: int, bot_id: int) -> bool | None:
+    async def force_exit(self, user_id: int, bot_id: int) -> str | None:
+        try:
+            await self._app[BOTS].force_exit(user_id, bot_id, pct=100.0)
+        except BotNotFound:
+            return f"You have no bot #{bot_id}."
+        except CommandRefused as e:
+            return f"Not done: {e.detail}."
         return None
 
 

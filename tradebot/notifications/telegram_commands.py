@@ -27,13 +27,7 @@ MAX_PROFIT_DAYS = 3650
 DAILY_DAYS = 7
 
 
-NO_FORCE_EXIT = "Force exit is not available: the API has no force-exit yet. /stopbot stops the bot."
-
-
 class Desk(Protocol):
-    @property
-    def force_exit_available(self) -> bool: ...
-
     async def bots(self, user_id: int) -> Sequence[Mapping[str, Any]]: ...
 
     async def bot(self, user_id: int, bot_id: int) -> Mapping[str, Any] | None: ...
@@ -44,8 +38,8 @@ class Desk(Protocol):
 
     async def stop(self, user_id: int, bot_id: int) -> bool: ...
 
-    # None: this API cannot force an exit (the answer says so).
-    async def force_exit(self, user_id: int, bot_id: int) -> bool | None: ...
+    # None when the exit was asked of the bot's owner; else why not (no such bot, not running, flat).
+    async def force_exit(self, user_id: int, bot_id: int) -> str | None: ...
 
 
 class Chat(Protocol):
@@ -141,8 +135,6 @@ class CommandHandler:
         bot_id = _bot_id(args)
         if bot_id is None:
             return f"Usage: /{name} <bot id> (see /status)", []
-        if name == "forceexit" and not self._desk.force_exit_available:
-            return NO_FORCE_EXIT, []
         bot = await self._desk.bot(user_id, bot_id)
         if bot is None:
             return f"You have no bot #{bot_id}.", []
@@ -172,10 +164,8 @@ class CommandHandler:
                 return f"You have no bot #{bot_id}."
             log.info("bot stop requested from telegram", extra={"user_id": user_id, "bot_id": bot_id})
             return f"Stopping bot #{bot_id}."
-        done = await self._desk.force_exit(user_id, bot_id)
-        if done is None:
-            return NO_FORCE_EXIT
-        if not done:
-            return f"You have no bot #{bot_id}."
+        refused = await self._desk.force_exit(user_id, bot_id)
+        if refused is not None:
+            return refused
         log.info("bot force exit requested from telegram", extra={"user_id": user_id, "bot_id": bot_id})
         return f"Closing the position of bot #{bot_id}."
