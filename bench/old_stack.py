@@ -271,6 +271,6 @@ async def status_stream(request: Request, authorization: Annotated[str | None, H
                 data = json.loads(msg["data"])
                 yield f"id: {data['id']}\nevent: {data['event']}\ndata: {json.dumps(data['data'])}\n\n"
         finally:
-            await asyncio.shield(pubsub.aclose())  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await asyncio.shield(pubsub.aclose())
 
     return StreamingResponse(events(), media_type="text/event-stream")
