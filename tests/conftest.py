@@ -101,6 +101,11 @@ async def _truncate(url: str) -> None:
         await conn.close()
 
 
+def truncate_tables(url: str) -> None:
+    """Every table emptied, for tests outside an event loop (those starting replica processes)."""
+    asyncio.run(_truncate(url))
+
+
 @pytest.fixture
 async def clean_db(database_url: str) -> str:
     await _truncate(database_url)

@@ -8,7 +8,18 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import truncate_tables
 from tests.processes import free_port, http_get, redis_server, tradebot_run, wait_until
+
+
+@pytest.fixture
+def database_url(database_url: str) -> str:
+    """The session's database, emptied: a replica started here takes any active bot an earlier test
+    left behind, and that bot's exchange (the real Binance, unreachable here) crashes it."""
+    truncate_tables(database_url)
+    return database_url
 
 
 def test_run_serves_operations_endpoints(database_url: str, redis_url: str, tmp_path: Path) -> None:

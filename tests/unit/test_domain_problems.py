@@ -25,7 +25,13 @@ from tradebot.security.password_policy import WeakPassword
 HTTP = Path(__file__).resolve().parents[2] / "tradebot" / "http"
 DOMAIN_BASES: tuple[type[Exception], ...] = (AccountError, BotError, BacktestError)
 # A bad token is not a bad password: the bearer authenticator answers with its own 401.
-ALLOWED_CATCHES = {("accounts_app.py", "InvalidCredentials")}
+# The Telegram desk answers chat commands, not HTTP requests: it turns the bots service's refusals
+# into the chat's answers itself.
+ALLOWED_CATCHES = {
+    ("accounts_app.py", "InvalidCredentials"),
+    ("telegram_app.py", "BotNotFound"),
+    ("telegram_app.py", "CommandRefused"),
+}
 
 
 def _subclasses(cls: type[Exception]) -> set[type[Exception]]:

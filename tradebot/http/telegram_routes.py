@@ -38,7 +38,7 @@ class LinkStatusOut(BaseModel):
 
 
 @routes.route("POST", PATH, summary="A one-time code that links a Telegram chat (sent as /start <code>)",
-              responses={201: LinkCodeOut}, tags=TAGS)
+              responses={201: LinkCodeOut}, errors=[409], tags=TAGS)
 async def create_link_code(request: web.Request) -> web.Response:
     if not request.app[TELEGRAM_ENABLED]:
         raise TelegramNotConfigured
